@@ -1,0 +1,253 @@
+//! The command line: `serve` (the default), `user …`, `token create`,
+//! `check`. Every command works on the same store as the server and calls the
+//! same services; CLI actions are audited as `cli:<os user>`.
+
+use std::io::{BufRead, IsTerminal};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::{Config, Overrides};
+use crate::domain::{Password, Role, Username};
+use crate::service::users::{self, NewUser};
+use crate::service::{Actor, tokens};
+use crate::store::Store;
+
+#[derive(Parser, Debug)]
+#[command(name = "custodian", version, about = "A web control panel for database administration")]
+pub struct Cli {
+    /// Configuration file (default: ./custodian.toml if it exists).
+    #[arg(long, global = true, env = "CUSTODIAN_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Data directory: the default SQLite store lives here.
+    #[arg(long, global = true, env = "CUSTODIAN_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the web panel (the default command).
+    Serve(ServeArgs),
+    /// Manage panel users.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Manage API tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Validate the configuration and print what would be used.
+    Check,
+}
+
+#[derive(Args, Debug, Default)]
+pub struct ServeArgs {
+    /// Address to listen on, e.g. 127.0.0.1:8080.
+    #[arg(long, env = "CUSTODIAN_LISTEN", value_name = "ADDR")]
+    pub listen: Option<SocketAddr>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum UserCommand {
+    /// Create a user.
+    Add {
+        name: String,
+        #[arg(long, value_parser = parse_role)]
+        role: Role,
+        /// May approve migrations.
+        #[arg(long)]
+        approver: bool,
+        /// Read the password from standard input instead of a prompt.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// List users.
+    List,
+    /// Set a user's password.
+    Passwd {
+        name: String,
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Disable a user: their sessions and API tokens stop working.
+    Disable { name: String },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TokenCommand {
+    /// Create an API token for USER and print it once.
+    Create {
+        user: String,
+        #[arg(long)]
+        name: String,
+    },
+}
+
+fn parse_role(s: &str) -> Result<Role, String> {
+    s.parse::<Role>().map_err(|e| e.to_string())
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let listen = match &cli.command {
+        Some(Command::Serve(args)) => args.listen,
+        _ => None,
+    };
+    let overrides = Overrides {
+        config_file: cli.config.clone(),
+        data_dir: cli.data_dir.clone(),
+        listen,
+    };
+    let loaded = match Config::load(&overrides) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return ExitCode::from(2);
+        }
+    };
+    init_tracing(&loaded.config.log);
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            None | Some(Command::Serve(_)) => crate::server::run(loaded.config).await,
+            Some(Command::Check) => check(&loaded).await,
+            Some(Command::User(cmd)) => user(&loaded.config, cmd).await,
+            Some(Command::Token(cmd)) => token(&loaded.config, cmd).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_tracing(filter: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("RUST_LOG")
+        .or_else(|_| tracing_subscriber::EnvFilter::try_new(filter))
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+async fn check(loaded: &crate::config::Loaded) -> anyhow::Result<()> {
+    let c = &loaded.config;
+    match &loaded.file {
+        Some(f) => println!("config file:      {}", f.display()),
+        None => println!("config file:      (none; defaults and CUSTODIAN_* variables)"),
+    }
+    println!("listen:           {}", c.listen);
+    println!("data dir:         {}", c.data_dir.display());
+    println!("store:            {}", c.store_url());
+    println!("public url:       {}", c.public_base());
+    println!("secure cookies:   {}", c.secure_cookies);
+    println!("trust proxy hdrs: {}", c.trust_proxy_headers);
+    println!(
+        "session timeouts: idle {}, absolute {}",
+        humantime::format_duration(c.session_idle_timeout),
+        humantime::format_duration(c.session_absolute_timeout)
+    );
+    let store = Store::open(&c.store_url()).await?;
+    let users = users::count(&store).await?;
+    println!("store check:      ok ({users} users)");
+    store.close().await;
+    Ok(())
+}
+
+/// A password from stdin (first line) or an interactive prompt, twice.
+fn read_password(from_stdin: bool) -> anyhow::Result<Password> {
+    let raw = if from_stdin || !std::io::stdin().is_terminal() {
+        let mut line = String::new();
+        std::io::stdin().lock().read_line(&mut line).context("cannot read the password from stdin")?;
+        line.trim_end_matches(['\r', '\n']).to_string()
+    } else {
+        let first = rpassword::prompt_password("Password: ")?;
+        let again = rpassword::prompt_password("Again: ")?;
+        if first != again {
+            bail!("the two passwords differ");
+        }
+        first
+    };
+    Ok(Password::new(raw)?)
+}
+
+async fn user(config: &Config, cmd: UserCommand) -> anyhow::Result<()> {
+    let store = Store::open(&config.store_url()).await?;
+    let actor = Actor::cli();
+    match cmd {
+        UserCommand::Add {
+            name,
+            role,
+            approver,
+            password_stdin,
+        } => {
+            let name = Username::parse(&name)?;
+            let password = read_password(password_stdin)?;
+            let new = NewUser {
+                name,
+                password,
+                role,
+                can_approve: approver,
+            };
+            let user = users::create(&store, &actor, new).await?;
+            println!("created {} ({}{})", user.name, user.role, if user.can_approve { ", approver" } else { "" });
+        }
+        UserCommand::List => {
+            println!("{:<24} {:<9} {:<9} {:<9}", "NAME", "ROLE", "APPROVER", "STATE");
+            for u in users::list(&store).await? {
+                println!(
+                    "{:<24} {:<9} {:<9} {:<9}",
+                    u.name,
+                    u.role,
+                    if u.can_approve { "yes" } else { "no" },
+                    if u.disabled { "disabled" } else { "active" }
+                );
+            }
+        }
+        UserCommand::Passwd { name, password_stdin } => {
+            let name = Username::parse(&name)?;
+            users::by_name(&store, &name).await?;
+            let password = read_password(password_stdin)?;
+            users::reset_password(&store, &actor, &name, &password).await?;
+            println!("password changed for {name}");
+        }
+        UserCommand::Disable { name } => {
+            let name = Username::parse(&name)?;
+            let user = users::set_disabled(&store, &actor, &name, true).await?;
+            println!("disabled {}", user.name);
+        }
+    }
+    store.close().await;
+    Ok(())
+}
+
+async fn token(config: &Config, cmd: TokenCommand) -> anyhow::Result<()> {
+    let store = Store::open(&config.store_url()).await?;
+    let actor = Actor::cli();
+    match cmd {
+        TokenCommand::Create { user, name } => {
+            let owner = users::by_name(&store, &Username::parse(&user)?).await?;
+            let created = tokens::create(&store, &actor, &owner, &name).await?;
+            eprintln!(
+                "API token {:?} for {} (shown once; store it now):",
+                created.token.name, owner.name
+            );
+            println!("{}", created.secret);
+        }
+    }
+    store.close().await;
+    Ok(())
+}

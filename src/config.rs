@@ -1,0 +1,246 @@
+//! Configuration: built-in defaults, then `custodian.toml` (or `--config FILE`),
+//! then `CUSTODIAN_*` environment variables, then command-line flags. The
+//! defaults need nothing installed: a SQLite store under `./custodian-data`.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+
+/// The file read from the working directory when no `--config` is given.
+pub const DEFAULT_CONFIG_FILE: &str = "custodian.toml";
+
+/// Keys that may come from `CUSTODIAN_<KEY>` environment variables. Other
+/// `CUSTODIAN_*` variables (CUSTODIAN_CONFIG, the test URLs) are not config keys.
+const ENV_KEYS: &[&str] = &[
+    "listen",
+    "data_dir",
+    "store_url",
+    "public_url",
+    "secure_cookies",
+    "trust_proxy_headers",
+    "session_idle_timeout",
+    "session_absolute_timeout",
+    "log",
+];
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Address the HTTP server listens on.
+    pub listen: SocketAddr,
+    /// Directory for the default SQLite store and, later, keys and backups.
+    pub data_dir: PathBuf,
+    /// The panel's own store. Unset means SQLite at `<data_dir>/custodian.db`;
+    /// `postgres://…` shares one store between several panel instances.
+    pub store_url: Option<SecretUrl>,
+    /// How users reach the panel (e.g. `https://custodian.example.com`); used
+    /// for the setup link. Unset means `http://<listen>`.
+    pub public_url: Option<String>,
+    /// Mark the session cookie `Secure`: set this when the panel is behind TLS.
+    pub secure_cookies: bool,
+    /// Take the client address from `X-Forwarded-For` (only behind a proxy you run).
+    pub trust_proxy_headers: bool,
+    /// A session unused for this long ends.
+    #[serde(with = "humantime_serde")]
+    pub session_idle_timeout: Duration,
+    /// A session ends this long after sign-in, however active.
+    #[serde(with = "humantime_serde")]
+    pub session_absolute_timeout: Duration,
+    /// Log filter in `tracing` syntax, e.g. `info` or `custodian=debug,info`.
+    pub log: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            data_dir: PathBuf::from("custodian-data"),
+            store_url: None,
+            public_url: None,
+            secure_cookies: false,
+            trust_proxy_headers: false,
+            session_idle_timeout: Duration::from_secs(60 * 60),
+            session_absolute_timeout: Duration::from_secs(12 * 60 * 60),
+            log: "info".into(),
+        }
+    }
+}
+
+/// Values given on the command line; they win over everything else.
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    pub config_file: Option<PathBuf>,
+    pub data_dir: Option<PathBuf>,
+    pub listen: Option<SocketAddr>,
+}
+
+/// A configuration and where it came from, for `custodian check`.
+#[derive(Debug)]
+pub struct Loaded {
+    pub config: Config,
+    pub file: Option<PathBuf>,
+}
+
+impl Config {
+    /// Layer defaults, the config file, `CUSTODIAN_*` variables and flags.
+    pub fn load(overrides: &Overrides) -> anyhow::Result<Loaded> {
+        let file = match &overrides.config_file {
+            Some(path) => {
+                if !path.is_file() {
+                    bail!("config file {} does not exist", path.display());
+                }
+                Some(path.clone())
+            }
+            None => Some(PathBuf::from(DEFAULT_CONFIG_FILE)).filter(|p| p.is_file()),
+        };
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(path) = &file {
+            figment = figment.merge(Toml::file(path));
+        }
+        figment = figment.merge(Env::prefixed("CUSTODIAN_").only(ENV_KEYS));
+        if let Some(dir) = &overrides.data_dir {
+            figment = figment.merge(("data_dir", dir));
+        }
+        if let Some(listen) = overrides.listen {
+            figment = figment.merge(("listen", listen));
+        }
+        let config: Config = figment.extract().context("invalid configuration")?;
+        config.validate()?;
+        Ok(Loaded { config, file })
+    }
+
+    fn validate(&self) -> anyhow::Result<()> {
+        if let Some(url) = &self.store_url {
+            StoreKind::of(url.expose())?;
+        }
+        if let Some(public) = &self.public_url {
+            let parsed = url::Url::parse(public).context("public_url is not a URL")?;
+            if !matches!(parsed.scheme(), "http" | "https") {
+                bail!("public_url must start with http:// or https://");
+            }
+        }
+        if self.session_idle_timeout.is_zero() || self.session_absolute_timeout.is_zero() {
+            bail!("session timeouts must be longer than zero");
+        }
+        Ok(())
+    }
+
+    /// The store URL in effect: the configured one, or SQLite in the data dir.
+    pub fn store_url(&self) -> SecretUrl {
+        self.store_url.clone().unwrap_or_else(|| {
+            SecretUrl::new(format!(
+                "sqlite://{}",
+                self.data_dir.join("custodian.db").display()
+            ))
+        })
+    }
+
+    /// Base URL printed in links (the setup link).
+    pub fn public_base(&self) -> String {
+        match &self.public_url {
+            Some(url) => url.trim_end_matches('/').to_string(),
+            None => format!("http://{}", self.listen),
+        }
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+}
+
+/// Which database the store lives in, decided by the URL scheme.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StoreKind {
+    Sqlite,
+    Postgres,
+}
+
+impl StoreKind {
+    pub fn of(url: &str) -> anyhow::Result<Self> {
+        if url.starts_with("sqlite:") {
+            Ok(StoreKind::Sqlite)
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok(StoreKind::Postgres)
+        } else {
+            bail!("store_url must start with sqlite:// or postgres://")
+        }
+    }
+}
+
+/// A connection URL that may carry a password. `Debug` and `Display` redact
+/// the password so the URL can be logged; `expose` is for connecting only.
+#[derive(Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct SecretUrl(String);
+
+impl SecretUrl {
+    pub fn new(url: impl Into<String>) -> Self {
+        SecretUrl(url.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// The URL with any password replaced by `***`.
+    pub fn redacted(&self) -> String {
+        match url::Url::parse(&self.0) {
+            Ok(mut parsed) if parsed.password().is_some() => {
+                // set_password only fails for URLs that cannot have one.
+                let _ = parsed.set_password(Some("***"));
+                parsed.to_string()
+            }
+            Ok(_) => self.0.clone(),
+            // Unparseable: show only the scheme, never the rest.
+            Err(_) => match self.0.split_once(':') {
+                Some((scheme, _)) => format!("{scheme}:<unparseable URL>"),
+                None => "<unparseable URL>".into(),
+            },
+        }
+    }
+}
+
+impl fmt::Debug for SecretUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SecretUrl({})", self.redacted())
+    }
+}
+
+impl fmt::Display for SecretUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.redacted())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secret_url_never_shows_its_password() {
+        let url = SecretUrl::new("postgres://admin:hunter2@db.example:5432/panel");
+        assert!(!format!("{url:?}").contains("hunter2"));
+        assert!(!url.to_string().contains("hunter2"));
+        assert!(url.to_string().contains("admin:***@db.example"));
+        assert_eq!(url.expose(), "postgres://admin:hunter2@db.example:5432/panel");
+    }
+
+    #[test]
+    fn unparseable_url_is_not_echoed() {
+        let url = SecretUrl::new("postgres://u:p@ss:w0rd@[bad");
+        assert!(!url.to_string().contains("w0rd"));
+    }
+
+    #[test]
+    fn store_kind_follows_the_scheme() {
+        assert_eq!(StoreKind::of("sqlite://x.db").unwrap(), StoreKind::Sqlite);
+        assert_eq!(StoreKind::of("postgres://h/db").unwrap(), StoreKind::Postgres);
+        assert!(StoreKind::of("mysql://h/db").is_err());
+    }
+}

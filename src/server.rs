@@ -1,0 +1,111 @@
+//! Starting and stopping the panel: open the store, build the router, print
+//! the first-run setup link, serve until SIGTERM or Ctrl-C.
+
+use std::future::Future;
+use std::net::SocketAddr;
+
+use anyhow::Context;
+use axum::Router;
+use tokio::net::TcpListener;
+use tower_sessions::session_store::ExpiredDeletion;
+
+use crate::config::Config;
+use crate::service::setup;
+use crate::store::Store;
+use crate::web::{self, AppState};
+
+/// A panel ready to serve: its state, its router, and the setup token if
+/// there are no users yet.
+pub struct Prepared {
+    pub state: AppState,
+    pub app: Router,
+    pub setup_token: Option<String>,
+}
+
+/// Open the store (creating and migrating it) and build the application.
+pub async fn prepare(config: Config) -> anyhow::Result<Prepared> {
+    let store = Store::open(&config.store_url()).await?;
+    let sessions = store.session_backend().await.context("cannot prepare the session table")?;
+    let setup_token = setup::prepare(&store).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+
+    // Expired sessions are deleted hourly; the task ends with the runtime.
+    let cleaner = sessions.clone();
+    tokio::spawn(async move {
+        if let Err(e) = cleaner
+            .continuously_delete_expired(tokio::time::Duration::from_secs(3600))
+            .await
+        {
+            tracing::warn!(error = %e, "expired-session cleanup stopped");
+        }
+    });
+
+    let state = AppState::new(config, store);
+    let app = web::router(state.clone(), sessions);
+    Ok(Prepared {
+        state,
+        app,
+        setup_token,
+    })
+}
+
+/// Serve on `listener` until `shutdown` resolves, then finish open requests.
+pub async fn serve(
+    listener: TcpListener,
+    app: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+/// `custodian serve`: run in the foreground until a signal.
+pub async fn run(config: Config) -> anyhow::Result<()> {
+    let listen = config.listen;
+    let prepared = prepare(config).await?;
+    let listener = TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen}"))?;
+    let local = listener.local_addr()?;
+    tracing::info!(
+        address = %local,
+        store = %prepared.state.config.store_url(),
+        "custodian is listening on http://{local}"
+    );
+    if let Some(token) = &prepared.setup_token {
+        let base = prepared.state.config.public_base();
+        println!();
+        println!("  No users yet. Create the first admin here (the link works once):");
+        println!("  {base}/setup?token={token}");
+        println!();
+    }
+    serve(listener, prepared.app, shutdown_signal()).await?;
+    prepared.state.store.close().await;
+    tracing::info!("custodian stopped");
+    Ok(())
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutting down: finishing open requests");
+}

@@ -1,0 +1,57 @@
+//! First run: with no users, the server makes a one-time setup token and
+//! prints a link; the setup page uses it to create the first admin, once.
+//! Only the token's hash is stored, so the link works on any instance
+//! sharing the store, until it is used.
+
+use crate::domain::{Password, Username};
+use crate::error::{AppError, AppResult};
+use crate::service::audit::{Event, audited};
+use crate::service::tokens::{random_secret, secret_digest};
+use crate::service::users::{self, User};
+use crate::service::{Actor, passwords};
+use crate::store::{Store, settings, users as rows};
+
+const SETUP_KEY: &str = "setup_token_sha256";
+
+/// If there are no users, make a new setup token (replacing any old one) and
+/// return it. With users, forget any leftover token and return `None`.
+pub async fn prepare(store: &Store) -> AppResult<Option<String>> {
+    if users::count(store).await? > 0 {
+        settings::delete(store.pool(), SETUP_KEY).await?;
+        return Ok(None);
+    }
+    let token = random_secret(24);
+    settings::put(store.pool(), SETUP_KEY, &secret_digest(&token)).await?;
+    Ok(Some(token))
+}
+
+/// Does this token still open the setup page?
+pub async fn is_open(store: &Store, token: &str) -> AppResult<bool> {
+    let stored = settings::get(store.pool(), SETUP_KEY).await?;
+    Ok(stored.is_some_and(|h| h == secret_digest(token)))
+}
+
+/// Create the first admin (an approver too) with the setup token.
+pub async fn create_first_admin(
+    store: &Store,
+    actor: &Actor,
+    token: &str,
+    name: &Username,
+    password: &Password,
+) -> AppResult<User> {
+    let target = format!("user:{name}");
+    let event = Event {
+        action: "setup",
+        target: &target,
+        detail: "first admin",
+        ..Default::default()
+    };
+    audited(store, actor, event, async {
+        let hash = passwords::hash(password).await?;
+        let id = rows::insert_first_admin(store.pool(), SETUP_KEY, &secret_digest(token), name.as_str(), &hash)
+            .await?
+            .ok_or_else(|| AppError::not_found("this setup link has been used or is not valid"))?;
+        users::by_id(store, id).await
+    })
+    .await
+}

@@ -1,0 +1,141 @@
+//! The panel's own state: users, API tokens, the audit log, settings and
+//! sessions, in SQLite (the default) or PostgreSQL (several panel instances).
+//!
+//! Queries are written once in portable SQL with `$1` binds and run on either
+//! pool through [`on_pool!`]; the schemas differ only in types and live in
+//! `migrations/sqlite` and `migrations/postgres`. Timestamps are stored as
+//! BIGINT unix seconds on both, so comparisons and ordering are the same.
+//! Only `service` code calls into this module.
+
+pub mod audit;
+mod sessions;
+pub mod settings;
+pub mod tokens;
+pub mod users;
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use anyhow::Context;
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
+
+pub use sessions::SessionBackend;
+
+use crate::config::{SecretUrl, StoreKind};
+
+/// A pool on one of the two store engines.
+#[derive(Clone, Debug)]
+pub enum Pool {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// Run the same code against whichever pool the store has. The body is
+/// expanded once per engine, so `sqlx::query_as::<_, Row>` infers each.
+macro_rules! on_pool {
+    ($pool:expr, |$p:ident| $body:expr) => {
+        match $pool {
+            $crate::store::Pool::Sqlite($p) => $body,
+            $crate::store::Pool::Postgres($p) => $body,
+        }
+    };
+}
+pub(crate) use on_pool;
+
+/// The panel's store. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Store {
+    pool: Pool,
+}
+
+impl Store {
+    /// Connect, creating the SQLite file and its directory if needed, and
+    /// bring the schema up to date.
+    pub async fn open(url: &SecretUrl) -> anyhow::Result<Store> {
+        let pool = match StoreKind::of(url.expose())? {
+            StoreKind::Sqlite => {
+                let options = SqliteConnectOptions::from_str(url.expose())
+                    .with_context(|| format!("bad SQLite store URL {url}"))?;
+                if let Some(dir) = options.get_filename().parent() {
+                    if !dir.as_os_str().is_empty() {
+                        std::fs::create_dir_all(dir).with_context(|| {
+                            format!("cannot create store directory {}", dir.display())
+                        })?;
+                    }
+                }
+                let options = options
+                    .create_if_missing(true)
+                    .journal_mode(SqliteJournalMode::Wal)
+                    .foreign_keys(true)
+                    .busy_timeout(Duration::from_secs(10));
+                let pool = SqlitePoolOptions::new()
+                    .max_connections(8)
+                    .connect_with(options)
+                    .await
+                    .with_context(|| format!("cannot open the SQLite store {url}"))?;
+                sqlx::migrate!("migrations/sqlite")
+                    .run(&pool)
+                    .await
+                    .context("cannot migrate the SQLite store")?;
+                Pool::Sqlite(pool)
+            }
+            StoreKind::Postgres => {
+                let options = PgConnectOptions::from_str(url.expose())
+                    .with_context(|| format!("bad PostgreSQL store URL {url}"))?
+                    .application_name("custodian");
+                let pool = PgPoolOptions::new()
+                    .max_connections(10)
+                    .acquire_timeout(Duration::from_secs(10))
+                    .connect_with(options)
+                    .await
+                    .with_context(|| format!("cannot connect to the PostgreSQL store {url}"))?;
+                sqlx::migrate!("migrations/postgres")
+                    .run(&pool)
+                    .await
+                    .context("cannot migrate the PostgreSQL store")?;
+                Pool::Postgres(pool)
+            }
+        };
+        Ok(Store { pool })
+    }
+
+    pub fn pool(&self) -> &Pool {
+        &self.pool
+    }
+
+    pub fn kind(&self) -> StoreKind {
+        match self.pool {
+            Pool::Sqlite(_) => StoreKind::Sqlite,
+            Pool::Postgres(_) => StoreKind::Postgres,
+        }
+    }
+
+    /// The session store on the same database, its table created if missing.
+    pub async fn session_backend(&self) -> anyhow::Result<SessionBackend> {
+        SessionBackend::new(&self.pool).await
+    }
+
+    /// Is the store answering? For `/healthz`.
+    pub async fn ping(&self) -> bool {
+        on_pool!(&self.pool, |p| sqlx::query("SELECT 1")
+            .execute(p)
+            .await
+            .is_ok())
+    }
+
+    pub async fn close(&self) {
+        on_pool!(&self.pool, |p| p.close().await)
+    }
+}
+
+/// Seconds since the Unix epoch: the store's time format.
+pub fn now() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
+}
+
+/// Was this error a unique-constraint violation? Used to turn "name taken"
+/// into a 409 instead of a 500.
+pub fn is_unique_violation(err: &sqlx::Error) -> bool {
+    matches!(err, sqlx::Error::Database(db) if db.is_unique_violation())
+}

@@ -1,0 +1,86 @@
+//! CSRF protection for every state-changing browser request: the session
+//! holds a random token; forms send it as the `csrf_token` field and htmx as
+//! the `X-CSRF-Token` header (set once on `<body hx-headers>`). A missing or
+//! wrong token is a 403 before any handler runs, so nothing changes.
+//! `/api/` is exempt: it authenticates with bearer tokens, never cookies.
+
+use axum::body::{Body, to_bytes};
+use axum::extract::Request;
+use axum::http::{Method, header};
+use axum::middleware::Next;
+use axum::response::Response;
+use subtle::ConstantTimeEq;
+use tower_sessions::Session;
+
+use crate::error::{AppError, AppResult};
+use crate::service::tokens::random_secret;
+use crate::web::BODY_LIMIT;
+use crate::web::auth::keys;
+
+pub const FORM_FIELD: &str = "csrf_token";
+pub const HEADER: &str = "x-csrf-token";
+
+/// The session's token, made on first use.
+pub async fn token(session: &Session) -> AppResult<String> {
+    if let Some(token) = session.get::<String>(keys::CSRF).await? {
+        return Ok(token);
+    }
+    let token = random_secret(32);
+    session.insert(keys::CSRF, &token).await?;
+    Ok(token)
+}
+
+/// A fresh token, e.g. at sign-in when the session's privileges change.
+pub async fn rotate(session: &Session) -> AppResult<()> {
+    session.insert(keys::CSRF, random_secret(32)).await?;
+    Ok(())
+}
+
+fn rejected() -> AppError {
+    AppError::forbidden(
+        "This form has expired or did not come from this panel (missing or wrong CSRF token). \
+         Reload the page and try again.",
+    )
+}
+
+pub async fn verify(session: Session, request: Request, next: Next) -> Result<Response, AppError> {
+    let safe = matches!(*request.method(), Method::GET | Method::HEAD | Method::OPTIONS);
+    let path = request.uri().path();
+    if safe || path == "/api" || path.starts_with("/api/") {
+        return Ok(next.run(request).await);
+    }
+    let expected = session.get::<String>(keys::CSRF).await?.ok_or_else(rejected)?;
+
+    let from_header = request
+        .headers()
+        .get(HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let (request, provided) = match from_header {
+        Some(token) => (request, Some(token)),
+        None if is_form(&request) => {
+            // Read the form to find the field, then hand the same bytes on.
+            let (parts, body) = request.into_parts();
+            let bytes = to_bytes(body, BODY_LIMIT)
+                .await
+                .map_err(|_| AppError::TooLarge(format!("the request body is larger than {BODY_LIMIT} bytes")))?;
+            let token = form_urlencoded::parse(&bytes)
+                .find(|(k, _)| k == FORM_FIELD)
+                .map(|(_, v)| v.into_owned());
+            (Request::from_parts(parts, Body::from(bytes)), token)
+        }
+        None => (request, None),
+    };
+    match provided {
+        Some(token) if bool::from(token.as_bytes().ct_eq(expected.as_bytes())) => Ok(next.run(request).await),
+        _ => Err(rejected()),
+    }
+}
+
+fn is_form(request: &Request) -> bool {
+    request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with("application/x-www-form-urlencoded"))
+}

@@ -1,0 +1,218 @@
+//! Sign-in, sign-out and first-run setup pages.
+
+use askama::Template;
+use askama_web::WebTemplate;
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::{Form, Router};
+use serde::Deserialize;
+use tower_sessions::Session;
+
+use crate::domain::{Password, Username};
+use crate::error::{AppError, AppResult};
+use crate::service::users::User;
+use crate::service::{Actor, Via, auth, setup, users};
+use crate::store::now;
+use crate::web::AppState;
+use crate::web::auth::{ClientAddr, CurrentUser, keys};
+use crate::web::csrf;
+use crate::web::page::{PageCtx, flash};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/login", get(login_page).post(login_submit))
+        .route("/logout", post(logout))
+        .route("/setup", get(setup_page).post(setup_submit))
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "auth/login.html")]
+struct LoginPage {
+    ctx: PageCtx,
+    next: String,
+    name: String,
+    error: Option<String>,
+    no_users: bool,
+}
+
+#[derive(Deserialize)]
+struct NextQuery {
+    #[serde(default)]
+    next: String,
+}
+
+/// Only same-site paths: never `//evil.example` or a full URL.
+fn safe_next(next: &str) -> String {
+    let ok = next.starts_with('/') && !next.starts_with("//") && !next.starts_with("/\\") && !next.contains(['\r', '\n']);
+    if ok { next.to_string() } else { "/".to_string() }
+}
+
+async fn login_page(
+    State(state): State<AppState>,
+    ctx: PageCtx,
+    user: Option<CurrentUser>,
+    Query(q): Query<NextQuery>,
+) -> AppResult<Response> {
+    if user.is_some() {
+        return Ok(Redirect::to(&safe_next(&q.next)).into_response());
+    }
+    Ok(LoginPage {
+        ctx,
+        next: safe_next(&q.next),
+        name: String::new(),
+        error: None,
+        no_users: users::count(&state.store).await? == 0,
+    }
+    .into_response())
+}
+
+#[derive(Deserialize)]
+struct LoginForm {
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    password: String,
+    #[serde(default)]
+    next: String,
+}
+
+/// Start a signed-in session: a new session id (no fixation), a new CSRF
+/// token, and the clocks for the idle and absolute timeouts.
+async fn start_session(session: &Session, user: &User) -> AppResult<()> {
+    session.cycle_id().await?;
+    let now = now();
+    session.insert(keys::USER_ID, user.id).await?;
+    session.insert(keys::LOGIN_AT, now).await?;
+    session.insert(keys::LAST_SEEN, now).await?;
+    csrf::rotate(session).await?;
+    Ok(())
+}
+
+async fn login_submit(
+    State(state): State<AppState>,
+    session: Session,
+    ClientAddr(client): ClientAddr,
+    ctx: PageCtx,
+    Form(form): Form<LoginForm>,
+) -> AppResult<Response> {
+    let next = safe_next(&form.next);
+    let attempt = match Password::attempt(form.password) {
+        Ok(password) => auth::login(&state.store, &client, Via::Web, &form.name, &password).await,
+        Err(e) => Err(e),
+    };
+    match attempt {
+        Ok(user) => {
+            start_session(&session, &user).await?;
+            Ok(Redirect::to(&next).into_response())
+        }
+        Err(e @ (AppError::Invalid(_) | AppError::Throttled(_))) => {
+            let status = e.status();
+            let page = LoginPage {
+                ctx,
+                next,
+                name: form.name.chars().take(Username::MAX_LEN).collect(),
+                error: Some(e.to_string()),
+                no_users: false,
+            };
+            Ok((status, page).into_response())
+        }
+        Err(e) => Err(e),
+    }
+}
+
+async fn logout(State(state): State<AppState>, session: Session, user: Option<CurrentUser>) -> AppResult<Response> {
+    if let Some(user) = user {
+        auth::logout(&state.store, &user.actor()).await?;
+    }
+    session.flush().await?;
+    Ok(Redirect::to("/login").into_response())
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "auth/setup.html")]
+struct SetupPage {
+    ctx: PageCtx,
+    token: String,
+    name: String,
+    error: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct TokenQuery {
+    #[serde(default)]
+    token: String,
+}
+
+fn setup_closed() -> AppError {
+    AppError::not_found(
+        "This setup link has been used or is not valid. Sign in, or create users with `custodian user add`.",
+    )
+}
+
+async fn setup_page(State(state): State<AppState>, ctx: PageCtx, Query(q): Query<TokenQuery>) -> AppResult<Response> {
+    if !setup::is_open(&state.store, &q.token).await? {
+        return Err(setup_closed());
+    }
+    Ok(SetupPage {
+        ctx,
+        token: q.token,
+        name: String::new(),
+        error: None,
+    }
+    .into_response())
+}
+
+#[derive(Deserialize)]
+struct SetupForm {
+    #[serde(default)]
+    token: String,
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    password: String,
+    #[serde(default)]
+    confirm: String,
+}
+
+async fn setup_submit(
+    State(state): State<AppState>,
+    session: Session,
+    ClientAddr(client): ClientAddr,
+    ctx: PageCtx,
+    Form(form): Form<SetupForm>,
+) -> AppResult<Response> {
+    if !setup::is_open(&state.store, &form.token).await? {
+        return Err(setup_closed());
+    }
+    let checked = (|| {
+        let name = Username::parse(&form.name)?;
+        if form.password != form.confirm {
+            return Err(AppError::invalid("the two passwords differ"));
+        }
+        Ok((name, Password::new(form.password.clone())?))
+    })();
+    let (name, password) = match checked {
+        Ok(v) => v,
+        Err(e) => {
+            let page = SetupPage {
+                ctx,
+                token: form.token,
+                name: form.name.chars().take(Username::MAX_LEN).collect(),
+                error: Some(e.to_string()),
+            };
+            return Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response());
+        }
+    };
+    let actor = Actor::anonymous(Via::Web, client);
+    let user = setup::create_first_admin(&state.store, &actor, &form.token, &name, &password).await?;
+    start_session(&session, &user).await?;
+    flash(
+        &session,
+        "ok",
+        format!("Welcome, {}. You are the first admin.", user.name),
+    )
+    .await?;
+    Ok(Redirect::to("/").into_response())
+}

@@ -1,0 +1,137 @@
+//! The HTTP edge: the router, the middleware every request passes through,
+//! and one module per area. Handlers extract, authorise (role extractors in
+//! `auth`), call one service function and render; no SQL lives here.
+
+mod account;
+mod api;
+mod assets;
+pub mod auth;
+mod audit;
+mod csrf;
+mod errors;
+mod login;
+mod overview;
+mod page;
+mod users;
+
+use std::ops::Deref;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, FromRef};
+use axum::http::{HeaderName, HeaderValue, Request, header};
+use axum::middleware;
+use axum::routing::get;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, RequestId, SetRequestIdLayer};
+use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::trace::TraceLayer;
+use tower_sessions::cookie::SameSite;
+use tower_sessions::{Expiry, SessionManagerLayer};
+
+use crate::config::Config;
+use crate::store::{SessionBackend, Store};
+
+/// Largest request body accepted. Forms and JSON here are small; a later
+/// upload route can raise its own limit.
+pub const BODY_LIMIT: usize = 64 * 1024;
+
+/// Name of the session cookie.
+pub const SESSION_COOKIE: &str = "custodian_session";
+
+/// Everything a handler may need, shared by all requests.
+#[derive(Clone)]
+pub struct AppState(Arc<Inner>);
+
+pub struct Inner {
+    pub config: Config,
+    pub store: Store,
+}
+
+impl AppState {
+    pub fn new(config: Config, store: Store) -> Self {
+        AppState(Arc::new(Inner { config, store }))
+    }
+}
+
+impl Deref for AppState {
+    type Target = Inner;
+
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
+
+impl FromRef<AppState> for Store {
+    fn from_ref(state: &AppState) -> Store {
+        state.store.clone()
+    }
+}
+
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The whole application: pages, API, assets and the middleware stack.
+pub fn router(state: AppState, sessions: SessionBackend) -> Router {
+    let session_layer = SessionManagerLayer::new(sessions)
+        .with_name(SESSION_COOKIE)
+        .with_http_only(true)
+        .with_same_site(SameSite::Strict)
+        .with_secure(state.config.secure_cookies)
+        .with_expiry(Expiry::OnInactivity(
+            time::Duration::try_from(state.config.session_idle_timeout)
+                .unwrap_or(time::Duration::hours(1)),
+        ));
+
+    let routes = Router::new()
+        .route("/healthz", get(overview::healthz))
+        .route("/static/{*path}", get(assets::serve))
+        .merge(login::router())
+        .merge(overview::router())
+        .merge(users::router())
+        .merge(account::router())
+        .merge(audit::router())
+        .nest("/api/v1", api::router())
+        .fallback(errors::not_found);
+
+    // Layers run outside-in from the bottom: request id, tracing, panic
+    // catching, security headers, body limit, sessions, error rendering, then CSRF.
+    routes
+        .layer(middleware::from_fn(csrf::verify))
+        .layer(middleware::from_fn_with_state(state.clone(), errors::render))
+        .layer(session_layer)
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(CSP),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("same-origin"),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::X_FRAME_OPTIONS,
+            HeaderValue::from_static("DENY"),
+        ))
+        .layer(CatchPanicLayer::custom(errors::panicked))
+        .layer(TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
+            let id = req
+                .extensions()
+                .get::<RequestId>()
+                .and_then(|id| id.header_value().to_str().ok())
+                .unwrap_or("-");
+            tracing::info_span!("request", id = %id, method = %req.method(), path = %req.uri().path())
+        }))
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+        .with_state(state)
+}
+
+/// The CSP allows scripts and styles from this origin only: htmx is served
+/// from /static and nothing is inline.
+const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+                   connect-src 'self'; form-action 'self'; base-uri 'none'; object-src 'none'; \
+                   frame-ancestors 'none'";

@@ -1,0 +1,77 @@
+//! The overview (`/`), the databases and jobs lists, and `/healthz`.
+//! The registry and job issues fill the lists; until then they say so.
+
+use askama::Template;
+use askama_web::WebTemplate;
+use axum::Json;
+use axum::Router;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use serde_json::json;
+
+use crate::config::StoreKind;
+use crate::error::AppResult;
+use crate::service::users;
+use crate::web::AppState;
+use crate::web::auth::Viewer;
+use crate::web::page::PageCtx;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/", get(overview))
+        .route("/databases", get(databases))
+        .route("/jobs", get(jobs))
+}
+
+/// Liveness and store reachability, for load balancers. No sign-in needed.
+pub async fn healthz(State(state): State<AppState>) -> impl IntoResponse {
+    if state.store.ping().await {
+        (StatusCode::OK, Json(json!({ "status": "ok" })))
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({ "status": "error", "error": "the panel's store is not answering" })),
+        )
+    }
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "overview/index.html")]
+struct OverviewPage {
+    ctx: PageCtx,
+    store_kind: &'static str,
+    user_count: i64,
+}
+
+async fn overview(State(state): State<AppState>, Viewer(_): Viewer, ctx: PageCtx) -> AppResult<OverviewPage> {
+    Ok(OverviewPage {
+        ctx,
+        store_kind: match state.store.kind() {
+            StoreKind::Sqlite => "SQLite",
+            StoreKind::Postgres => "PostgreSQL",
+        },
+        user_count: users::count(&state.store).await?,
+    })
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "overview/databases.html")]
+struct DatabasesPage {
+    ctx: PageCtx,
+}
+
+async fn databases(Viewer(_): Viewer, ctx: PageCtx) -> DatabasesPage {
+    DatabasesPage { ctx }
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "overview/jobs.html")]
+struct JobsPage {
+    ctx: PageCtx,
+}
+
+async fn jobs(Viewer(_): Viewer, ctx: PageCtx) -> JobsPage {
+    JobsPage { ctx }
+}

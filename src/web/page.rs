@@ -1,0 +1,122 @@
+//! What every HTML page needs besides its own data: the signed-in user for the
+//! navigation, the CSRF token, flash messages, and the current section; plus
+//! small formatting helpers for view structs.
+
+use axum::extract::{FromRef, FromRequestParts, OriginalUri};
+use axum::http::request::Parts;
+use serde::{Deserialize, Serialize};
+use tower_sessions::Session;
+
+use crate::domain::Role;
+use crate::error::{AppError, AppResult};
+use crate::web::AppState;
+use crate::web::auth::{CurrentUser, keys};
+use crate::web::csrf;
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Flash {
+    /// "ok" or "error": a CSS class.
+    pub kind: String,
+    pub message: String,
+}
+
+/// Queue a message for the next page this session renders.
+pub async fn flash(session: &Session, kind: &str, message: impl Into<String>) -> AppResult<()> {
+    let mut queued: Vec<Flash> = session.get(keys::FLASH).await?.unwrap_or_default();
+    queued.push(Flash {
+        kind: kind.into(),
+        message: message.into(),
+    });
+    session.insert(keys::FLASH, queued).await?;
+    Ok(())
+}
+
+/// The user as the navigation shows them.
+#[derive(Clone, Debug)]
+pub struct NavUser {
+    pub name: String,
+    pub role: Role,
+}
+
+impl NavUser {
+    pub fn is_operator(&self) -> bool {
+        self.role >= Role::Operator
+    }
+
+    pub fn is_admin(&self) -> bool {
+        self.role >= Role::Admin
+    }
+}
+
+/// The layout's data. Every full-page template has a `ctx: PageCtx` field.
+#[derive(Clone, Debug)]
+pub struct PageCtx {
+    pub user: Option<NavUser>,
+    pub csrf: String,
+    pub flashes: Vec<Flash>,
+    /// First path segment ("" for the overview), to mark the current tab.
+    pub section: String,
+}
+
+impl PageCtx {
+    /// Build the context from a session; used by the extractor and by the
+    /// error renderer, which runs outside any handler.
+    pub async fn load(session: Option<&Session>, user: Option<&CurrentUser>, path: &str) -> AppResult<PageCtx> {
+        let (csrf, flashes) = match session {
+            Some(session) => (
+                csrf::token(session).await?,
+                session.remove::<Vec<Flash>>(keys::FLASH).await?.unwrap_or_default(),
+            ),
+            None => (String::new(), Vec::new()),
+        };
+        Ok(PageCtx {
+            user: user.map(|u| NavUser {
+                name: u.user.name.clone(),
+                role: u.user.role,
+            }),
+            csrf,
+            flashes,
+            section: path.trim_start_matches('/').split('/').next().unwrap_or("").to_string(),
+        })
+    }
+
+    pub fn is(&self, section: &str) -> bool {
+        self.section == section
+    }
+}
+
+impl<S> FromRequestParts<S> for PageCtx
+where
+    AppState: FromRef<S>,
+    S: Send + Sync,
+{
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> AppResult<Self> {
+        let user = <CurrentUser as axum::extract::OptionalFromRequestParts<S>>::from_request_parts(parts, state).await?;
+        let session = parts.extensions.get::<Session>().cloned();
+        let path = parts
+            .extensions
+            .get::<OriginalUri>()
+            .map(|u| u.0.path().to_string())
+            .unwrap_or_else(|| parts.uri.path().to_string());
+        PageCtx::load(session.as_ref(), user.as_ref(), &path).await
+    }
+}
+
+/// A store timestamp as shown on pages: `2026-11-25 07:41 UTC`.
+pub fn fmt_time(unix: i64) -> String {
+    let format = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second] UTC");
+    time::OffsetDateTime::from_unix_timestamp(unix)
+        .ok()
+        .and_then(|t| t.format(&format).ok())
+        .unwrap_or_else(|| "—".into())
+}
+
+/// A store timestamp as RFC 3339, for JSON.
+pub fn rfc3339(unix: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(unix)
+        .ok()
+        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .unwrap_or_default()
+}
