@@ -31,27 +31,42 @@ pub async fn is_open(store: &Store, token: &str) -> AppResult<bool> {
     Ok(stored.is_some_and(|h| h == secret_digest(token)))
 }
 
-/// Create the first admin (an approver too) with the setup token.
-pub async fn create_first_admin(
-    store: &Store,
-    actor: &Actor,
-    token: &str,
-    name: &Username,
-    password: &Password,
-) -> AppResult<User> {
-    let target = format!("user:{name}");
+/// What the setup form sends.
+pub struct SetupRequest {
+    pub name: String,
+    pub password: String,
+    pub confirm: String,
+}
+
+/// Create the first admin (an approver too) with the setup token. Every
+/// attempt is audited, including ones with a spent or wrong token.
+pub async fn create_first_admin(store: &Store, actor: &Actor, token: &str, req: SetupRequest) -> AppResult<User> {
     let event = Event {
         action: "setup",
-        target: &target,
-        detail: "first admin",
+        target: "first admin",
         ..Default::default()
     };
     audited(store, actor, event, async {
-        let hash = passwords::hash(password).await?;
+        if !is_open(store, token).await? {
+            return Err(closed());
+        }
+        let name = Username::parse(&req.name)?;
+        if req.password != req.confirm {
+            return Err(AppError::invalid("the two passwords differ"));
+        }
+        let password = Password::new(req.password)?;
+        let hash = passwords::hash(&password).await?;
         let id = rows::insert_first_admin(store.pool(), SETUP_KEY, &secret_digest(token), name.as_str(), &hash)
             .await?
-            .ok_or_else(|| AppError::not_found("this setup link has been used or is not valid"))?;
+            .ok_or_else(closed)?;
         users::by_id(store, id).await
     })
     .await
+}
+
+/// The answer for a used or unknown setup link.
+pub fn closed() -> AppError {
+    AppError::not_found(
+        "This setup link has been used or is not valid. Sign in, or create users with `custodian user add`.",
+    )
 }

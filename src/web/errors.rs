@@ -77,6 +77,14 @@ fn title(status: StatusCode) -> &'static str {
     }
 }
 
+fn is_rendered(response: &Response) -> bool {
+    response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with("text/html") || ct.starts_with("application/json"))
+}
+
 /// An error response that did not come from `AppError` (an axum rejection or
 /// a framework status): keep its status, take its text as the message for a
 /// client error, never for a server error.
@@ -122,6 +130,9 @@ pub async fn render(State(state): State<AppState>, request: Request, next: Next)
     }
     let info = match response.extensions().get::<ErrorInfo>() {
         Some(info) => info.clone(),
+        // A handler's own page or JSON with an error status (a form shown
+        // again with its error, say) is already what the client needs.
+        None if is_rendered(&response) => return response,
         None => info_from_plain(response).await,
     };
 
@@ -169,7 +180,8 @@ pub async fn render(State(state): State<AppState>, request: Request, next: Next)
     .await
     .ok()
     .flatten();
-    let ctx = match PageCtx::load(session.as_ref(), user.as_ref(), path.path()).await {
+    let signed_in = user.is_some();
+    let ctx = match PageCtx::load(session.as_ref(), user.as_ref(), path.path(), signed_in).await {
         Ok(ctx) => ctx,
         Err(_) => PageCtx {
             user: None,

@@ -13,6 +13,7 @@ use tower_sessions::Session;
 use crate::domain::{Password, Username};
 use crate::error::{AppError, AppResult};
 use crate::service::users::User;
+use crate::service::setup::SetupRequest;
 use crate::service::{Actor, Via, auth, setup, users};
 use crate::store::now;
 use crate::web::AppState;
@@ -145,15 +146,9 @@ struct TokenQuery {
     token: String,
 }
 
-fn setup_closed() -> AppError {
-    AppError::not_found(
-        "This setup link has been used or is not valid. Sign in, or create users with `custodian user add`.",
-    )
-}
-
 async fn setup_page(State(state): State<AppState>, ctx: PageCtx, Query(q): Query<TokenQuery>) -> AppResult<Response> {
     if !setup::is_open(&state.store, &q.token).await? {
-        return Err(setup_closed());
+        return Err(setup::closed());
     }
     Ok(SetupPage {
         ctx,
@@ -183,19 +178,15 @@ async fn setup_submit(
     ctx: PageCtx,
     Form(form): Form<SetupForm>,
 ) -> AppResult<Response> {
-    if !setup::is_open(&state.store, &form.token).await? {
-        return Err(setup_closed());
-    }
-    let checked = (|| {
-        let name = Username::parse(&form.name)?;
-        if form.password != form.confirm {
-            return Err(AppError::invalid("the two passwords differ"));
-        }
-        Ok((name, Password::new(form.password.clone())?))
-    })();
-    let (name, password) = match checked {
-        Ok(v) => v,
-        Err(e) => {
+    let actor = Actor::anonymous(Via::Web, client);
+    let request = SetupRequest {
+        name: form.name.clone(),
+        password: form.password,
+        confirm: form.confirm,
+    };
+    let user = match setup::create_first_admin(&state.store, &actor, &form.token, request).await {
+        Ok(user) => user,
+        Err(e @ AppError::Invalid(_)) => {
             let page = SetupPage {
                 ctx,
                 token: form.token,
@@ -204,9 +195,8 @@ async fn setup_submit(
             };
             return Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response());
         }
+        Err(e) => return Err(e),
     };
-    let actor = Actor::anonymous(Via::Web, client);
-    let user = setup::create_first_admin(&state.store, &actor, &form.token, &name, &password).await?;
     start_session(&session, &user).await?;
     flash(
         &session,

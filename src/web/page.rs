@@ -60,13 +60,33 @@ pub struct PageCtx {
 
 impl PageCtx {
     /// Build the context from a session; used by the extractor and by the
-    /// error renderer, which runs outside any handler.
-    pub async fn load(session: Option<&Session>, user: Option<&CurrentUser>, path: &str) -> AppResult<PageCtx> {
+    /// error renderer, which runs outside any handler. `need_csrf` makes a
+    /// token (and so a session) if there is none yet: pages with forms need
+    /// one, an anonymous visitor's 404 does not.
+    pub async fn load(
+        session: Option<&Session>,
+        user: Option<&CurrentUser>,
+        path: &str,
+        need_csrf: bool,
+    ) -> AppResult<PageCtx> {
         let (csrf, flashes) = match session {
-            Some(session) => (
-                csrf::token(session).await?,
-                session.remove::<Vec<Flash>>(keys::FLASH).await?.unwrap_or_default(),
-            ),
+            Some(session) => {
+                let csrf = if need_csrf {
+                    csrf::token(session).await?
+                } else {
+                    session.get::<String>(keys::CSRF).await?.unwrap_or_default()
+                };
+                // `remove` marks the session modified (a store write), so
+                // only remove when there is something to show.
+                let flashes = match session.get::<Vec<Flash>>(keys::FLASH).await? {
+                    Some(queued) => {
+                        session.remove_value(keys::FLASH).await?;
+                        queued
+                    }
+                    None => Vec::new(),
+                };
+                (csrf, flashes)
+            }
             None => (String::new(), Vec::new()),
         };
         Ok(PageCtx {
@@ -100,7 +120,7 @@ where
             .get::<OriginalUri>()
             .map(|u| u.0.path().to_string())
             .unwrap_or_else(|| parts.uri.path().to_string());
-        PageCtx::load(session.as_ref(), user.as_ref(), &path).await
+        PageCtx::load(session.as_ref(), user.as_ref(), &path, true).await
     }
 }
 

@@ -1,0 +1,171 @@
+//! The flows users click, in headless chromium driven through chromedriver.
+//! Needs /usr/bin/chromium and /usr/bin/chromedriver (scripts/test installs
+//! them); fails, rather than skips, when they are missing.
+
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use custodian::domain::Role;
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::json;
+
+use crate::helpers::{TestApp, password_of};
+
+/// A chromedriver process on a free port, killed on drop.
+struct Driver {
+    child: Child,
+    url: String,
+}
+
+impl Driver {
+    async fn start() -> Driver {
+        let bin = std::env::var("CHROMEDRIVER").unwrap_or_else(|_| "chromedriver".into());
+        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let child = Command::new(&bin)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {bin} ({e}); run scripts/test, which installs chromium-driver"));
+        let url = format!("http://127.0.0.1:{port}");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(res) = reqwest::get(format!("{url}/status")).await {
+                let ready = res.json::<serde_json::Value>().await.ok().and_then(|v| v["value"]["ready"].as_bool());
+                if ready == Some(true) {
+                    break;
+                }
+            }
+            assert!(Instant::now() < deadline, "chromedriver did not become ready");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Driver { child, url }
+    }
+
+    async fn browser(&self) -> Client {
+        let chrome = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+        let caps = json!({
+            "goog:chromeOptions": {
+                "binary": chrome,
+                "args": [
+                    "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                    "--disable-quic", "--no-first-run", "--disable-background-networking",
+                    "--disable-component-update", "--disable-sync", "--window-size=1280,900"
+                ]
+            }
+        });
+        let caps = caps.as_object().unwrap().clone().into_iter().collect();
+        ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+            .capabilities(caps)
+            .connect(&self.url)
+            .await
+            .expect("a chromium session")
+    }
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn wait_for_text(browser: &Client, css: &str, text: &str) {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        if let Ok(el) = browser.find(Locator::Css(css)).await {
+            if el.text().await.map(|t| t.contains(text)).unwrap_or(false) {
+                return;
+            }
+        }
+        assert!(Instant::now() < deadline, "{css} never showed {text:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_user_signs_in_through_the_form_and_sees_the_overview() {
+    let app = TestApp::spawn().await;
+    app.create_user("zoe", Role::Operator).await;
+    let driver = Driver::start().await;
+    let browser = driver.browser().await;
+
+    browser.goto(&app.url("/")).await.unwrap();
+    // Sent to sign in first.
+    wait_for_text(&browser, "h1", "Sign in").await;
+    assert!(browser.current_url().await.unwrap().as_str().contains("/login?next=%2F"));
+
+    browser.find(Locator::Css("input[name=name]")).await.unwrap().send_keys("zoe").await.unwrap();
+    browser
+        .find(Locator::Css("input[name=password]"))
+        .await
+        .unwrap()
+        .send_keys("wrong password")
+        .await
+        .unwrap();
+    browser.find(Locator::Css("button[type=submit].primary")).await.unwrap().click().await.unwrap();
+    wait_for_text(&browser, ".flash.error", "Wrong user name or password.").await;
+
+    browser.find(Locator::Css("input[name=password]")).await.unwrap().send_keys(&password_of("zoe")).await.unwrap();
+    browser.find(Locator::Css("button[type=submit].primary")).await.unwrap().click().await.unwrap();
+    wait_for_text(&browser, "h1", "Overview").await;
+    wait_for_text(&browser, ".session", "zoe").await;
+    let nav = browser.find(Locator::Css("nav.nav")).await.unwrap().text().await.unwrap();
+    assert!(nav.contains("Audit"), "operators see the audit link: {nav}");
+    assert!(!nav.contains("Users"), "only admins see the users link: {nav}");
+
+    // The stylesheet and htmx loaded under the CSP (no inline code needed).
+    let loaded = browser
+        .execute("return [typeof window.htmx, getComputedStyle(document.body).margin];", vec![])
+        .await
+        .unwrap();
+    assert_eq!(loaded, json!(["object", "0px"]), "htmx and app.css are active");
+
+    // Sign out through the real button.
+    browser.find(Locator::Css("form[action='/logout'] button")).await.unwrap().click().await.unwrap();
+    wait_for_text(&browser, "h1", "Sign in").await;
+    browser.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn an_admin_creates_a_user_and_disables_them_with_a_confirm() {
+    let app = TestApp::spawn().await;
+    app.create_user("root", Role::Admin).await;
+    let driver = Driver::start().await;
+    let browser = driver.browser().await;
+    browser.goto(&app.url("/login?next=%2Fusers")).await.unwrap();
+    browser.find(Locator::Css("input[name=name]")).await.unwrap().send_keys("root").await.unwrap();
+    browser.find(Locator::Css("input[name=password]")).await.unwrap().send_keys(&password_of("root")).await.unwrap();
+    browser.find(Locator::Css("button[type=submit].primary")).await.unwrap().click().await.unwrap();
+    wait_for_text(&browser, "h1", "Users").await;
+
+    let form = browser.find(Locator::Css("form[action='/users']")).await.unwrap();
+    form.find(Locator::Css("input[name=name]")).await.unwrap().send_keys("newcomer").await.unwrap();
+    form.find(Locator::Css("input[name=password]")).await.unwrap().send_keys("newcomer-password").await.unwrap();
+    form.find(Locator::Css("button[type=submit]")).await.unwrap().click().await.unwrap();
+    wait_for_text(&browser, "#flash", "Created newcomer (viewer).").await;
+    assert!(app.user("newcomer").await.is_some());
+
+    // Disable asks first (htmx hx-confirm); accept the dialog.
+    browser
+        .find(Locator::Css("form[action='/users/newcomer/disable'] button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Ok(text) = browser.get_alert_text().await {
+            assert!(text.contains("Disable newcomer?"), "{text}");
+            browser.accept_alert().await.unwrap();
+            break;
+        }
+        assert!(Instant::now() < deadline, "no confirm dialog");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    wait_for_text(&browser, "#flash", "Disabled newcomer").await;
+    assert!(app.user("newcomer").await.unwrap().disabled, "really disabled in the store");
+    browser.close().await.unwrap();
+}

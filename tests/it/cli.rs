@@ -1,0 +1,113 @@
+//! The CLI works on the same store as the server: users and tokens made on
+//! the command line work in the panel, and are audited as `cli:<user>`.
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+use reqwest::StatusCode;
+
+use crate::helpers::{TestApp, api_get};
+
+fn custodian(data_dir: &std::path::Path, args: &[&str], stdin: &str) -> (bool, String, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_custodian"))
+        .arg("--data-dir")
+        .arg(data_dir)
+        .args(args)
+        .env_remove("CUSTODIAN_CONFIG")
+        .env_remove("CUSTODIAN_STORE_URL")
+        .env("USER", "ci-runner")
+        .current_dir(data_dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run custodian");
+    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test]
+async fn users_and_tokens_from_the_cli_work_in_the_panel() {
+    let app = TestApp::spawn().await;
+    let dir = app.data_dir.path();
+
+    let (ok, out, err) = custodian(dir, &["user", "add", "wendy", "--role", "admin", "--approver", "--password-stdin"], "wendy-password-1\n");
+    assert!(ok, "user add: {err}");
+    assert!(out.contains("created wendy (admin, approver)"), "{out}");
+
+    let (ok, _, err) = custodian(dir, &["user", "add", "Wendy!", "--role", "admin", "--password-stdin"], "wendy-password-1\n");
+    assert!(!ok && err.contains("user name may use"), "a bad name is refused: {err}");
+    let (ok, _, err) = custodian(dir, &["user", "add", "xavi", "--role", "root", "--password-stdin"], "xavi-password-1\n");
+    assert!(!ok && err.contains("role must be"), "{err}");
+    let (ok, _, err) = custodian(dir, &["user", "add", "xavi", "--role", "viewer", "--password-stdin"], "short\n");
+    assert!(!ok && err.contains("at least 10"), "{err}");
+
+    // The server sees the CLI's user at once: same store.
+    let res = app.client().login("wendy", "wendy-password-1").await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+
+    let (ok, out, _) = custodian(dir, &["user", "list"], "");
+    assert!(ok && out.contains("wendy") && out.contains("admin"), "{out}");
+
+    let (ok, token, err) = custodian(dir, &["token", "create", "wendy", "--name", "bootstrap"], "");
+    assert!(ok, "{err}");
+    let token = token.trim();
+    assert!(token.starts_with("cust_"), "{token}");
+    assert!(err.contains("shown once"));
+    assert_eq!(api_get(&app, token, "/api/v1/me").await.status(), StatusCode::OK);
+
+    let (ok, out, err) = custodian(dir, &["user", "passwd", "wendy", "--password-stdin"], "wendy-password-2\n");
+    assert!(ok, "{err}");
+    assert!(out.contains("password changed"));
+    let res = app.client().login("wendy", "wendy-password-2").await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+
+    let (ok, _, err) = custodian(dir, &["user", "disable", "wendy"], "");
+    assert!(!ok && err.contains("no enabled admin"), "the last admin stays: {err}");
+    let (ok, _, _) = custodian(dir, &["user", "add", "yuri", "--role", "viewer", "--password-stdin"], "yuri-password-1\n");
+    assert!(ok);
+    let (ok, out, err) = custodian(dir, &["user", "disable", "yuri"], "");
+    assert!(ok && out.contains("disabled yuri"), "{err}");
+
+    let cli_rows: Vec<_> = app.audit().await.into_iter().filter(|r| r.via == "cli").collect();
+    let actions: Vec<&str> = cli_rows.iter().map(|r| r.action.as_str()).collect();
+    assert_eq!(
+        actions,
+        ["user.create", "token.create", "user.password", "user.disable", "user.create", "user.disable"],
+        "each CLI change is audited once (input errors change nothing)"
+    );
+    assert!(cli_rows.iter().all(|r| r.actor == "cli:ci-runner"));
+}
+
+#[tokio::test]
+async fn check_prints_the_configuration_without_secrets() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("custodian.toml");
+    std::fs::write(
+        &config,
+        "listen = \"127.0.0.1:9999\"\nstore_url = \"postgres://panel:s3cret-pw@127.0.0.1:1/none\"\n",
+    )
+    .unwrap();
+    let (ok, out, err) = custodian(dir.path(), &["--config", config.to_str().unwrap(), "check"], "");
+    assert!(!ok, "the store is unreachable, so check fails");
+    assert!(out.contains("127.0.0.1:9999"), "{out}");
+    assert!(out.contains("postgres://panel:***@127.0.0.1:1/none"), "{out}");
+    assert!(!out.contains("s3cret") && !err.contains("s3cret"), "no password printed: {out} {err}");
+
+    std::fs::write(&config, "listen = \"not an address\"\n").unwrap();
+    let (ok, _, err) = custodian(dir.path(), &["--config", config.to_str().unwrap(), "check"], "");
+    assert!(!ok && err.contains("invalid configuration"), "{err}");
+    std::fs::write(&config, "lisen = \"127.0.0.1:1\"\n").unwrap();
+    let (ok, _, err) = custodian(dir.path(), &["--config", config.to_str().unwrap(), "check"], "");
+    assert!(!ok && err.contains("lisen"), "a typo'd key is named: {err}");
+
+    std::fs::remove_file(&config).unwrap();
+    let (ok, out, err) = custodian(dir.path(), &["check"], "");
+    assert!(ok, "{err}");
+    assert!(out.contains("127.0.0.1:8080") && out.contains("custodian.db"), "defaults: {out}");
+}

@@ -1,0 +1,338 @@
+//! Test fixtures: `TestApp` runs the real server on port 0 with its own store
+//! (a temporary SQLite file, or a fresh database on the local PostgreSQL);
+//! `Client` is a browser-like HTTP client with a cookie jar and the page's
+//! CSRF token; `TestPg` creates a uniquely named database and drops it.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use custodian::config::{Config, SecretUrl};
+use custodian::domain::{Password, Role, Username};
+use custodian::server;
+use custodian::service::users::{self, NewUser, User};
+use custodian::service::{Actor, tokens};
+use custodian::store::audit::{AuditRow, Filter};
+use custodian::web::AppState;
+use reqwest::StatusCode;
+use reqwest::cookie::Jar;
+use reqwest::redirect::Policy;
+use tokio::sync::oneshot;
+
+/// Which store the panel under test uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StoreChoice {
+    Sqlite,
+    Postgres,
+}
+
+/// URL of the PostgreSQL server tests may create databases on.
+pub fn pg_admin_url() -> String {
+    std::env::var("CUSTODIAN_TEST_PG_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+/// A uniquely named database on the test PostgreSQL server, dropped (with
+/// FORCE, so open pools do not block it) when this value is dropped.
+pub struct TestPg {
+    pub name: String,
+    pub url: String,
+}
+
+impl TestPg {
+    pub async fn create() -> TestPg {
+        use sqlx::Connection;
+        let admin = pg_admin_url();
+        let name = format!("custodian_test_{}", uuid::Uuid::new_v4().simple());
+        let mut conn = sqlx::PgConnection::connect(&admin)
+            .await
+            .unwrap_or_else(|e| panic!("cannot reach the test PostgreSQL at {admin}: {e}"));
+        sqlx::query(&format!("CREATE DATABASE \"{name}\""))
+            .execute(&mut conn)
+            .await
+            .expect("create test database");
+        conn.close().await.ok();
+        let mut url = url::Url::parse(&admin).expect("CUSTODIAN_TEST_PG_URL is a URL");
+        url.set_path(&format!("/{name}"));
+        TestPg {
+            name,
+            url: url.to_string(),
+        }
+    }
+}
+
+impl Drop for TestPg {
+    fn drop(&mut self) {
+        let name = self.name.clone();
+        // Drop runs inside the test's runtime; use a thread with its own.
+        let dropped = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
+            rt.block_on(async {
+                use sqlx::Connection;
+                let mut conn = sqlx::PgConnection::connect(&pg_admin_url()).await.ok()?;
+                sqlx::query(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+                    .execute(&mut conn)
+                    .await
+                    .ok()
+            })
+        })
+        .join();
+        if !matches!(dropped, Ok(Some(_))) {
+            eprintln!("warning: could not drop test database {}", self.name);
+        }
+    }
+}
+
+/// The real panel, serving on a random port.
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub state: AppState,
+    pub setup_token: Option<String>,
+    pub data_dir: tempfile::TempDir,
+    shutdown: Option<oneshot::Sender<()>>,
+    // Declared last: dropped after the server has been told to stop.
+    _pg: Option<TestPg>,
+}
+
+impl TestApp {
+    pub async fn spawn() -> TestApp {
+        Self::spawn_with(StoreChoice::Sqlite, |_| {}).await
+    }
+
+    pub async fn spawn_on(store: StoreChoice) -> TestApp {
+        Self::spawn_with(store, |_| {}).await
+    }
+
+    /// Start with a store and a chance to adjust the configuration.
+    pub async fn spawn_with(store: StoreChoice, adjust: impl FnOnce(&mut Config)) -> TestApp {
+        let data_dir = tempfile::tempdir().expect("temp dir");
+        let pg = match store {
+            StoreChoice::Sqlite => None,
+            StoreChoice::Postgres => Some(TestPg::create().await),
+        };
+        let mut config = Config {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            data_dir: data_dir.path().to_path_buf(),
+            store_url: pg.as_ref().map(|pg| SecretUrl::new(pg.url.clone())),
+            ..Config::default()
+        };
+        adjust(&mut config);
+        let prepared = server::prepare(config).await.expect("the panel starts");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().unwrap();
+        let (tx, rx) = oneshot::channel::<()>();
+        let app = prepared.app;
+        tokio::spawn(async move {
+            server::serve(listener, app, async {
+                let _ = rx.await;
+            })
+            .await
+            .expect("server runs");
+        });
+        TestApp {
+            addr,
+            state: prepared.state,
+            setup_token: prepared.setup_token,
+            data_dir,
+            shutdown: Some(tx),
+            _pg: pg,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    /// A browser-like client with an empty cookie jar.
+    pub fn client(&self) -> Client {
+        Client::with_jar(&self.url(""), Arc::new(Jar::default()))
+    }
+
+    /// Create a user directly through the service layer (as the CLI would).
+    pub async fn create_user(&self, name: &str, role: Role) -> User {
+        let new = NewUser {
+            name: Username::parse(name).unwrap(),
+            password: Password::new(password_of(name)).unwrap(),
+            role,
+            can_approve: false,
+        };
+        users::create(&self.state.store, &Actor::cli(), new).await.expect("create user")
+    }
+
+    /// A new user of `role`, signed in through the real form.
+    pub async fn signed_in(&self, name: &str, role: Role) -> Client {
+        self.create_user(name, role).await;
+        let mut client = self.client();
+        let res = client.login(name, &password_of(name)).await;
+        assert_eq!(res.status(), StatusCode::SEE_OTHER, "sign-in of {name} succeeds");
+        client.refresh_csrf().await;
+        client
+    }
+
+    /// An API token for a new user of `role`.
+    pub async fn token_for(&self, name: &str, role: Role) -> String {
+        let user = self.create_user(name, role).await;
+        tokens::create(&self.state.store, &Actor::cli(), &user, "test")
+            .await
+            .expect("create token")
+            .secret
+    }
+
+    /// Every audit row, oldest first.
+    pub async fn audit(&self) -> Vec<AuditRow> {
+        let mut all = Vec::new();
+        let mut filter = Filter::default();
+        loop {
+            let page = custodian::service::audit::search(&self.state.store, filter.clone()).await.unwrap();
+            all.extend(page.rows);
+            match page.older {
+                Some(before) => filter.before_id = Some(before),
+                None => break,
+            }
+        }
+        all.reverse();
+        all
+    }
+
+    pub async fn user(&self, name: &str) -> Option<User> {
+        users::by_name(&self.state.store, &Username::parse(name).unwrap()).await.ok()
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// Each test user's password.
+pub fn password_of(name: &str) -> String {
+    format!("pw-{name}-long-enough")
+}
+
+/// An HTTP client that behaves like one browser tab: cookies, no automatic
+/// redirects (tests assert them), and the CSRF token of the last page read.
+pub struct Client {
+    pub http: reqwest::Client,
+    jar: Arc<Jar>,
+    pub base: String,
+    pub csrf: String,
+}
+
+/// The `csrf_token` hidden field of a page.
+pub fn csrf_in(html: &str) -> Option<String> {
+    let marker = "name=\"csrf_token\" value=\"";
+    let start = html.find(marker)? + marker.len();
+    let end = html[start..].find('"')?;
+    Some(html[start..start + end].to_string())
+}
+
+impl Client {
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.http.get(format!("{}{}", self.base, path)).send().await.expect("GET")
+    }
+
+    pub async fn text(&self, path: &str) -> (StatusCode, String) {
+        let res = self.get(path).await;
+        let status = res.status();
+        (status, res.text().await.unwrap())
+    }
+
+    /// Read the CSRF token from a page that has forms.
+    pub async fn refresh_csrf(&mut self) {
+        let (_, html) = self.text("/account").await;
+        if let Some(t) = csrf_in(&html) {
+            self.csrf = t;
+            return;
+        }
+        let (_, html) = self.text("/login").await;
+        self.csrf = csrf_in(&html).expect("the login page has a CSRF token");
+    }
+
+    /// POST a form with the CSRF token, as the page's form would.
+    pub async fn post(&self, path: &str, fields: &[(&str, &str)]) -> reqwest::Response {
+        let mut all: Vec<(&str, &str)> = vec![("csrf_token", &self.csrf)];
+        all.extend_from_slice(fields);
+        self.post_raw(path, &all).await
+    }
+
+    /// POST a form exactly as given (no CSRF token added).
+    pub async fn post_raw(&self, path: &str, fields: &[(&str, &str)]) -> reqwest::Response {
+        self.http
+            .post(format!("{}{}", self.base, path))
+            .form(fields)
+            .send()
+            .await
+            .expect("POST")
+    }
+
+    /// Sign in through the login form (fetching it first for its token).
+    pub async fn login(&mut self, name: &str, password: &str) -> reqwest::Response {
+        let (_, html) = self.text("/login").await;
+        self.csrf = csrf_in(&html).expect("login form has a CSRF token");
+        self.post("/login", &[("name", name), ("password", password), ("next", "/")]).await
+    }
+
+    /// The session cookie's current value.
+    pub fn session_cookie(&self) -> Option<String> {
+        use reqwest::cookie::CookieStore;
+        let url = self.base.parse().ok()?;
+        let header = self.jar.cookies(&url)?;
+        header
+            .to_str()
+            .ok()?
+            .split(';')
+            .map(str::trim)
+            .find_map(|c| c.strip_prefix("custodian_session="))
+            .map(str::to_string)
+    }
+
+    /// A new client that presents `cookie` as its session cookie.
+    pub fn with_session_cookie(base: &str, cookie: &str) -> Client {
+        let jar = Arc::new(Jar::default());
+        jar.add_cookie_str(&format!("custodian_session={cookie}"), &base.parse().unwrap());
+        Client::with_jar(base, jar)
+    }
+
+    fn with_jar(base: &str, jar: Arc<Jar>) -> Client {
+        Client {
+            http: reqwest::Client::builder()
+                .cookie_provider(jar.clone())
+                .redirect(Policy::none())
+                .timeout(Duration::from_secs(30))
+                .build()
+                .unwrap(),
+            jar,
+            base: base.to_string(),
+            csrf: String::new(),
+        }
+    }
+}
+
+/// A request with a bearer token.
+pub async fn api_get(app: &TestApp, token: &str, path: &str) -> reqwest::Response {
+    reqwest::Client::new()
+        .get(app.url(path))
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("API GET")
+}
+
+/// Run `story` against the panel on both store engines.
+#[macro_export]
+macro_rules! on_both_stores {
+    ($story:ident) => {
+        mod $story {
+            #[tokio::test]
+            async fn sqlite_store() {
+                super::$story($crate::helpers::StoreChoice::Sqlite).await;
+            }
+            #[tokio::test]
+            async fn postgres_store() {
+                super::$story($crate::helpers::StoreChoice::Postgres).await;
+            }
+        }
+    };
+}

@@ -1,0 +1,187 @@
+//! Sign-in, sign-out, throttling, session rotation and session death.
+
+use custodian::domain::Role;
+use custodian::service::auth::MAX_FAILURES_PER_USER;
+use reqwest::StatusCode;
+
+use crate::helpers::{Client, StoreChoice, TestApp, password_of};
+use crate::on_both_stores;
+
+async fn right_password_signs_in_and_wrong_one_does_not(store: StoreChoice) {
+    let app = TestApp::spawn_on(store).await;
+    app.create_user("dana", Role::Operator).await;
+
+    let mut browser = app.client();
+    let res = browser.login("dana", "not her password").await;
+    assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let html = res.text().await.unwrap();
+    assert!(html.contains("Wrong user name or password."), "the form says so");
+    let (status, _) = browser.text("/").await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "still signed out");
+
+    let res = browser.login("dana", &password_of("dana")).await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    assert_eq!(res.headers()["location"], "/");
+    let (status, html) = browser.text("/").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains("dana"), "the navigation names the user");
+
+    let logins: Vec<_> = app.audit().await.into_iter().filter(|r| r.action == "login").collect();
+    assert_eq!(logins.len(), 2);
+    assert_eq!((logins[0].outcome.as_str(), logins[0].detail.as_str()), ("failure", "wrong password"));
+    assert_eq!(logins[1].outcome, "success");
+    assert_eq!(logins[1].actor, "dana");
+    assert_eq!(logins[1].client_addr, "127.0.0.1");
+}
+on_both_stores!(right_password_signs_in_and_wrong_one_does_not);
+
+#[tokio::test]
+async fn unknown_user_names_are_not_recorded() {
+    let app = TestApp::spawn().await;
+    let mut browser = app.client();
+    // People type passwords into the user box; it must not land in the log.
+    let res = browser.login("correct-horse-battery", "whatever").await;
+    assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let row = app.audit().await.pop().unwrap();
+    assert_eq!((row.action.as_str(), row.outcome.as_str()), ("login", "failure"));
+    assert!(!format!("{row:?}").contains("correct-horse"), "{row:?}");
+}
+
+#[tokio::test]
+async fn repeated_failures_throttle_the_user_even_with_the_right_password() {
+    let app = TestApp::spawn().await;
+    app.create_user("erin", Role::Viewer).await;
+    let mut browser = app.client();
+    for _ in 0..MAX_FAILURES_PER_USER {
+        let res = browser.login("erin", "guess-guess-guess").await;
+        assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    }
+    let res = browser.login("erin", &password_of("erin")).await;
+    assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(res.text().await.unwrap().contains("Too many failed sign-ins"));
+    let (status, _) = browser.text("/").await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "the throttled attempt did not sign in");
+    let last = app.audit().await.pop().unwrap();
+    assert_eq!((last.action.as_str(), last.outcome.as_str()), ("login", "throttled"));
+
+    // Another user from the same address is not locked out by erin's failures.
+    app.create_user("fred", Role::Viewer).await;
+    let res = app.client().login("fred", &password_of("fred")).await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+}
+
+#[tokio::test]
+async fn many_failures_from_one_address_throttle_that_address() {
+    let app = TestApp::spawn().await;
+    app.create_user("gina", Role::Viewer).await;
+    let mut browser = app.client();
+    for i in 0..custodian::service::auth::MAX_FAILURES_PER_CLIENT {
+        let res = browser.login(&format!("nobody{i}"), "x").await;
+        assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    }
+    let res = browser.login("gina", &password_of("gina")).await;
+    assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS, "the address is throttled for every user");
+}
+
+#[tokio::test]
+async fn session_id_changes_at_sign_in_and_sign_out_ends_it() {
+    let app = TestApp::spawn().await;
+    app.create_user("hank", Role::Viewer).await;
+    let mut browser = app.client();
+    browser.text("/login").await;
+    let before = browser.session_cookie().expect("the login page starts a session for its CSRF token");
+    let res = browser.login("hank", &password_of("hank")).await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    let after = browser.session_cookie().expect("signed-in session");
+    assert_ne!(before, after, "a new session id at sign-in (no fixation)");
+
+    // The pre-login id is worthless.
+    let (status, _) = Client::with_session_cookie(&browser.base, &before).text("/").await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+
+    browser.refresh_csrf().await;
+    let res = browser.post("/logout", &[]).await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    let (status, _) = browser.text("/").await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "signed out");
+    // Replaying the old cookie does not bring the session back.
+    let (status, _) = Client::with_session_cookie(&browser.base, &after).text("/").await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    let last = app.audit().await.pop().unwrap();
+    assert_eq!((last.action.as_str(), last.actor.as_str()), ("logout", "hank"));
+}
+
+#[tokio::test]
+async fn session_cookie_is_httponly_and_samesite_strict() {
+    let app = TestApp::spawn().await;
+    let res = app.client().get("/login").await;
+    let cookie = res.headers()["set-cookie"].to_str().unwrap().to_string();
+    assert!(cookie.starts_with("custodian_session="), "{cookie}");
+    assert!(cookie.contains("HttpOnly"), "{cookie}");
+    assert!(cookie.contains("SameSite=Strict"), "{cookie}");
+    assert!(!cookie.contains("Secure"), "not Secure by default (plain HTTP on localhost)");
+
+    let app = TestApp::spawn_with(StoreChoice::Sqlite, |c| c.secure_cookies = true).await;
+    let res = app.client().get("/login").await;
+    let cookie = res.headers()["set-cookie"].to_str().unwrap().to_string();
+    assert!(cookie.contains("Secure"), "secure_cookies marks the cookie Secure: {cookie}");
+}
+
+#[tokio::test]
+async fn disabled_users_sessions_die_at_once() {
+    let app = TestApp::spawn().await;
+    let admin = app.signed_in("root", Role::Admin).await;
+    let victim = app.signed_in("ivan", Role::Operator).await;
+    assert_eq!(victim.text("/").await.0, StatusCode::OK);
+
+    let res = admin.post("/users/ivan/disable", &[]).await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    assert_eq!(victim.text("/").await.0, StatusCode::SEE_OTHER, "the disabled user's session is gone");
+    let res = app.client().login("ivan", &password_of("ivan")).await;
+    assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY, "and they cannot sign in again");
+}
+
+#[tokio::test]
+async fn idle_and_absolute_timeouts_end_sessions() {
+    // Timeouts of one second: the test waits for them to pass.
+    let app = TestApp::spawn_with(StoreChoice::Sqlite, |c| {
+        c.session_idle_timeout = std::time::Duration::from_secs(1);
+    })
+    .await;
+    let browser = app.signed_in("jack", Role::Viewer).await;
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    assert_eq!(browser.text("/").await.0, StatusCode::SEE_OTHER, "idle too long");
+
+    let app = TestApp::spawn_with(StoreChoice::Sqlite, |c| {
+        c.session_absolute_timeout = std::time::Duration::from_secs(1);
+    })
+    .await;
+    let browser = app.signed_in("kate", Role::Viewer).await;
+    assert_eq!(browser.text("/").await.0, StatusCode::OK);
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    assert_eq!(browser.text("/").await.0, StatusCode::SEE_OTHER, "past the absolute limit");
+}
+
+#[tokio::test]
+async fn sign_in_returns_to_the_page_asked_for_but_never_off_site() {
+    let app = TestApp::spawn().await;
+    app.create_user("lena", Role::Admin).await;
+    let mut browser = app.client();
+    let res = browser.get("/users").await;
+    assert_eq!(res.headers()["location"], "/login?next=%2Fusers");
+
+    let (_, html) = browser.text("/login?next=%2Fusers").await;
+    browser.csrf = crate::helpers::csrf_in(&html).unwrap();
+    let res = browser
+        .post("/login", &[("name", "lena"), ("password", &password_of("lena")), ("next", "/users")])
+        .await;
+    assert_eq!(res.headers()["location"], "/users");
+
+    let mut other = app.client();
+    let (_, html) = other.text("/login").await;
+    other.csrf = crate::helpers::csrf_in(&html).unwrap();
+    let res = other
+        .post("/login", &[("name", "lena"), ("password", &password_of("lena")), ("next", "//evil.example/")])
+        .await;
+    assert_eq!(res.headers()["location"], "/", "an off-site next is ignored");
+}

@@ -1,0 +1,16 @@
+//! Custodian's integration tests: the real server on a random port, its own
+//! store per test (SQLite file or a fresh PostgreSQL database), driven over
+//! HTTP like a browser, through the API like a CI job, and in headless
+//! chromium for the sign-in flow.
+
+mod helpers;
+
+mod audit;
+mod bad_input;
+mod browser;
+mod cli;
+mod csrf;
+mod login;
+mod roles;
+mod setup;
+mod tokens;

@@ -1,0 +1,199 @@
+//! The role matrix: every route, for anonymous, viewer, operator and admin,
+//! with the status each must get. `every_route_is_in_the_matrix` reads the
+//! router source, so a new route without a row here fails the suite.
+
+use std::collections::BTreeSet;
+
+use custodian::domain::Role;
+use reqwest::StatusCode;
+
+use crate::helpers::{Client, TestApp, api_get};
+
+#[derive(Clone, Copy, Debug)]
+enum M {
+    Get,
+    Post,
+}
+
+/// (method, path, anonymous, viewer, operator, admin). POSTs carry a valid
+/// CSRF token and an empty or harmless body: a role that may use the route
+/// gets past the role check (then 4xx for the empty input), one that may not
+/// gets 403. 303 for anonymous pages is the redirect to sign-in.
+const PAGES: &[(M, &str, u16, u16, u16, u16)] = &[
+    (M::Get, "/healthz", 200, 200, 200, 200),
+    (M::Get, "/static/app.css", 200, 200, 200, 200),
+    (M::Get, "/static/vendor/htmx/htmx.min.js", 200, 200, 200, 200),
+    (M::Get, "/login", 200, 303, 303, 303),
+    (M::Post, "/login", 422, 422, 422, 422),
+    (M::Get, "/setup", 404, 404, 404, 404),
+    (M::Post, "/setup", 404, 404, 404, 404),
+    (M::Get, "/", 303, 200, 200, 200),
+    (M::Get, "/databases", 303, 200, 200, 200),
+    (M::Get, "/jobs", 303, 200, 200, 200),
+    (M::Get, "/account", 303, 200, 200, 200),
+    (M::Post, "/account/password", 303, 422, 422, 422),
+    (M::Post, "/account/tokens", 303, 422, 422, 422),
+    (M::Post, "/account/tokens/999999/revoke", 303, 404, 404, 404),
+    (M::Get, "/audit", 303, 403, 200, 200),
+    (M::Get, "/users", 303, 403, 403, 200),
+    (M::Post, "/users", 303, 403, 403, 422),
+    (M::Post, "/users/nobody/role", 303, 403, 403, 422),
+    (M::Post, "/users/nobody/disable", 303, 403, 403, 404),
+    (M::Post, "/users/nobody/enable", 303, 403, 403, 404),
+    (M::Post, "/users/nobody/password", 303, 403, 403, 422),
+    // Last: it ends the session.
+    (M::Post, "/logout", 303, 303, 303, 303),
+];
+
+/// The API, with bearer tokens instead of sessions; anonymous sends none.
+const API: &[(M, &str, u16, u16, u16, u16)] = &[
+    (M::Get, "/api/v1/me", 401, 200, 200, 200),
+    (M::Get, "/api/v1/users", 401, 403, 403, 200),
+    (M::Post, "/api/v1/users", 401, 403, 403, 422),
+    (M::Post, "/api/v1/users/nobody/disable", 401, 403, 403, 404),
+    (M::Get, "/api/v1/audit", 401, 403, 200, 200),
+];
+
+fn expected(row: &(M, &str, u16, u16, u16, u16), who: Option<Role>) -> u16 {
+    match who {
+        None => row.2,
+        Some(Role::Viewer) => row.3,
+        Some(Role::Operator) => row.4,
+        Some(Role::Admin) => row.5,
+    }
+}
+
+#[tokio::test]
+async fn every_page_route_enforces_its_role() {
+    let app = TestApp::spawn().await;
+    let mut anonymous = app.client();
+    anonymous.refresh_csrf().await;
+    let who: Vec<(Option<Role>, Client)> = vec![
+        (None, anonymous),
+        (Some(Role::Viewer), app.signed_in("v", Role::Viewer).await),
+        (Some(Role::Operator), app.signed_in("o", Role::Operator).await),
+        (Some(Role::Admin), app.signed_in("a", Role::Admin).await),
+    ];
+    let mut failures = Vec::new();
+    for (role, client) in &who {
+        for row in PAGES {
+            let res = match row.0 {
+                M::Get => client.get(row.1).await,
+                M::Post => client.post(row.1, &[]).await,
+            };
+            let want = expected(row, *role);
+            if res.status().as_u16() != want {
+                failures.push(format!("{:?} {:?} {}: got {}, want {want}", role, row.0, row.1, res.status()));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "role matrix mismatches:\n{}", failures.join("\n"));
+}
+
+#[tokio::test]
+async fn every_api_route_enforces_its_role() {
+    let app = TestApp::spawn().await;
+    let tokens = [
+        (Some(Role::Viewer), app.token_for("v", Role::Viewer).await),
+        (Some(Role::Operator), app.token_for("o", Role::Operator).await),
+        (Some(Role::Admin), app.token_for("a", Role::Admin).await),
+    ];
+    let http = reqwest::Client::new();
+    let mut failures = Vec::new();
+    for row in API {
+        let mut cases: Vec<(Option<Role>, Option<&str>)> = vec![(None, None)];
+        cases.extend(tokens.iter().map(|(r, t)| (*r, Some(t.as_str()))));
+        for (role, token) in cases {
+            let mut req = match row.0 {
+                M::Get => http.get(app.url(row.1)),
+                M::Post => http.post(app.url(row.1)).json(&serde_json::json!({})),
+            };
+            if let Some(t) = token {
+                req = req.bearer_auth(t);
+            }
+            let res = req.send().await.unwrap();
+            let want = expected(row, role);
+            let status = res.status().as_u16();
+            let body: serde_json::Value = res.json().await.unwrap_or_default();
+            if status != want {
+                failures.push(format!("{role:?} {:?} {}: got {status}, want {want}", row.0, row.1));
+            }
+            if status >= 400 && !body["error"].is_string() {
+                failures.push(format!("{role:?} {:?} {}: error body is not {{\"error\"}}: {body}", row.0, row.1));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "API role matrix mismatches:\n{}", failures.join("\n"));
+}
+
+#[tokio::test]
+async fn forbidden_page_names_the_role_needed() {
+    let app = TestApp::spawn().await;
+    let viewer = app.signed_in("v", Role::Viewer).await;
+    let (status, html) = viewer.text("/users").await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(html.contains("This needs the admin role."), "{html}");
+    let res = viewer.post("/users", &[("name", "x"), ("password", "long-enough-pw"), ("role", "admin")]).await;
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    assert!(app.user("x").await.is_none(), "a viewer cannot create users");
+    let denied = app.audit().await.pop().unwrap();
+    assert_eq!((denied.action.as_str(), denied.outcome.as_str()), ("access.denied", "denied"));
+    assert_eq!(denied.target, "/users");
+}
+
+#[tokio::test]
+async fn a_bad_or_missing_token_gets_401_json() {
+    let app = TestApp::spawn().await;
+    let res = api_get(&app, "cust_not-a-real-token", "/api/v1/me").await;
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(res.headers()["www-authenticate"], "Bearer");
+    let body: serde_json::Value = res.json().await.unwrap();
+    assert!(body["error"].is_string());
+}
+
+/// Routes as the router source declares them: (method, path).
+fn declared_routes() -> BTreeSet<(String, String)> {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/src/web");
+    let mut found = BTreeSet::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        let src = std::fs::read_to_string(&path).unwrap();
+        let prefix = if path.file_name().unwrap() == "api.rs" { "/api/v1" } else { "" };
+        for chunk in src.split(".route(\"").skip(1) {
+            let route = &chunk[..chunk.find('"').unwrap()];
+            let call = &chunk[..chunk.find(".route(").unwrap_or(chunk.len())];
+            let call = &call[..call.find("\n}").unwrap_or(call.len())];
+            for (needle, method) in [("get(", "GET"), ("post(", "POST")] {
+                if call.contains(needle) {
+                    found.insert((method.to_string(), format!("{prefix}{route}")));
+                }
+            }
+        }
+    }
+    found
+}
+
+/// A matrix path with concrete values matches a declared `{param}` path.
+fn matches(declared: &str, concrete: &str) -> bool {
+    let (d, c): (Vec<_>, Vec<_>) = (declared.split('/').collect(), concrete.split('/').collect());
+    if declared.ends_with("{*path}") {
+        return concrete.starts_with(declared.trim_end_matches("{*path}"));
+    }
+    d.len() == c.len() && d.iter().zip(&c).all(|(d, c)| d.starts_with('{') || d == c)
+}
+
+#[test]
+fn every_route_is_in_the_matrix() {
+    let declared = declared_routes();
+    assert!(declared.len() >= 20, "the source scan found routes: {declared:?}");
+    let listed: Vec<(&str, &str)> = PAGES
+        .iter()
+        .chain(API)
+        .map(|r| (if matches!(r.0, M::Get) { "GET" } else { "POST" }, r.1))
+        .collect();
+    let missing: Vec<_> = declared
+        .iter()
+        .filter(|(m, p)| !listed.iter().any(|(lm, lp)| lm == m && matches(p, lp)))
+        .collect();
+    assert!(missing.is_empty(), "routes missing from the role matrix: {missing:?}");
+}
