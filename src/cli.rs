@@ -17,7 +17,11 @@ use crate::service::{Actor, tokens};
 use crate::store::Store;
 
 #[derive(Parser, Debug)]
-#[command(name = "custodian", version, about = "A web control panel for database administration")]
+#[command(
+    name = "custodian",
+    version,
+    about = "A web control panel for database administration"
+)]
 pub struct Cli {
     /// Configuration file (default: ./custodian.toml if it exists).
     #[arg(long, global = true, env = "CUSTODIAN_CONFIG", value_name = "FILE")]
@@ -171,7 +175,10 @@ async fn check(loaded: &crate::config::Loaded) -> anyhow::Result<()> {
 fn read_password(from_stdin: bool) -> anyhow::Result<Password> {
     let raw = if from_stdin || !std::io::stdin().is_terminal() {
         let mut line = String::new();
-        std::io::stdin().lock().read_line(&mut line).context("cannot read the password from stdin")?;
+        std::io::stdin()
+            .lock()
+            .read_line(&mut line)
+            .context("cannot read the password from stdin")?;
         line.trim_end_matches(['\r', '\n']).to_string()
     } else {
         let first = rpassword::prompt_password("Password: ")?;
@@ -203,7 +210,12 @@ async fn user(config: &Config, cmd: UserCommand) -> anyhow::Result<()> {
                 can_approve: approver,
             };
             let user = users::create(&store, &actor, new).await?;
-            println!("created {} ({}{})", user.name, user.role, if user.can_approve { ", approver" } else { "" });
+            println!(
+                "created {} ({}{})",
+                user.name,
+                user.role,
+                if user.can_approve { ", approver" } else { "" }
+            );
         }
         UserCommand::List => {
             println!("{:<24} {:<9} {:<9} {:<9}", "NAME", "ROLE", "APPROVER", "STATE");

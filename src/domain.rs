@@ -142,6 +142,14 @@ impl fmt::Debug for Password {
     }
 }
 
+impl TryFrom<String> for Role {
+    type Error = AppError;
+
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        s.parse()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -168,13 +176,5 @@ mod tests {
         assert!(Password::new("x".repeat(300)).is_err());
         let p = Password::new("correct horse battery".into()).unwrap();
         assert_eq!(format!("{p:?}"), "Password(***)");
-    }
-}
-
-impl TryFrom<String> for Role {
-    type Error = AppError;
-
-    fn try_from(s: String) -> Result<Self, Self::Error> {
-        s.parse()
     }
 }

@@ -26,10 +26,7 @@ pub enum AppError {
     #[error("sign-in required")]
     Unauthorized,
     #[error("{message}")]
-    Forbidden {
-        message: String,
-        needed: Option<Role>,
-    },
+    Forbidden { message: String, needed: Option<Role> },
     #[error("{0}")]
     NotFound(String),
     #[error("{0}")]

@@ -25,7 +25,10 @@ pub struct Prepared {
 /// Open the store (creating and migrating it) and build the application.
 pub async fn prepare(config: Config) -> anyhow::Result<Prepared> {
     let store = Store::open(&config.store_url()).await?;
-    let sessions = store.session_backend().await.context("cannot prepare the session table")?;
+    let sessions = store
+        .session_backend()
+        .await
+        .context("cannot prepare the session table")?;
     let setup_token = setup::prepare(&store).await.map_err(|e| anyhow::anyhow!("{e}"))?;
 
     // Expired sessions are deleted hourly; the task ends with the runtime.

@@ -26,7 +26,13 @@ const THROTTLED: &str = "Too many failed sign-ins. Wait 15 minutes and try again
 
 /// Check a user name and password. Every attempt writes one audit row:
 /// success, failure or throttled. The error never says which part was wrong.
-pub async fn login(store: &Store, client: &str, via: Via, name: &str, password: &Password) -> AppResult<User> {
+pub async fn login(
+    store: &Store,
+    client: &str,
+    via: Via,
+    name: &str,
+    password: &Password,
+) -> AppResult<User> {
     let since = now() - THROTTLE_WINDOW_SECS;
     // A typo'd name may be a password typed in the wrong box: never store
     // names that are not users; the row only says "unknown user".

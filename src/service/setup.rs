@@ -40,7 +40,12 @@ pub struct SetupRequest {
 
 /// Create the first admin (an approver too) with the setup token. Every
 /// attempt is audited, including ones with a spent or wrong token.
-pub async fn create_first_admin(store: &Store, actor: &Actor, token: &str, req: SetupRequest) -> AppResult<User> {
+pub async fn create_first_admin(
+    store: &Store,
+    actor: &Actor,
+    token: &str,
+    req: SetupRequest,
+) -> AppResult<User> {
     let event = Event {
         action: "setup",
         target: "first admin",
@@ -56,9 +61,15 @@ pub async fn create_first_admin(store: &Store, actor: &Actor, token: &str, req: 
         }
         let password = Password::new(req.password)?;
         let hash = passwords::hash(&password).await?;
-        let id = rows::insert_first_admin(store.pool(), SETUP_KEY, &secret_digest(token), name.as_str(), &hash)
-            .await?
-            .ok_or_else(closed)?;
+        let id = rows::insert_first_admin(
+            store.pool(),
+            SETUP_KEY,
+            &secret_digest(token),
+            name.as_str(),
+            &hash,
+        )
+        .await?
+        .ok_or_else(closed)?;
         users::by_id(store, id).await
     })
     .await

@@ -50,7 +50,11 @@ pub struct NewUser {
 
 pub async fn create(store: &Store, actor: &Actor, new: NewUser) -> AppResult<User> {
     let target = format!("user:{}", new.name);
-    let detail = format!("role {}{}", new.role, if new.can_approve { ", approver" } else { "" });
+    let detail = format!(
+        "role {}{}",
+        new.role,
+        if new.can_approve { ", approver" } else { "" }
+    );
     let event = Event {
         action: "user.create",
         target: &target,
@@ -75,7 +79,11 @@ pub async fn create(store: &Store, actor: &Actor, new: NewUser) -> AppResult<Use
 }
 
 pub async fn list(store: &Store) -> AppResult<Vec<User>> {
-    Ok(rows::list(store.pool()).await?.into_iter().map(User::from).collect())
+    Ok(rows::list(store.pool())
+        .await?
+        .into_iter()
+        .map(User::from)
+        .collect())
 }
 
 pub async fn count(store: &Store) -> AppResult<i64> {
@@ -148,7 +156,12 @@ pub async fn set_disabled(store: &Store, actor: &Actor, name: &Username, disable
 }
 
 /// An admin (or the CLI) sets someone's password.
-pub async fn reset_password(store: &Store, actor: &Actor, name: &Username, password: &Password) -> AppResult<()> {
+pub async fn reset_password(
+    store: &Store,
+    actor: &Actor,
+    name: &Username,
+    password: &Password,
+) -> AppResult<()> {
     let target = format!("user:{name}");
     let event = Event {
         action: "user.password",
@@ -179,7 +192,9 @@ pub async fn change_own_password(
         ..Default::default()
     };
     audited(store, actor, event, async {
-        let id = actor.user_id.ok_or_else(|| AppError::forbidden("only a signed-in user has a password"))?;
+        let id = actor
+            .user_id
+            .ok_or_else(|| AppError::forbidden("only a signed-in user has a password"))?;
         let row = rows::by_id(store.pool(), id)
             .await?
             .ok_or_else(|| AppError::not_found("no such user"))?;

@@ -36,7 +36,8 @@ pub struct AuditRow {
 }
 
 pub async fn insert(pool: &Pool, e: &NewEntry<'_>) -> sqlx::Result<i64> {
-    on_pool!(pool, |p| sqlx::query_scalar(
+    on_pool!(pool, |p| {
+        sqlx::query_scalar(
         "INSERT INTO audit_log (at, actor_id, actor, via, action, target, database_name, outcome, detail, client_addr) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id"
     )
@@ -51,7 +52,8 @@ pub async fn insert(pool: &Pool, e: &NewEntry<'_>) -> sqlx::Result<i64> {
     .bind(e.detail)
     .bind(e.client_addr)
     .fetch_one(p)
-    .await)
+    .await
+    })
 }
 
 /// Which rows to read. Pages are keyset-paginated on `id` (newest first), so
@@ -103,7 +105,11 @@ pub async fn search(pool: &Pool, f: &Filter) -> sqlx::Result<Vec<AuditRow>> {
         if let Some(after) = f.after_id {
             q.push(" AND id > ").push_bind(after);
         }
-        q.push(if ascending { " ORDER BY id ASC" } else { " ORDER BY id DESC" });
+        q.push(if ascending {
+            " ORDER BY id ASC"
+        } else {
+            " ORDER BY id DESC"
+        });
         q.push(" LIMIT ").push_bind(f.limit);
         let mut rows = q.build_query_as::<AuditRow>().fetch_all(p).await?;
         if ascending {
@@ -114,11 +120,7 @@ pub async fn search(pool: &Pool, f: &Filter) -> sqlx::Result<Vec<AuditRow>> {
 }
 
 /// Failed sign-ins for a user since `since` and after their last success.
-pub async fn recent_login_failures_for_user(
-    pool: &Pool,
-    user_id: i64,
-    since: i64,
-) -> sqlx::Result<i64> {
+pub async fn recent_login_failures_for_user(pool: &Pool, user_id: i64, since: i64) -> sqlx::Result<i64> {
     on_pool!(pool, |p| sqlx::query_scalar(
         "SELECT COUNT(*) FROM audit_log WHERE actor_id = $1 AND action = 'login' \
          AND outcome = 'failure' AND at >= $2 \

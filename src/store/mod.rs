@@ -57,12 +57,11 @@ impl Store {
             StoreKind::Sqlite => {
                 let options = SqliteConnectOptions::from_str(url.expose())
                     .with_context(|| format!("bad SQLite store URL {url}"))?;
-                if let Some(dir) = options.get_filename().parent() {
-                    if !dir.as_os_str().is_empty() {
-                        std::fs::create_dir_all(dir).with_context(|| {
-                            format!("cannot create store directory {}", dir.display())
-                        })?;
-                    }
+                if let Some(dir) = options.get_filename().parent()
+                    && !dir.as_os_str().is_empty()
+                {
+                    std::fs::create_dir_all(dir)
+                        .with_context(|| format!("cannot create store directory {}", dir.display()))?;
                 }
                 let options = options
                     .create_if_missing(true)
@@ -118,10 +117,7 @@ impl Store {
 
     /// Is the store answering? For `/healthz`.
     pub async fn ping(&self) -> bool {
-        on_pool!(&self.pool, |p| sqlx::query("SELECT 1")
-            .execute(p)
-            .await
-            .is_ok())
+        on_pool!(&self.pool, |p| sqlx::query("SELECT 1").execute(p).await.is_ok())
     }
 
     pub async fn close(&self) {

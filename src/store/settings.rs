@@ -16,10 +16,12 @@ pub async fn put(pool: &Pool, key: &str, value: &str) -> sqlx::Result<()> {
 }
 
 pub async fn get(pool: &Pool, key: &str) -> sqlx::Result<Option<String>> {
-    on_pool!(pool, |p| sqlx::query_scalar("SELECT value FROM settings WHERE key = $1")
-        .bind(key)
-        .fetch_optional(p)
-        .await)
+    on_pool!(pool, |p| sqlx::query_scalar(
+        "SELECT value FROM settings WHERE key = $1"
+    )
+    .bind(key)
+    .fetch_optional(p)
+    .await)
 }
 
 pub async fn delete(pool: &Pool, key: &str) -> sqlx::Result<()> {

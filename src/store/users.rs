@@ -18,8 +18,7 @@ pub struct UserRow {
     pub password_changed_at: i64,
 }
 
-const COLUMNS: &str =
-    "id, name, password_hash, role, can_approve, disabled, created_at, password_changed_at";
+const COLUMNS: &str = "id, name, password_hash, role, can_approve, disabled, created_at, password_changed_at";
 
 pub async fn count(pool: &Pool) -> sqlx::Result<i64> {
     on_pool!(pool, |p| sqlx::query_scalar("SELECT COUNT(*) FROM users")
@@ -35,7 +34,8 @@ pub async fn insert(
     can_approve: bool,
 ) -> sqlx::Result<i64> {
     let at = now();
-    on_pool!(pool, |p| sqlx::query_scalar(
+    on_pool!(pool, |p| {
+        sqlx::query_scalar(
         "INSERT INTO users (name, password_hash, role, can_approve, disabled, created_at, password_changed_at) \
          VALUES ($1, $2, $3, $4, FALSE, $5, $5) RETURNING id"
     )
@@ -45,7 +45,8 @@ pub async fn insert(
     .bind(can_approve)
     .bind(at)
     .fetch_one(p)
-    .await)
+    .await
+    })
 }
 
 pub async fn by_name(pool: &Pool, name: &str) -> sqlx::Result<Option<UserRow>> {
@@ -83,7 +84,8 @@ pub async fn set_password(pool: &Pool, id: i64, password_hash: &str) -> sqlx::Re
 
 /// The guard keeps at least one enabled admin: an update that would remove
 /// the last one changes nothing and reports 0 rows.
-const KEEPS_AN_ADMIN: &str = "(SELECT COUNT(*) FROM users WHERE role = 'admin' AND NOT disabled AND id <> $ID) > 0";
+const KEEPS_AN_ADMIN: &str =
+    "(SELECT COUNT(*) FROM users WHERE role = 'admin' AND NOT disabled AND id <> $ID) > 0";
 
 /// Change role and approver flag; 0 rows if it would demote the last admin.
 pub async fn set_role(pool: &Pool, id: i64, role: Role, can_approve: bool) -> sqlx::Result<u64> {

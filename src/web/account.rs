@@ -45,7 +45,12 @@ struct AccountPage {
     new_token: Option<(String, String)>,
 }
 
-async fn page(state: &AppState, me: &CurrentUser, ctx: PageCtx, new_token: Option<(String, String)>) -> AppResult<AccountPage> {
+async fn page(
+    state: &AppState,
+    me: &CurrentUser,
+    ctx: PageCtx,
+    new_token: Option<(String, String)>,
+) -> AppResult<AccountPage> {
     let tokens = tokens::list(&state.store, &me.user)
         .await?
         .into_iter()
@@ -126,7 +131,9 @@ async fn revoke_token(
     session: Session,
     Path(id): Path<String>,
 ) -> AppResult<Redirect> {
-    let id: i64 = id.parse().map_err(|_| AppError::not_found("no such live token"))?;
+    let id: i64 = id
+        .parse()
+        .map_err(|_| AppError::not_found("no such live token"))?;
     tokens::revoke(&state.store, &me.actor(), &me.user, id).await?;
     flash(&session, "ok", "Token revoked: it no longer works.").await?;
     Ok(Redirect::to("/account"))

@@ -9,8 +9,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::domain::{Password, Role, Username};
 use crate::error::{AppError, AppResult};
-use crate::service::users::{self, NewUser, User};
 use crate::service::audit;
+use crate::service::users::{self, NewUser, User};
 use crate::web::AppState;
 use crate::web::audit::AuditQuery;
 use crate::web::auth::{Admin, Operator, Viewer};

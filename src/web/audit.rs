@@ -59,10 +59,10 @@ impl AuditQuery {
     pub fn filter(&self) -> AppResult<Filter> {
         let from = day_start(&self.from, "from")?;
         let until = day_start(&self.to, "to")?.map(|t| t + 86_400);
-        if let (Some(f), Some(u)) = (from, until) {
-            if f >= u {
-                return Err(AppError::invalid("from must not be after to"));
-            }
+        if let (Some(f), Some(u)) = (from, until)
+            && f >= u
+        {
+            return Err(AppError::invalid("from must not be after to"));
         }
         Ok(Filter {
             actor: non_empty(&self.user, 200),

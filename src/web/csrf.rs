@@ -61,9 +61,9 @@ pub async fn verify(session: Session, request: Request, next: Next) -> Result<Re
         None if is_form(&request) => {
             // Read the form to find the field, then hand the same bytes on.
             let (parts, body) = request.into_parts();
-            let bytes = to_bytes(body, BODY_LIMIT)
-                .await
-                .map_err(|_| AppError::TooLarge(format!("the request body is larger than {BODY_LIMIT} bytes")))?;
+            let bytes = to_bytes(body, BODY_LIMIT).await.map_err(|_| {
+                AppError::TooLarge(format!("the request body is larger than {BODY_LIMIT} bytes"))
+            })?;
             let token = form_urlencoded::parse(&bytes)
                 .find(|(k, _)| k == FORM_FIELD)
                 .map(|(_, v)| v.into_owned());

@@ -146,10 +146,7 @@ pub async fn render(State(state): State<AppState>, request: Request, next: Next)
     }
 
     if info.status == StatusCode::UNAUTHORIZED {
-        let target = path
-            .path_and_query()
-            .map(|pq| pq.as_str())
-            .unwrap_or("/");
+        let target = path.path_and_query().map(|pq| pq.as_str()).unwrap_or("/");
         let login = format!("/login?next={}", encode(target));
         if htmx {
             let mut res = StatusCode::OK.into_response();

@@ -12,8 +12,8 @@ use tower_sessions::Session;
 
 use crate::domain::{Password, Username};
 use crate::error::{AppError, AppResult};
-use crate::service::users::User;
 use crate::service::setup::SetupRequest;
+use crate::service::users::User;
 use crate::service::{Actor, Via, auth, setup, users};
 use crate::store::now;
 use crate::web::AppState;
@@ -46,7 +46,10 @@ struct NextQuery {
 
 /// Only same-site paths: never `//evil.example` or a full URL.
 fn safe_next(next: &str) -> String {
-    let ok = next.starts_with('/') && !next.starts_with("//") && !next.starts_with("/\\") && !next.contains(['\r', '\n']);
+    let ok = next.starts_with('/')
+        && !next.starts_with("//")
+        && !next.starts_with("/\\")
+        && !next.contains(['\r', '\n']);
     if ok { next.to_string() } else { "/".to_string() }
 }
 
@@ -123,7 +126,11 @@ async fn login_submit(
     }
 }
 
-async fn logout(State(state): State<AppState>, session: Session, user: Option<CurrentUser>) -> AppResult<Response> {
+async fn logout(
+    State(state): State<AppState>,
+    session: Session,
+    user: Option<CurrentUser>,
+) -> AppResult<Response> {
     if let Some(user) = user {
         auth::logout(&state.store, &user.actor()).await?;
     }
@@ -146,7 +153,11 @@ struct TokenQuery {
     token: String,
 }
 
-async fn setup_page(State(state): State<AppState>, ctx: PageCtx, Query(q): Query<TokenQuery>) -> AppResult<Response> {
+async fn setup_page(
+    State(state): State<AppState>,
+    ctx: PageCtx,
+    Query(q): Query<TokenQuery>,
+) -> AppResult<Response> {
     if !setup::is_open(&state.store, &q.token).await? {
         return Err(setup::closed());
     }

@@ -5,8 +5,8 @@
 mod account;
 mod api;
 mod assets;
-pub mod auth;
 mod audit;
+pub mod auth;
 mod csrf;
 mod errors;
 mod login;
@@ -78,8 +78,7 @@ pub fn router(state: AppState, sessions: SessionBackend) -> Router {
         .with_same_site(SameSite::Strict)
         .with_secure(state.config.secure_cookies)
         .with_expiry(Expiry::OnInactivity(
-            time::Duration::try_from(state.config.session_idle_timeout)
-                .unwrap_or(time::Duration::hours(1)),
+            time::Duration::try_from(state.config.session_idle_timeout).unwrap_or(time::Duration::hours(1)),
         ));
 
     let routes = Router::new()

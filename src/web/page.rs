@@ -96,7 +96,12 @@ impl PageCtx {
             }),
             csrf,
             flashes,
-            section: path.trim_start_matches('/').split('/').next().unwrap_or("").to_string(),
+            section: path
+                .trim_start_matches('/')
+                .split('/')
+                .next()
+                .unwrap_or("")
+                .to_string(),
         })
     }
 
@@ -113,7 +118,9 @@ where
     type Rejection = AppError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> AppResult<Self> {
-        let user = <CurrentUser as axum::extract::OptionalFromRequestParts<S>>::from_request_parts(parts, state).await?;
+        let user =
+            <CurrentUser as axum::extract::OptionalFromRequestParts<S>>::from_request_parts(parts, state)
+                .await?;
         let session = parts.extensions.get::<Session>().cloned();
         let path = parts
             .extensions

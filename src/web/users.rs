@@ -119,7 +119,12 @@ async fn set_role(
     let role: Role = form.role.parse()?;
     let user = users::set_role(&state.store, &me.actor(), &name, role, ticked(&form.approver)).await?;
     let approver = if user.can_approve { ", approver" } else { "" };
-    flash(&session, "ok", format!("{} is now {}{approver}.", user.name, user.role)).await?;
+    flash(
+        &session,
+        "ok",
+        format!("{} is now {}{approver}.", user.name, user.role),
+    )
+    .await?;
     Ok(Redirect::to("/users"))
 }
 
@@ -130,7 +135,15 @@ async fn disable(
     Path(name): Path<String>,
 ) -> AppResult<Redirect> {
     let user = users::set_disabled(&state.store, &me.actor(), &path_user(&name)?, true).await?;
-    flash(&session, "ok", format!("Disabled {}; their sessions and tokens no longer work.", user.name)).await?;
+    flash(
+        &session,
+        "ok",
+        format!(
+            "Disabled {}; their sessions and tokens no longer work.",
+            user.name
+        ),
+    )
+    .await?;
     Ok(Redirect::to("/users"))
 }
 

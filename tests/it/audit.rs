@@ -29,7 +29,12 @@ async fn each_mutating_action_writes_exactly_one_row(store: StoreChoice) {
     let app = TestApp::spawn_on(store).await;
     app.create_user("root", Role::Admin).await;
     let mut admin = app.client();
-    let res = one_row!(app, "login", "success", admin.login("root", &password_of("root")).await);
+    let res = one_row!(
+        app,
+        "login",
+        "success",
+        admin.login("root", &password_of("root")).await
+    );
     assert_eq!(res.status(), StatusCode::SEE_OTHER);
     admin.refresh_csrf().await;
 
@@ -37,11 +42,23 @@ async fn each_mutating_action_writes_exactly_one_row(store: StoreChoice) {
         app,
         "user.create",
         "success",
-        admin.post("/users", &[("name", "mia"), ("password", "mia-password-1"), ("role", "viewer")]).await
+        admin
+            .post(
+                "/users",
+                &[
+                    ("name", "mia"),
+                    ("password", "mia-password-1"),
+                    ("role", "viewer")
+                ]
+            )
+            .await
     );
     assert_eq!(res.status(), StatusCode::SEE_OTHER);
     let row = app.audit().await.pop().unwrap();
-    assert_eq!((row.actor.as_str(), row.target.as_str(), row.via.as_str()), ("root", "user:mia", "web"));
+    assert_eq!(
+        (row.actor.as_str(), row.target.as_str(), row.via.as_str()),
+        ("root", "user:mia", "web")
+    );
     assert_eq!(row.client_addr, "127.0.0.1");
     assert!(!row.detail.contains("mia-password"), "no password in the log");
 
@@ -50,24 +67,70 @@ async fn each_mutating_action_writes_exactly_one_row(store: StoreChoice) {
         app,
         "user.create",
         "failure",
-        admin.post("/users", &[("name", "mia"), ("password", "mia-password-1"), ("role", "viewer")]).await
+        admin
+            .post(
+                "/users",
+                &[
+                    ("name", "mia"),
+                    ("password", "mia-password-1"),
+                    ("role", "viewer")
+                ]
+            )
+            .await
     );
     assert_eq!(res.status(), StatusCode::CONFLICT);
 
-    one_row!(app, "user.role", "success", admin.post("/users/mia/role", &[("role", "operator"), ("approver", "on")]).await);
+    one_row!(
+        app,
+        "user.role",
+        "success",
+        admin
+            .post("/users/mia/role", &[("role", "operator"), ("approver", "on")])
+            .await
+    );
     let mia = app.user("mia").await.unwrap();
     assert_eq!((mia.role, mia.can_approve), (Role::Operator, true));
-    one_row!(app, "user.disable", "success", admin.post("/users/mia/disable", &[]).await);
-    one_row!(app, "user.enable", "success", admin.post("/users/mia/enable", &[]).await);
-    one_row!(app, "user.password", "success", admin.post("/users/mia/password", &[("password", "mia-new-password")]).await);
+    one_row!(
+        app,
+        "user.disable",
+        "success",
+        admin.post("/users/mia/disable", &[]).await
+    );
+    one_row!(
+        app,
+        "user.enable",
+        "success",
+        admin.post("/users/mia/enable", &[]).await
+    );
+    one_row!(
+        app,
+        "user.password",
+        "success",
+        admin
+            .post("/users/mia/password", &[("password", "mia-new-password")])
+            .await
+    );
     let res = app.client().login("mia", "mia-new-password").await;
     assert_eq!(res.status(), StatusCode::SEE_OTHER, "the reset password works");
 
-    let res = one_row!(app, "token.create", "success", admin.post("/account/tokens", &[("name", "ci")]).await);
+    let res = one_row!(
+        app,
+        "token.create",
+        "success",
+        admin.post("/account/tokens", &[("name", "ci")]).await
+    );
     assert_eq!(res.status(), StatusCode::OK);
     let root = app.user("root").await.unwrap();
-    let token = custodian::service::tokens::list(&app.state.store, &root).await.unwrap()[0].id;
-    one_row!(app, "token.revoke", "success", admin.post(&format!("/account/tokens/{token}/revoke"), &[]).await);
+    let token = custodian::service::tokens::list(&app.state.store, &root)
+        .await
+        .unwrap()[0]
+        .id;
+    one_row!(
+        app,
+        "token.revoke",
+        "success",
+        admin.post(&format!("/account/tokens/{token}/revoke"), &[]).await
+    );
 
     one_row!(
         app,
@@ -76,7 +139,11 @@ async fn each_mutating_action_writes_exactly_one_row(store: StoreChoice) {
         admin
             .post(
                 "/account/password",
-                &[("current", &password_of("root")), ("password", "root-new-pass"), ("confirm", "root-new-pass")]
+                &[
+                    ("current", &password_of("root")),
+                    ("password", "root-new-pass"),
+                    ("confirm", "root-new-pass")
+                ]
             )
             .await
     );
@@ -106,7 +173,11 @@ async fn each_mutating_action_writes_exactly_one_row(store: StoreChoice) {
         app,
         "user.disable",
         "success",
-        http.post(app.url("/api/v1/users/nia/disable")).bearer_auth(&api).send().await.unwrap()
+        http.post(app.url("/api/v1/users/nia/disable"))
+            .bearer_auth(&api)
+            .send()
+            .await
+            .unwrap()
     );
 
     admin.refresh_csrf().await;
@@ -122,7 +193,12 @@ async fn the_log_cannot_be_changed(store: StoreChoice) {
 
     // No route changes it: other methods on the audit routes are refused.
     let api = app.token_for("bot", Role::Admin).await;
-    for method in [reqwest::Method::POST, reqwest::Method::PUT, reqwest::Method::PATCH, reqwest::Method::DELETE] {
+    for method in [
+        reqwest::Method::POST,
+        reqwest::Method::PUT,
+        reqwest::Method::PATCH,
+        reqwest::Method::DELETE,
+    ] {
         let res = admin
             .http
             .request(method.clone(), app.url("/audit"))
@@ -137,12 +213,22 @@ async fn the_log_cannot_be_changed(store: StoreChoice) {
             .send()
             .await
             .unwrap();
-        assert_eq!(res.status(), StatusCode::METHOD_NOT_ALLOWED, "{method} /api/v1/audit");
+        assert_eq!(
+            res.status(),
+            StatusCode::METHOD_NOT_ALLOWED,
+            "{method} /api/v1/audit"
+        );
     }
     let after = app.audit().await;
     assert_eq!(
-        before.iter().map(|r| (r.id, r.action.clone(), r.outcome.clone())).collect::<Vec<_>>(),
-        after[..before.len()].iter().map(|r| (r.id, r.action.clone(), r.outcome.clone())).collect::<Vec<_>>()
+        before
+            .iter()
+            .map(|r| (r.id, r.action.clone(), r.outcome.clone()))
+            .collect::<Vec<_>>(),
+        after[..before.len()]
+            .iter()
+            .map(|r| (r.id, r.action.clone(), r.outcome.clone()))
+            .collect::<Vec<_>>()
     );
 
     // And the store itself refuses, even to someone with SQL access.
@@ -184,26 +270,43 @@ async fn the_audit_page_filters_and_pages() {
             target: &target,
             ..Default::default()
         };
-        custodian::service::audit::record(&app.state.store, &actor, event, custodian::service::audit::Outcome::Success)
-            .await
-            .unwrap();
+        custodian::service::audit::record(
+            &app.state.store,
+            &actor,
+            event,
+            custodian::service::audit::Outcome::Success,
+        )
+        .await
+        .unwrap();
     }
 
     let (status, html) = operator.text("/audit?user=pete").await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(html.matches("<td>pete</td>").count(), 50, "one page of 50");
-    assert!(html.contains("thing-119") && !html.contains("thing-69<"), "newest first");
-    let older = html.split("href=\"").find(|s| s.contains("before=")).expect("an Older link");
+    assert!(
+        html.contains("thing-119") && !html.contains("thing-69<"),
+        "newest first"
+    );
+    let older = html
+        .split("href=\"")
+        .find(|s| s.contains("before="))
+        .expect("an Older link");
     let older = older[..older.find('"').unwrap()].replace("&#38;", "&");
     assert!(older.contains("user=pete"), "paging keeps the filter: {older}");
 
     let (_, page2) = operator.text(&older).await;
     assert_eq!(page2.matches("<td>pete</td>").count(), 50);
     assert!(page2.contains("thing-69<") && page2.contains("thing-20<") && !page2.contains("thing-70<"));
-    let newer = page2.split("href=\"").find(|s| s.contains("after=")).expect("a Newer link");
+    let newer = page2
+        .split("href=\"")
+        .find(|s| s.contains("after="))
+        .expect("a Newer link");
     let newer = newer[..newer.find('"').unwrap()].replace("&#38;", "&");
     let (_, back) = operator.text(&newer).await;
-    assert!(back.contains("thing-119") && back.contains("thing-70<"), "Newer returns to the first page");
+    assert!(
+        back.contains("thing-119") && back.contains("thing-70<"),
+        "Newer returns to the first page"
+    );
     assert!(!back.contains("after="), "no newer page than the newest");
 
     // Filters: action, and a date range that excludes everything.
@@ -212,7 +315,11 @@ async fn the_audit_page_filters_and_pages() {
     let (_, html) = operator.text("/audit?user=pete&to=2000-01-01").await;
     assert!(html.contains("No audit entries match."));
     let (status, _) = operator.text("/audit?from=yesterday").await;
-    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "a bad date is a clear 422");
+    assert_eq!(
+        status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "a bad date is a clear 422"
+    );
 
     // The same through the API.
     let token = app.token_for("api-op", Role::Operator).await;
@@ -220,6 +327,9 @@ async fn the_audit_page_filters_and_pages() {
     let body: serde_json::Value = res.json().await.unwrap();
     assert_eq!(body["entries"].as_array().unwrap().len(), 50);
     assert_eq!(body["entries"][0]["target"], "thing-119");
-    assert!(body["entries"][0]["at"].as_str().unwrap().ends_with('Z'), "RFC 3339 times");
+    assert!(
+        body["entries"][0]["at"].as_str().unwrap().ends_with('Z'),
+        "RFC 3339 times"
+    );
     assert!(body["older_before"].is_i64());
 }

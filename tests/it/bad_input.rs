@@ -12,19 +12,77 @@ async fn malformed_forms_get_clear_pages_not_500s() {
     let admin = app.signed_in("root", Role::Admin).await;
     let users_before = custodian::service::users::list(&app.state.store).await.unwrap();
     let long = "x".repeat(10_000);
-    let cases: Vec<(&str, Vec<(&str, &str)>, u16, &str)> = vec![
-        ("/users", vec![("name", "Bad Name"), ("password", "long-enough-pw"), ("role", "viewer")], 422, "user name may use"),
-        ("/users", vec![("name", &long), ("password", "long-enough-pw"), ("role", "viewer")], 422, "longer than 64"),
-        ("/users", vec![("name", "ok-name"), ("password", "short"), ("role", "viewer")], 422, "at least 10"),
-        ("/users", vec![("name", "ok-name"), ("password", &long), ("role", "viewer")], 422, "at most 256"),
-        ("/users", vec![("name", "ok-name"), ("password", "long-enough-pw"), ("role", "superuser")], 422, "role must be"),
+    // (path, form fields, expected status, what the page says)
+    type Case<'a> = (&'a str, Vec<(&'a str, &'a str)>, u16, &'a str);
+    let cases: Vec<Case> = vec![
+        (
+            "/users",
+            vec![
+                ("name", "Bad Name"),
+                ("password", "long-enough-pw"),
+                ("role", "viewer"),
+            ],
+            422,
+            "user name may use",
+        ),
+        (
+            "/users",
+            vec![
+                ("name", &long),
+                ("password", "long-enough-pw"),
+                ("role", "viewer"),
+            ],
+            422,
+            "longer than 64",
+        ),
+        (
+            "/users",
+            vec![("name", "ok-name"), ("password", "short"), ("role", "viewer")],
+            422,
+            "at least 10",
+        ),
+        (
+            "/users",
+            vec![("name", "ok-name"), ("password", &long), ("role", "viewer")],
+            422,
+            "at most 256",
+        ),
+        (
+            "/users",
+            vec![
+                ("name", "ok-name"),
+                ("password", "long-enough-pw"),
+                ("role", "superuser"),
+            ],
+            422,
+            "role must be",
+        ),
         ("/users/root/role", vec![("role", "god")], 422, "role must be"),
         ("/users/Not%20A%20User/disable", vec![], 404, "no such user"),
-        ("/users/root/disable", vec![], 409, "cannot disable your own account"),
-        ("/users/root/role", vec![("role", "viewer")], 409, "no enabled admin"),
+        (
+            "/users/root/disable",
+            vec![],
+            409,
+            "cannot disable your own account",
+        ),
+        (
+            "/users/root/role",
+            vec![("role", "viewer")],
+            409,
+            "no enabled admin",
+        ),
         ("/account/tokens", vec![("name", &long)], 422, "at most 64"),
         ("/account/tokens/abc/revoke", vec![], 404, "no such live token"),
-        ("/account/password", vec![("current", "wrong-password"), ("password", "new-password-1"), ("confirm", "new-password-1")], 422, "current password is wrong"),
+        (
+            "/account/password",
+            vec![
+                ("current", "wrong-password"),
+                ("password", "new-password-1"),
+                ("confirm", "new-password-1"),
+            ],
+            422,
+            "current password is wrong",
+        ),
     ];
     for (path, fields, want, says) in cases {
         let res = admin.post(path, &fields).await;
@@ -34,7 +92,11 @@ async fn malformed_forms_get_clear_pages_not_500s() {
         assert!(html.contains(says), "POST {path}: page should say {says:?}");
         assert!(html.contains("<title>"), "POST {path}: a full styled page");
     }
-    assert_eq!(custodian::service::users::list(&app.state.store).await.unwrap(), users_before, "nothing changed");
+    assert_eq!(
+        custodian::service::users::list(&app.state.store).await.unwrap(),
+        users_before,
+        "nothing changed"
+    );
 
     // A body that is not a form at all, and one with the wrong content type.
     let res = admin
@@ -74,10 +136,26 @@ async fn malformed_json_gets_json_errors() {
         ("{not json", "application/json", 400),
         ("[]", "application/json", 422),
         (r#"{"name":"x"}"#, "application/json", 422),
-        (r#"{"name":"ok","password":"long-enough-pw","role":"viewer","extra":1}"#, "application/json", 422),
-        (r#"{"name":"BAD NAME","password":"long-enough-pw","role":"viewer"}"#, "application/json", 422),
-        (r#"{"name":"ok","password":"long-enough-pw","role":"root"}"#, "application/json", 422),
-        (r#"{"name":"ok","password":"long-enough-pw","role":"viewer"}"#, "text/plain", 415),
+        (
+            r#"{"name":"ok","password":"long-enough-pw","role":"viewer","extra":1}"#,
+            "application/json",
+            422,
+        ),
+        (
+            r#"{"name":"BAD NAME","password":"long-enough-pw","role":"viewer"}"#,
+            "application/json",
+            422,
+        ),
+        (
+            r#"{"name":"ok","password":"long-enough-pw","role":"root"}"#,
+            "application/json",
+            422,
+        ),
+        (
+            r#"{"name":"ok","password":"long-enough-pw","role":"viewer"}"#,
+            "text/plain",
+            415,
+        ),
     ];
     for (body, ct, want) in cases {
         let res = http
@@ -89,9 +167,17 @@ async fn malformed_json_gets_json_errors() {
             .await
             .unwrap();
         assert_eq!(res.status().as_u16(), want, "{body}");
-        assert!(res.headers()["content-type"].to_str().unwrap().starts_with("application/json"));
+        assert!(
+            res.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with("application/json")
+        );
         let err: serde_json::Value = res.json().await.unwrap();
-        assert!(err["error"].as_str().is_some_and(|e| !e.is_empty()), "{body}: {err}");
+        assert!(
+            err["error"].as_str().is_some_and(|e| !e.is_empty()),
+            "{body}: {err}"
+        );
     }
     assert!(app.user("ok").await.is_none());
     let res = http
@@ -101,7 +187,11 @@ async fn malformed_json_gets_json_errors() {
         .send()
         .await
         .unwrap();
-    assert_eq!(res.status(), StatusCode::CREATED, "the same request, well-formed, works");
+    assert_eq!(
+        res.status(),
+        StatusCode::CREATED,
+        "the same request, well-formed, works"
+    );
     let res = http
         .post(app.url("/api/v1/users"))
         .bearer_auth(&token)
@@ -109,7 +199,11 @@ async fn malformed_json_gets_json_errors() {
         .send()
         .await
         .unwrap();
-    assert_eq!(res.status(), StatusCode::CONFLICT, "a duplicate name is a conflict");
+    assert_eq!(
+        res.status(),
+        StatusCode::CONFLICT,
+        "a duplicate name is a conflict"
+    );
 }
 
 #[tokio::test]
@@ -118,7 +212,10 @@ async fn unknown_routes_are_404_pages_or_json() {
     let viewer = app.signed_in("val", Role::Viewer).await;
     let (status, html) = viewer.text("/no/such/page").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
-    assert!(html.contains("There is no page at this address.") && html.contains("Overview"), "styled, with navigation");
+    assert!(
+        html.contains("There is no page at this address.") && html.contains("Overview"),
+        "styled, with navigation"
+    );
 
     let token = app.token_for("bot", Role::Viewer).await;
     let res = crate::helpers::api_get(&app, &token, "/api/v1/no-such-thing").await;
@@ -145,17 +242,31 @@ async fn htmx_requests_get_a_fragment_for_the_flash_area() {
         .post(app.url("/users"))
         .header("hx-request", "true")
         .header("x-csrf-token", &admin.csrf)
-        .form(&[("name", "Bad Name"), ("password", "long-enough-pw"), ("role", "viewer")])
+        .form(&[
+            ("name", "Bad Name"),
+            ("password", "long-enough-pw"),
+            ("role", "viewer"),
+        ])
         .send()
         .await
         .unwrap();
     assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(res.headers()["hx-retarget"], "#flash");
     let html = res.text().await.unwrap();
-    assert!(html.contains("class=\"flash error\"") && !html.contains("<html"), "{html}");
+    assert!(
+        html.contains("class=\"flash error\"") && !html.contains("<html"),
+        "{html}"
+    );
 
     // An htmx request whose session ended is sent to sign in.
-    let res = app.client().http.get(app.url("/users")).header("hx-request", "true").send().await.unwrap();
+    let res = app
+        .client()
+        .http
+        .get(app.url("/users"))
+        .header("hx-request", "true")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.headers()["hx-redirect"], "/login?next=%2Fusers");
 }
 
@@ -166,12 +277,18 @@ async fn security_headers_are_on_every_response() {
         let res = app.client().get(path).await;
         let h = res.headers();
         let csp = h["content-security-policy"].to_str().unwrap();
-        assert!(csp.contains("script-src 'self'") && csp.contains("frame-ancestors 'none'"), "{path}: {csp}");
+        assert!(
+            csp.contains("script-src 'self'") && csp.contains("frame-ancestors 'none'"),
+            "{path}: {csp}"
+        );
         assert!(!csp.contains("unsafe-inline"), "{path}");
         assert_eq!(h["x-content-type-options"], "nosniff", "{path}");
         assert!(h.contains_key("referrer-policy"), "{path}");
         assert!(h.contains_key("x-request-id"), "{path}");
     }
     let (_, html) = app.client().text("/login").await;
-    assert!(!html.contains("<script>") && !html.contains("style="), "no inline script or style");
+    assert!(
+        !html.contains("<script>") && !html.contains("style="),
+        "no inline script or style"
+    );
 }

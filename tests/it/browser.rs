@@ -21,18 +21,28 @@ struct Driver {
 impl Driver {
     async fn start() -> Driver {
         let bin = std::env::var("CHROMEDRIVER").unwrap_or_else(|_| "chromedriver".into());
-        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
         let child = Command::new(&bin)
             .arg(format!("--port={port}"))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {bin} ({e}); run scripts/test, which installs chromium-driver"));
+            .unwrap_or_else(|e| {
+                panic!("cannot start {bin} ({e}); run scripts/test, which installs chromium-driver")
+            });
         let url = format!("http://127.0.0.1:{port}");
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             if let Ok(res) = reqwest::get(format!("{url}/status")).await {
-                let ready = res.json::<serde_json::Value>().await.ok().and_then(|v| v["value"]["ready"].as_bool());
+                let ready = res
+                    .json::<serde_json::Value>()
+                    .await
+                    .ok()
+                    .and_then(|v| v["value"]["ready"].as_bool());
                 if ready == Some(true) {
                     break;
                 }
@@ -74,10 +84,10 @@ impl Drop for Driver {
 async fn wait_for_text(browser: &Client, css: &str, text: &str) {
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
-        if let Ok(el) = browser.find(Locator::Css(css)).await {
-            if el.text().await.map(|t| t.contains(text)).unwrap_or(false) {
-                return;
-            }
+        if let Ok(el) = browser.find(Locator::Css(css)).await
+            && el.text().await.is_ok_and(|t| t.contains(text))
+        {
+            return;
         }
         assert!(Instant::now() < deadline, "{css} never showed {text:?}");
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -94,9 +104,22 @@ async fn a_user_signs_in_through_the_form_and_sees_the_overview() {
     browser.goto(&app.url("/")).await.unwrap();
     // Sent to sign in first.
     wait_for_text(&browser, "h1", "Sign in").await;
-    assert!(browser.current_url().await.unwrap().as_str().contains("/login?next=%2F"));
+    assert!(
+        browser
+            .current_url()
+            .await
+            .unwrap()
+            .as_str()
+            .contains("/login?next=%2F")
+    );
 
-    browser.find(Locator::Css("input[name=name]")).await.unwrap().send_keys("zoe").await.unwrap();
+    browser
+        .find(Locator::Css("input[name=name]"))
+        .await
+        .unwrap()
+        .send_keys("zoe")
+        .await
+        .unwrap();
     browser
         .find(Locator::Css("input[name=password]"))
         .await
@@ -104,26 +127,59 @@ async fn a_user_signs_in_through_the_form_and_sees_the_overview() {
         .send_keys("wrong password")
         .await
         .unwrap();
-    browser.find(Locator::Css("button[type=submit].primary")).await.unwrap().click().await.unwrap();
+    browser
+        .find(Locator::Css("button[type=submit].primary"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
     wait_for_text(&browser, ".flash.error", "Wrong user name or password.").await;
 
-    browser.find(Locator::Css("input[name=password]")).await.unwrap().send_keys(&password_of("zoe")).await.unwrap();
-    browser.find(Locator::Css("button[type=submit].primary")).await.unwrap().click().await.unwrap();
+    browser
+        .find(Locator::Css("input[name=password]"))
+        .await
+        .unwrap()
+        .send_keys(&password_of("zoe"))
+        .await
+        .unwrap();
+    browser
+        .find(Locator::Css("button[type=submit].primary"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
     wait_for_text(&browser, "h1", "Overview").await;
     wait_for_text(&browser, ".session", "zoe").await;
-    let nav = browser.find(Locator::Css("nav.nav")).await.unwrap().text().await.unwrap();
+    let nav = browser
+        .find(Locator::Css("nav.nav"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(nav.contains("Audit"), "operators see the audit link: {nav}");
     assert!(!nav.contains("Users"), "only admins see the users link: {nav}");
 
     // The stylesheet and htmx loaded under the CSP (no inline code needed).
     let loaded = browser
-        .execute("return [typeof window.htmx, getComputedStyle(document.body).margin];", vec![])
+        .execute(
+            "return [typeof window.htmx, getComputedStyle(document.body).margin];",
+            vec![],
+        )
         .await
         .unwrap();
     assert_eq!(loaded, json!(["object", "0px"]), "htmx and app.css are active");
 
     // Sign out through the real button.
-    browser.find(Locator::Css("form[action='/logout'] button")).await.unwrap().click().await.unwrap();
+    browser
+        .find(Locator::Css("form[action='/logout'] button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
     wait_for_text(&browser, "h1", "Sign in").await;
     browser.close().await.unwrap();
 }
@@ -135,15 +191,48 @@ async fn an_admin_creates_a_user_and_disables_them_with_a_confirm() {
     let driver = Driver::start().await;
     let browser = driver.browser().await;
     browser.goto(&app.url("/login?next=%2Fusers")).await.unwrap();
-    browser.find(Locator::Css("input[name=name]")).await.unwrap().send_keys("root").await.unwrap();
-    browser.find(Locator::Css("input[name=password]")).await.unwrap().send_keys(&password_of("root")).await.unwrap();
-    browser.find(Locator::Css("button[type=submit].primary")).await.unwrap().click().await.unwrap();
+    browser
+        .find(Locator::Css("input[name=name]"))
+        .await
+        .unwrap()
+        .send_keys("root")
+        .await
+        .unwrap();
+    browser
+        .find(Locator::Css("input[name=password]"))
+        .await
+        .unwrap()
+        .send_keys(&password_of("root"))
+        .await
+        .unwrap();
+    browser
+        .find(Locator::Css("button[type=submit].primary"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
     wait_for_text(&browser, "h1", "Users").await;
 
     let form = browser.find(Locator::Css("form[action='/users']")).await.unwrap();
-    form.find(Locator::Css("input[name=name]")).await.unwrap().send_keys("newcomer").await.unwrap();
-    form.find(Locator::Css("input[name=password]")).await.unwrap().send_keys("newcomer-password").await.unwrap();
-    form.find(Locator::Css("button[type=submit]")).await.unwrap().click().await.unwrap();
+    form.find(Locator::Css("input[name=name]"))
+        .await
+        .unwrap()
+        .send_keys("newcomer")
+        .await
+        .unwrap();
+    form.find(Locator::Css("input[name=password]"))
+        .await
+        .unwrap()
+        .send_keys("newcomer-password")
+        .await
+        .unwrap();
+    form.find(Locator::Css("button[type=submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
     wait_for_text(&browser, "#flash", "Created newcomer (viewer).").await;
     assert!(app.user("newcomer").await.is_some());
 
@@ -166,6 +255,9 @@ async fn an_admin_creates_a_user_and_disables_them_with_a_confirm() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     wait_for_text(&browser, "#flash", "Disabled newcomer").await;
-    assert!(app.user("newcomer").await.unwrap().disabled, "really disabled in the store");
+    assert!(
+        app.user("newcomer").await.unwrap().disabled,
+        "really disabled in the store"
+    );
     browser.close().await.unwrap();
 }

@@ -36,15 +36,42 @@ async fn users_and_tokens_from_the_cli_work_in_the_panel() {
     let app = TestApp::spawn().await;
     let dir = app.data_dir.path();
 
-    let (ok, out, err) = custodian(dir, &["user", "add", "wendy", "--role", "admin", "--approver", "--password-stdin"], "wendy-password-1\n");
+    let (ok, out, err) = custodian(
+        dir,
+        &[
+            "user",
+            "add",
+            "wendy",
+            "--role",
+            "admin",
+            "--approver",
+            "--password-stdin",
+        ],
+        "wendy-password-1\n",
+    );
     assert!(ok, "user add: {err}");
     assert!(out.contains("created wendy (admin, approver)"), "{out}");
 
-    let (ok, _, err) = custodian(dir, &["user", "add", "Wendy!", "--role", "admin", "--password-stdin"], "wendy-password-1\n");
-    assert!(!ok && err.contains("user name may use"), "a bad name is refused: {err}");
-    let (ok, _, err) = custodian(dir, &["user", "add", "xavi", "--role", "root", "--password-stdin"], "xavi-password-1\n");
+    let (ok, _, err) = custodian(
+        dir,
+        &["user", "add", "Wendy!", "--role", "admin", "--password-stdin"],
+        "wendy-password-1\n",
+    );
+    assert!(
+        !ok && err.contains("user name may use"),
+        "a bad name is refused: {err}"
+    );
+    let (ok, _, err) = custodian(
+        dir,
+        &["user", "add", "xavi", "--role", "root", "--password-stdin"],
+        "xavi-password-1\n",
+    );
     assert!(!ok && err.contains("role must be"), "{err}");
-    let (ok, _, err) = custodian(dir, &["user", "add", "xavi", "--role", "viewer", "--password-stdin"], "short\n");
+    let (ok, _, err) = custodian(
+        dir,
+        &["user", "add", "xavi", "--role", "viewer", "--password-stdin"],
+        "short\n",
+    );
     assert!(!ok && err.contains("at least 10"), "{err}");
 
     // The server sees the CLI's user at once: same store.
@@ -61,15 +88,26 @@ async fn users_and_tokens_from_the_cli_work_in_the_panel() {
     assert!(err.contains("shown once"));
     assert_eq!(api_get(&app, token, "/api/v1/me").await.status(), StatusCode::OK);
 
-    let (ok, out, err) = custodian(dir, &["user", "passwd", "wendy", "--password-stdin"], "wendy-password-2\n");
+    let (ok, out, err) = custodian(
+        dir,
+        &["user", "passwd", "wendy", "--password-stdin"],
+        "wendy-password-2\n",
+    );
     assert!(ok, "{err}");
     assert!(out.contains("password changed"));
     let res = app.client().login("wendy", "wendy-password-2").await;
     assert_eq!(res.status(), StatusCode::SEE_OTHER);
 
     let (ok, _, err) = custodian(dir, &["user", "disable", "wendy"], "");
-    assert!(!ok && err.contains("no enabled admin"), "the last admin stays: {err}");
-    let (ok, _, _) = custodian(dir, &["user", "add", "yuri", "--role", "viewer", "--password-stdin"], "yuri-password-1\n");
+    assert!(
+        !ok && err.contains("no enabled admin"),
+        "the last admin stays: {err}"
+    );
+    let (ok, _, _) = custodian(
+        dir,
+        &["user", "add", "yuri", "--role", "viewer", "--password-stdin"],
+        "yuri-password-1\n",
+    );
     assert!(ok);
     let (ok, out, err) = custodian(dir, &["user", "disable", "yuri"], "");
     assert!(ok && out.contains("disabled yuri"), "{err}");
@@ -78,7 +116,14 @@ async fn users_and_tokens_from_the_cli_work_in_the_panel() {
     let actions: Vec<&str> = cli_rows.iter().map(|r| r.action.as_str()).collect();
     assert_eq!(
         actions,
-        ["user.create", "token.create", "user.password", "user.disable", "user.create", "user.disable"],
+        [
+            "user.create",
+            "token.create",
+            "user.password",
+            "user.disable",
+            "user.create",
+            "user.disable"
+        ],
         "each CLI change is audited once (input errors change nothing)"
     );
     assert!(cli_rows.iter().all(|r| r.actor == "cli:ci-runner"));
@@ -97,7 +142,10 @@ async fn check_prints_the_configuration_without_secrets() {
     assert!(!ok, "the store is unreachable, so check fails");
     assert!(out.contains("127.0.0.1:9999"), "{out}");
     assert!(out.contains("postgres://panel:***@127.0.0.1:1/none"), "{out}");
-    assert!(!out.contains("s3cret") && !err.contains("s3cret"), "no password printed: {out} {err}");
+    assert!(
+        !out.contains("s3cret") && !err.contains("s3cret"),
+        "no password printed: {out} {err}"
+    );
 
     std::fs::write(&config, "listen = \"not an address\"\n").unwrap();
     let (ok, _, err) = custodian(dir.path(), &["--config", config.to_str().unwrap(), "check"], "");
@@ -109,5 +157,8 @@ async fn check_prints_the_configuration_without_secrets() {
     std::fs::remove_file(&config).unwrap();
     let (ok, out, err) = custodian(dir.path(), &["check"], "");
     assert!(ok, "{err}");
-    assert!(out.contains("127.0.0.1:8080") && out.contains("custodian.db"), "defaults: {out}");
+    assert!(
+        out.contains("127.0.0.1:8080") && out.contains("custodian.db"),
+        "defaults: {out}"
+    );
 }

@@ -9,20 +9,36 @@ use crate::helpers::{TestApp, password_of};
 /// Each POST route with a body that would succeed if the token were right.
 fn posts(token_id: i64) -> Vec<(String, Vec<(&'static str, String)>)> {
     vec![
-        ("/users".into(), vec![("name", "newbie".into()), ("password", "newbie-password".into()), ("role", "viewer".into())]),
+        (
+            "/users".into(),
+            vec![
+                ("name", "newbie".into()),
+                ("password", "newbie-password".into()),
+                ("role", "viewer".into()),
+            ],
+        ),
         ("/users/target/role".into(), vec![("role", "admin".into())]),
         ("/users/target/disable".into(), vec![]),
         ("/users/target/enable".into(), vec![]),
-        ("/users/target/password".into(), vec![("password", "another-password".into())]),
-        ("/account/password".into(), vec![
-            ("current", password_of("root")),
-            ("password", "changed-password".into()),
-            ("confirm", "changed-password".into()),
-        ]),
+        (
+            "/users/target/password".into(),
+            vec![("password", "another-password".into())],
+        ),
+        (
+            "/account/password".into(),
+            vec![
+                ("current", password_of("root")),
+                ("password", "changed-password".into()),
+                ("confirm", "changed-password".into()),
+            ],
+        ),
         ("/account/tokens".into(), vec![("name", "sneaky".into())]),
         (format!("/account/tokens/{token_id}/revoke"), vec![]),
         ("/logout".into(), vec![]),
-        ("/login".into(), vec![("name", "root".into()), ("password", password_of("root"))]),
+        (
+            "/login".into(),
+            vec![("name", "root".into()), ("password", password_of("root"))],
+        ),
         ("/setup".into(), vec![("token", "x".into()), ("name", "y".into())]),
     ]
 }
@@ -51,7 +67,11 @@ async fn every_state_changing_route_refuses_a_missing_or_wrong_token() {
         let mut wrong = fields.clone();
         wrong.push(("csrf_token", "forged-token"));
         let res = admin.post_raw(&path, &wrong).await;
-        assert_eq!(res.status(), StatusCode::FORBIDDEN, "POST {path} with a wrong token");
+        assert_eq!(
+            res.status(),
+            StatusCode::FORBIDDEN,
+            "POST {path} with a wrong token"
+        );
 
         // The htmx header with a wrong value is refused too.
         let res = admin
@@ -62,12 +82,30 @@ async fn every_state_changing_route_refuses_a_missing_or_wrong_token() {
             .send()
             .await
             .unwrap();
-        assert_eq!(res.status(), StatusCode::FORBIDDEN, "POST {path} with a wrong header");
+        assert_eq!(
+            res.status(),
+            StatusCode::FORBIDDEN,
+            "POST {path} with a wrong header"
+        );
     }
-    assert_eq!(custodian::service::users::list(&app.state.store).await.unwrap(), users_before, "no user changed");
-    assert_eq!(app.audit().await.len(), audit_before, "no action ran, so nothing was audited");
-    assert_eq!(admin.text("/users").await.0, StatusCode::OK, "still signed in: logout did not run");
-    let tokens = custodian::service::tokens::list(&app.state.store, &app.user("root").await.unwrap()).await.unwrap();
+    assert_eq!(
+        custodian::service::users::list(&app.state.store).await.unwrap(),
+        users_before,
+        "no user changed"
+    );
+    assert_eq!(
+        app.audit().await.len(),
+        audit_before,
+        "no action ran, so nothing was audited"
+    );
+    assert_eq!(
+        admin.text("/users").await.0,
+        StatusCode::OK,
+        "still signed in: logout did not run"
+    );
+    let tokens = custodian::service::tokens::list(&app.state.store, &app.user("root").await.unwrap())
+        .await
+        .unwrap();
     assert_eq!(tokens.len(), 1);
     assert!(tokens[0].revoked_at.is_none(), "the token was not revoked");
 }
@@ -80,7 +118,11 @@ async fn the_htmx_header_is_accepted_in_place_of_the_field() {
         .http
         .post(format!("{}/users", admin.base))
         .header("x-csrf-token", &admin.csrf)
-        .form(&[("name", "via-htmx"), ("password", "a-long-password"), ("role", "viewer")])
+        .form(&[
+            ("name", "via-htmx"),
+            ("password", "a-long-password"),
+            ("role", "viewer"),
+        ])
         .send()
         .await
         .unwrap();
@@ -94,7 +136,15 @@ async fn a_token_from_another_session_does_not_work() {
     let admin = app.signed_in("root", Role::Admin).await;
     let other = app.signed_in("other", Role::Admin).await;
     let res = admin
-        .post_raw("/users", &[("csrf_token", &other.csrf), ("name", "cross"), ("password", "a-long-password"), ("role", "viewer")])
+        .post_raw(
+            "/users",
+            &[
+                ("csrf_token", &other.csrf),
+                ("name", "cross"),
+                ("password", "a-long-password"),
+                ("role", "viewer"),
+            ],
+        )
         .await;
     assert_eq!(res.status(), StatusCode::FORBIDDEN);
     assert!(app.user("cross").await.is_none());

@@ -28,7 +28,8 @@ pub enum StoreChoice {
 
 /// URL of the PostgreSQL server tests may create databases on.
 pub fn pg_admin_url() -> String {
-    std::env::var("CUSTODIAN_TEST_PG_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+    std::env::var("CUSTODIAN_TEST_PG_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
 }
 
 /// A uniquely named database on the test PostgreSQL server, dropped (with
@@ -65,7 +66,10 @@ impl Drop for TestPg {
         let name = self.name.clone();
         // Drop runs inside the test's runtime; use a thread with its own.
         let dropped = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .ok()?;
             rt.block_on(async {
                 use sqlx::Connection;
                 let mut conn = sqlx::PgConnection::connect(&pg_admin_url()).await.ok()?;
@@ -155,7 +159,9 @@ impl TestApp {
             role,
             can_approve: false,
         };
-        users::create(&self.state.store, &Actor::cli(), new).await.expect("create user")
+        users::create(&self.state.store, &Actor::cli(), new)
+            .await
+            .expect("create user")
     }
 
     /// A new user of `role`, signed in through the real form.
@@ -182,7 +188,9 @@ impl TestApp {
         let mut all = Vec::new();
         let mut filter = Filter::default();
         loop {
-            let page = custodian::service::audit::search(&self.state.store, filter.clone()).await.unwrap();
+            let page = custodian::service::audit::search(&self.state.store, filter.clone())
+                .await
+                .unwrap();
             all.extend(page.rows);
             match page.older {
                 Some(before) => filter.before_id = Some(before),
@@ -194,7 +202,9 @@ impl TestApp {
     }
 
     pub async fn user(&self, name: &str) -> Option<User> {
-        users::by_name(&self.state.store, &Username::parse(name).unwrap()).await.ok()
+        users::by_name(&self.state.store, &Username::parse(name).unwrap())
+            .await
+            .ok()
     }
 }
 
@@ -230,7 +240,11 @@ pub fn csrf_in(html: &str) -> Option<String> {
 
 impl Client {
     pub async fn get(&self, path: &str) -> reqwest::Response {
-        self.http.get(format!("{}{}", self.base, path)).send().await.expect("GET")
+        self.http
+            .get(format!("{}{}", self.base, path))
+            .send()
+            .await
+            .expect("GET")
     }
 
     pub async fn text(&self, path: &str) -> (StatusCode, String) {
@@ -271,7 +285,8 @@ impl Client {
     pub async fn login(&mut self, name: &str, password: &str) -> reqwest::Response {
         let (_, html) = self.text("/login").await;
         self.csrf = csrf_in(&html).expect("login form has a CSRF token");
-        self.post("/login", &[("name", name), ("password", password), ("next", "/")]).await
+        self.post("/login", &[("name", name), ("password", password), ("next", "/")])
+            .await
     }
 
     /// The session cookie's current value.

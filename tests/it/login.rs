@@ -26,9 +26,17 @@ async fn right_password_signs_in_and_wrong_one_does_not(store: StoreChoice) {
     assert_eq!(status, StatusCode::OK);
     assert!(html.contains("dana"), "the navigation names the user");
 
-    let logins: Vec<_> = app.audit().await.into_iter().filter(|r| r.action == "login").collect();
+    let logins: Vec<_> = app
+        .audit()
+        .await
+        .into_iter()
+        .filter(|r| r.action == "login")
+        .collect();
     assert_eq!(logins.len(), 2);
-    assert_eq!((logins[0].outcome.as_str(), logins[0].detail.as_str()), ("failure", "wrong password"));
+    assert_eq!(
+        (logins[0].outcome.as_str(), logins[0].detail.as_str()),
+        ("failure", "wrong password")
+    );
     assert_eq!(logins[1].outcome, "success");
     assert_eq!(logins[1].actor, "dana");
     assert_eq!(logins[1].client_addr, "127.0.0.1");
@@ -60,9 +68,16 @@ async fn repeated_failures_throttle_the_user_even_with_the_right_password() {
     assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
     assert!(res.text().await.unwrap().contains("Too many failed sign-ins"));
     let (status, _) = browser.text("/").await;
-    assert_eq!(status, StatusCode::SEE_OTHER, "the throttled attempt did not sign in");
+    assert_eq!(
+        status,
+        StatusCode::SEE_OTHER,
+        "the throttled attempt did not sign in"
+    );
     let last = app.audit().await.pop().unwrap();
-    assert_eq!((last.action.as_str(), last.outcome.as_str()), ("login", "throttled"));
+    assert_eq!(
+        (last.action.as_str(), last.outcome.as_str()),
+        ("login", "throttled")
+    );
 
     // Another user from the same address is not locked out by erin's failures.
     app.create_user("fred", Role::Viewer).await;
@@ -80,7 +95,11 @@ async fn many_failures_from_one_address_throttle_that_address() {
         assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
     }
     let res = browser.login("gina", &password_of("gina")).await;
-    assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS, "the address is throttled for every user");
+    assert_eq!(
+        res.status(),
+        StatusCode::TOO_MANY_REQUESTS,
+        "the address is throttled for every user"
+    );
 }
 
 #[tokio::test]
@@ -89,14 +108,18 @@ async fn session_id_changes_at_sign_in_and_sign_out_ends_it() {
     app.create_user("hank", Role::Viewer).await;
     let mut browser = app.client();
     browser.text("/login").await;
-    let before = browser.session_cookie().expect("the login page starts a session for its CSRF token");
+    let before = browser
+        .session_cookie()
+        .expect("the login page starts a session for its CSRF token");
     let res = browser.login("hank", &password_of("hank")).await;
     assert_eq!(res.status(), StatusCode::SEE_OTHER);
     let after = browser.session_cookie().expect("signed-in session");
     assert_ne!(before, after, "a new session id at sign-in (no fixation)");
 
     // The pre-login id is worthless.
-    let (status, _) = Client::with_session_cookie(&browser.base, &before).text("/").await;
+    let (status, _) = Client::with_session_cookie(&browser.base, &before)
+        .text("/")
+        .await;
     assert_eq!(status, StatusCode::SEE_OTHER);
 
     browser.refresh_csrf().await;
@@ -119,12 +142,18 @@ async fn session_cookie_is_httponly_and_samesite_strict() {
     assert!(cookie.starts_with("custodian_session="), "{cookie}");
     assert!(cookie.contains("HttpOnly"), "{cookie}");
     assert!(cookie.contains("SameSite=Strict"), "{cookie}");
-    assert!(!cookie.contains("Secure"), "not Secure by default (plain HTTP on localhost)");
+    assert!(
+        !cookie.contains("Secure"),
+        "not Secure by default (plain HTTP on localhost)"
+    );
 
     let app = TestApp::spawn_with(StoreChoice::Sqlite, |c| c.secure_cookies = true).await;
     let res = app.client().get("/login").await;
     let cookie = res.headers()["set-cookie"].to_str().unwrap().to_string();
-    assert!(cookie.contains("Secure"), "secure_cookies marks the cookie Secure: {cookie}");
+    assert!(
+        cookie.contains("Secure"),
+        "secure_cookies marks the cookie Secure: {cookie}"
+    );
 }
 
 #[tokio::test]
@@ -136,9 +165,17 @@ async fn disabled_users_sessions_die_at_once() {
 
     let res = admin.post("/users/ivan/disable", &[]).await;
     assert_eq!(res.status(), StatusCode::SEE_OTHER);
-    assert_eq!(victim.text("/").await.0, StatusCode::SEE_OTHER, "the disabled user's session is gone");
+    assert_eq!(
+        victim.text("/").await.0,
+        StatusCode::SEE_OTHER,
+        "the disabled user's session is gone"
+    );
     let res = app.client().login("ivan", &password_of("ivan")).await;
-    assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY, "and they cannot sign in again");
+    assert_eq!(
+        res.status(),
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "and they cannot sign in again"
+    );
 }
 
 #[tokio::test]
@@ -159,7 +196,11 @@ async fn idle_and_absolute_timeouts_end_sessions() {
     let browser = app.signed_in("kate", Role::Viewer).await;
     assert_eq!(browser.text("/").await.0, StatusCode::OK);
     tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
-    assert_eq!(browser.text("/").await.0, StatusCode::SEE_OTHER, "past the absolute limit");
+    assert_eq!(
+        browser.text("/").await.0,
+        StatusCode::SEE_OTHER,
+        "past the absolute limit"
+    );
 }
 
 #[tokio::test]
@@ -173,7 +214,14 @@ async fn sign_in_returns_to_the_page_asked_for_but_never_off_site() {
     let (_, html) = browser.text("/login?next=%2Fusers").await;
     browser.csrf = crate::helpers::csrf_in(&html).unwrap();
     let res = browser
-        .post("/login", &[("name", "lena"), ("password", &password_of("lena")), ("next", "/users")])
+        .post(
+            "/login",
+            &[
+                ("name", "lena"),
+                ("password", &password_of("lena")),
+                ("next", "/users"),
+            ],
+        )
         .await;
     assert_eq!(res.headers()["location"], "/users");
 
@@ -181,7 +229,14 @@ async fn sign_in_returns_to_the_page_asked_for_but_never_off_site() {
     let (_, html) = other.text("/login").await;
     other.csrf = crate::helpers::csrf_in(&html).unwrap();
     let res = other
-        .post("/login", &[("name", "lena"), ("password", &password_of("lena")), ("next", "//evil.example/")])
+        .post(
+            "/login",
+            &[
+                ("name", "lena"),
+                ("password", &password_of("lena")),
+                ("next", "//evil.example/"),
+            ],
+        )
         .await;
     assert_eq!(res.headers()["location"], "/", "an off-site next is ignored");
 }

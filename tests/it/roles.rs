@@ -83,11 +83,21 @@ async fn every_page_route_enforces_its_role() {
             };
             let want = expected(row, *role);
             if res.status().as_u16() != want {
-                failures.push(format!("{:?} {:?} {}: got {}, want {want}", role, row.0, row.1, res.status()));
+                failures.push(format!(
+                    "{:?} {:?} {}: got {}, want {want}",
+                    role,
+                    row.0,
+                    row.1,
+                    res.status()
+                ));
             }
         }
     }
-    assert!(failures.is_empty(), "role matrix mismatches:\n{}", failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "role matrix mismatches:\n{}",
+        failures.join("\n")
+    );
 }
 
 #[tokio::test]
@@ -116,14 +126,24 @@ async fn every_api_route_enforces_its_role() {
             let status = res.status().as_u16();
             let body: serde_json::Value = res.json().await.unwrap_or_default();
             if status != want {
-                failures.push(format!("{role:?} {:?} {}: got {status}, want {want}", row.0, row.1));
+                failures.push(format!(
+                    "{role:?} {:?} {}: got {status}, want {want}",
+                    row.0, row.1
+                ));
             }
             if status >= 400 && !body["error"].is_string() {
-                failures.push(format!("{role:?} {:?} {}: error body is not {{\"error\"}}: {body}", row.0, row.1));
+                failures.push(format!(
+                    "{role:?} {:?} {}: error body is not {{\"error\"}}: {body}",
+                    row.0, row.1
+                ));
             }
         }
     }
-    assert!(failures.is_empty(), "API role matrix mismatches:\n{}", failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "API role matrix mismatches:\n{}",
+        failures.join("\n")
+    );
 }
 
 #[tokio::test]
@@ -133,11 +153,19 @@ async fn forbidden_page_names_the_role_needed() {
     let (status, html) = viewer.text("/users").await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     assert!(html.contains("This needs the admin role."), "{html}");
-    let res = viewer.post("/users", &[("name", "x"), ("password", "long-enough-pw"), ("role", "admin")]).await;
+    let res = viewer
+        .post(
+            "/users",
+            &[("name", "x"), ("password", "long-enough-pw"), ("role", "admin")],
+        )
+        .await;
     assert_eq!(res.status(), StatusCode::FORBIDDEN);
     assert!(app.user("x").await.is_none(), "a viewer cannot create users");
     let denied = app.audit().await.pop().unwrap();
-    assert_eq!((denied.action.as_str(), denied.outcome.as_str()), ("access.denied", "denied"));
+    assert_eq!(
+        (denied.action.as_str(), denied.outcome.as_str()),
+        ("access.denied", "denied")
+    );
     assert_eq!(denied.target, "/users");
 }
 
@@ -158,7 +186,11 @@ fn declared_routes() -> BTreeSet<(String, String)> {
     for entry in std::fs::read_dir(dir).unwrap() {
         let path = entry.unwrap().path();
         let src = std::fs::read_to_string(&path).unwrap();
-        let prefix = if path.file_name().unwrap() == "api.rs" { "/api/v1" } else { "" };
+        let prefix = if path.file_name().unwrap() == "api.rs" {
+            "/api/v1"
+        } else {
+            ""
+        };
         for chunk in src.split(".route(\"").skip(1) {
             let route = &chunk[..chunk.find('"').unwrap()];
             let call = &chunk[..chunk.find(".route(").unwrap_or(chunk.len())];
@@ -195,5 +227,8 @@ fn every_route_is_in_the_matrix() {
         .iter()
         .filter(|(m, p)| !listed.iter().any(|(lm, lp)| lm == m && matches(p, lp)))
         .collect();
-    assert!(missing.is_empty(), "routes missing from the role matrix: {missing:?}");
+    assert!(
+        missing.is_empty(),
+        "routes missing from the role matrix: {missing:?}"
+    );
 }

@@ -8,7 +8,10 @@ use crate::on_both_stores;
 
 async fn setup_link_creates_the_first_admin_once(store: StoreChoice) {
     let app = TestApp::spawn_on(store).await;
-    let token = app.setup_token.clone().expect("a store with no users prints a setup link");
+    let token = app
+        .setup_token
+        .clone()
+        .expect("a store with no users prints a setup link");
     let mut browser = app.client();
 
     let (status, _) = browser.text("/setup?token=not-the-token").await;
@@ -22,7 +25,12 @@ async fn setup_link_creates_the_first_admin_once(store: StoreChoice) {
     let res = browser
         .post(
             "/setup",
-            &[("token", &token), ("name", "root"), ("password", "first-admin-pw"), ("confirm", "other-pw-123")],
+            &[
+                ("token", &token),
+                ("name", "root"),
+                ("password", "first-admin-pw"),
+                ("confirm", "other-pw-123"),
+            ],
         )
         .await;
     assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
@@ -31,7 +39,12 @@ async fn setup_link_creates_the_first_admin_once(store: StoreChoice) {
     let res = browser
         .post(
             "/setup",
-            &[("token", &token), ("name", "root"), ("password", "first-admin-pw"), ("confirm", "first-admin-pw")],
+            &[
+                ("token", &token),
+                ("name", "root"),
+                ("password", "first-admin-pw"),
+                ("confirm", "first-admin-pw"),
+            ],
         )
         .await;
     assert_eq!(res.status(), StatusCode::SEE_OTHER);
@@ -52,13 +65,23 @@ async fn setup_link_creates_the_first_admin_once(store: StoreChoice) {
     let res = other
         .post(
             "/setup",
-            &[("token", &token), ("name", "intruder"), ("password", "intruder-pw-123"), ("confirm", "intruder-pw-123")],
+            &[
+                ("token", &token),
+                ("name", "intruder"),
+                ("password", "intruder-pw-123"),
+                ("confirm", "intruder-pw-123"),
+            ],
         )
         .await;
     assert_eq!(res.status(), StatusCode::NOT_FOUND);
     assert!(app.user("intruder").await.is_none());
 
-    let setups: Vec<_> = app.audit().await.into_iter().filter(|r| r.action == "setup").collect();
+    let setups: Vec<_> = app
+        .audit()
+        .await
+        .into_iter()
+        .filter(|r| r.action == "setup")
+        .collect();
     let outcomes: Vec<&str> = setups.iter().map(|r| r.outcome.as_str()).collect();
     assert_eq!(
         outcomes,
@@ -72,9 +95,15 @@ on_both_stores!(setup_link_creates_the_first_admin_once);
 async fn no_setup_link_once_users_exist() {
     let app = TestApp::spawn().await;
     app.create_user("admin", Role::Admin).await;
-    let again = custodian::service::setup::prepare(&app.state.store).await.unwrap();
+    let again = custodian::service::setup::prepare(&app.state.store)
+        .await
+        .unwrap();
     assert!(again.is_none());
     let token = app.setup_token.clone().unwrap();
     let (status, _) = app.client().text(&format!("/setup?token={token}")).await;
-    assert_eq!(status, StatusCode::NOT_FOUND, "the first-run link died when users appeared");
+    assert_eq!(
+        status,
+        StatusCode::NOT_FOUND,
+        "the first-run link died when users appeared"
+    );
 }
