@@ -156,7 +156,7 @@ async fn check(loaded: &crate::config::Loaded) -> anyhow::Result<()> {
     println!("listen:           {}", c.listen);
     println!("data dir:         {}", c.data_dir.display());
     println!("store:            {}", c.store_url());
-    println!("public url:       {}", c.public_base());
+    println!("public url:       {}", c.public_base(c.listen));
     println!("secure cookies:   {}", c.secure_cookies);
     println!("trust proxy hdrs: {}", c.trust_proxy_headers);
     println!(

@@ -141,11 +141,12 @@ impl Config {
         })
     }
 
-    /// Base URL printed in links (the setup link).
-    pub fn public_base(&self) -> String {
+    /// Base URL printed in links (the setup link), given the address the
+    /// server really listens on (which differs from `listen` for port 0).
+    pub fn public_base(&self, bound: SocketAddr) -> String {
         match &self.public_url {
             Some(url) => url.trim_end_matches('/').to_string(),
-            None => format!("http://{}", self.listen),
+            None => format!("http://{bound}"),
         }
     }
 

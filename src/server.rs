@@ -76,7 +76,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         "custodian is listening on http://{local}"
     );
     if let Some(token) = &prepared.setup_token {
-        let base = prepared.state.config.public_base();
+        let base = prepared.state.config.public_base(local);
         println!();
         println!("  No users yet. Create the first admin here (the link works once):");
         println!("  {base}/setup?token={token}");

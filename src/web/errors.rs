@@ -12,7 +12,7 @@ use askama_web::WebTemplate;
 use axum::Json;
 use axum::body::to_bytes;
 use axum::extract::{OriginalUri, Request, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
 use serde_json::json;
@@ -116,6 +116,12 @@ pub async fn render(State(state): State<AppState>, request: Request, next: Next)
         .map(|u| u.0.clone())
         .unwrap_or_else(|| request.uri().clone());
     let api = path.path() == "/api" || path.path().starts_with("/api/");
+    // After signing in, return to a page: a form's POST address is not one.
+    let return_to = match *request.method() {
+        Method::GET | Method::HEAD => path.path_and_query().map(|pq| pq.as_str().to_string()),
+        _ => None,
+    }
+    .unwrap_or_else(|| "/".into());
     let htmx = request.headers().contains_key("hx-request");
     let session = request.extensions().get::<Session>().cloned();
     let (mut parts, _) = Request::new(()).into_parts();
@@ -146,8 +152,7 @@ pub async fn render(State(state): State<AppState>, request: Request, next: Next)
     }
 
     if info.status == StatusCode::UNAUTHORIZED {
-        let target = path.path_and_query().map(|pq| pq.as_str()).unwrap_or("/");
-        let login = format!("/login?next={}", encode(target));
+        let login = format!("/login?next={}", encode(&return_to));
         if htmx {
             let mut res = StatusCode::OK.into_response();
             if let Ok(v) = HeaderValue::from_str(&login) {

@@ -22,7 +22,8 @@ fn custodian(data_dir: &std::path::Path, args: &[&str], stdin: &str) -> (bool, S
         .stderr(Stdio::piped())
         .spawn()
         .expect("run custodian");
-    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+    // A command refused before it reads stdin closes the pipe: that is fine.
+    let _ = child.stdin.take().unwrap().write_all(stdin.as_bytes());
     let out = child.wait_with_output().unwrap();
     (
         out.status.success(),
@@ -161,4 +162,56 @@ async fn check_prints_the_configuration_without_secrets() {
         out.contains("127.0.0.1:8080") && out.contains("custodian.db"),
         "defaults: {out}"
     );
+}
+
+#[tokio::test]
+async fn serve_starts_on_nothing_prints_the_setup_link_and_stops_on_sigterm() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_custodian"))
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .env_remove("CUSTODIAN_CONFIG")
+        .env_remove("CUSTODIAN_STORE_URL")
+        .env_remove("CUSTODIAN_DATA_DIR")
+        .current_dir(dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let link = tokio::task::spawn_blocking(move || {
+        stdout
+            .lines()
+            .map_while(Result::ok)
+            .find_map(|l| l.trim().starts_with("http://").then(|| l.trim().to_string()))
+    })
+    .await
+    .unwrap()
+    .expect("the server prints a setup link");
+    assert!(link.contains("/setup?token="), "{link}");
+    assert!(
+        dir.path().join("custodian-data/custodian.db").exists(),
+        "the default store was created"
+    );
+
+    let base = &link[..link.find("/setup").unwrap()];
+    let health = reqwest::get(format!("{base}/healthz")).await.unwrap();
+    assert_eq!(health.status(), StatusCode::OK);
+    let setup = reqwest::get(&link).await.unwrap();
+    assert_eq!(
+        setup.status(),
+        StatusCode::OK,
+        "the printed link opens the setup page"
+    );
+
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let status = tokio::task::spawn_blocking(move || child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(status.success(), "a clean exit on SIGTERM: {status:?}");
 }
