@@ -13,7 +13,7 @@ use crate::service::audit::{Event, audited};
 use crate::service::users::User;
 use crate::service::{Actor, auth};
 use crate::store::tokens::{self as rows, TokenRow};
-use crate::store::{Store, is_unique_violation};
+use crate::store::{ConflictOnUnique, Store, now};
 
 const PREFIX: &str = "cust_";
 pub const NAME_MAX_LEN: usize = 64;
@@ -81,18 +81,15 @@ pub async fn create(store: &Store, actor: &Actor, owner: &User, name: &str) -> A
         let secret = format!("{PREFIX}{}", random_secret(32));
         let id = rows::insert(store.pool(), owner.id, &name, &digest(&secret))
             .await
-            .map_err(|e| {
-                if is_unique_violation(&e) {
-                    AppError::conflict(format!("{} already has a live token named {name:?}", owner.name))
-                } else {
-                    e.into()
-                }
-            })?;
-        let token = rows::list_for_user(store.pool(), owner.id)
-            .await?
-            .into_iter()
-            .find(|t| t.id == id)
-            .ok_or_else(|| anyhow::anyhow!("token {id} vanished after insert"))?;
+            .conflict_on_unique(|| format!("{} already has a live token named {name:?}", owner.name))?;
+        let token = TokenRow {
+            id,
+            user_id: owner.id,
+            name,
+            created_at: now(),
+            last_used_at: None,
+            revoked_at: None,
+        };
         Ok(NewToken { token, secret })
     })
     .await

@@ -6,7 +6,7 @@ use crate::error::{AppError, AppResult};
 use crate::service::audit::{Event, audited};
 use crate::service::{Actor, passwords};
 use crate::store::users::{self as rows, UserRow};
-use crate::store::{Store, is_unique_violation};
+use crate::store::{ConflictOnUnique, Store};
 
 /// A panel user as the rest of the code sees it: no password hash.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -66,13 +66,7 @@ pub async fn create(store: &Store, actor: &Actor, new: NewUser) -> AppResult<Use
         let hash = passwords::hash(&new.password).await?;
         let id = rows::insert(store.pool(), new.name.as_str(), &hash, new.role, new.can_approve)
             .await
-            .map_err(|e| {
-                if is_unique_violation(&e) {
-                    AppError::conflict(format!("a user named {} already exists", new.name))
-                } else {
-                    e.into()
-                }
-            })?;
+            .conflict_on_unique(|| format!("a user named {} already exists", new.name))?;
         by_id(store, id).await
     })
     .await

@@ -23,6 +23,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePo
 pub use sessions::SessionBackend;
 
 use crate::config::{SecretUrl, StoreKind};
+use crate::error::AppError;
 
 /// A pool on one of the two store engines.
 #[derive(Clone, Debug)]
@@ -130,8 +131,17 @@ pub fn now() -> i64 {
     time::OffsetDateTime::now_utc().unix_timestamp()
 }
 
-/// Was this error a unique-constraint violation? Used to turn "name taken"
-/// into a 409 instead of a 500.
-pub fn is_unique_violation(err: &sqlx::Error) -> bool {
-    matches!(err, sqlx::Error::Database(db) if db.is_unique_violation())
+/// Turns a unique-constraint violation ("that name is taken") into a 409
+/// with the caller's message; any other store error stays internal.
+pub trait ConflictOnUnique<T> {
+    fn conflict_on_unique(self, message: impl FnOnce() -> String) -> Result<T, AppError>;
+}
+
+impl<T> ConflictOnUnique<T> for sqlx::Result<T> {
+    fn conflict_on_unique(self, message: impl FnOnce() -> String) -> Result<T, AppError> {
+        self.map_err(|e| match &e {
+            sqlx::Error::Database(db) if db.is_unique_violation() => AppError::conflict(message()),
+            _ => e.into(),
+        })
+    }
 }

@@ -30,14 +30,17 @@ pub mod keys {
 /// would make every poll a store write).
 const LAST_SEEN_RESOLUTION_SECS: i64 = 60;
 
-/// Is this request for the JSON API? Decided on the full path, which nested
-/// routers do not see in `parts.uri`.
-pub fn is_api(parts: &Parts) -> bool {
-    let path = parts
+/// The request's full path: nested routers see only their part in `parts.uri`.
+pub fn request_path(parts: &Parts) -> &str {
+    parts
         .extensions
         .get::<OriginalUri>()
         .map(|u| u.0.path())
-        .unwrap_or_else(|| parts.uri.path());
+        .unwrap_or_else(|| parts.uri.path())
+}
+
+/// Is this path the JSON API's?
+pub fn is_api_path(path: &str) -> bool {
     path == "/api" || path.starts_with("/api/")
 }
 
@@ -111,7 +114,7 @@ async fn resolve(parts: &mut Parts, state: &AppState) -> AppResult<Option<Curren
         return Ok(found.clone());
     }
     let ClientAddr(client) = ClientAddr::from_request_parts(parts, state).await?;
-    let found = if is_api(parts) {
+    let found = if is_api_path(request_path(parts)) {
         from_bearer(parts, state).await?.map(|user| CurrentUser {
             user,
             via: Via::Api,
@@ -204,11 +207,7 @@ where
         return Ok(user);
     }
     if !matches!(parts.method, Method::GET | Method::HEAD) {
-        let path = parts
-            .extensions
-            .get::<OriginalUri>()
-            .map(|u| u.0.path().to_string())
-            .unwrap_or_else(|| parts.uri.path().to_string());
+        let path = request_path(parts).to_string();
         let detail = format!("{} needs {role}", parts.method);
         let event = Event {
             action: "access.denied",

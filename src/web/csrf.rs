@@ -15,7 +15,7 @@ use tower_sessions::Session;
 use crate::error::{AppError, AppResult};
 use crate::service::tokens::random_secret;
 use crate::web::BODY_LIMIT;
-use crate::web::auth::keys;
+use crate::web::auth::{is_api_path, keys};
 
 pub const FORM_FIELD: &str = "csrf_token";
 pub const HEADER: &str = "x-csrf-token";
@@ -45,8 +45,7 @@ fn rejected() -> AppError {
 
 pub async fn verify(session: Session, request: Request, next: Next) -> Result<Response, AppError> {
     let safe = matches!(*request.method(), Method::GET | Method::HEAD | Method::OPTIONS);
-    let path = request.uri().path();
-    if safe || path == "/api" || path.starts_with("/api/") {
+    if safe || is_api_path(request.uri().path()) {
         return Ok(next.run(request).await);
     }
     let expected = session.get::<String>(keys::CSRF).await?.ok_or_else(rejected)?;

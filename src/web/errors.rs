@@ -21,7 +21,7 @@ use tower_sessions::Session;
 use crate::domain::Role;
 use crate::error::{AppError, ErrorInfo};
 use crate::web::AppState;
-use crate::web::auth::CurrentUser;
+use crate::web::auth::{CurrentUser, is_api_path};
 use crate::web::page::PageCtx;
 
 /// The full error page (404, 400, 403, 500 …) in the panel's layout.
@@ -115,7 +115,7 @@ pub async fn render(State(state): State<AppState>, request: Request, next: Next)
         .get::<OriginalUri>()
         .map(|u| u.0.clone())
         .unwrap_or_else(|| request.uri().clone());
-    let api = path.path() == "/api" || path.path().starts_with("/api/");
+    let api = is_api_path(path.path());
     // After signing in, return to a page: a form's POST address is not one.
     let return_to = match *request.method() {
         Method::GET | Method::HEAD => path.path_and_query().map(|pq| pq.as_str().to_string()),

@@ -2,7 +2,7 @@
 //! navigation, the CSRF token, flash messages, and the current section; plus
 //! small formatting helpers for view structs.
 
-use axum::extract::{FromRef, FromRequestParts, OriginalUri};
+use axum::extract::{FromRef, FromRequestParts};
 use axum::http::request::Parts;
 use serde::{Deserialize, Serialize};
 use tower_sessions::Session;
@@ -10,7 +10,7 @@ use tower_sessions::Session;
 use crate::domain::Role;
 use crate::error::{AppError, AppResult};
 use crate::web::AppState;
-use crate::web::auth::{CurrentUser, keys};
+use crate::web::auth::{CurrentUser, keys, request_path};
 use crate::web::csrf;
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -122,12 +122,7 @@ where
             <CurrentUser as axum::extract::OptionalFromRequestParts<S>>::from_request_parts(parts, state)
                 .await?;
         let session = parts.extensions.get::<Session>().cloned();
-        let path = parts
-            .extensions
-            .get::<OriginalUri>()
-            .map(|u| u.0.path().to_string())
-            .unwrap_or_else(|| parts.uri.path().to_string());
-        PageCtx::load(session.as_ref(), user.as_ref(), &path, true).await
+        PageCtx::load(session.as_ref(), user.as_ref(), request_path(parts), true).await
     }
 }
 

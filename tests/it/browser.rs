@@ -94,6 +94,22 @@ async fn wait_for_text(browser: &Client, css: &str, text: &str) {
     }
 }
 
+async fn fill_in(browser: &Client, css: &str, text: &str) {
+    let field = browser
+        .find(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("{css}: {e}"));
+    field.send_keys(text).await.unwrap();
+}
+
+async fn click(browser: &Client, css: &str) {
+    let el = browser
+        .find(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("{css}: {e}"));
+    el.click().await.unwrap();
+}
+
 #[tokio::test]
 async fn a_user_signs_in_through_the_form_and_sees_the_overview() {
     let app = TestApp::spawn().await;
@@ -113,43 +129,14 @@ async fn a_user_signs_in_through_the_form_and_sees_the_overview() {
             .contains("/login?next=%2F")
     );
 
-    browser
-        .find(Locator::Css("input[name=name]"))
-        .await
-        .unwrap()
-        .send_keys("zoe")
-        .await
-        .unwrap();
-    browser
-        .find(Locator::Css("input[name=password]"))
-        .await
-        .unwrap()
-        .send_keys("wrong password")
-        .await
-        .unwrap();
-    browser
-        .find(Locator::Css("button[type=submit].primary"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    fill_in(&browser, "input[name=name]", "zoe").await;
+    fill_in(&browser, "input[name=password]", "wrong password").await;
+    click(&browser, "button[type=submit].primary").await;
     wait_for_text(&browser, ".flash.error", "Wrong user name or password.").await;
 
-    browser
-        .find(Locator::Css("input[name=password]"))
-        .await
-        .unwrap()
-        .send_keys(&password_of("zoe"))
-        .await
-        .unwrap();
-    browser
-        .find(Locator::Css("button[type=submit].primary"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    // The form kept the name; type the right password.
+    fill_in(&browser, "input[name=password]", &password_of("zoe")).await;
+    click(&browser, "button[type=submit].primary").await;
     wait_for_text(&browser, "h1", "Overview").await;
     wait_for_text(&browser, ".session", "zoe").await;
     let nav = browser
@@ -173,13 +160,7 @@ async fn a_user_signs_in_through_the_form_and_sees_the_overview() {
     assert_eq!(loaded, json!(["object", "0px"]), "htmx and app.css are active");
 
     // Sign out through the real button.
-    browser
-        .find(Locator::Css("form[action='/logout'] button"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&browser, "form[action='/logout'] button").await;
     wait_for_text(&browser, "h1", "Sign in").await;
     browser.close().await.unwrap();
 }
@@ -191,59 +172,24 @@ async fn an_admin_creates_a_user_and_disables_them_with_a_confirm() {
     let driver = Driver::start().await;
     let browser = driver.browser().await;
     browser.goto(&app.url("/login?next=%2Fusers")).await.unwrap();
-    browser
-        .find(Locator::Css("input[name=name]"))
-        .await
-        .unwrap()
-        .send_keys("root")
-        .await
-        .unwrap();
-    browser
-        .find(Locator::Css("input[name=password]"))
-        .await
-        .unwrap()
-        .send_keys(&password_of("root"))
-        .await
-        .unwrap();
-    browser
-        .find(Locator::Css("button[type=submit].primary"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    fill_in(&browser, "input[name=name]", "root").await;
+    fill_in(&browser, "input[name=password]", &password_of("root")).await;
+    click(&browser, "button[type=submit].primary").await;
     wait_for_text(&browser, "h1", "Users").await;
 
-    let form = browser.find(Locator::Css("form[action='/users']")).await.unwrap();
-    form.find(Locator::Css("input[name=name]"))
-        .await
-        .unwrap()
-        .send_keys("newcomer")
-        .await
-        .unwrap();
-    form.find(Locator::Css("input[name=password]"))
-        .await
-        .unwrap()
-        .send_keys("newcomer-password")
-        .await
-        .unwrap();
-    form.find(Locator::Css("button[type=submit]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    fill_in(&browser, "form[action='/users'] input[name=name]", "newcomer").await;
+    fill_in(
+        &browser,
+        "form[action='/users'] input[name=password]",
+        "newcomer-password",
+    )
+    .await;
+    click(&browser, "form[action='/users'] button[type=submit]").await;
     wait_for_text(&browser, "#flash", "Created newcomer (viewer).").await;
     assert!(app.user("newcomer").await.is_some());
 
     // Disable asks first (htmx hx-confirm); accept the dialog.
-    browser
-        .find(Locator::Css("form[action='/users/newcomer/disable'] button"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&browser, "form[action='/users/newcomer/disable'] button").await;
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         if let Ok(text) = browser.get_alert_text().await {
