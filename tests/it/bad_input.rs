@@ -292,3 +292,30 @@ async fn security_headers_are_on_every_response() {
         "no inline script or style"
     );
 }
+
+#[tokio::test]
+async fn a_broken_store_gives_an_opaque_500_page_and_a_failing_healthz() {
+    let app = TestApp::spawn().await;
+    let viewer = app.signed_in("vic", Role::Viewer).await;
+    let token = app.token_for("bot", Role::Viewer).await;
+    app.state.store.close().await;
+
+    let (status, html) = viewer.text("/").await;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert!(html.contains("Something went wrong on our side"), "{html}");
+    assert!(
+        !html.to_lowercase().contains("pool"),
+        "no driver error in the page: {html}"
+    );
+
+    let res = crate::helpers::api_get(&app, &token, "/api/v1/me").await;
+    assert_eq!(res.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    let body: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(
+        body["error"],
+        "Something went wrong on our side. It has been logged."
+    );
+
+    let res = app.client().get("/healthz").await;
+    assert_eq!(res.status(), StatusCode::SERVICE_UNAVAILABLE);
+}
