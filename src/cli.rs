@@ -10,8 +10,10 @@ use std::process::ExitCode;
 use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
 
-use crate::config::{Config, Overrides};
-use crate::domain::{Password, Role, Username};
+use crate::config::{Config, Overrides, SecretUrl};
+use crate::domain::{DatabaseName, Password, Role, Username};
+use crate::secrets::Secrets;
+use crate::service::registry::{NewDatabase, Registry, Source, test_connection};
 use crate::service::users::{self, NewUser};
 use crate::service::{Actor, tokens};
 use crate::store::Store;
@@ -43,6 +45,9 @@ pub enum Command {
     /// Manage API tokens.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Manage the registry of managed databases.
+    #[command(subcommand)]
+    Db(DbCommand),
     /// Validate the configuration and print what would be used.
     Check,
 }
@@ -52,6 +57,9 @@ pub struct ServeArgs {
     /// Address to listen on, e.g. 127.0.0.1:8080.
     #[arg(long, env = "CUSTODIAN_LISTEN", value_name = "ADDR")]
     pub listen: Option<SocketAddr>,
+    /// Do not create the demo database on first start.
+    #[arg(long)]
+    pub no_demo: bool,
 }
 
 #[derive(Subcommand, Debug)]
@@ -90,20 +98,43 @@ pub enum TokenCommand {
     },
 }
 
+#[derive(Subcommand, Debug)]
+pub enum DbCommand {
+    /// Register a database (postgres://, mysql://, mariadb:// or sqlite:// URL).
+    Add {
+        name: String,
+        #[arg(long)]
+        url: String,
+        #[arg(long, value_name = "DIR")]
+        migrations_dir: Option<PathBuf>,
+        /// Recovery point objective, e.g. 24h.
+        #[arg(long, value_parser = humantime::parse_duration)]
+        rpo: Option<std::time::Duration>,
+        /// Recovery time objective, e.g. 4h.
+        #[arg(long, value_parser = humantime::parse_duration)]
+        rto: Option<std::time::Duration>,
+    },
+    /// List registered databases (URLs shown without passwords).
+    List,
+    /// Remove a database from the registry (the database itself is untouched).
+    Remove { name: String },
+}
+
 fn parse_role(s: &str) -> Result<Role, String> {
     s.parse::<Role>().map_err(|e| e.to_string())
 }
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    let listen = match &cli.command {
-        Some(Command::Serve(args)) => args.listen,
-        _ => None,
+    let (listen, no_demo) = match &cli.command {
+        Some(Command::Serve(args)) => (args.listen, args.no_demo),
+        _ => (None, false),
     };
     let overrides = Overrides {
         config_file: cli.config.clone(),
         data_dir: cli.data_dir.clone(),
         listen,
+        no_demo,
     };
     let loaded = match Config::load(&overrides) {
         Ok(l) => l,
@@ -126,6 +157,7 @@ pub fn main() -> ExitCode {
             Some(Command::Check) => check(&loaded).await,
             Some(Command::User(cmd)) => user(&loaded.config, cmd).await,
             Some(Command::Token(cmd)) => token(&loaded.config, cmd).await,
+            Some(Command::Db(cmd)) => db(&loaded.config, cmd).await,
         }
     });
     match result {
@@ -258,6 +290,67 @@ async fn token(config: &Config, cmd: TokenCommand) -> anyhow::Result<()> {
                 created.token.name, owner.name
             );
             println!("{}", created.secret);
+        }
+    }
+    store.close().await;
+    Ok(())
+}
+
+async fn db(config: &Config, cmd: DbCommand) -> anyhow::Result<()> {
+    let store = Store::open(&config.store_url()).await?;
+    let registry = Registry::new(store.clone(), Secrets::load(config)?, config.databases.clone());
+    registry.verify_key().await?;
+    let actor = Actor::cli();
+    match cmd {
+        DbCommand::Add {
+            name,
+            url,
+            migrations_dir,
+            rpo,
+            rto,
+        } => {
+            let new = NewDatabase {
+                name: DatabaseName::parse(&name)?,
+                url: SecretUrl::new(url.trim()),
+                migrations_dir: migrations_dir.map(|d| d.display().to_string()),
+                rpo,
+                rto,
+            };
+            let entry = registry.add(&actor, new).await?;
+            println!("added {} ({}, {})", entry.name, entry.engine, entry.url_redacted);
+            match test_connection(&SecretUrl::new(url.trim())).await? {
+                Ok(status) => println!("connected: version {}", status.version),
+                Err(e) => eprintln!("warning: cannot connect yet: {e}"),
+            }
+        }
+        DbCommand::List => {
+            println!(
+                "{:<20} {:<14} {:<8} {:<6} {:<6} URL",
+                "NAME", "ENGINE", "FROM", "RPO", "RTO"
+            );
+            let dur = |d: Option<std::time::Duration>| {
+                d.map(crate::web::fmt_duration).unwrap_or_else(|| "-".into())
+            };
+            for e in registry.list().await? {
+                println!(
+                    "{:<20} {:<14} {:<8} {:<6} {:<6} {}",
+                    e.name,
+                    e.engine.label(),
+                    if e.source == Source::Config {
+                        "config"
+                    } else {
+                        "panel"
+                    },
+                    dur(e.rpo),
+                    dur(e.rto),
+                    e.url_redacted
+                );
+            }
+        }
+        DbCommand::Remove { name } => {
+            let name = DatabaseName::parse(&name)?;
+            registry.remove(&actor, &name).await?;
+            println!("removed {name} from the registry");
         }
     }
     store.close().await;

@@ -10,6 +10,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
+use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 
 /// The file read from the working directory when no `--config` is given.
@@ -27,6 +28,9 @@ const ENV_KEYS: &[&str] = &[
     "session_idle_timeout",
     "session_absolute_timeout",
     "log",
+    "secret_key",
+    "demo",
+    "poll_interval",
 ];
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -54,6 +58,37 @@ pub struct Config {
     pub session_absolute_timeout: Duration,
     /// Log filter in `tracing` syntax, e.g. `info` or `custodian=debug,info`.
     pub log: String,
+    /// Key that encrypts managed databases' connection URLs in the store:
+    /// 32 random bytes, base64 or hex (`openssl rand -base64 32`). Unset
+    /// means a key file, `<data_dir>/secret.key`, created on first start.
+    /// Several panel instances on one store must share it.
+    #[serde(skip_serializing)]
+    pub secret_key: Option<SecretString>,
+    /// Create and register the bundled demo SQLite database when the
+    /// registry is empty at first start (`serve --no-demo` turns it off).
+    pub demo: bool,
+    /// How often each managed database's status is checked.
+    #[serde(with = "humantime_serde")]
+    pub poll_interval: Duration,
+    /// Databases declared here rather than in the browser; read-only there.
+    pub databases: Vec<DeclaredDatabase>,
+}
+
+/// A managed database declared in the configuration file.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeclaredDatabase {
+    pub name: String,
+    /// Environment variable holding the connection URL (keeps the password
+    /// out of the file).
+    pub url_env: Option<String>,
+    /// The URL itself, for URLs without secrets (e.g. `sqlite:///srv/app.db`).
+    pub url: Option<SecretUrl>,
+    pub migrations_dir: Option<PathBuf>,
+    #[serde(default, with = "humantime_serde")]
+    pub rpo: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    pub rto: Option<Duration>,
 }
 
 impl Default for Config {
@@ -68,6 +103,10 @@ impl Default for Config {
             session_idle_timeout: Duration::from_secs(60 * 60),
             session_absolute_timeout: Duration::from_secs(12 * 60 * 60),
             log: "info".into(),
+            secret_key: None,
+            demo: true,
+            poll_interval: Duration::from_secs(15),
+            databases: Vec::new(),
         }
     }
 }
@@ -78,6 +117,8 @@ pub struct Overrides {
     pub config_file: Option<PathBuf>,
     pub data_dir: Option<PathBuf>,
     pub listen: Option<SocketAddr>,
+    /// `serve --no-demo`: do not create the demo database.
+    pub no_demo: bool,
 }
 
 /// A configuration and where it came from, for `custodian check`.
@@ -110,6 +151,9 @@ impl Config {
         if let Some(listen) = overrides.listen {
             figment = figment.merge(("listen", listen));
         }
+        if overrides.no_demo {
+            figment = figment.merge(("demo", false));
+        }
         let config: Config = figment.extract().context("invalid configuration")?;
         config.validate()?;
         Ok(Loaded { config, file })
@@ -127,6 +171,20 @@ impl Config {
         }
         if self.session_idle_timeout.is_zero() || self.session_absolute_timeout.is_zero() {
             bail!("session timeouts must be longer than zero");
+        }
+        if self.poll_interval < Duration::from_secs(1) {
+            bail!("poll_interval must be at least 1s");
+        }
+        let mut seen = std::collections::HashSet::new();
+        for db in &self.databases {
+            crate::domain::DatabaseName::parse(&db.name)
+                .map_err(|e| anyhow::anyhow!("databases: {:?}: {e}", db.name))?;
+            if !seen.insert(db.name.as_str()) {
+                bail!("databases: {:?} is declared twice", db.name);
+            }
+            if db.url.is_some() == db.url_env.is_some() {
+                bail!("databases: {:?} needs exactly one of url or url_env", db.name);
+            }
         }
         Ok(())
     }

@@ -54,6 +54,60 @@ impl fmt::Display for Username {
     }
 }
 
+/// A managed database's name in the registry: a slug used in URLs
+/// (`/databases/{name}`): 1–63 characters of `a-z 0-9 _ -`, starting with a
+/// letter or digit, and not a word the routes use.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(transparent)]
+pub struct DatabaseName(String);
+
+impl DatabaseName {
+    pub const MAX_LEN: usize = 63;
+    const RESERVED: &[&str] = &["new", "test-connection"];
+
+    pub fn parse(raw: &str) -> Result<Self, AppError> {
+        let name = raw.trim();
+        if name.is_empty() {
+            return Err(AppError::invalid("database name is required"));
+        }
+        if name.len() > Self::MAX_LEN {
+            return Err(AppError::invalid(format!(
+                "database name is longer than {} characters",
+                Self::MAX_LEN
+            )));
+        }
+        let valid = name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-');
+        let starts_well = name
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
+        if !valid || !starts_well {
+            return Err(AppError::invalid(
+                "database name may use lower-case letters, digits, '_' and '-', \
+                 and must start with a letter or digit",
+            ));
+        }
+        if Self::RESERVED.contains(&name) {
+            return Err(AppError::invalid(format!(
+                "{name:?} is reserved; choose another name"
+            )));
+        }
+        Ok(DatabaseName(name.to_string()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for DatabaseName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 /// What a user may do. Ordered: each role can do everything the one before can.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -160,6 +214,24 @@ mod tests {
         assert!(Username::parse("ops.team-1_a").is_ok());
         for bad in ["", "Alice", "-x", "a b", "a/b", "é", "a'--", &"a".repeat(65)] {
             assert!(Username::parse(bad).is_err(), "{bad:?} should be refused");
+        }
+    }
+
+    #[test]
+    fn database_names_are_url_slugs() {
+        assert_eq!(DatabaseName::parse("prod-eu_1").unwrap().as_str(), "prod-eu_1");
+        for bad in [
+            "",
+            "Prod",
+            "../etc",
+            "a/b",
+            "a.b",
+            "new",
+            "-x",
+            "a b",
+            &"d".repeat(64),
+        ] {
+            assert!(DatabaseName::parse(bad).is_err(), "{bad:?} should be refused");
         }
     }
 

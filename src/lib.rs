@@ -9,6 +9,7 @@ pub mod config;
 pub mod domain;
 pub mod engine;
 pub mod error;
+pub mod secrets;
 pub mod server;
 pub mod service;
 pub mod store;

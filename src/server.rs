@@ -10,7 +10,10 @@ use tokio::net::TcpListener;
 use tower_sessions::session_store::ExpiredDeletion;
 
 use crate::config::Config;
-use crate::service::setup;
+use crate::secrets::Secrets;
+use crate::service::fleet::Fleet;
+use crate::service::registry::Registry;
+use crate::service::{demo, setup};
 use crate::store::Store;
 use crate::web::{self, AppState};
 
@@ -29,7 +32,17 @@ pub async fn prepare(config: Config) -> anyhow::Result<Prepared> {
         .session_backend()
         .await
         .context("cannot prepare the session table")?;
-    let setup_token = setup::prepare(&store).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    let setup_token = setup::prepare(&store).await?;
+    let secrets = Secrets::load(&config)?;
+    let registry = Registry::new(store.clone(), secrets, config.databases.clone());
+    registry.verify_key().await?;
+    demo::ensure(&config, &store, &registry).await?;
+
+    // The fleet knows every database before the first request; the poller
+    // checks them all at once, then every poll_interval.
+    let fleet = Fleet::new();
+    fleet.sync(registry.connections().await?).await;
+    tokio::spawn(fleet.clone().run(registry.clone(), config.poll_interval));
 
     // Expired sessions are deleted hourly; the task ends with the runtime.
     let cleaner = sessions.clone();
@@ -42,7 +55,7 @@ pub async fn prepare(config: Config) -> anyhow::Result<Prepared> {
         }
     });
 
-    let state = AppState::new(config, store);
+    let state = AppState::new(config, store, registry, fleet);
     let app = web::router(state.clone(), sessions);
     Ok(Prepared {
         state,
@@ -83,6 +96,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         println!();
     }
     serve(listener, prepared.app, shutdown_signal()).await?;
+    prepared.state.fleet.close().await;
     prepared.state.store.close().await;
     tracing::info!("custodian stopped");
     Ok(())

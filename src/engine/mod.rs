@@ -1,3 +1,228 @@
 //! Managed database engines (PostgreSQL, MySQL/MariaDB, SQLite) behind one
-//! trait. All catalog SQL for managed databases lives under this module; the
-//! registry issue fills it in.
+//! trait, [`ManagedDb`], with [`Capabilities`] so pages show only what an
+//! engine supports. All catalog SQL for managed databases lives under this
+//! module, one file per engine. Connections are small lazy pools with a
+//! connect timeout and a statement timeout, named "custodian" on the server
+//! where the engine allows it.
+
+mod mysql;
+mod postgres;
+mod sqlite;
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde::Serialize;
+
+use crate::config::SecretUrl;
+use crate::error::AppError;
+
+/// How long connecting may take before the database counts as unreachable.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// The longest a catalog query may run on the managed server.
+pub const STATEMENT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Connections per managed database: the panel is a guest on the server.
+pub const POOL_SIZE: u32 = 3;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EngineKind {
+    Postgres,
+    Mysql,
+    Sqlite,
+}
+
+impl EngineKind {
+    /// The engine named by a connection URL's scheme.
+    pub fn of_url(url: &str) -> Result<Self, AppError> {
+        let scheme = url.split_once("://").map(|(s, _)| s).unwrap_or("");
+        match scheme {
+            "postgres" | "postgresql" => Ok(EngineKind::Postgres),
+            "mysql" | "mariadb" => Ok(EngineKind::Mysql),
+            "sqlite" => Ok(EngineKind::Sqlite),
+            "" => Err(AppError::invalid(
+                "the URL needs a scheme: postgres://, mysql://, mariadb:// or sqlite://",
+            )),
+            other => Err(AppError::invalid(format!(
+                "unknown engine {other:?}: use postgres://, mysql://, mariadb:// or sqlite://"
+            ))),
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EngineKind::Postgres => "postgres",
+            EngineKind::Mysql => "mysql",
+            EngineKind::Sqlite => "sqlite",
+        }
+    }
+
+    /// As people say it.
+    pub fn label(self) -> &'static str {
+        match self {
+            EngineKind::Postgres => "PostgreSQL",
+            EngineKind::Mysql => "MySQL/MariaDB",
+            EngineKind::Sqlite => "SQLite",
+        }
+    }
+
+    pub fn capabilities(self) -> Capabilities {
+        match self {
+            EngineKind::Postgres => Capabilities {
+                activity: true,
+                cancel: true,
+                connections: true,
+                uptime: true,
+                maintenance: true,
+                backups: true,
+                transactional_migrations: true,
+            },
+            EngineKind::Mysql => Capabilities {
+                activity: true,
+                cancel: true,
+                connections: true,
+                uptime: true,
+                maintenance: true,
+                backups: true,
+                transactional_migrations: false,
+            },
+            EngineKind::Sqlite => Capabilities {
+                activity: false,
+                cancel: false,
+                connections: false,
+                uptime: false,
+                maintenance: true,
+                backups: true,
+                transactional_migrations: true,
+            },
+        }
+    }
+}
+
+impl fmt::Display for EngineKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.label())
+    }
+}
+
+/// What an engine can do, so pages offer only what works.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct Capabilities {
+    /// Live sessions and blocking chains.
+    pub activity: bool,
+    /// Cancel and terminate sessions.
+    pub cancel: bool,
+    /// Connections used against a maximum.
+    pub connections: bool,
+    /// Server start time.
+    pub uptime: bool,
+    pub maintenance: bool,
+    pub backups: bool,
+    /// DDL runs in a transaction (so a failed migration leaves nothing behind).
+    pub transactional_migrations: bool,
+}
+
+/// A point-in-time reading of a server, as the poller records it.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct ServerStatus {
+    pub version: String,
+    pub uptime_s: Option<i64>,
+    /// Size of the managed database (not the whole server).
+    pub size_bytes: Option<i64>,
+    pub connections: Option<i64>,
+    pub max_connections: Option<i64>,
+}
+
+/// One database (PostgreSQL, MySQL) or attached file (SQLite) on the server.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct DatabaseEntry {
+    pub name: String,
+    pub size_bytes: Option<i64>,
+}
+
+/// One schema of the managed database, with how many tables it holds.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct SchemaEntry {
+    pub name: String,
+    pub tables: i64,
+}
+
+/// A failure talking to a managed database, in plain words. The text is
+/// the driver's message (it never contains the URL or its password).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct EngineError(pub String);
+
+impl EngineError {
+    pub(crate) fn from_sqlx(err: sqlx::Error) -> Self {
+        let text = match &err {
+            sqlx::Error::PoolTimedOut => {
+                format!(
+                    "could not connect within {} seconds (the server is down, unreachable or refusing connections)",
+                    CONNECT_TIMEOUT.as_secs()
+                )
+            }
+            sqlx::Error::Io(io) => format!("cannot reach the server: {io}"),
+            sqlx::Error::Database(db) => db.message().to_string(),
+            sqlx::Error::Configuration(e) => format!("bad connection settings: {e}"),
+            sqlx::Error::Tls(e) => format!("TLS failed: {e}"),
+            other => other.to_string(),
+        };
+        EngineError(text)
+    }
+}
+
+pub type EngineResult<T> = Result<T, EngineError>;
+
+/// A managed database the panel talks to. Later areas add their methods
+/// (activity, maintenance, backups, migrations) here.
+#[async_trait]
+pub trait ManagedDb: Send + Sync {
+    fn kind(&self) -> EngineKind;
+
+    /// Version, uptime, size and connections, in as few queries as the engine allows.
+    async fn status(&self) -> EngineResult<ServerStatus>;
+
+    /// The databases on the server (SQLite: the attached files).
+    async fn databases(&self) -> EngineResult<Vec<DatabaseEntry>>;
+
+    /// The schemas of the managed database with their table counts.
+    async fn schemas(&self) -> EngineResult<Vec<SchemaEntry>>;
+
+    /// Close the pool (the database was removed or its URL changed).
+    async fn close(&self);
+}
+
+/// A lazy connection to the database at `url`: nothing is dialled until the
+/// first query, so a down server never blocks the caller.
+pub fn connect(url: &SecretUrl) -> Result<Arc<dyn ManagedDb>, AppError> {
+    match EngineKind::of_url(url.expose())? {
+        EngineKind::Postgres => Ok(Arc::new(postgres::Postgres::connect(url)?)),
+        EngineKind::Mysql => Ok(Arc::new(mysql::Mysql::connect(url)?)),
+        EngineKind::Sqlite => Ok(Arc::new(sqlite::Sqlite::connect(url)?)),
+    }
+}
+
+/// Check that `url` is a well-formed URL for its engine, without connecting.
+pub fn validate_url(url: &str) -> Result<EngineKind, AppError> {
+    let kind = EngineKind::of_url(url)?;
+    connect(&SecretUrl::new(url))?;
+    Ok(kind)
+}
+
+/// A URL the driver rejected, without echoing the URL (it may hold a password).
+fn bad_url(kind: EngineKind, err: sqlx::Error) -> AppError {
+    let why = match err {
+        sqlx::Error::Configuration(e) => e.to_string(),
+        other => other.to_string(),
+    };
+    // Driver messages about URL parsing do not include the URL itself,
+    // but be sure: cut anything after "://".
+    let why = match why.find("://") {
+        Some(i) => format!("{}…", &why[..i]),
+        None => why,
+    };
+    AppError::invalid(format!("not a valid {} URL: {why}", kind.label()))
+}

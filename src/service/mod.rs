@@ -4,7 +4,10 @@
 
 pub mod audit;
 pub mod auth;
+pub mod demo;
+pub mod fleet;
 pub mod passwords;
+pub mod registry;
 pub mod setup;
 pub mod tokens;
 pub mod users;
@@ -17,6 +20,8 @@ pub enum Via {
     Web,
     Api,
     Cli,
+    /// The panel itself (e.g. registering the demo database).
+    System,
 }
 
 impl Via {
@@ -25,6 +30,7 @@ impl Via {
             Via::Web => "web",
             Via::Api => "api",
             Via::Cli => "cli",
+            Via::System => "system",
         }
     }
 }
@@ -54,6 +60,17 @@ impl Actor {
             name: format!("cli:{os_user}"),
             role: Some(Role::Admin),
             via: Via::Cli,
+            client: "local".into(),
+        }
+    }
+
+    /// The panel acting on its own, at start-up.
+    pub fn system() -> Actor {
+        Actor {
+            user_id: None,
+            name: "custodian".into(),
+            role: Some(Role::Admin),
+            via: Via::System,
             client: "local".into(),
         }
     }

@@ -8,6 +8,7 @@
 //! Only `service` code calls into this module.
 
 pub mod audit;
+pub mod registry;
 mod sessions;
 pub mod settings;
 pub mod tokens;

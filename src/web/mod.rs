@@ -8,11 +8,14 @@ mod assets;
 mod audit;
 pub mod auth;
 mod csrf;
+mod databases;
 mod errors;
 mod login;
 mod overview;
 mod page;
 mod users;
+
+pub use page::fmt_duration;
 
 use std::ops::Deref;
 use std::sync::Arc;
@@ -30,6 +33,8 @@ use tower_sessions::cookie::SameSite;
 use tower_sessions::{Expiry, SessionManagerLayer};
 
 use crate::config::Config;
+use crate::service::fleet::Fleet;
+use crate::service::registry::Registry;
 use crate::store::{SessionBackend, Store};
 
 /// Largest request body accepted. Forms and JSON here are small; a later
@@ -46,11 +51,18 @@ pub struct AppState(Arc<Inner>);
 pub struct Inner {
     pub config: Config,
     pub store: Store,
+    pub registry: Registry,
+    pub fleet: Fleet,
 }
 
 impl AppState {
-    pub fn new(config: Config, store: Store) -> Self {
-        AppState(Arc::new(Inner { config, store }))
+    pub fn new(config: Config, store: Store, registry: Registry, fleet: Fleet) -> Self {
+        AppState(Arc::new(Inner {
+            config,
+            store,
+            registry,
+            fleet,
+        }))
     }
 }
 
@@ -86,6 +98,7 @@ pub fn router(state: AppState, sessions: SessionBackend) -> Router {
         .route("/static/{*path}", get(assets::serve))
         .merge(login::router())
         .merge(overview::router())
+        .merge(databases::router())
         .merge(users::router())
         .merge(account::router())
         .merge(audit::router())

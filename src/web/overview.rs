@@ -1,5 +1,5 @@
-//! The overview (`/`), the databases and jobs lists, and `/healthz`.
-//! The registry and job issues fill the lists; until then they say so.
+//! The overview (`/`): the fleet, problems first; the jobs list (filled
+//! by the jobs area); and `/healthz`.
 
 use askama::Template;
 use askama_web::WebTemplate;
@@ -16,13 +16,11 @@ use crate::error::AppResult;
 use crate::service::users;
 use crate::web::AppState;
 use crate::web::auth::Viewer;
+use crate::web::databases::{DbView, fleet_views};
 use crate::web::page::PageCtx;
 
 pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/", get(overview))
-        .route("/databases", get(databases))
-        .route("/jobs", get(jobs))
+    Router::new().route("/", get(overview)).route("/jobs", get(jobs))
 }
 
 /// Liveness and store reachability, for load balancers. No sign-in needed.
@@ -41,6 +39,7 @@ pub async fn healthz(State(state): State<AppState>) -> impl IntoResponse {
 #[template(path = "overview/index.html")]
 struct OverviewPage {
     ctx: PageCtx,
+    dbs: Vec<DbView>,
     store_kind: &'static str,
     user_count: i64,
 }
@@ -48,22 +47,13 @@ struct OverviewPage {
 async fn overview(State(state): State<AppState>, Viewer(_): Viewer, ctx: PageCtx) -> AppResult<OverviewPage> {
     Ok(OverviewPage {
         ctx,
+        dbs: fleet_views(&state),
         store_kind: match state.store.kind() {
             StoreKind::Sqlite => "SQLite",
             StoreKind::Postgres => "PostgreSQL",
         },
         user_count: users::count(&state.store).await?,
     })
-}
-
-#[derive(Template, WebTemplate)]
-#[template(path = "overview/databases.html")]
-struct DatabasesPage {
-    ctx: PageCtx,
-}
-
-async fn databases(Viewer(_): Viewer, ctx: PageCtx) -> DatabasesPage {
-    DatabasesPage { ctx }
 }
 
 #[derive(Template, WebTemplate)]

@@ -34,6 +34,17 @@ fn posts(token_id: i64) -> Vec<(String, Vec<(&'static str, String)>)> {
         ),
         ("/account/tokens".into(), vec![("name", "sneaky".into())]),
         (format!("/account/tokens/{token_id}/revoke"), vec![]),
+        (
+            "/databases".into(),
+            vec![("name", "sneaky".into()), ("url", "sqlite:///tmp/x.db".into())],
+        ),
+        (
+            "/databases/test-connection".into(),
+            vec![("url", "sqlite:///tmp/x.db".into())],
+        ),
+        ("/databases/demo".into(), vec![("rpo", "1h".into())]),
+        ("/databases/demo/check".into(), vec![]),
+        ("/databases/demo/delete".into(), vec![]),
         ("/logout".into(), vec![]),
         (
             "/login".into(),
@@ -45,7 +56,7 @@ fn posts(token_id: i64) -> Vec<(String, Vec<(&'static str, String)>)> {
 
 #[tokio::test]
 async fn every_state_changing_route_refuses_a_missing_or_wrong_token() {
-    let app = TestApp::spawn().await;
+    let app = TestApp::spawn_with(crate::helpers::StoreChoice::Sqlite, |c| c.demo = true).await;
     let admin = app.signed_in("root", Role::Admin).await;
     app.create_user("target", Role::Viewer).await;
     let res = admin.post("/account/tokens", &[("name", "keep")]).await;
@@ -56,6 +67,7 @@ async fn every_state_changing_route_refuses_a_missing_or_wrong_token() {
         .id;
 
     let users_before = custodian::service::users::list(&app.state.store).await.unwrap();
+    let registry_before = app.state.registry.list().await.unwrap();
     let audit_before = app.audit().await.len();
     for (path, fields) in posts(token_id) {
         let fields: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
@@ -97,6 +109,11 @@ async fn every_state_changing_route_refuses_a_missing_or_wrong_token() {
         app.audit().await.len(),
         audit_before,
         "no action ran, so nothing was audited"
+    );
+    assert_eq!(
+        app.state.registry.list().await.unwrap(),
+        registry_before,
+        "the registry is unchanged"
     );
     assert_eq!(
         admin.text("/users").await.0,

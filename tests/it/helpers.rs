@@ -86,6 +86,83 @@ impl Drop for TestPg {
     }
 }
 
+/// URL of the MariaDB server tests may create databases on.
+pub fn mysql_admin_url() -> String {
+    std::env::var("CUSTODIAN_TEST_MYSQL_URL").unwrap_or_else(|_| "mysql://root@127.0.0.1:3306/mysql".into())
+}
+
+/// A uniquely named database on the test MariaDB server, dropped on drop.
+pub struct TestMy {
+    pub name: String,
+    pub url: String,
+}
+
+impl TestMy {
+    pub async fn create() -> TestMy {
+        use sqlx::Connection;
+        let admin = mysql_admin_url();
+        let name = format!("custodian_test_{}", uuid::Uuid::new_v4().simple());
+        let mut conn = sqlx::MySqlConnection::connect(&admin)
+            .await
+            .unwrap_or_else(|e| panic!("cannot reach the test MariaDB at {admin}: {e}"));
+        sqlx::query(&format!("CREATE DATABASE `{name}`"))
+            .execute(&mut conn)
+            .await
+            .expect("create test database");
+        conn.close().await.ok();
+        let mut url = url::Url::parse(&admin).expect("CUSTODIAN_TEST_MYSQL_URL is a URL");
+        url.set_path(&format!("/{name}"));
+        TestMy {
+            name,
+            url: url.to_string(),
+        }
+    }
+}
+
+impl Drop for TestMy {
+    fn drop(&mut self) {
+        let name = self.name.clone();
+        let dropped = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .ok()?;
+            rt.block_on(async {
+                use sqlx::Connection;
+                let mut conn = sqlx::MySqlConnection::connect(&mysql_admin_url()).await.ok()?;
+                sqlx::query(&format!("DROP DATABASE IF EXISTS `{name}`"))
+                    .execute(&mut conn)
+                    .await
+                    .ok()
+            })
+        })
+        .join();
+        if !matches!(dropped, Ok(Some(_))) {
+            eprintln!("warning: could not drop test database {}", self.name);
+        }
+    }
+}
+
+/// Wait (polling, up to 30 s) until `check` returns `Some`; panic with
+/// `what` otherwise. For conditions a background task brings about.
+pub async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// The real panel, serving on a random port.
 pub struct TestApp {
     pub addr: SocketAddr,
@@ -117,6 +194,8 @@ impl TestApp {
             listen: "127.0.0.1:0".parse().unwrap(),
             data_dir: data_dir.path().to_path_buf(),
             store_url: pg.as_ref().map(|pg| SecretUrl::new(pg.url.clone())),
+            // Tests that want the demo database turn it on.
+            demo: false,
             ..Config::default()
         };
         adjust(&mut config);
@@ -199,6 +278,24 @@ impl TestApp {
         }
         all.reverse();
         all
+    }
+
+    /// A database's JSON detail through the API, as an admin bot sees it.
+    pub async fn db_json(&self, token: &str, name: &str) -> serde_json::Value {
+        api_get(self, token, &format!("/api/v1/databases/{name}"))
+            .await
+            .json()
+            .await
+            .unwrap()
+    }
+
+    /// Wait until the poller has an answer about `name` (reachable or not).
+    pub async fn checked(&self, token: &str, name: &str) -> serde_json::Value {
+        eventually(&format!("{name} to be checked"), || async {
+            let v = self.db_json(token, name).await;
+            (!v["reachable"].is_null()).then_some(v)
+        })
+        .await
     }
 
     pub async fn user(&self, name: &str) -> Option<User> {

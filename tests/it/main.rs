@@ -11,6 +11,8 @@ mod browser;
 mod cli;
 mod csrf;
 mod login;
+mod registry;
 mod roles;
+mod secrecy;
 mod setup;
 mod tokens;

@@ -7,12 +7,25 @@ use std::collections::BTreeSet;
 use custodian::domain::Role;
 use reqwest::StatusCode;
 
-use crate::helpers::{Client, TestApp, api_get};
+use crate::helpers::{Client, StoreChoice, TestApp, api_get};
 
 #[derive(Clone, Copy, Debug)]
 enum M {
     Get,
     Post,
+    Put,
+    Delete,
+}
+
+impl M {
+    fn name(self) -> &'static str {
+        match self {
+            M::Get => "GET",
+            M::Post => "POST",
+            M::Put => "PUT",
+            M::Delete => "DELETE",
+        }
+    }
 }
 
 /// (method, path, anonymous, viewer, operator, admin). POSTs carry a valid
@@ -41,6 +54,16 @@ const PAGES: &[(M, &str, u16, u16, u16, u16)] = &[
     (M::Post, "/users/nobody/disable", 303, 403, 403, 404),
     (M::Post, "/users/nobody/enable", 303, 403, 403, 404),
     (M::Post, "/users/nobody/password", 303, 403, 403, 422),
+    (M::Get, "/databases", 303, 200, 200, 200),
+    (M::Get, "/databases/new", 303, 403, 403, 200),
+    (M::Post, "/databases", 303, 403, 403, 422),
+    (M::Post, "/databases/test-connection", 303, 403, 403, 422),
+    (M::Get, "/databases/demo", 303, 200, 200, 200),
+    (M::Get, "/databases/demo/edit", 303, 403, 403, 200),
+    (M::Post, "/databases/demo/check", 303, 403, 303, 303),
+    // An empty form keeps the URL and clears the targets: a valid update.
+    (M::Post, "/databases/demo", 303, 403, 403, 303),
+    (M::Post, "/databases/demo/delete", 303, 403, 403, 303),
     // Last: it ends the session.
     (M::Post, "/logout", 303, 303, 303, 303),
 ];
@@ -52,6 +75,11 @@ const API: &[(M, &str, u16, u16, u16, u16)] = &[
     (M::Post, "/api/v1/users", 401, 403, 403, 422),
     (M::Post, "/api/v1/users/nobody/disable", 401, 403, 403, 404),
     (M::Get, "/api/v1/audit", 401, 403, 200, 200),
+    (M::Get, "/api/v1/databases", 401, 200, 200, 200),
+    (M::Post, "/api/v1/databases", 401, 403, 403, 422),
+    (M::Get, "/api/v1/databases/demo", 401, 200, 200, 200),
+    (M::Put, "/api/v1/databases/demo", 401, 403, 403, 200),
+    (M::Delete, "/api/v1/databases/nosuch", 401, 403, 403, 404),
 ];
 
 fn expected(row: &(M, &str, u16, u16, u16, u16), who: Option<Role>) -> u16 {
@@ -65,7 +93,7 @@ fn expected(row: &(M, &str, u16, u16, u16, u16), who: Option<Role>) -> u16 {
 
 #[tokio::test]
 async fn every_page_route_enforces_its_role() {
-    let app = TestApp::spawn().await;
+    let app = TestApp::spawn_with(StoreChoice::Sqlite, |c| c.demo = true).await;
     let mut anonymous = app.client();
     anonymous.refresh_csrf().await;
     let who: Vec<(Option<Role>, Client)> = vec![
@@ -80,6 +108,7 @@ async fn every_page_route_enforces_its_role() {
             let res = match row.0 {
                 M::Get => client.get(row.1).await,
                 M::Post => client.post(row.1, &[]).await,
+                other => panic!("pages use GET and POST, not {other:?}"),
             };
             let want = expected(row, *role);
             if res.status().as_u16() != want {
@@ -102,7 +131,7 @@ async fn every_page_route_enforces_its_role() {
 
 #[tokio::test]
 async fn every_api_route_enforces_its_role() {
-    let app = TestApp::spawn().await;
+    let app = TestApp::spawn_with(StoreChoice::Sqlite, |c| c.demo = true).await;
     let tokens = [
         (Some(Role::Viewer), app.token_for("v", Role::Viewer).await),
         (Some(Role::Operator), app.token_for("o", Role::Operator).await),
@@ -117,6 +146,8 @@ async fn every_api_route_enforces_its_role() {
             let mut req = match row.0 {
                 M::Get => http.get(app.url(row.1)),
                 M::Post => http.post(app.url(row.1)).json(&serde_json::json!({})),
+                M::Put => http.put(app.url(row.1)).json(&serde_json::json!({})),
+                M::Delete => http.delete(app.url(row.1)),
             };
             if let Some(t) = token {
                 req = req.bearer_auth(t);
@@ -181,12 +212,24 @@ async fn a_bad_or_missing_token_gets_401_json() {
 
 /// Routes as the router source declares them: (method, path).
 fn declared_routes() -> BTreeSet<(String, String)> {
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/src/web");
+    let root = std::path::PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/src/web"));
+    let mut files = Vec::new();
+    let mut dirs = vec![root];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else {
+                files.push(path);
+            }
+        }
+    }
     let mut found = BTreeSet::new();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
+    for path in files {
         let src = std::fs::read_to_string(&path).unwrap();
-        let prefix = if path.file_name().unwrap() == "api.rs" {
+        // Routers under web/api/ are nested at /api/v1.
+        let prefix = if path.to_string_lossy().contains("/web/api/") {
             "/api/v1"
         } else {
             ""
@@ -195,7 +238,12 @@ fn declared_routes() -> BTreeSet<(String, String)> {
             let route = &chunk[..chunk.find('"').unwrap()];
             let call = &chunk[..chunk.find(".route(").unwrap_or(chunk.len())];
             let call = &call[..call.find("\n}").unwrap_or(call.len())];
-            for (needle, method) in [("get(", "GET"), ("post(", "POST")] {
+            for (needle, method) in [
+                ("get(", "GET"),
+                ("post(", "POST"),
+                ("put(", "PUT"),
+                ("delete(", "DELETE"),
+            ] {
                 if call.contains(needle) {
                     found.insert((method.to_string(), format!("{prefix}{route}")));
                 }
@@ -218,11 +266,7 @@ fn matches(declared: &str, concrete: &str) -> bool {
 fn every_route_is_in_the_matrix() {
     let declared = declared_routes();
     assert!(declared.len() >= 20, "the source scan found routes: {declared:?}");
-    let listed: Vec<(&str, &str)> = PAGES
-        .iter()
-        .chain(API)
-        .map(|r| (if matches!(r.0, M::Get) { "GET" } else { "POST" }, r.1))
-        .collect();
+    let listed: Vec<(&str, &str)> = PAGES.iter().chain(API).map(|r| (r.0.name(), r.1)).collect();
     let missing: Vec<_> = declared
         .iter()
         .filter(|(m, p)| !listed.iter().any(|(lm, lp)| lm == m && matches(p, lp)))

@@ -1,6 +1,4 @@
-//! The JSON API under `/api/v1`, authenticated with `Authorization: Bearer`
-//! tokens, with the same role checks and audit as the pages. Errors are
-//! `{"error": "..."}` (rendered by `web::errors`).
+//! API: the token's user, panel users (admin) and the audit log (operator).
 
 use axum::extract::{Path, Query, State};
 use axum::routing::{get, post};

@@ -1,0 +1,2 @@
+-- Pending: customers may leave a phone number.
+ALTER TABLE customers ADD COLUMN phone TEXT;

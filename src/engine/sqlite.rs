@@ -1,0 +1,96 @@
+//! SQLite catalog queries (PRAGMAs; any SQLite 3). A file, not a server:
+//! no uptime, no connection limit. The file must exist: the panel never
+//! creates a managed database by opening it.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions};
+
+use super::{
+    CONNECT_TIMEOUT, DatabaseEntry, EngineError, EngineKind, EngineResult, ManagedDb, POOL_SIZE, SchemaEntry,
+    ServerStatus, bad_url,
+};
+use crate::config::SecretUrl;
+use crate::error::AppError;
+
+pub struct Sqlite {
+    pool: SqlitePool,
+}
+
+impl Sqlite {
+    pub fn connect(url: &SecretUrl) -> Result<Self, AppError> {
+        let options = SqliteConnectOptions::from_str(url.expose())
+            .map_err(|e| bad_url(EngineKind::Sqlite, e))?
+            .create_if_missing(false)
+            // SQLite has no statement timeout; a writer holding the lock
+            // makes readers wait at most this long.
+            .busy_timeout(Duration::from_secs(5));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(POOL_SIZE)
+            .min_connections(0)
+            .acquire_timeout(CONNECT_TIMEOUT)
+            .idle_timeout(Duration::from_secs(120))
+            .connect_lazy_with(options);
+        Ok(Sqlite { pool })
+    }
+}
+
+#[async_trait]
+impl ManagedDb for Sqlite {
+    fn kind(&self) -> EngineKind {
+        EngineKind::Sqlite
+    }
+
+    /// sqlite_version() and page_count × page_size of the main database.
+    async fn status(&self) -> EngineResult<ServerStatus> {
+        let (version, size): (String, i64) = sqlx::query_as(
+            "SELECT sqlite_version(), \
+                    (SELECT page_count FROM pragma_page_count()) * (SELECT page_size FROM pragma_page_size())",
+        )
+        .fetch_one(&self.pool)
+        .await
+        .map_err(EngineError::from_sqlx)?;
+        Ok(ServerStatus {
+            version,
+            uptime_s: None,
+            size_bytes: Some(size),
+            connections: None,
+            max_connections: None,
+        })
+    }
+
+    /// pragma_database_list: main, temp and any attached files.
+    async fn databases(&self) -> EngineResult<Vec<DatabaseEntry>> {
+        let rows: Vec<(String,)> = sqlx::query_as("SELECT name FROM pragma_database_list ORDER BY seq")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(EngineError::from_sqlx)?;
+        Ok(rows
+            .into_iter()
+            .map(|(name,)| DatabaseEntry {
+                name,
+                size_bytes: None,
+            })
+            .collect())
+    }
+
+    /// sqlite_schema: the main schema's tables (not SQLite's own).
+    async fn schemas(&self) -> EngineResult<Vec<SchemaEntry>> {
+        let tables: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\'",
+        )
+        .fetch_one(&self.pool)
+        .await
+        .map_err(EngineError::from_sqlx)?;
+        Ok(vec![SchemaEntry {
+            name: "main".into(),
+            tables,
+        }])
+    }
+
+    async fn close(&self) {
+        self.pool.close().await;
+    }
+}

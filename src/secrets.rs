@@ -1,0 +1,208 @@
+//! Encryption at rest for managed databases' connection URLs: XChaCha20-
+//! Poly1305 (an AEAD) with a random nonce per value and the database's name
+//! as associated data, so a sealed URL cannot be moved to another row.
+//! The key comes from `secret_key` (CUSTODIAN_SECRET_KEY) or from
+//! `<data_dir>/secret.key`, created with mode 0600 on first start.
+
+use std::fmt;
+use std::path::Path;
+
+use anyhow::{Context, bail};
+use base64::Engine;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE, URL_SAFE_NO_PAD};
+use chacha20poly1305::aead::{Aead, AeadCore, KeyInit, OsRng, Payload};
+use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+use secrecy::ExposeSecret;
+
+use crate::config::Config;
+
+pub const KEY_FILE: &str = "secret.key";
+const NONCE_LEN: usize = 24;
+
+/// Seals and opens secrets with the panel's key.
+#[derive(Clone)]
+pub struct Secrets {
+    cipher: XChaCha20Poly1305,
+    /// Where the key came from, for messages.
+    pub source: String,
+}
+
+impl fmt::Debug for Secrets {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Secrets(key from {})", self.source)
+    }
+}
+
+/// A sealed value that does not open with this key (or was tampered with).
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "cannot decrypt a stored secret: the key differs from the one it was sealed with, or the value is damaged"
+)]
+pub struct OpenError;
+
+const KEY_HELP: &str =
+    "the secret key must be 32 random bytes, base64- or hex-encoded (e.g. `openssl rand -base64 32`)";
+
+fn decode_key(text: &str) -> anyhow::Result<[u8; 32]> {
+    let text = text.trim();
+    let bytes = if text.len() == 64 && text.chars().all(|c| c.is_ascii_hexdigit()) {
+        (0..32)
+            .map(|i| u8::from_str_radix(&text[2 * i..2 * i + 2], 16))
+            .collect::<Result<Vec<u8>, _>>()
+            .ok()
+    } else {
+        STANDARD
+            .decode(text)
+            .or_else(|_| URL_SAFE.decode(text))
+            .or_else(|_| URL_SAFE_NO_PAD.decode(text))
+            .ok()
+    };
+    match bytes {
+        Some(b) if b.len() == 32 => Ok(b.try_into().expect("length checked")),
+        _ => bail!("{KEY_HELP}"),
+    }
+}
+
+/// Read the key file, or create it (mode 0600) with a new random key.
+fn key_file(dir: &Path) -> anyhow::Result<[u8; 32]> {
+    let path = dir.join(KEY_FILE);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => decode_key(&text).with_context(|| format!("bad key file {}", path.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+            let key = XChaCha20Poly1305::generate_key(&mut OsRng);
+            let mut options = std::fs::OpenOptions::new();
+            options.write(true).create_new(true);
+            #[cfg(unix)]
+            std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+            let mut file = options
+                .open(&path)
+                .with_context(|| format!("cannot create key file {}", path.display()))?;
+            std::io::Write::write_all(&mut file, format!("{}\n", STANDARD.encode(key)).as_bytes())
+                .with_context(|| format!("cannot write key file {}", path.display()))?;
+            tracing::info!(path = %path.display(), "created a new secret key file; back it up with the store");
+            Ok(key.into())
+        }
+        Err(e) => Err(e).with_context(|| format!("cannot read key file {}", path.display())),
+    }
+}
+
+impl Secrets {
+    pub fn load(config: &Config) -> anyhow::Result<Secrets> {
+        let (key, source) = match &config.secret_key {
+            Some(text) => (
+                decode_key(text.expose_secret()).context("CUSTODIAN_SECRET_KEY / secret_key")?,
+                "CUSTODIAN_SECRET_KEY".to_string(),
+            ),
+            None => (
+                key_file(&config.data_dir)?,
+                config.data_dir.join(KEY_FILE).display().to_string(),
+            ),
+        };
+        Ok(Secrets {
+            cipher: XChaCha20Poly1305::new(&key.into()),
+            source,
+        })
+    }
+
+    /// Encrypt `plaintext`, bound to `context` (e.g. the database's name).
+    pub fn seal(&self, context: &str, plaintext: &str) -> String {
+        let nonce = XChaCha20Poly1305::generate_nonce(&mut OsRng);
+        let sealed = self
+            .cipher
+            .encrypt(
+                &nonce,
+                Payload {
+                    msg: plaintext.as_bytes(),
+                    aad: context.as_bytes(),
+                },
+            )
+            .expect("XChaCha20-Poly1305 encryption does not fail for in-memory data");
+        let mut out = nonce.to_vec();
+        out.extend_from_slice(&sealed);
+        STANDARD.encode(out)
+    }
+
+    /// Decrypt what `seal` made with the same key and context.
+    pub fn open(&self, context: &str, sealed: &str) -> Result<String, OpenError> {
+        let bytes = STANDARD.decode(sealed).map_err(|_| OpenError)?;
+        if bytes.len() < NONCE_LEN {
+            return Err(OpenError);
+        }
+        let (nonce, body) = bytes.split_at(NONCE_LEN);
+        let plain = self
+            .cipher
+            .decrypt(
+                XNonce::from_slice(nonce),
+                Payload {
+                    msg: body,
+                    aad: context.as_bytes(),
+                },
+            )
+            .map_err(|_| OpenError)?;
+        String::from_utf8(plain).map_err(|_| OpenError)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_key(key: &str) -> Secrets {
+        let config = Config {
+            secret_key: Some(key.to_string().into()),
+            ..Config::default()
+        };
+        Secrets::load(&config).unwrap()
+    }
+
+    #[test]
+    fn sealed_values_open_only_with_the_same_key_and_context() {
+        let a = with_key(&STANDARD.encode([7u8; 32]));
+        let sealed = a.seal("prod", "postgres://u:pw@h/db");
+        assert!(!sealed.contains("pw"));
+        assert_eq!(a.open("prod", &sealed).unwrap(), "postgres://u:pw@h/db");
+        assert!(a.open("staging", &sealed).is_err(), "bound to its row");
+        let b = with_key(&"ab".repeat(32));
+        assert!(b.open("prod", &sealed).is_err(), "another key cannot open it");
+        assert_ne!(
+            a.seal("prod", "x"),
+            a.seal("prod", "x"),
+            "a fresh nonce each time"
+        );
+    }
+
+    #[test]
+    fn keys_must_be_32_bytes() {
+        for bad in ["", "short", &STANDARD.encode([1u8; 16])] {
+            let config = Config {
+                secret_key: Some(bad.to_string().into()),
+                ..Config::default()
+            };
+            let err = Secrets::load(&config).unwrap_err();
+            assert!(format!("{err:#}").contains("32 random bytes"), "{err:#}");
+        }
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn the_key_file_is_created_private_and_reused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let config = Config {
+            data_dir: dir.path().join("data"),
+            ..Config::default()
+        };
+        let first = Secrets::load(&config).unwrap();
+        let path = dir.path().join("data").join(KEY_FILE);
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        let sealed = first.seal("db", "secret");
+        let again = Secrets::load(&config).unwrap();
+        assert_eq!(
+            again.open("db", &sealed).unwrap(),
+            "secret",
+            "the same key is read back"
+        );
+    }
+}

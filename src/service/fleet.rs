@@ -1,0 +1,274 @@
+//! The fleet: a small lazy pool per registered database and its last known
+//! status, kept fresh by a background poller. Pages read the status and
+//! never wait on a database, so one that is down or slow blocks nothing;
+//! its lazy pool reconnects by itself when the server is back.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use tokio::sync::Mutex;
+
+use crate::domain::DatabaseName;
+use crate::engine::{self, Capabilities, DatabaseEntry, ManagedDb, SchemaEntry, ServerStatus};
+use crate::service::registry::{Connection, DbEntry, Registry};
+use crate::store::now;
+
+/// Whether the last check reached the database.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Health {
+    /// Not checked yet.
+    #[default]
+    Unknown,
+    Up,
+    Down,
+}
+
+/// The last check's findings. After a failure the last good figures stay,
+/// marked by `last_ok_at`, so a page can say "was 12 GB an hour ago".
+#[derive(Clone, Debug, Default)]
+pub struct Status {
+    pub health: Health,
+    pub server: Option<ServerStatus>,
+    pub databases: Vec<DatabaseEntry>,
+    pub schemas: Vec<SchemaEntry>,
+    pub error: Option<String>,
+    pub checked_at: Option<i64>,
+    pub last_ok_at: Option<i64>,
+}
+
+/// One registered database in the fleet.
+pub struct Member {
+    pub entry: DbEntry,
+    fingerprint: String,
+    db: Result<Arc<dyn ManagedDb>, String>,
+    status: RwLock<Status>,
+    /// One check at a time per database.
+    checking: Mutex<()>,
+}
+
+impl Member {
+    pub fn status(&self) -> Status {
+        self.status.read().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    pub fn capabilities(&self) -> Capabilities {
+        self.entry.engine.capabilities()
+    }
+
+    /// The connection, for the areas that query the database directly.
+    pub fn db(&self) -> Result<Arc<dyn ManagedDb>, String> {
+        self.db.clone()
+    }
+
+    fn set(&self, update: impl FnOnce(&mut Status)) {
+        if let Ok(mut s) = self.status.write() {
+            update(&mut s);
+        }
+    }
+
+    /// Check now (after any check already running): status, databases and
+    /// schemas, within one time limit.
+    pub async fn check(&self) -> Status {
+        let _one_at_a_time = self.checking.lock().await;
+        self.check_locked().await
+    }
+
+    /// Check unless a check is already running (the poller's way: a slow
+    /// database never piles up checks).
+    async fn check_if_idle(&self) {
+        if let Ok(_one_at_a_time) = self.checking.try_lock() {
+            self.check_locked().await;
+        }
+    }
+
+    async fn check_locked(&self) -> Status {
+        let db = match &self.db {
+            Ok(db) => db.clone(),
+            Err(why) => {
+                let why = why.clone();
+                self.set(|s| {
+                    s.health = Health::Down;
+                    s.error = Some(why);
+                    s.checked_at = Some(now());
+                });
+                return self.status();
+            }
+        };
+        let limit = engine::CONNECT_TIMEOUT + engine::STATEMENT_TIMEOUT;
+        let reading = tokio::time::timeout(limit, async {
+            let server = db.status().await?;
+            let databases = db.databases().await?;
+            let schemas = db.schemas().await?;
+            Ok::<_, engine::EngineError>((server, databases, schemas))
+        })
+        .await;
+        let at = now();
+        match reading {
+            Ok(Ok((server, databases, schemas))) => self.set(|s| {
+                *s = Status {
+                    health: Health::Up,
+                    server: Some(server),
+                    databases,
+                    schemas,
+                    error: None,
+                    checked_at: Some(at),
+                    last_ok_at: Some(at),
+                }
+            }),
+            Ok(Err(e)) => self.set(|s| {
+                s.health = Health::Down;
+                s.error = Some(e.to_string());
+                s.checked_at = Some(at);
+            }),
+            Err(_) => self.set(|s| {
+                s.health = Health::Down;
+                s.error = Some(format!("no answer within {} seconds", limit.as_secs()));
+                s.checked_at = Some(at);
+            }),
+        }
+        if let Some(e) = self.status().error {
+            tracing::warn!(database = %self.entry.name, error = %e, "managed database unreachable");
+        }
+        self.status()
+    }
+}
+
+#[derive(Clone, Default)]
+pub struct Fleet(Arc<Inner>);
+
+#[derive(Default)]
+struct Inner {
+    members: RwLock<BTreeMap<DatabaseName, Arc<Member>>>,
+}
+
+impl Fleet {
+    pub fn new() -> Self {
+        Fleet::default()
+    }
+
+    /// Bring the members in line with the registry: add new databases,
+    /// replace those whose URL changed, drop removed ones (closing pools).
+    /// Returns the names that are new or changed, which want a check.
+    pub async fn sync(&self, connections: Vec<Connection>) -> Vec<DatabaseName> {
+        let mut fresh = Vec::new();
+        let mut retired: Vec<Arc<Member>> = Vec::new();
+        {
+            let Ok(mut members) = self.0.members.write() else {
+                return fresh;
+            };
+            let wanted: Vec<DatabaseName> = connections.iter().map(|c| c.entry.name.clone()).collect();
+            let gone: Vec<DatabaseName> = members.keys().filter(|n| !wanted.contains(n)).cloned().collect();
+            for name in gone {
+                if let Some(m) = members.remove(&name) {
+                    retired.push(m);
+                }
+            }
+            for c in connections {
+                let name = c.entry.name.clone();
+                match members.get(&name) {
+                    Some(m) if m.fingerprint == c.fingerprint => {
+                        if m.entry != c.entry {
+                            // Same connection, new settings (RPO, folder): keep the pool and status.
+                            let replaced = Arc::new(Member {
+                                entry: c.entry,
+                                fingerprint: c.fingerprint,
+                                db: m.db.clone(),
+                                status: RwLock::new(m.status()),
+                                checking: Mutex::new(()),
+                            });
+                            members.insert(name, replaced);
+                        }
+                    }
+                    existing => {
+                        if let Some(old) = existing {
+                            retired.push(old.clone());
+                        }
+                        let db = c
+                            .url
+                            .and_then(|url| engine::connect(&url).map_err(|e| e.to_string()));
+                        members.insert(
+                            name.clone(),
+                            Arc::new(Member {
+                                entry: c.entry,
+                                fingerprint: c.fingerprint,
+                                db,
+                                status: RwLock::new(Status::default()),
+                                checking: Mutex::new(()),
+                            }),
+                        );
+                        fresh.push(name);
+                    }
+                }
+            }
+        }
+        for m in retired {
+            if let Ok(db) = &m.db {
+                db.close().await;
+            }
+        }
+        fresh
+    }
+
+    pub fn get(&self, name: &DatabaseName) -> Option<Arc<Member>> {
+        self.0.members.read().ok()?.get(name).cloned()
+    }
+
+    pub fn members(&self) -> Vec<Arc<Member>> {
+        self.0
+            .members
+            .read()
+            .map(|m| m.values().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Start a check of every database that is not being checked already,
+    /// each in its own task: a slow or hanging one delays none of the others.
+    pub fn check_all(&self) {
+        for m in self.members() {
+            tokio::spawn(async move { m.check_if_idle().await });
+        }
+    }
+
+    /// Re-read the registry now (after a change) so the fleet matches it
+    /// before the caller answers, and check new or changed databases in the
+    /// background.
+    pub async fn refresh(&self, registry: &Registry) {
+        match registry.connections().await {
+            Ok(conns) => {
+                for name in self.sync(conns).await {
+                    if let Some(m) = self.get(&name) {
+                        tokio::spawn(async move {
+                            m.check().await;
+                        });
+                    }
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "cannot read the registry"),
+        }
+    }
+
+    /// The poller: every `interval`, pick up registry changes made elsewhere
+    /// (the CLI, another instance) and check every database.
+    pub async fn run(self, registry: Registry, interval: Duration) {
+        loop {
+            match registry.connections().await {
+                Ok(conns) => {
+                    self.sync(conns).await;
+                }
+                Err(e) => tracing::error!(error = %e, "cannot read the registry"),
+            }
+            self.check_all();
+            tokio::time::sleep(interval).await;
+        }
+    }
+
+    /// Close every pool (shutdown).
+    pub async fn close(&self) {
+        for m in self.members() {
+            if let Ok(db) = &m.db {
+                db.close().await;
+            }
+        }
+    }
+}

@@ -1,0 +1,381 @@
+//! The registry of managed databases: the ones added in the panel or with the
+//! CLI (stored, URL sealed with the panel's key) and the ones declared in
+//! custodian.toml (read-only here). Changes are admin work and audited; the
+//! URL's password never leaves this module except to connect.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::config::{DeclaredDatabase, SecretUrl};
+use crate::domain::{DatabaseName, Role};
+use crate::engine::{self, EngineKind, ServerStatus};
+use crate::error::{AppError, AppResult};
+use crate::secrets::Secrets;
+use crate::service::Actor;
+use crate::service::audit::{Event, audited};
+use crate::service::users::require;
+use crate::store::registry::{self as rows, DatabaseFields, DatabaseRow};
+use crate::store::{ConflictOnUnique, Store, settings};
+
+/// Where a database's entry comes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Source {
+    /// Added in the browser, the API or the CLI; editable there.
+    Panel,
+    /// Declared in custodian.toml; read-only in the panel.
+    Config,
+}
+
+/// A registered database, as pages and the API see it: never the password.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DbEntry {
+    pub name: DatabaseName,
+    pub engine: EngineKind,
+    /// The URL with its password replaced by `***`.
+    pub url_redacted: String,
+    pub migrations_dir: Option<String>,
+    pub rpo: Option<Duration>,
+    pub rto: Option<Duration>,
+    pub source: Source,
+}
+
+/// An entry with what the fleet needs to connect to it.
+pub struct Connection {
+    pub entry: DbEntry,
+    /// The URL, or why there is none (an unset environment variable, a
+    /// value the key cannot open).
+    pub url: Result<SecretUrl, String>,
+    /// Changes whenever the URL may have changed, so pools are replaced.
+    pub fingerprint: String,
+}
+
+/// A new database to register.
+#[derive(Debug)]
+pub struct NewDatabase {
+    pub name: DatabaseName,
+    pub url: SecretUrl,
+    pub migrations_dir: Option<String>,
+    pub rpo: Option<Duration>,
+    pub rto: Option<Duration>,
+}
+
+/// Changes to a registered database; `url: None` keeps the stored one.
+#[derive(Debug)]
+pub struct Changes {
+    pub url: Option<SecretUrl>,
+    pub migrations_dir: Option<String>,
+    pub rpo: Option<Duration>,
+    pub rto: Option<Duration>,
+}
+
+#[derive(Clone, Debug)]
+pub struct Registry {
+    store: Store,
+    secrets: Secrets,
+    declared: Arc<Vec<DeclaredDatabase>>,
+}
+
+/// Settings key of a value sealed with the key in use, to tell a wrong key
+/// at start-up instead of failing on every URL later.
+const KEY_CHECK: &str = "secret_key_check";
+const KEY_CHECK_TEXT: &str = "custodian secret key check";
+
+impl Registry {
+    pub fn new(store: Store, secrets: Secrets, declared: Vec<DeclaredDatabase>) -> Self {
+        Registry {
+            store,
+            secrets,
+            declared: Arc::new(declared),
+        }
+    }
+
+    /// Fail with a clear message if the key cannot open what the store holds.
+    pub async fn verify_key(&self) -> anyhow::Result<()> {
+        match settings::get(self.store.pool(), KEY_CHECK).await? {
+            Some(sealed) => {
+                if self.secrets.open(KEY_CHECK, &sealed).ok().as_deref() != Some(KEY_CHECK_TEXT) {
+                    anyhow::bail!(
+                        "the secret key ({}) is not the one this store's connection URLs were \
+                         encrypted with; set CUSTODIAN_SECRET_KEY (or restore the key file) to the original key",
+                        self.secrets.source
+                    );
+                }
+            }
+            None => {
+                let sealed = self.secrets.seal(KEY_CHECK, KEY_CHECK_TEXT);
+                settings::put(self.store.pool(), KEY_CHECK, &sealed).await?;
+            }
+        }
+        Ok(())
+    }
+
+    fn declared_entry(d: &DeclaredDatabase) -> Option<(DbEntry, Result<SecretUrl, String>)> {
+        let name = DatabaseName::parse(&d.name).ok()?;
+        let url = match (&d.url, &d.url_env) {
+            (Some(url), _) => Ok(url.clone()),
+            (None, Some(var)) => std::env::var(var)
+                .map(SecretUrl::new)
+                .map_err(|_| format!("environment variable {var} is not set")),
+            (None, None) => Err("no url or url_env".to_string()),
+        };
+        let engine = match &url {
+            Ok(u) => EngineKind::of_url(u.expose()).ok(),
+            Err(_) => None,
+        };
+        let entry = DbEntry {
+            name,
+            // An unusable URL still needs an engine to show; the error says why.
+            engine: engine.unwrap_or(EngineKind::Postgres),
+            url_redacted: match &url {
+                Ok(u) => u.redacted(),
+                Err(_) => format!("${}", d.url_env.clone().unwrap_or_default()),
+            },
+            migrations_dir: d.migrations_dir.as_ref().map(|p| p.display().to_string()),
+            rpo: d.rpo,
+            rto: d.rto,
+            source: Source::Config,
+        };
+        let url = match (url, engine) {
+            (Ok(u), Some(_)) => Ok(u),
+            (Ok(u), None) => Err(EngineKind::of_url(u.expose()).unwrap_err().to_string()),
+            (Err(e), _) => Err(e),
+        };
+        Some((entry, url))
+    }
+
+    fn stored_entry(row: &DatabaseRow) -> AppResult<DbEntry> {
+        Ok(DbEntry {
+            name: DatabaseName::parse(&row.name)?,
+            engine: EngineKind::of_url(&format!("{}://", row.engine))?,
+            url_redacted: row.url_redacted.clone(),
+            migrations_dir: row.migrations_dir.clone(),
+            rpo: row.rpo_seconds.map(|s| Duration::from_secs(s.max(0) as u64)),
+            rto: row.rto_seconds.map(|s| Duration::from_secs(s.max(0) as u64)),
+            source: Source::Panel,
+        })
+    }
+
+    fn is_declared(&self, name: &DatabaseName) -> bool {
+        self.declared.iter().any(|d| d.name == name.as_str())
+    }
+
+    /// Every registered database, by name.
+    pub async fn list(&self) -> AppResult<Vec<DbEntry>> {
+        Ok(self.connections().await?.into_iter().map(|c| c.entry).collect())
+    }
+
+    pub async fn get(&self, name: &DatabaseName) -> AppResult<DbEntry> {
+        self.list()
+            .await?
+            .into_iter()
+            .find(|e| &e.name == name)
+            .ok_or_else(|| AppError::not_found(format!("no database named {name}")))
+    }
+
+    /// Every database with its URL, for the fleet's pools.
+    pub async fn connections(&self) -> AppResult<Vec<Connection>> {
+        let mut all = Vec::new();
+        for d in self.declared.iter() {
+            if let Some((entry, url)) = Self::declared_entry(d) {
+                let fingerprint = match &url {
+                    Ok(u) => crate::service::tokens::secret_digest(u.expose()),
+                    Err(e) => e.clone(),
+                };
+                all.push(Connection {
+                    entry,
+                    url,
+                    fingerprint,
+                });
+            }
+        }
+        for row in rows::list(self.store.pool()).await? {
+            let Ok(entry) = Self::stored_entry(&row) else {
+                continue;
+            };
+            if self.is_declared(&entry.name) {
+                continue;
+            }
+            let url = self
+                .secrets
+                .open(&row.name, &row.url_sealed)
+                .map(SecretUrl::new)
+                .map_err(|e| e.to_string());
+            all.push(Connection {
+                entry,
+                url,
+                fingerprint: row.url_sealed,
+            });
+        }
+        all.sort_by(|a, b| a.entry.name.cmp(&b.entry.name));
+        Ok(all)
+    }
+
+    fn fields<'a>(
+        name: &'a DatabaseName,
+        engine: EngineKind,
+        sealed: &'a str,
+        redacted: &'a str,
+        migrations_dir: Option<&'a str>,
+        rpo: Option<Duration>,
+        rto: Option<Duration>,
+    ) -> DatabaseFields<'a> {
+        DatabaseFields {
+            name: name.as_str(),
+            engine: engine.as_str(),
+            url_sealed: sealed,
+            url_redacted: redacted,
+            migrations_dir,
+            rpo_seconds: rpo.map(|d| d.as_secs() as i64),
+            rto_seconds: rto.map(|d| d.as_secs() as i64),
+        }
+    }
+
+    pub async fn add(&self, actor: &Actor, new: NewDatabase) -> AppResult<DbEntry> {
+        let target = format!("database:{}", new.name);
+        let redacted = new.url.redacted();
+        let detail = format!("url {redacted}");
+        let event = Event {
+            action: "db.create",
+            target: &target,
+            database: Some(new.name.as_str()),
+            detail: &detail,
+        };
+        audited(&self.store, actor, event, async {
+            require(actor, Role::Admin)?;
+            let engine = engine::validate_url(new.url.expose())?;
+            check_folder(new.migrations_dir.as_deref())?;
+            if self.is_declared(&new.name) {
+                return Err(AppError::conflict(format!(
+                    "{} is declared in the configuration file",
+                    new.name
+                )));
+            }
+            let sealed = self.secrets.seal(new.name.as_str(), new.url.expose());
+            let fields = Self::fields(
+                &new.name,
+                engine,
+                &sealed,
+                &redacted,
+                new.migrations_dir.as_deref(),
+                new.rpo,
+                new.rto,
+            );
+            rows::insert(self.store.pool(), &fields)
+                .await
+                .conflict_on_unique(|| format!("a database named {} already exists", new.name))?;
+            self.get(&new.name).await
+        })
+        .await
+    }
+
+    fn read_only(name: &DatabaseName) -> AppError {
+        AppError::conflict(format!(
+            "{name} is declared in the configuration file: change it there"
+        ))
+    }
+
+    pub async fn update(&self, actor: &Actor, name: &DatabaseName, changes: Changes) -> AppResult<DbEntry> {
+        let target = format!("database:{name}");
+        let detail = match &changes.url {
+            Some(url) => format!("url {}", url.redacted()),
+            None => "settings".to_string(),
+        };
+        let event = Event {
+            action: "db.update",
+            target: &target,
+            database: Some(name.as_str()),
+            detail: &detail,
+        };
+        audited(&self.store, actor, event, async {
+            require(actor, Role::Admin)?;
+            if self.is_declared(name) {
+                return Err(Self::read_only(name));
+            }
+            check_folder(changes.migrations_dir.as_deref())?;
+            let row = rows::by_name(self.store.pool(), name.as_str())
+                .await?
+                .ok_or_else(|| AppError::not_found(format!("no database named {name}")))?;
+            let (engine, sealed, redacted) = match &changes.url {
+                Some(url) => (
+                    engine::validate_url(url.expose())?,
+                    self.secrets.seal(name.as_str(), url.expose()),
+                    url.redacted(),
+                ),
+                None => (
+                    Self::stored_entry(&row)?.engine,
+                    row.url_sealed.clone(),
+                    row.url_redacted.clone(),
+                ),
+            };
+            let fields = Self::fields(
+                name,
+                engine,
+                &sealed,
+                &redacted,
+                changes.migrations_dir.as_deref(),
+                changes.rpo,
+                changes.rto,
+            );
+            if rows::update(self.store.pool(), &fields).await? == 0 {
+                return Err(AppError::not_found(format!("no database named {name}")));
+            }
+            self.get(name).await
+        })
+        .await
+    }
+
+    /// Forget a database. Nothing on the database itself changes.
+    pub async fn remove(&self, actor: &Actor, name: &DatabaseName) -> AppResult<()> {
+        let target = format!("database:{name}");
+        let event = Event {
+            action: "db.delete",
+            target: &target,
+            database: Some(name.as_str()),
+            detail: "",
+        };
+        audited(&self.store, actor, event, async {
+            require(actor, Role::Admin)?;
+            if self.is_declared(name) {
+                return Err(Self::read_only(name));
+            }
+            if rows::delete(self.store.pool(), name.as_str()).await? == 0 {
+                return Err(AppError::not_found(format!("no database named {name}")));
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    /// How many databases are stored (not counting declared ones).
+    pub async fn stored_count(&self) -> AppResult<i64> {
+        Ok(rows::count(self.store.pool()).await?)
+    }
+
+    pub fn declared_count(&self) -> usize {
+        self.declared.len()
+    }
+}
+
+/// A migrations folder must be a directory the panel can read.
+fn check_folder(dir: Option<&str>) -> AppResult<()> {
+    match dir {
+        Some(d) if !std::path::Path::new(d).is_dir() => Err(AppError::invalid(format!(
+            "migrations folder {d} does not exist or is not a directory"
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// Connect to `url` once, read its status, and close: the "Test connection"
+/// button. The error is the driver's, in plain words.
+pub async fn test_connection(url: &SecretUrl) -> AppResult<Result<ServerStatus, String>> {
+    let db = engine::connect(url)?;
+    let limit = engine::CONNECT_TIMEOUT + engine::STATEMENT_TIMEOUT;
+    let result = match tokio::time::timeout(limit, db.status()).await {
+        Ok(Ok(status)) => Ok(status),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err(format!("no answer within {} seconds", limit.as_secs())),
+    };
+    db.close().await;
+    Ok(result)
+}

@@ -1,0 +1,105 @@
+//! Store queries for `managed_databases`.
+
+use sqlx::FromRow;
+
+use super::{Pool, now, on_pool};
+
+#[derive(Clone, Debug, FromRow)]
+pub struct DatabaseRow {
+    pub id: i64,
+    pub name: String,
+    pub engine: String,
+    pub url_sealed: String,
+    pub url_redacted: String,
+    pub migrations_dir: Option<String>,
+    pub rpo_seconds: Option<i64>,
+    pub rto_seconds: Option<i64>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+const COLUMNS: &str = "id, name, engine, url_sealed, url_redacted, migrations_dir, rpo_seconds, \
+                       rto_seconds, created_at, updated_at";
+
+/// What is written on insert or update.
+#[derive(Debug)]
+pub struct DatabaseFields<'a> {
+    pub name: &'a str,
+    pub engine: &'a str,
+    pub url_sealed: &'a str,
+    pub url_redacted: &'a str,
+    pub migrations_dir: Option<&'a str>,
+    pub rpo_seconds: Option<i64>,
+    pub rto_seconds: Option<i64>,
+}
+
+pub async fn list(pool: &Pool) -> sqlx::Result<Vec<DatabaseRow>> {
+    let sql = format!("SELECT {COLUMNS} FROM managed_databases ORDER BY name");
+    on_pool!(pool, |p| sqlx::query_as::<_, DatabaseRow>(&sql)
+        .fetch_all(p)
+        .await)
+}
+
+pub async fn by_name(pool: &Pool, name: &str) -> sqlx::Result<Option<DatabaseRow>> {
+    let sql = format!("SELECT {COLUMNS} FROM managed_databases WHERE name = $1");
+    on_pool!(pool, |p| sqlx::query_as::<_, DatabaseRow>(&sql)
+        .bind(name)
+        .fetch_optional(p)
+        .await)
+}
+
+pub async fn count(pool: &Pool) -> sqlx::Result<i64> {
+    on_pool!(pool, |p| sqlx::query_scalar(
+        "SELECT COUNT(*) FROM managed_databases"
+    )
+    .fetch_one(p)
+    .await)
+}
+
+pub async fn insert(pool: &Pool, f: &DatabaseFields<'_>) -> sqlx::Result<i64> {
+    let at = now();
+    on_pool!(pool, |p| sqlx::query_scalar(
+        "INSERT INTO managed_databases (name, engine, url_sealed, url_redacted, migrations_dir, \
+         rpo_seconds, rto_seconds, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8) RETURNING id"
+    )
+    .bind(f.name)
+    .bind(f.engine)
+    .bind(f.url_sealed)
+    .bind(f.url_redacted)
+    .bind(f.migrations_dir)
+    .bind(f.rpo_seconds)
+    .bind(f.rto_seconds)
+    .bind(at)
+    .fetch_one(p)
+    .await)
+}
+
+/// Replace every field of the row named `f.name`; 0 rows if there is none.
+pub async fn update(pool: &Pool, f: &DatabaseFields<'_>) -> sqlx::Result<u64> {
+    on_pool!(pool, |p| sqlx::query(
+        "UPDATE managed_databases SET engine = $2, url_sealed = $3, url_redacted = $4, \
+         migrations_dir = $5, rpo_seconds = $6, rto_seconds = $7, updated_at = $8 WHERE name = $1"
+    )
+    .bind(f.name)
+    .bind(f.engine)
+    .bind(f.url_sealed)
+    .bind(f.url_redacted)
+    .bind(f.migrations_dir)
+    .bind(f.rpo_seconds)
+    .bind(f.rto_seconds)
+    .bind(now())
+    .execute(p)
+    .await
+    .map(|r| r.rows_affected()))
+}
+
+pub async fn delete(pool: &Pool, name: &str) -> sqlx::Result<u64> {
+    on_pool!(pool, |p| sqlx::query(
+        "DELETE FROM managed_databases WHERE name = $1"
+    )
+    .bind(name)
+    .execute(p)
+    .await
+    .map(|r| r.rows_affected()))
+}

@@ -1,0 +1,14 @@
+//! The JSON API under `/api/v1`, authenticated with `Authorization: Bearer`
+//! tokens, with the same role checks and audit as the pages. Errors are
+//! `{"error": "..."}` (rendered by `web::errors`). One module per area.
+
+mod databases;
+mod users;
+
+use axum::Router;
+
+use crate::web::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new().merge(users::router()).merge(databases::router())
+}
