@@ -207,3 +207,53 @@ async fn an_admin_creates_a_user_and_disables_them_with_a_confirm() {
     );
     browser.close().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_newcomer_sees_the_demo_and_adds_their_postgres() {
+    let app = TestApp::spawn_with(crate::helpers::StoreChoice::Sqlite, |c| c.demo = true).await;
+    app.create_user("root", Role::Admin).await;
+    let pg = crate::helpers::TestPg::create().await;
+    let driver = Driver::start().await;
+    let browser = driver.browser().await;
+    browser.goto(&app.url("/login")).await.unwrap();
+    fill_in(&browser, "input[name=name]", "root").await;
+    fill_in(&browser, "input[name=password]", &password_of("root")).await;
+    click(&browser, "button[type=submit].primary").await;
+    wait_for_text(&browser, "h1", "Overview").await;
+    wait_for_text(&browser, "#fleet", "demo").await;
+    wait_for_text(&browser, "#fleet", "SQLite").await;
+
+    browser.goto(&app.url("/databases/new")).await.unwrap();
+    fill_in(&browser, "input[name=name]", "local-pg").await;
+    fill_in(&browser, "input[name=url]", &pg.url).await;
+    // htmx posts the form to "Test connection" and shows the answer in place.
+    click(&browser, "button[formaction='/databases/test-connection']").await;
+    wait_for_text(&browser, "#test-result", "Connected: PostgreSQL").await;
+    click(&browser, "button[type=submit].primary").await;
+
+    wait_for_text(&browser, "h1", "local-pg").await;
+    // The status card refreshes itself until the first check is in.
+    wait_for_text(&browser, "#db-status", "reachable").await;
+    let card = browser
+        .find(Locator::Css("#db-status"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let version: String = {
+        use sqlx::Connection;
+        let mut direct = sqlx::PgConnection::connect(&pg.url).await.unwrap();
+        sqlx::query_scalar("SHOW server_version")
+            .fetch_one(&mut direct)
+            .await
+            .unwrap()
+    };
+    assert!(card.contains(&version), "the server's version is shown: {card}");
+    assert!(
+        card.contains(" kB") || card.contains(" MB"),
+        "a size is shown: {card}"
+    );
+    assert!(card.contains(" / "), "connections used / max: {card}");
+    browser.close().await.unwrap();
+}

@@ -6,7 +6,9 @@ use std::process::{Command, Stdio};
 
 use reqwest::StatusCode;
 
-use crate::helpers::{TestApp, api_get};
+use custodian::domain::Role;
+
+use crate::helpers::{StoreChoice, TestApp, api_get};
 
 fn custodian(data_dir: &std::path::Path, args: &[&str], stdin: &str) -> (bool, String, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_custodian"))
@@ -214,4 +216,53 @@ async fn serve_starts_on_nothing_prints_the_setup_link_and_stops_on_sigterm() {
         .unwrap()
         .unwrap();
     assert!(status.success(), "a clean exit on SIGTERM: {status:?}");
+}
+
+#[tokio::test]
+async fn databases_from_the_cli_appear_in_the_panel() {
+    let app = TestApp::spawn_with(StoreChoice::Sqlite, |c| {
+        c.poll_interval = std::time::Duration::from_secs(1)
+    })
+    .await;
+    let dir = app.data_dir.path();
+    let pg = crate::helpers::TestPg::create().await;
+    let mut url = url::Url::parse(&pg.url).unwrap();
+    url.set_password(Some("cli-secret-pw")).unwrap();
+
+    let (ok, out, err) = custodian(
+        dir,
+        &["db", "add", "reports", "--url", url.as_str(), "--rpo", "24h"],
+        "",
+    );
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("added reports (PostgreSQL") && out.contains("connected: version"),
+        "{out}"
+    );
+    assert!(!out.contains("cli-secret-pw"), "{out}");
+
+    let (ok, _, err) = custodian(dir, &["db", "add", "reports", "--url", url.as_str()], "");
+    assert!(!ok && err.contains("already exists"), "{err}");
+    let (ok, _, err) = custodian(dir, &["db", "add", "bad", "--url", "ftp://x"], "");
+    assert!(!ok && err.contains("unknown engine"), "{err}");
+
+    let (ok, out, _) = custodian(dir, &["db", "list"], "");
+    assert!(
+        ok && out.contains("reports") && out.contains("postgres:***@"),
+        "{out}"
+    );
+    assert!(!out.contains("cli-secret-pw"));
+
+    // The running server picks up the CLI's change on its own.
+    let token = app.token_for("bot", Role::Viewer).await;
+    let v = app.checked(&token, "reports").await;
+    assert_eq!(v["reachable"], true, "{v}");
+
+    let (ok, out, _) = custodian(dir, &["db", "remove", "reports"], "");
+    assert!(ok && out.contains("removed reports"));
+    crate::helpers::eventually("the server to drop reports", || async {
+        let res = api_get(&app, &token, "/api/v1/databases/reports").await;
+        (res.status() == StatusCode::NOT_FOUND).then_some(())
+    })
+    .await;
 }

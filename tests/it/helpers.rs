@@ -227,7 +227,7 @@ impl TestApp {
 
     /// A browser-like client with an empty cookie jar.
     pub fn client(&self) -> Client {
-        Client::with_jar(&self.url(""), Arc::new(Jar::default()))
+        Client::new(&self.url(""))
     }
 
     /// Create a user directly through the service layer (as the CLI would).
@@ -398,6 +398,11 @@ impl Client {
             .map(str::trim)
             .find_map(|c| c.strip_prefix("custodian_session="))
             .map(str::to_string)
+    }
+
+    /// A client for the panel at `base`, with an empty cookie jar.
+    pub fn new(base: &str) -> Client {
+        Client::with_jar(base, Arc::new(Jar::default()))
     }
 
     /// A new client that presents `cookie` as its session cookie.

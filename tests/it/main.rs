@@ -10,6 +10,7 @@ mod bad_input;
 mod browser;
 mod cli;
 mod csrf;
+mod demo;
 mod login;
 mod registry;
 mod roles;
