@@ -69,7 +69,8 @@ fn key_file(dir: &Path) -> anyhow::Result<[u8; 32]> {
     match std::fs::read_to_string(&path) {
         Ok(text) => decode_key(&text).with_context(|| format!("bad key file {}", path.display())),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+            crate::config::create_private_dir(dir)
+                .with_context(|| format!("cannot create {}", dir.display()))?;
             let key = XChaCha20Poly1305::generate_key(&mut OsRng);
             let mut options = std::fs::OpenOptions::new();
             options.write(true).create_new(true);
@@ -197,6 +198,12 @@ mod tests {
         let path = dir.path().join("data").join(KEY_FILE);
         let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
+        let dir_mode = std::fs::metadata(dir.path().join("data"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777;
+        assert_eq!(dir_mode, 0o700, "a data dir the panel creates is private");
         let sealed = first.seal("db", "secret");
         let again = Secrets::load(&config).unwrap();
         assert_eq!(

@@ -62,7 +62,7 @@ impl Store {
                 if let Some(dir) = options.get_filename().parent()
                     && !dir.as_os_str().is_empty()
                 {
-                    std::fs::create_dir_all(dir)
+                    crate::config::create_private_dir(dir)
                         .with_context(|| format!("cannot create store directory {}", dir.display()))?;
                 }
                 let options = options

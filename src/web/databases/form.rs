@@ -1,187 +1,25 @@
-//! The registry pages: the list of managed databases, one database's page,
-//! and (admin) the add/edit/remove forms with "Test connection". Status
-//! comes from the fleet's last check: no page waits on a database.
+//! The admin's registry forms: add, edit, remove, and "Test connection".
+//! A URL typed into a form is shown again only if it holds no password.
 
 use std::time::Duration;
 
 use askama::Template;
 use askama_web::WebTemplate;
+use axum::Form;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::routing::{get, post};
-use axum::{Form, Router};
 use serde::Deserialize;
 use tower_sessions::Session;
 
+use super::path_name;
 use crate::config::SecretUrl;
 use crate::domain::DatabaseName;
-use crate::engine::{Capabilities, DatabaseEntry, SchemaEntry};
 use crate::error::{AppError, AppResult};
-use crate::service::fleet::{Health, Member};
 use crate::service::registry::{self, Changes, NewDatabase, Source};
-use crate::store::now;
 use crate::web::AppState;
-use crate::web::auth::{Admin, Operator, Viewer};
-use crate::web::page::{PageCtx, flash, fmt_age, fmt_bytes, fmt_duration};
-
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/databases", get(list).post(create))
-        .route("/databases/new", get(new_form))
-        .route("/databases/test-connection", post(test_connection))
-        .route("/databases/{name}", get(show).post(update))
-        .route("/databases/{name}/edit", get(edit_form))
-        .route("/databases/{name}/delete", post(remove))
-        .route("/databases/{name}/check", post(check_now))
-}
-
-/// One database as the tables and cards show it.
-pub struct DbView {
-    pub name: String,
-    pub engine: &'static str,
-    pub from_config: bool,
-    pub url: String,
-    /// "up", "down" or "unknown": a CSS class.
-    pub health: &'static str,
-    pub health_label: &'static str,
-    pub error: Option<String>,
-    pub version: String,
-    pub size: String,
-    pub connections: String,
-    /// Share of max_connections in use, 0–100, when known.
-    pub connections_pct: Option<i64>,
-    pub uptime: String,
-    pub checked: String,
-    pub rpo: String,
-    pub rto: String,
-    pub migrations_dir: String,
-    pub caps: Capabilities,
-    pub databases: Vec<DatabaseEntry>,
-    pub schemas: Vec<SchemaEntry>,
-}
-
-const NONE: &str = "—";
-
-impl DbView {
-    pub fn of(member: &Member) -> DbView {
-        let entry = &member.entry;
-        let status = member.status();
-        let server = status.server.clone().unwrap_or_default();
-        let (health, health_label) = match status.health {
-            Health::Up => ("up", "reachable"),
-            Health::Down => ("down", "unreachable"),
-            Health::Unknown => ("unknown", "checking…"),
-        };
-        let known = status.server.is_some();
-        DbView {
-            name: entry.name.to_string(),
-            engine: entry.engine.label(),
-            from_config: entry.source == Source::Config,
-            url: entry.url_redacted.clone(),
-            health,
-            health_label,
-            error: status.error.clone(),
-            version: if known {
-                server.version.clone()
-            } else {
-                NONE.into()
-            },
-            size: server.size_bytes.map(fmt_bytes).unwrap_or_else(|| NONE.into()),
-            connections: match (server.connections, server.max_connections) {
-                (Some(used), Some(max)) => format!("{used} / {max}"),
-                (Some(used), None) => used.to_string(),
-                _ => NONE.into(),
-            },
-            connections_pct: match (server.connections, server.max_connections) {
-                (Some(used), Some(max)) if max > 0 => Some((used * 100 / max).clamp(0, 100)),
-                _ => None,
-            },
-            uptime: server.uptime_s.map(fmt_age).unwrap_or_else(|| NONE.into()),
-            checked: status
-                .checked_at
-                .map(|t| format!("{} ago", fmt_age(now() - t)))
-                .unwrap_or_else(|| "not yet".into()),
-            rpo: entry.rpo.map(fmt_duration).unwrap_or_else(|| NONE.into()),
-            rto: entry.rto.map(fmt_duration).unwrap_or_else(|| NONE.into()),
-            migrations_dir: entry.migrations_dir.clone().unwrap_or_default(),
-            caps: member.capabilities(),
-            databases: status.databases.clone(),
-            schemas: status.schemas.clone(),
-        }
-    }
-
-    /// Problems first (unreachable, then not yet checked), then by name.
-    pub fn sort(views: &mut [DbView]) {
-        let rank = |h: &str| match h {
-            "down" => 0,
-            "unknown" => 1,
-            _ => 2,
-        };
-        views.sort_by(|a, b| {
-            rank(a.health)
-                .cmp(&rank(b.health))
-                .then_with(|| a.name.cmp(&b.name))
-        });
-    }
-
-    pub fn size_of(entry: &DatabaseEntry) -> String {
-        entry.size_bytes.map(fmt_bytes).unwrap_or_else(|| NONE.into())
-    }
-}
-
-/// Every database's view, problems first.
-pub fn fleet_views(state: &AppState) -> Vec<DbView> {
-    let mut views: Vec<DbView> = state.fleet.members().iter().map(|m| DbView::of(m)).collect();
-    DbView::sort(&mut views);
-    views
-}
-
-/// A database named in the path: an impossible name is simply not found.
-fn path_name(raw: &str) -> AppResult<DatabaseName> {
-    DatabaseName::parse(raw).map_err(|_| AppError::not_found(format!("no database named {raw:?}")))
-}
-
-fn member(state: &AppState, name: &DatabaseName) -> AppResult<std::sync::Arc<Member>> {
-    state
-        .fleet
-        .get(name)
-        .ok_or_else(|| AppError::not_found(format!("no database named {name}")))
-}
-
-#[derive(Template, WebTemplate)]
-#[template(path = "databases/list.html")]
-struct ListPage {
-    ctx: PageCtx,
-    dbs: Vec<DbView>,
-}
-
-async fn list(State(state): State<AppState>, Viewer(_): Viewer, ctx: PageCtx) -> ListPage {
-    ListPage {
-        ctx,
-        dbs: fleet_views(&state),
-    }
-}
-
-#[derive(Template, WebTemplate)]
-#[template(path = "databases/show.html")]
-struct ShowPage {
-    ctx: PageCtx,
-    db: DbView,
-}
-
-async fn show(
-    State(state): State<AppState>,
-    Viewer(_): Viewer,
-    ctx: PageCtx,
-    Path(name): Path<String>,
-) -> AppResult<ShowPage> {
-    let name = path_name(&name)?;
-    Ok(ShowPage {
-        ctx,
-        db: DbView::of(&*member(&state, &name)?),
-    })
-}
+use crate::web::auth::Admin;
+use crate::web::page::{PageCtx, flash, fmt_bytes, fmt_duration};
 
 /// The add/edit form's fields as typed, to show them again with an error.
 #[derive(Default)]
@@ -196,7 +34,7 @@ struct FormValues {
 
 #[derive(Template, WebTemplate)]
 #[template(path = "databases/form.html")]
-struct FormPage {
+pub(super) struct FormPage {
     ctx: PageCtx,
     /// `Some(name)` when editing.
     editing: Option<String>,
@@ -205,7 +43,7 @@ struct FormPage {
     error: Option<String>,
 }
 
-async fn new_form(Admin(_): Admin, ctx: PageCtx) -> FormPage {
+pub(super) async fn new_form(Admin(_): Admin, ctx: PageCtx) -> FormPage {
     FormPage {
         ctx,
         editing: None,
@@ -215,7 +53,7 @@ async fn new_form(Admin(_): Admin, ctx: PageCtx) -> FormPage {
     }
 }
 
-async fn edit_form(
+pub(super) async fn edit_form(
     State(state): State<AppState>,
     Admin(_): Admin,
     ctx: PageCtx,
@@ -244,7 +82,7 @@ async fn edit_form(
 }
 
 #[derive(Deserialize)]
-struct DbForm {
+pub(super) struct DbForm {
     #[serde(default)]
     name: String,
     #[serde(default)]
@@ -275,7 +113,7 @@ impl DbForm {
 }
 
 /// A target like `24h`, `30m` or `7d`; empty means none.
-pub fn parse_target(raw: &str, what: &str) -> AppResult<Option<Duration>> {
+fn parse_target(raw: &str, what: &str) -> AppResult<Option<Duration>> {
     let raw = raw.trim();
     if raw.is_empty() {
         return Ok(None);
@@ -328,7 +166,7 @@ fn form_error(
     }
 }
 
-async fn create(
+pub(super) async fn create(
     State(state): State<AppState>,
     Admin(me): Admin,
     session: Session,
@@ -358,7 +196,7 @@ async fn create(
     }
 }
 
-async fn update(
+pub(super) async fn update(
     State(state): State<AppState>,
     Admin(me): Admin,
     session: Session,
@@ -390,7 +228,7 @@ async fn update(
     }
 }
 
-async fn remove(
+pub(super) async fn remove(
     State(state): State<AppState>,
     Admin(me): Admin,
     session: Session,
@@ -406,22 +244,6 @@ async fn remove(
     )
     .await?;
     Ok(Redirect::to("/databases"))
-}
-
-/// Check a registered database now and report, for "Check now".
-async fn check_now(
-    State(state): State<AppState>,
-    Operator(_): Operator,
-    session: Session,
-    Path(name): Path<String>,
-) -> AppResult<Redirect> {
-    let name = path_name(&name)?;
-    let status = member(&state, &name)?.check().await;
-    match status.error {
-        None => flash(&session, "ok", format!("{name} answered.")).await?,
-        Some(e) => flash(&session, "error", format!("{name} is unreachable: {e}")).await?,
-    }
-    Ok(Redirect::to(&format!("/databases/{name}")))
 }
 
 #[derive(Template, WebTemplate)]
@@ -441,7 +263,7 @@ struct TestPage {
 
 /// "Test connection": connect once with the URL in the form (or, when
 /// editing with the URL left blank, the stored one) and report.
-async fn test_connection(
+pub(super) async fn test_connection(
     State(state): State<AppState>,
     Admin(_): Admin,
     ctx: PageCtx,

@@ -1,0 +1,112 @@
+//! The fleet's poller: a database that is down shows as unreachable with
+//! its error, never holds up a page or the other databases, and recovers
+//! by itself when its server comes back.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use custodian::domain::Role;
+use reqwest::StatusCode;
+use sqlx::Connection;
+use tokio::net::{TcpListener, TcpStream};
+
+use crate::helpers::{StoreChoice, TestApp, TestPg, eventually};
+use crate::registry::add_in_browser;
+
+/// A TCP proxy from `listener` to `upstream`: the "server coming back".
+fn forward(listener: TcpListener, upstream: SocketAddr) {
+    tokio::spawn(async move {
+        while let Ok((mut inbound, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                if let Ok(mut outbound) = TcpStream::connect(upstream).await {
+                    let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                }
+            });
+        }
+    });
+}
+
+#[tokio::test]
+async fn an_unreachable_database_is_shown_isolated_and_recovers_without_a_restart() {
+    let app = TestApp::spawn_with(StoreChoice::Sqlite, |c| c.poll_interval = Duration::from_secs(1)).await;
+    let admin = app.signed_in("root", Role::Admin).await;
+    let token = app.token_for("bot", Role::Viewer).await;
+    let pg = TestPg::create().await;
+
+    // A port nobody listens on (yet).
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut flaky = url::Url::parse(&pg.url).unwrap();
+    flaky.set_port(Some(port)).unwrap();
+    // A server that accepts connections and never answers.
+    let hang = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let mut hanging = url::Url::parse(&pg.url).unwrap();
+    hanging.set_port(Some(hang.local_addr().unwrap().port())).unwrap();
+    let steady = app.data_dir.path().join("steady.db");
+    sqlx::SqliteConnection::connect(&format!("sqlite://{}?mode=rwc", steady.display()))
+        .await
+        .unwrap()
+        .close()
+        .await
+        .unwrap();
+
+    add_in_browser(&admin, "steady", &format!("sqlite://{}", steady.display())).await;
+    add_in_browser(&admin, "flaky", flaky.as_str()).await;
+
+    let v = app.checked(&token, "flaky").await;
+    assert_eq!(v["reachable"], false);
+    let error = v["error"].as_str().unwrap();
+    assert!(error.contains("could not connect"), "{error}");
+
+    // The overview answers while "hangs" is still being checked (its check
+    // waits out the 5 s connect timeout): pages never wait on a database.
+    add_in_browser(&admin, "hangs", hanging.as_str()).await;
+    let (status, overview) = admin.text("/").await;
+    assert_eq!(status, StatusCode::OK);
+    let hangs_now = app.db_json(&token, "hangs").await;
+    assert!(
+        hangs_now["reachable"].is_null(),
+        "the hanging check has not finished: {hangs_now}"
+    );
+    let (flaky_at, steady_at) = (
+        overview.find(">flaky<").unwrap(),
+        overview.find(">steady<").unwrap(),
+    );
+    assert!(flaky_at < steady_at, "problems first");
+    assert!(
+        overview.contains("could not connect"),
+        "the error is on the overview"
+    );
+
+    // Other databases keep being checked meanwhile.
+    let first = app.db_json(&token, "steady").await["checked_at"].clone();
+    eventually("steady to be checked again while hangs hangs", || async {
+        let now = app.db_json(&token, "steady").await["checked_at"].clone();
+        (now != first && !now.is_null()).then_some(())
+    })
+    .await;
+    assert!(app.db_json(&token, "hangs").await["reachable"].is_null());
+
+    // The server comes back on the same port: the panel notices by itself.
+    let listener = TcpListener::bind(("127.0.0.1", port)).await.unwrap();
+    let pg_addr = {
+        let u = url::Url::parse(&crate::helpers::pg_admin_url()).unwrap();
+        tokio::net::lookup_host((u.host_str().unwrap().to_string(), u.port().unwrap_or(5432)))
+            .await
+            .unwrap()
+            .next()
+            .unwrap()
+    };
+    forward(listener, pg_addr);
+    let v = eventually("flaky to recover", || async {
+        let v = app.db_json(&token, "flaky").await;
+        (v["reachable"] == true).then_some(v)
+    })
+    .await;
+    assert!(v["error"].is_null());
+    assert!(v["version"].as_str().unwrap().starts_with(char::is_numeric));
+    drop(hang);
+}
