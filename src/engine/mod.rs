@@ -195,6 +195,16 @@ pub trait ManagedDb: Send + Sync {
     async fn close(&self);
 }
 
+/// The pool every managed database gets: a few connections, none kept
+/// open when idle for long, and a bounded wait to connect.
+fn pool_options<DB: sqlx::Database>() -> sqlx::pool::PoolOptions<DB> {
+    sqlx::pool::PoolOptions::new()
+        .max_connections(POOL_SIZE)
+        .min_connections(0)
+        .acquire_timeout(CONNECT_TIMEOUT)
+        .idle_timeout(Duration::from_secs(120))
+}
+
 /// A lazy connection to the database at `url`: nothing is dialled until the
 /// first query, so a down server never blocks the caller.
 pub fn connect(url: &SecretUrl) -> Result<Arc<dyn ManagedDb>, AppError> {

@@ -5,12 +5,12 @@
 use std::str::FromStr;
 
 use async_trait::async_trait;
-use sqlx::mysql::{MySqlConnectOptions, MySqlPool, MySqlPoolOptions};
+use sqlx::mysql::{MySqlConnectOptions, MySqlPool};
 use sqlx::{Executor, Row};
 
 use super::{
-    CONNECT_TIMEOUT, DatabaseEntry, EngineError, EngineKind, EngineResult, ManagedDb, POOL_SIZE,
-    STATEMENT_TIMEOUT, SchemaEntry, ServerStatus, bad_url,
+    DatabaseEntry, EngineError, EngineKind, EngineResult, ManagedDb, STATEMENT_TIMEOUT, SchemaEntry,
+    ServerStatus, bad_url, pool_options,
 };
 use crate::config::SecretUrl;
 use crate::error::AppError;
@@ -30,11 +30,7 @@ impl Mysql {
         let options =
             MySqlConnectOptions::from_str(&normalised).map_err(|e| bad_url(EngineKind::Mysql, e))?;
         let secs = STATEMENT_TIMEOUT.as_secs();
-        let pool = MySqlPoolOptions::new()
-            .max_connections(POOL_SIZE)
-            .min_connections(0)
-            .acquire_timeout(CONNECT_TIMEOUT)
-            .idle_timeout(std::time::Duration::from_secs(120))
+        let pool = pool_options::<sqlx::MySql>()
             .after_connect(move |conn, _meta| {
                 Box::pin(async move {
                     // Bound catalog queries: MariaDB's max_statement_time

@@ -5,11 +5,11 @@
 use std::str::FromStr;
 
 use async_trait::async_trait;
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgPool};
 
 use super::{
-    CONNECT_TIMEOUT, DatabaseEntry, EngineError, EngineKind, EngineResult, ManagedDb, POOL_SIZE,
-    STATEMENT_TIMEOUT, SchemaEntry, ServerStatus, bad_url,
+    DatabaseEntry, EngineError, EngineKind, EngineResult, ManagedDb, STATEMENT_TIMEOUT, SchemaEntry,
+    ServerStatus, bad_url, pool_options,
 };
 use crate::config::SecretUrl;
 use crate::error::AppError;
@@ -26,12 +26,7 @@ impl Postgres {
             .application_name("custodian")
             // Catalog queries must never hang on a busy server.
             .options([("statement_timeout", timeout_ms.as_str())]);
-        let pool = PgPoolOptions::new()
-            .max_connections(POOL_SIZE)
-            .min_connections(0)
-            .acquire_timeout(CONNECT_TIMEOUT)
-            .idle_timeout(std::time::Duration::from_secs(120))
-            .connect_lazy_with(options);
+        let pool = pool_options().connect_lazy_with(options);
         Ok(Postgres { pool })
     }
 }

@@ -6,11 +6,11 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqlitePool};
 
 use super::{
-    CONNECT_TIMEOUT, DatabaseEntry, EngineError, EngineKind, EngineResult, ManagedDb, POOL_SIZE, SchemaEntry,
-    ServerStatus, bad_url,
+    DatabaseEntry, EngineError, EngineKind, EngineResult, ManagedDb, SchemaEntry, ServerStatus, bad_url,
+    pool_options,
 };
 use crate::config::SecretUrl;
 use crate::error::AppError;
@@ -27,12 +27,7 @@ impl Sqlite {
             // SQLite has no statement timeout; a writer holding the lock
             // makes readers wait at most this long.
             .busy_timeout(Duration::from_secs(5));
-        let pool = SqlitePoolOptions::new()
-            .max_connections(POOL_SIZE)
-            .min_connections(0)
-            .acquire_timeout(CONNECT_TIMEOUT)
-            .idle_timeout(Duration::from_secs(120))
-            .connect_lazy_with(options);
+        let pool = pool_options().connect_lazy_with(options);
         Ok(Sqlite { pool })
     }
 }

@@ -212,7 +212,7 @@ async fn an_admin_creates_a_user_and_disables_them_with_a_confirm() {
 async fn a_newcomer_sees_the_demo_and_adds_their_postgres() {
     let app = TestApp::spawn_with(crate::helpers::StoreChoice::Sqlite, |c| c.demo = true).await;
     app.create_user("root", Role::Admin).await;
-    let pg = crate::helpers::TestPg::create().await;
+    let pg = crate::helpers::TestDb::postgres().await;
     let driver = Driver::start().await;
     let browser = driver.browser().await;
     browser.goto(&app.url("/login")).await.unwrap();

@@ -225,7 +225,7 @@ async fn databases_from_the_cli_appear_in_the_panel() {
     })
     .await;
     let dir = app.data_dir.path();
-    let pg = crate::helpers::TestPg::create().await;
+    let pg = crate::helpers::TestDb::postgres().await;
     let mut url = url::Url::parse(&pg.url).unwrap();
     url.set_password(Some("cli-secret-pw")).unwrap();
 

@@ -10,7 +10,7 @@ use reqwest::StatusCode;
 use sqlx::Connection;
 use tokio::net::{TcpListener, TcpStream};
 
-use crate::helpers::{StoreChoice, TestApp, TestPg, eventually};
+use crate::helpers::{StoreChoice, TestApp, TestDb, eventually};
 use crate::registry::add_in_browser;
 
 /// A TCP proxy from `listener` to `upstream`: the "server coming back".
@@ -31,7 +31,7 @@ async fn an_unreachable_database_is_shown_isolated_and_recovers_without_a_restar
     let app = TestApp::spawn_with(StoreChoice::Sqlite, |c| c.poll_interval = Duration::from_secs(1)).await;
     let admin = app.signed_in("root", Role::Admin).await;
     let token = app.token_for("bot", Role::Viewer).await;
-    let pg = TestPg::create().await;
+    let pg = TestDb::postgres().await;
 
     // A port nobody listens on (yet).
     let port = std::net::TcpListener::bind("127.0.0.1:0")

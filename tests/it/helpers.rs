@@ -1,7 +1,8 @@
 //! Test fixtures: `TestApp` runs the real server on port 0 with its own store
 //! (a temporary SQLite file, or a fresh database on the local PostgreSQL);
 //! `Client` is a browser-like HTTP client with a cookie jar and the page's
-//! CSRF token; `TestPg` creates a uniquely named database and drops it.
+//! CSRF token; `TestDb` creates a uniquely named database on the real
+//! PostgreSQL or MariaDB server and drops it.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -32,109 +33,105 @@ pub fn pg_admin_url() -> String {
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
 }
 
-/// A uniquely named database on the test PostgreSQL server, dropped (with
+/// URL of the MariaDB server tests may create databases on.
+pub fn mysql_admin_url() -> String {
+    std::env::var("CUSTODIAN_TEST_MYSQL_URL").unwrap_or_else(|_| "mysql://root@127.0.0.1:3306/mysql".into())
+}
+
+/// A test database server.
+#[derive(Clone, Copy, Debug)]
+pub enum Server {
+    Postgres,
+    Mariadb,
+}
+
+impl Server {
+    fn admin_url(self) -> String {
+        match self {
+            Server::Postgres => pg_admin_url(),
+            Server::Mariadb => mysql_admin_url(),
+        }
+    }
+
+    /// Run one administrative statement on the server.
+    async fn admin(self, sql: &str) -> Result<(), sqlx::Error> {
+        use sqlx::Connection;
+        let url = self.admin_url();
+        match self {
+            Server::Postgres => {
+                let mut conn = sqlx::PgConnection::connect(&url).await?;
+                sqlx::raw_sql(sql).execute(&mut conn).await?;
+                conn.close().await
+            }
+            Server::Mariadb => {
+                let mut conn = sqlx::MySqlConnection::connect(&url).await?;
+                sqlx::raw_sql(sql).execute(&mut conn).await?;
+                conn.close().await
+            }
+        }
+    }
+
+    fn quote(self, name: &str) -> String {
+        match self {
+            Server::Postgres => format!("\"{name}\""),
+            Server::Mariadb => format!("`{name}`"),
+        }
+    }
+}
+
+/// A uniquely named database on a test server, dropped (on PostgreSQL with
 /// FORCE, so open pools do not block it) when this value is dropped.
-pub struct TestPg {
+pub struct TestDb {
+    pub server: Server,
     pub name: String,
     pub url: String,
 }
 
-impl TestPg {
-    pub async fn create() -> TestPg {
-        use sqlx::Connection;
-        let admin = pg_admin_url();
+impl TestDb {
+    pub async fn postgres() -> TestDb {
+        Self::create(Server::Postgres).await
+    }
+
+    pub async fn mariadb() -> TestDb {
+        Self::create(Server::Mariadb).await
+    }
+
+    async fn create(server: Server) -> TestDb {
         let name = format!("custodian_test_{}", uuid::Uuid::new_v4().simple());
-        let mut conn = sqlx::PgConnection::connect(&admin)
+        server
+            .admin(&format!("CREATE DATABASE {}", server.quote(&name)))
             .await
-            .unwrap_or_else(|e| panic!("cannot reach the test PostgreSQL at {admin}: {e}"));
-        sqlx::query(&format!("CREATE DATABASE \"{name}\""))
-            .execute(&mut conn)
-            .await
-            .expect("create test database");
-        conn.close().await.ok();
-        let mut url = url::Url::parse(&admin).expect("CUSTODIAN_TEST_PG_URL is a URL");
+            .unwrap_or_else(|e| {
+                panic!(
+                    "cannot create a test database on {server:?} at {}: {e}",
+                    server.admin_url()
+                )
+            });
+        let mut url = url::Url::parse(&server.admin_url()).expect("the test server URL is a URL");
         url.set_path(&format!("/{name}"));
-        TestPg {
+        TestDb {
+            server,
             name,
             url: url.to_string(),
         }
     }
 }
 
-impl Drop for TestPg {
+impl Drop for TestDb {
     fn drop(&mut self) {
-        let name = self.name.clone();
+        let (server, name) = (self.server, self.name.clone());
+        let force = match server {
+            Server::Postgres => " WITH (FORCE)",
+            Server::Mariadb => "",
+        };
+        let sql = format!("DROP DATABASE IF EXISTS {}{force}", server.quote(&name));
         // Drop runs inside the test's runtime; use a thread with its own.
         let dropped = std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
                 .ok()?;
-            rt.block_on(async {
-                use sqlx::Connection;
-                let mut conn = sqlx::PgConnection::connect(&pg_admin_url()).await.ok()?;
-                sqlx::query(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
-                    .execute(&mut conn)
-                    .await
-                    .ok()
-            })
-        })
-        .join();
-        if !matches!(dropped, Ok(Some(_))) {
-            eprintln!("warning: could not drop test database {}", self.name);
-        }
-    }
-}
-
-/// URL of the MariaDB server tests may create databases on.
-pub fn mysql_admin_url() -> String {
-    std::env::var("CUSTODIAN_TEST_MYSQL_URL").unwrap_or_else(|_| "mysql://root@127.0.0.1:3306/mysql".into())
-}
-
-/// A uniquely named database on the test MariaDB server, dropped on drop.
-pub struct TestMy {
-    pub name: String,
-    pub url: String,
-}
-
-impl TestMy {
-    pub async fn create() -> TestMy {
-        use sqlx::Connection;
-        let admin = mysql_admin_url();
-        let name = format!("custodian_test_{}", uuid::Uuid::new_v4().simple());
-        let mut conn = sqlx::MySqlConnection::connect(&admin)
-            .await
-            .unwrap_or_else(|e| panic!("cannot reach the test MariaDB at {admin}: {e}"));
-        sqlx::query(&format!("CREATE DATABASE `{name}`"))
-            .execute(&mut conn)
-            .await
-            .expect("create test database");
-        conn.close().await.ok();
-        let mut url = url::Url::parse(&admin).expect("CUSTODIAN_TEST_MYSQL_URL is a URL");
-        url.set_path(&format!("/{name}"));
-        TestMy {
-            name,
-            url: url.to_string(),
-        }
-    }
-}
-
-impl Drop for TestMy {
-    fn drop(&mut self) {
-        let name = self.name.clone();
-        let dropped = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .ok()?;
-            rt.block_on(async {
-                use sqlx::Connection;
-                let mut conn = sqlx::MySqlConnection::connect(&mysql_admin_url()).await.ok()?;
-                sqlx::query(&format!("DROP DATABASE IF EXISTS `{name}`"))
-                    .execute(&mut conn)
-                    .await
-                    .ok()
-            })
+            rt.block_on(server.admin(&sql)).ok()
         })
         .join();
         if !matches!(dropped, Ok(Some(_))) {
@@ -171,7 +168,7 @@ pub struct TestApp {
     pub data_dir: tempfile::TempDir,
     shutdown: Option<oneshot::Sender<()>>,
     // Declared last: dropped after the server has been told to stop.
-    _pg: Option<TestPg>,
+    _pg: Option<TestDb>,
 }
 
 impl TestApp {
@@ -188,7 +185,7 @@ impl TestApp {
         let data_dir = tempfile::tempdir().expect("temp dir");
         let pg = match store {
             StoreChoice::Sqlite => None,
-            StoreChoice::Postgres => Some(TestPg::create().await),
+            StoreChoice::Postgres => Some(TestDb::postgres().await),
         };
         let mut config = Config {
             listen: "127.0.0.1:0".parse().unwrap(),

@@ -6,7 +6,7 @@ use custodian::domain::Role;
 use reqwest::StatusCode;
 use sqlx::Connection;
 
-use crate::helpers::{Client, TestApp, TestMy, TestPg, api_get};
+use crate::helpers::{Client, TestApp, TestDb, api_get};
 
 /// Add a database through the browser form, as an admin would.
 pub async fn add_in_browser(admin: &Client, name: &str, url: &str) -> reqwest::Response {
@@ -23,7 +23,7 @@ async fn postgres_is_added_tested_and_its_status_is_right() {
     let app = TestApp::spawn().await;
     let admin = app.signed_in("root", Role::Admin).await;
     let token = app.token_for("bot", Role::Viewer).await;
-    let pg = TestPg::create().await;
+    let pg = TestDb::postgres().await;
     let mut direct = sqlx::PgConnection::connect(&pg.url).await.unwrap();
     sqlx::query("CREATE TABLE t AS SELECT g AS id, repeat('x', 100) AS pad FROM generate_series(1, 5000) g")
         .execute(&mut direct)
@@ -119,7 +119,7 @@ async fn mariadb_is_added_and_its_status_is_right() {
     let app = TestApp::spawn().await;
     let admin = app.signed_in("root", Role::Admin).await;
     let token = app.token_for("bot", Role::Viewer).await;
-    let my = TestMy::create().await;
+    let my = TestDb::mariadb().await;
     let mut direct = sqlx::MySqlConnection::connect(&my.url).await.unwrap();
     sqlx::query("CREATE TABLE t (id INT PRIMARY KEY, pad VARCHAR(200)) ENGINE=InnoDB")
         .execute(&mut direct)
@@ -201,7 +201,7 @@ async fn registry_changes_are_audited_and_editable() {
     let app = TestApp::spawn().await;
     let admin = app.signed_in("root", Role::Admin).await;
     let token = app.token_for("bot", Role::Viewer).await;
-    let pg = TestPg::create().await;
+    let pg = TestDb::postgres().await;
     add_in_browser(&admin, "shop", &pg.url).await;
     app.checked(&token, "shop").await;
 

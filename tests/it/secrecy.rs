@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 
 use reqwest::StatusCode;
 
-use crate::helpers::{Client, TestPg, csrf_in};
+use crate::helpers::{Client, TestDb, csrf_in};
 
 const PASSWORD: &str = "Zq7-very-secret-pw";
 
@@ -72,7 +72,7 @@ async fn a_registered_password_appears_in_no_page_answer_log_or_row() {
     };
     let base = rx.await.expect("the server says where it listens");
 
-    let pg = TestPg::create().await;
+    let pg = TestDb::postgres().await;
     // Trust authentication accepts any password, so the URL still works.
     let mut url = url::Url::parse(&pg.url).unwrap();
     url.set_password(Some(PASSWORD)).unwrap();
