@@ -2,6 +2,7 @@
 //! the first-run setup link, serve until SIGTERM or Ctrl-C.
 
 use std::future::Future;
+use std::io::Write;
 use std::net::SocketAddr;
 
 use anyhow::Context;
@@ -90,10 +91,11 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     );
     if let Some(token) = &prepared.setup_token {
         let base = prepared.state.config.public_base(local);
-        println!();
-        println!("  No users yet. Create the first admin here (the link works once):");
-        println!("  {base}/setup?token={token}");
-        println!();
+        // Not println!: a closed stdout must not bring the server down.
+        let _ = writeln!(
+            std::io::stdout(),
+            "\n  No users yet. Create the first admin here (the link works once):\n  {base}/setup?token={token}\n"
+        );
     }
     serve(listener, prepared.app, shutdown_signal()).await?;
     prepared.state.fleet.close().await;

@@ -180,16 +180,21 @@ async fn serve_starts_on_nothing_prints_the_setup_link_and_stops_on_sigterm() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
+    // Read stdout to its end in a thread (a closed pipe would be a
+    // different test) and hand over the first link it prints.
     let stdout = std::io::BufReader::new(child.stdout.take().unwrap());
-    let link = tokio::task::spawn_blocking(move || {
-        stdout
-            .lines()
-            .map_while(Result::ok)
-            .find_map(|l| l.trim().starts_with("http://").then(|| l.trim().to_string()))
-    })
-    .await
-    .unwrap()
-    .expect("the server prints a setup link");
+    let (tx, rx) = tokio::sync::oneshot::channel::<String>();
+    std::thread::spawn(move || {
+        let mut tx = Some(tx);
+        for line in stdout.lines().map_while(Result::ok) {
+            if line.trim().starts_with("http://")
+                && let Some(tx) = tx.take()
+            {
+                let _ = tx.send(line.trim().to_string());
+            }
+        }
+    });
+    let link = rx.await.expect("the server prints a setup link");
     assert!(link.contains("/setup?token="), "{link}");
     assert!(
         dir.path().join("custodian-data/custodian.db").exists(),
