@@ -31,6 +31,9 @@ const ENV_KEYS: &[&str] = &[
     "secret_key",
     "demo",
     "poll_interval",
+    "activity_sample_ttl",
+    "long_query_warn",
+    "long_query_alert",
 ];
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -70,6 +73,17 @@ pub struct Config {
     /// How often each managed database's status is checked.
     #[serde(with = "humantime_serde")]
     pub poll_interval: Duration,
+    /// How old a shared activity sample may be before a viewer's refresh
+    /// takes a new one: however many people watch, a database sees at most
+    /// one activity query per this interval.
+    #[serde(with = "humantime_serde")]
+    pub activity_sample_ttl: Duration,
+    /// Queries running longer than this are marked on the activity page...
+    #[serde(with = "humantime_serde")]
+    pub long_query_warn: Duration,
+    /// ...and longer than this, marked as a problem.
+    #[serde(with = "humantime_serde")]
+    pub long_query_alert: Duration,
     /// Databases declared here rather than in the browser; read-only there.
     pub databases: Vec<DeclaredDatabase>,
 }
@@ -106,6 +120,9 @@ impl Default for Config {
             secret_key: None,
             demo: true,
             poll_interval: Duration::from_secs(15),
+            activity_sample_ttl: Duration::from_secs(1),
+            long_query_warn: Duration::from_secs(30),
+            long_query_alert: Duration::from_secs(300),
             databases: Vec::new(),
         }
     }
@@ -174,6 +191,9 @@ impl Config {
         }
         if self.poll_interval < Duration::from_secs(1) {
             bail!("poll_interval must be at least 1s");
+        }
+        if self.long_query_warn > self.long_query_alert {
+            bail!("long_query_warn must not be longer than long_query_alert");
         }
         let mut seen = std::collections::HashSet::new();
         for db in &self.databases {

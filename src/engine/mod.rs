@@ -149,6 +149,85 @@ pub struct SchemaEntry {
     pub tables: i64,
 }
 
+/// One session (backend, connection) on the managed database.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Session {
+    pub pid: i64,
+    pub user: Option<String>,
+    pub application: Option<String>,
+    pub client: Option<String>,
+    pub database: Option<String>,
+    /// active, idle, idle in transaction, … (PostgreSQL's words; MariaDB's
+    /// commands are mapped onto them).
+    pub state: Option<String>,
+    pub wait_event: Option<String>,
+    pub query: Option<String>,
+    /// How long the current query has run (not for idle sessions).
+    pub query_age_s: Option<f64>,
+    /// How long the open transaction has run.
+    pub xact_age_s: Option<f64>,
+    /// Sessions holding the lock this one waits for.
+    pub blocked_by: Vec<i64>,
+    /// The lock mode this session waits for, when blocked.
+    pub lock_mode: Option<String>,
+    /// One of the panel's own connections: shown, never killed.
+    pub own: bool,
+}
+
+/// Every session of the managed database at one instant, with the
+/// server-wide figures the summary compares against.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct ActivitySample {
+    pub sessions: Vec<Session>,
+    pub server_connections: Option<i64>,
+    pub max_connections: Option<i64>,
+}
+
+/// What to do to a session.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Signal {
+    /// Stop the running query; the session stays.
+    Cancel,
+    /// Close the session.
+    Terminate,
+}
+
+impl Signal {
+    pub fn verb(self) -> &'static str {
+        match self {
+            Signal::Cancel => "cancel",
+            Signal::Terminate => "terminate",
+        }
+    }
+}
+
+/// One session looked up by pid before it is signalled.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SessionLookup {
+    /// In the managed database (not another one on the same server).
+    pub in_database: bool,
+    pub own: bool,
+    pub state: Option<String>,
+    pub query: Option<String>,
+}
+
+/// One normalised statement from pg_stat_statements.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Statement {
+    pub query: String,
+    pub calls: i64,
+    pub total_ms: f64,
+    pub mean_ms: f64,
+    pub rows: i64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StatementOrder {
+    TotalTime,
+    MeanTime,
+    Calls,
+}
+
 /// A failure talking to a managed database, in plain words. The text is
 /// the driver's message (it never contains the URL or its password).
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -193,6 +272,40 @@ pub trait ManagedDb: Send + Sync {
 
     /// Close the pool (the database was removed or its URL changed).
     async fn close(&self);
+
+    /// Every session of the managed database, in one catalog query.
+    async fn activity(&self) -> EngineResult<ActivitySample> {
+        Err(self.unsupported("sessions"))
+    }
+
+    /// One session by pid, to check it before signalling it.
+    async fn session(&self, _pid: i64) -> EngineResult<Option<SessionLookup>> {
+        Err(self.unsupported("sessions"))
+    }
+
+    /// Cancel or terminate a session; `false` if the server says it could not.
+    async fn signal(&self, _pid: i64, _signal: Signal) -> EngineResult<bool> {
+        Err(self.unsupported("cancelling sessions"))
+    }
+
+    /// The top statements, or `None` when statement statistics are not
+    /// available (pg_stat_statements not installed).
+    async fn top_statements(
+        &self,
+        _order: StatementOrder,
+        _limit: i64,
+    ) -> EngineResult<Option<Vec<Statement>>> {
+        Ok(None)
+    }
+
+    /// Reset statement statistics.
+    async fn reset_statements(&self) -> EngineResult<()> {
+        Err(self.unsupported("statement statistics"))
+    }
+
+    fn unsupported(&self, what: &str) -> EngineError {
+        EngineError(format!("{} has no {what}", self.kind().label()))
+    }
 }
 
 /// The pool every managed database gets: a few connections, none kept

@@ -2,20 +2,26 @@
 //! login role (pg_stat_activity shows other roles' rows without detail,
 //! which is enough to count them); all work on PostgreSQL 10 and later.
 
+use std::collections::HashSet;
 use std::str::FromStr;
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
+use sqlx::Row;
 use sqlx::postgres::{PgConnectOptions, PgPool};
 
 use super::{
-    DatabaseEntry, EngineError, EngineKind, EngineResult, ManagedDb, STATEMENT_TIMEOUT, SchemaEntry,
-    ServerStatus, bad_url, pool_options,
+    ActivitySample, DatabaseEntry, EngineError, EngineKind, EngineResult, ManagedDb, STATEMENT_TIMEOUT,
+    SchemaEntry, ServerStatus, Session, SessionLookup, Signal, Statement, StatementOrder, bad_url,
+    pool_options,
 };
 use crate::config::SecretUrl;
 use crate::error::AppError;
 
 pub struct Postgres {
     pool: PgPool,
+    /// Backend pids of the panel's own pool connections.
+    own: Arc<Mutex<HashSet<i64>>>,
 }
 
 impl Postgres {
@@ -26,8 +32,23 @@ impl Postgres {
             .application_name("custodian")
             // Catalog queries must never hang on a busy server.
             .options([("statement_timeout", timeout_ms.as_str())]);
-        let pool = pool_options().connect_lazy_with(options);
-        Ok(Postgres { pool })
+        let own: Arc<Mutex<HashSet<i64>>> = Arc::default();
+        let record = own.clone();
+        let pool = pool_options::<sqlx::Postgres>()
+            .after_connect(move |conn, _meta| {
+                let record = record.clone();
+                Box::pin(async move {
+                    let pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
+                        .fetch_one(&mut *conn)
+                        .await?;
+                    if let Ok(mut own) = record.lock() {
+                        own.insert(i64::from(pid));
+                    }
+                    Ok(())
+                })
+            })
+            .connect_lazy_with(options);
+        Ok(Postgres { pool, own })
     }
 }
 
@@ -98,5 +119,159 @@ impl ManagedDb for Postgres {
 
     async fn close(&self) {
         self.pool.close().await;
+    }
+
+    /// pg_stat_activity (PG 10+ for backend_type) for this database's client
+    /// backends; pg_blocking_pids (9.6+) and pg_locks only for sessions
+    /// waiting on a lock, since pg_blocking_pids is not free.
+    async fn activity(&self) -> EngineResult<ActivitySample> {
+        let rows = sqlx::query(
+            "SELECT a.pid::int8 AS pid, a.usename::text AS usr, a.application_name AS app, \
+                    host(a.client_addr) AS client, a.datname::text AS db, a.state, \
+                    CASE WHEN a.wait_event IS NOT NULL THEN a.wait_event_type || ': ' || a.wait_event END AS wait, \
+                    a.query, \
+                    CASE WHEN a.state <> 'idle' THEN extract(epoch FROM now() - a.query_start)::float8 END AS query_age, \
+                    extract(epoch FROM now() - a.xact_start)::float8 AS xact_age, \
+                    CASE WHEN a.wait_event_type = 'Lock' THEN pg_blocking_pids(a.pid) ELSE '{}'::int[] END AS blocked_by, \
+                    CASE WHEN a.wait_event_type = 'Lock' THEN \
+                         (SELECT l.mode FROM pg_locks l WHERE l.pid = a.pid AND NOT l.granted LIMIT 1) END AS lock_mode, \
+                    (SELECT count(*) FROM pg_stat_activity s WHERE s.backend_type = 'client backend') AS server_conns, \
+                    current_setting('max_connections')::int8 AS max_conns \
+             FROM pg_stat_activity a \
+             WHERE a.backend_type = 'client backend' AND a.datname = current_database() \
+             ORDER BY a.query_start NULLS LAST, a.pid",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(EngineError::from_sqlx)?;
+        let own = self.own.lock().map(|o| o.clone()).unwrap_or_default();
+        let mut sample = ActivitySample::default();
+        for row in rows {
+            let get = |e| EngineError::from_sqlx(e);
+            let pid: i64 = row.try_get("pid").map_err(get)?;
+            let application: Option<String> = row.try_get("app").map_err(get)?;
+            let blocked_by: Vec<i32> = row.try_get("blocked_by").map_err(get)?;
+            sample.server_connections = row.try_get("server_conns").map_err(get)?;
+            sample.max_connections = row.try_get("max_conns").map_err(get)?;
+            sample.sessions.push(Session {
+                pid,
+                own: own.contains(&pid) && application.as_deref() == Some("custodian"),
+                user: row.try_get("usr").map_err(get)?,
+                application,
+                client: row.try_get("client").map_err(get)?,
+                database: row.try_get("db").map_err(get)?,
+                state: row.try_get("state").map_err(get)?,
+                wait_event: row.try_get("wait").map_err(get)?,
+                query: row.try_get("query").map_err(get)?,
+                query_age_s: row.try_get("query_age").map_err(get)?,
+                xact_age_s: row.try_get("xact_age").map_err(get)?,
+                blocked_by: blocked_by.into_iter().map(i64::from).collect(),
+                lock_mode: row.try_get("lock_mode").map_err(get)?,
+            });
+        }
+        Ok(sample)
+    }
+
+    /// pg_stat_activity for one pid, in any database, so the caller can
+    /// tell "not here" from "no such session".
+    async fn session(&self, pid: i64) -> EngineResult<Option<SessionLookup>> {
+        let Ok(pid) = i32::try_from(pid) else {
+            return Ok(None);
+        };
+        let row: Option<(bool, Option<String>, Option<String>, Option<String>)> = sqlx::query_as(
+            "SELECT datname = current_database(), state, query, application_name \
+             FROM pg_stat_activity WHERE pid = $1 AND backend_type = 'client backend'",
+        )
+        .bind(pid)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(EngineError::from_sqlx)?;
+        let own = self
+            .own
+            .lock()
+            .map(|o| o.contains(&i64::from(pid)))
+            .unwrap_or(false);
+        Ok(row.map(|(in_database, state, query, app)| SessionLookup {
+            in_database,
+            own: own && app.as_deref() == Some("custodian"),
+            state,
+            query,
+        }))
+    }
+
+    /// pg_cancel_backend / pg_terminate_backend: false when the backend is
+    /// gone or the panel's role may not signal it.
+    async fn signal(&self, pid: i64, signal: Signal) -> EngineResult<bool> {
+        let Ok(pid) = i32::try_from(pid) else {
+            return Ok(false);
+        };
+        let sql = match signal {
+            Signal::Cancel => "SELECT pg_cancel_backend($1)",
+            Signal::Terminate => "SELECT pg_terminate_backend($1)",
+        };
+        sqlx::query_scalar(sql)
+            .bind(pid)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(EngineError::from_sqlx)
+    }
+
+    /// pg_stat_statements, when the extension is installed in this database
+    /// (total_exec_time and mean_exec_time from PostgreSQL 13; total_time
+    /// and mean_time before).
+    async fn top_statements(
+        &self,
+        order: StatementOrder,
+        limit: i64,
+    ) -> EngineResult<Option<Vec<Statement>>> {
+        let (installed, version): (bool, i32) = sqlx::query_as(
+            "SELECT to_regclass('pg_stat_statements') IS NOT NULL, current_setting('server_version_num')::int",
+        )
+        .fetch_one(&self.pool)
+        .await
+        .map_err(EngineError::from_sqlx)?;
+        if !installed {
+            return Ok(None);
+        }
+        let (total, mean) = if version >= 130_000 {
+            ("total_exec_time", "mean_exec_time")
+        } else {
+            ("total_time", "mean_time")
+        };
+        let order_by = match order {
+            StatementOrder::TotalTime => total,
+            StatementOrder::MeanTime => mean,
+            StatementOrder::Calls => "calls",
+        };
+        // Column names come from the two fixed sets above, never from input.
+        let sql = format!(
+            "SELECT query, calls, {total}::float8, {mean}::float8, rows \
+             FROM pg_stat_statements WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database()) \
+             ORDER BY {order_by} DESC LIMIT $1"
+        );
+        let rows: Vec<(String, i64, f64, f64, i64)> = sqlx::query_as(&sql)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(EngineError::from_sqlx)?;
+        Ok(Some(
+            rows.into_iter()
+                .map(|(query, calls, total_ms, mean_ms, rows)| Statement {
+                    query,
+                    calls,
+                    total_ms,
+                    mean_ms,
+                    rows,
+                })
+                .collect(),
+        ))
+    }
+
+    async fn reset_statements(&self) -> EngineResult<()> {
+        sqlx::query("SELECT pg_stat_statements_reset()")
+            .execute(&self.pool)
+            .await
+            .map(|_| ())
+            .map_err(EngineError::from_sqlx)
     }
 }

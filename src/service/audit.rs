@@ -22,6 +22,12 @@ pub const ACTIONS: &[&str] = &[
     "account.password",
     "token.create",
     "token.revoke",
+    "db.create",
+    "db.update",
+    "db.delete",
+    "session.cancel",
+    "session.terminate",
+    "statements.reset",
 ];
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

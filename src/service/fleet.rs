@@ -11,6 +11,7 @@ use tokio::sync::Mutex;
 
 use crate::domain::DatabaseName;
 use crate::engine::{self, Capabilities, DatabaseEntry, ManagedDb, SchemaEntry, ServerStatus};
+use crate::service::activity::ActivityCache;
 use crate::service::registry::{Connection, DbEntry, Registry};
 use crate::store::now;
 
@@ -45,6 +46,8 @@ pub struct Member {
     status: RwLock<Status>,
     /// One check at a time per database.
     checking: Mutex<()>,
+    /// The shared activity sample (see `service::activity`).
+    pub activity: ActivityCache,
 }
 
 impl Member {
@@ -176,6 +179,7 @@ impl Fleet {
                                 db: m.db.clone(),
                                 status: RwLock::new(m.status()),
                                 checking: Mutex::new(()),
+                                activity: ActivityCache::default(),
                             });
                             members.insert(name, replaced);
                         }
@@ -195,6 +199,7 @@ impl Fleet {
                                 db,
                                 status: RwLock::new(Status::default()),
                                 checking: Mutex::new(()),
+                                activity: ActivityCache::default(),
                             }),
                         );
                         fresh.push(name);

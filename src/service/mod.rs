@@ -2,6 +2,7 @@
 //! the CLI all call these functions; none of them touch the store directly.
 //! Every mutating function takes the [`Actor`] and writes its audit row.
 
+pub mod activity;
 pub mod audit;
 pub mod auth;
 pub mod demo;

@@ -257,3 +257,81 @@ async fn a_newcomer_sees_the_demo_and_adds_their_postgres() {
     assert!(card.contains(" / "), "connections used / max: {card}");
     browser.close().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_dba_cancels_a_runaway_query_in_two_clicks() {
+    use sqlx::Connection;
+    let pg = crate::helpers::TestDb::postgres().await;
+    let app = TestApp::spawn().await;
+    app.create_user("dba", Role::Operator).await;
+    custodian::service::registry::Registry::add(
+        &app.state.registry,
+        &custodian::service::Actor::cli(),
+        custodian::service::registry::NewDatabase {
+            name: custodian::domain::DatabaseName::parse("shop").unwrap(),
+            url: custodian::config::SecretUrl::new(pg.url.clone()),
+            migrations_dir: None,
+            rpo: None,
+            rto: None,
+        },
+    )
+    .await
+    .unwrap();
+    app.state.fleet.refresh(&app.state.registry).await;
+    let mut conn = sqlx::PgConnection::connect(&pg.url).await.unwrap();
+    let pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    let runaway = tokio::spawn(async move { sqlx::query("SELECT pg_sleep(600)").execute(&mut conn).await });
+
+    let driver = Driver::start().await;
+    let browser = driver.browser().await;
+    browser
+        .goto(&app.url("/login?next=%2Fdatabases%2Fshop%2Factivity%3Fevery%3D1"))
+        .await
+        .unwrap();
+    fill_in(&browser, "input[name=name]", "dba").await;
+    fill_in(&browser, "input[name=password]", &password_of("dba")).await;
+    click(&browser, "button[type=submit].primary").await;
+    let row = format!("tr[data-pid='{pid}']");
+    wait_for_text(&browser, &row, "pg_sleep(600)").await;
+
+    click(&browser, &format!("{row} form[action$='/cancel'] button")).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Ok(text) = browser.get_alert_text().await {
+            assert!(text.contains(&format!("pid {pid}")), "{text}");
+            browser.accept_alert().await.unwrap();
+            break;
+        }
+        assert!(Instant::now() < deadline, "no confirm dialog");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    wait_for_text(&browser, "#flash", &format!("Cancelled the query on pid {pid}.")).await;
+    let result = tokio::time::timeout(Duration::from_secs(30), runaway)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(result.is_err(), "the query was really cancelled");
+    // The live table drops it at its next refresh.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let text = browser
+            .find(Locator::Css("#activity"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        if !text.contains("pg_sleep(600)") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the cancelled query stayed in the table"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    browser.close().await.unwrap();
+}

@@ -44,6 +44,12 @@ fn posts(token_id: i64) -> Vec<(String, Vec<(&'static str, String)>)> {
         ),
         ("/databases/demo".into(), vec![("rpo", "1h".into())]),
         ("/databases/demo/check".into(), vec![]),
+        ("/databases/demo/activity/1/cancel".into(), vec![]),
+        (
+            "/databases/demo/activity/1/terminate".into(),
+            vec![("confirm", "1".into())],
+        ),
+        ("/databases/demo/activity/top/reset".into(), vec![]),
         ("/databases/demo/delete".into(), vec![]),
         ("/logout".into(), vec![]),
         (

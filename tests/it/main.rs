@@ -5,6 +5,7 @@
 
 mod helpers;
 
+mod activity;
 mod audit;
 mod bad_input;
 mod browser;

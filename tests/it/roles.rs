@@ -61,6 +61,19 @@ const PAGES: &[(M, &str, u16, u16, u16, u16)] = &[
     (M::Get, "/databases/demo", 303, 200, 200, 200),
     (M::Get, "/databases/demo/edit", 303, 403, 403, 200),
     (M::Post, "/databases/demo/check", 303, 403, 303, 303),
+    // The demo is SQLite: no sessions, so the page explains and actions refuse.
+    (M::Get, "/databases/demo/activity", 303, 200, 200, 200),
+    (M::Post, "/databases/demo/activity/1/cancel", 303, 403, 422, 422),
+    (
+        M::Post,
+        "/databases/demo/activity/1/terminate",
+        303,
+        403,
+        422,
+        422,
+    ),
+    (M::Get, "/databases/demo/activity/top", 303, 200, 200, 200),
+    (M::Post, "/databases/demo/activity/top/reset", 303, 403, 403, 422),
     // An empty form keeps the URL and clears the targets: a valid update.
     (M::Post, "/databases/demo", 303, 403, 403, 303),
     (M::Post, "/databases/demo/delete", 303, 403, 403, 303),
@@ -80,6 +93,23 @@ const API: &[(M, &str, u16, u16, u16, u16)] = &[
     (M::Get, "/api/v1/databases/demo", 401, 200, 200, 200),
     (M::Put, "/api/v1/databases/demo", 401, 403, 403, 200),
     (M::Delete, "/api/v1/databases/nosuch", 401, 403, 403, 404),
+    (M::Get, "/api/v1/databases/demo/activity", 401, 409, 409, 409),
+    (
+        M::Post,
+        "/api/v1/databases/demo/activity/1/cancel",
+        401,
+        403,
+        422,
+        422,
+    ),
+    (
+        M::Post,
+        "/api/v1/databases/demo/activity/1/terminate",
+        401,
+        403,
+        422,
+        422,
+    ),
 ];
 
 fn expected(row: &(M, &str, u16, u16, u16, u16), who: Option<Role>) -> u16 {

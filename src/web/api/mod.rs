@@ -2,6 +2,7 @@
 //! tokens, with the same role checks and audit as the pages. Errors are
 //! `{"error": "..."}` (rendered by `web::errors`). One module per area.
 
+mod activity;
 mod databases;
 mod users;
 
@@ -10,5 +11,8 @@ use axum::Router;
 use crate::web::AppState;
 
 pub fn router() -> Router<AppState> {
-    Router::new().merge(users::router()).merge(databases::router())
+    Router::new()
+        .merge(users::router())
+        .merge(databases::router())
+        .merge(activity::router())
 }

@@ -2,6 +2,7 @@
 //! page (status from the fleet's last check: no page waits on a database),
 //! and in `form` the admin's add/edit/remove forms with "Test connection".
 
+mod activity;
 mod form;
 
 use askama::Template;
@@ -31,6 +32,14 @@ pub fn router() -> Router<AppState> {
         .route("/databases/{name}/edit", get(form::edit_form))
         .route("/databases/{name}/delete", post(form::remove))
         .route("/databases/{name}/check", post(check_now))
+        .route("/databases/{name}/activity", get(activity::page))
+        .route("/databases/{name}/activity/{pid}/cancel", post(activity::cancel))
+        .route(
+            "/databases/{name}/activity/{pid}/terminate",
+            post(activity::terminate),
+        )
+        .route("/databases/{name}/activity/top", get(activity::top))
+        .route("/databases/{name}/activity/top/reset", post(activity::reset_top))
 }
 
 /// One database as the tables and cards show it.

@@ -1,0 +1,120 @@
+//! API: a database's sessions (viewer) and cancel/terminate (operator), in
+//! the shapes DESIGN.md fixes. Same checks and audit rows as the page.
+
+use axum::extract::{Path, State};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Serialize;
+
+use crate::domain::DatabaseName;
+use crate::engine::Signal;
+use crate::error::{AppError, AppResult};
+use crate::service::activity;
+use crate::web::AppState;
+use crate::web::auth::{Operator, Viewer};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/databases/{name}/activity", get(sessions))
+        .route("/databases/{name}/activity/{pid}/cancel", post(cancel))
+        .route("/databases/{name}/activity/{pid}/terminate", post(terminate))
+}
+
+#[derive(Serialize)]
+struct SessionJson {
+    pid: i64,
+    user: Option<String>,
+    application: Option<String>,
+    client: Option<String>,
+    state: Option<String>,
+    wait_event: Option<String>,
+    query: Option<String>,
+    query_age_s: Option<f64>,
+    xact_age_s: Option<f64>,
+    blocked_by: Vec<i64>,
+}
+
+#[derive(Serialize)]
+struct Sessions {
+    sessions: Vec<SessionJson>,
+}
+
+#[derive(Serialize)]
+struct SignalJson {
+    ok: bool,
+    message: String,
+}
+
+fn member(state: &AppState, raw: &str) -> AppResult<std::sync::Arc<crate::service::fleet::Member>> {
+    let name =
+        DatabaseName::parse(raw).map_err(|_| AppError::not_found(format!("no database named {raw:?}")))?;
+    state
+        .fleet
+        .get(&name)
+        .ok_or_else(|| AppError::not_found(format!("no database named {name}")))
+}
+
+async fn sessions(
+    State(state): State<AppState>,
+    Viewer(_): Viewer,
+    Path(name): Path<String>,
+) -> AppResult<Json<Sessions>> {
+    let m = member(&state, &name)?;
+    let snapshot = activity::sample(&m, state.config.activity_sample_ttl)
+        .await
+        .map_err(AppError::Conflict)?;
+    let sessions = snapshot
+        .sample
+        .sessions
+        .iter()
+        .map(|s| SessionJson {
+            pid: s.pid,
+            user: s.user.clone(),
+            application: s.application.clone(),
+            client: s.client.clone(),
+            state: s.state.clone(),
+            wait_event: s.wait_event.clone(),
+            query: s.query.clone(),
+            query_age_s: s.query_age_s,
+            xact_age_s: s.xact_age_s,
+            blocked_by: s.blocked_by.clone(),
+        })
+        .collect();
+    Ok(Json(Sessions { sessions }))
+}
+
+async fn send(
+    state: &AppState,
+    me: &crate::web::auth::CurrentUser,
+    name: &str,
+    pid: &str,
+    signal: Signal,
+) -> AppResult<Json<SignalJson>> {
+    let m = member(state, name)?;
+    let pid: i64 = pid
+        .parse()
+        .ok()
+        .filter(|p| *p > 0)
+        .ok_or_else(|| AppError::not_found(format!("There is no session with pid {pid:?}.")))?;
+    let outcome = activity::signal(&state.store, &m, &me.actor(), pid, signal).await?;
+    Ok(Json(SignalJson {
+        ok: outcome.ok,
+        message: outcome.message,
+    }))
+}
+
+async fn cancel(
+    State(state): State<AppState>,
+    Operator(me): Operator,
+    Path((name, pid)): Path<(String, String)>,
+) -> AppResult<Json<SignalJson>> {
+    send(&state, &me, &name, &pid, Signal::Cancel).await
+}
+
+async fn terminate(
+    State(state): State<AppState>,
+    Operator(me): Operator,
+    Path((name, pid)): Path<(String, String)>,
+) -> AppResult<Json<SignalJson>> {
+    send(&state, &me, &name, &pid, Signal::Terminate).await
+}
