@@ -120,7 +120,7 @@ impl Default for Config {
             secret_key: None,
             demo: true,
             poll_interval: Duration::from_secs(15),
-            activity_sample_ttl: Duration::from_secs(1),
+            activity_sample_ttl: Duration::from_secs(2),
             long_query_warn: Duration::from_secs(30),
             long_query_alert: Duration::from_secs(300),
             databases: Vec::new(),

@@ -7,6 +7,8 @@
 
 mod mysql;
 mod postgres;
+
+pub use postgres::ACTIVITY_SQL as POSTGRES_ACTIVITY_SQL;
 mod sqlite;
 
 use std::fmt;

@@ -18,6 +18,25 @@ use super::{
 use crate::config::SecretUrl;
 use crate::error::AppError;
 
+/// The activity sample: pg_stat_activity (PG 10+ for backend_type) for
+/// this database's client backends; pg_blocking_pids (9.6+) and pg_locks
+/// only for sessions waiting on a lock, since pg_blocking_pids is not free.
+/// Public so the benchmark times the very query the panel runs.
+pub const ACTIVITY_SQL: &str = "SELECT a.pid::int8 AS pid, a.usename::text AS usr, a.application_name AS app, \
+                    host(a.client_addr) AS client, a.datname::text AS db, a.state, \
+                    CASE WHEN a.wait_event IS NOT NULL THEN a.wait_event_type || ': ' || a.wait_event END AS wait, \
+                    a.query, \
+                    CASE WHEN a.state <> 'idle' THEN extract(epoch FROM now() - a.query_start)::float8 END AS query_age, \
+                    extract(epoch FROM now() - a.xact_start)::float8 AS xact_age, \
+                    CASE WHEN a.wait_event_type = 'Lock' THEN pg_blocking_pids(a.pid) ELSE '{}'::int[] END AS blocked_by, \
+                    CASE WHEN a.wait_event_type = 'Lock' THEN \
+                         (SELECT l.mode FROM pg_locks l WHERE l.pid = a.pid AND NOT l.granted LIMIT 1) END AS lock_mode, \
+                    (SELECT count(*) FROM pg_stat_activity s WHERE s.backend_type = 'client backend') AS server_conns, \
+                    current_setting('max_connections')::int8 AS max_conns \
+             FROM pg_stat_activity a \
+             WHERE a.backend_type = 'client backend' AND a.datname = current_database() \
+             ORDER BY a.query_start NULLS LAST, a.pid";
+
 pub struct Postgres {
     pool: PgPool,
     /// Backend pids of the panel's own pool connections.
@@ -121,29 +140,12 @@ impl ManagedDb for Postgres {
         self.pool.close().await;
     }
 
-    /// pg_stat_activity (PG 10+ for backend_type) for this database's client
-    /// backends; pg_blocking_pids (9.6+) and pg_locks only for sessions
-    /// waiting on a lock, since pg_blocking_pids is not free.
+    /// See [`ACTIVITY_SQL`].
     async fn activity(&self) -> EngineResult<ActivitySample> {
-        let rows = sqlx::query(
-            "SELECT a.pid::int8 AS pid, a.usename::text AS usr, a.application_name AS app, \
-                    host(a.client_addr) AS client, a.datname::text AS db, a.state, \
-                    CASE WHEN a.wait_event IS NOT NULL THEN a.wait_event_type || ': ' || a.wait_event END AS wait, \
-                    a.query, \
-                    CASE WHEN a.state <> 'idle' THEN extract(epoch FROM now() - a.query_start)::float8 END AS query_age, \
-                    extract(epoch FROM now() - a.xact_start)::float8 AS xact_age, \
-                    CASE WHEN a.wait_event_type = 'Lock' THEN pg_blocking_pids(a.pid) ELSE '{}'::int[] END AS blocked_by, \
-                    CASE WHEN a.wait_event_type = 'Lock' THEN \
-                         (SELECT l.mode FROM pg_locks l WHERE l.pid = a.pid AND NOT l.granted LIMIT 1) END AS lock_mode, \
-                    (SELECT count(*) FROM pg_stat_activity s WHERE s.backend_type = 'client backend') AS server_conns, \
-                    current_setting('max_connections')::int8 AS max_conns \
-             FROM pg_stat_activity a \
-             WHERE a.backend_type = 'client backend' AND a.datname = current_database() \
-             ORDER BY a.query_start NULLS LAST, a.pid",
-        )
-        .fetch_all(&self.pool)
-        .await
-        .map_err(EngineError::from_sqlx)?;
+        let rows = sqlx::query(ACTIVITY_SQL)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(EngineError::from_sqlx)?;
         let own = self.own.lock().map(|o| o.clone()).unwrap_or_default();
         let mut sample = ActivitySample::default();
         for row in rows {

@@ -288,7 +288,7 @@ async fn a_dba_cancels_a_runaway_query_in_two_clicks() {
     let driver = Driver::start().await;
     let browser = driver.browser().await;
     browser
-        .goto(&app.url("/login?next=%2Fdatabases%2Fshop%2Factivity%3Fevery%3D1"))
+        .goto(&app.url("/login?next=%2Fdatabases%2Fshop%2Factivity%3Fevery%3D2"))
         .await
         .unwrap();
     fill_in(&browser, "input[name=name]", "dba").await;

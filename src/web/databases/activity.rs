@@ -21,8 +21,10 @@ use crate::web::auth::{Admin, Operator, Viewer};
 use crate::web::csrf;
 use crate::web::page::{PageCtx, flash, fmt_age};
 
-/// Refresh intervals offered, in seconds.
-const INTERVALS: [u64; 5] = [1, 2, 5, 10, 30];
+/// Refresh intervals offered, in seconds. None is shorter than the shared
+/// sample's default life (`activity_sample_ttl`, 2 s): a faster refresh
+/// would only show the same sample again.
+const INTERVALS: [u64; 4] = [2, 5, 10, 30];
 const DEFAULT_INTERVAL: u64 = 2;
 /// How much of a query the table shows before "more".
 const SHORT_QUERY: usize = 120;
@@ -186,7 +188,7 @@ pub(super) struct ActivityPage {
     ctx: PageCtx,
     db: DbView,
     view: ActivityQuery,
-    intervals: [u64; 5],
+    intervals: [u64; 4],
     pause_link: String,
     resume_link: String,
     /// The rendered live part (the same template htmx polls).
