@@ -148,27 +148,29 @@ impl ManagedDb for Postgres {
             .map_err(EngineError::from_sqlx)?;
         let own = self.own.lock().map(|o| o.clone()).unwrap_or_default();
         let mut sample = ActivitySample::default();
+        // Columns by position (the order of ACTIVITY_SQL): a name lookup per
+        // cell adds up over hundreds of sessions.
         for row in rows {
             let get = |e| EngineError::from_sqlx(e);
-            let pid: i64 = row.try_get("pid").map_err(get)?;
-            let application: Option<String> = row.try_get("app").map_err(get)?;
-            let blocked_by: Vec<i32> = row.try_get("blocked_by").map_err(get)?;
-            sample.server_connections = row.try_get("server_conns").map_err(get)?;
-            sample.max_connections = row.try_get("max_conns").map_err(get)?;
+            let pid: i64 = row.try_get(0).map_err(get)?;
+            let application: Option<String> = row.try_get(2).map_err(get)?;
+            let blocked_by: Vec<i32> = row.try_get(10).map_err(get)?;
+            sample.server_connections = row.try_get(12).map_err(get)?;
+            sample.max_connections = row.try_get(13).map_err(get)?;
             sample.sessions.push(Session {
                 pid,
                 own: own.contains(&pid) && application.as_deref() == Some("custodian"),
-                user: row.try_get("usr").map_err(get)?,
+                user: row.try_get(1).map_err(get)?,
                 application,
-                client: row.try_get("client").map_err(get)?,
-                database: row.try_get("db").map_err(get)?,
-                state: row.try_get("state").map_err(get)?,
-                wait_event: row.try_get("wait").map_err(get)?,
-                query: row.try_get("query").map_err(get)?,
-                query_age_s: row.try_get("query_age").map_err(get)?,
-                xact_age_s: row.try_get("xact_age").map_err(get)?,
+                client: row.try_get(3).map_err(get)?,
+                database: row.try_get(4).map_err(get)?,
+                state: row.try_get(5).map_err(get)?,
+                wait_event: row.try_get(6).map_err(get)?,
+                query: row.try_get(7).map_err(get)?,
+                query_age_s: row.try_get(8).map_err(get)?,
+                xact_age_s: row.try_get(9).map_err(get)?,
                 blocked_by: blocked_by.into_iter().map(i64::from).collect(),
-                lock_mode: row.try_get("lock_mode").map_err(get)?,
+                lock_mode: row.try_get(11).map_err(get)?,
             });
         }
         Ok(sample)

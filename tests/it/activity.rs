@@ -98,9 +98,17 @@ async fn a_running_query_is_shown_cancelled_and_terminated_from_the_page() {
         "the result in plain words"
     );
 
-    // Terminate needs the pid typed; a wrong one changes nothing.
+    // Terminate asks on its own page, showing the query, for the pid typed;
+    // a wrong one changes nothing.
     let (pid, sleeper) = run_pg(&pg.url, "SELECT pg_sleep(600)").await;
     appears(&app, &token, "shop", pid, "pg_sleep(600)").await;
+    let (status, confirm) = operator
+        .text(&format!(
+            "/databases/shop/activity/{pid}/terminate?back=state%3Dactive"
+        ))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(confirm.contains("pg_sleep(600)") && confirm.contains(&format!("Type the pid, {pid}")));
     let res = operator
         .post(
             &format!("/databases/shop/activity/{pid}/terminate"),

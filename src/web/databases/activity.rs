@@ -340,6 +340,52 @@ pub(super) async fn cancel(
     signal_route(&state, &me, &session, &name, &pid, &form, Signal::Cancel).await
 }
 
+#[derive(Template, WebTemplate)]
+#[template(path = "databases/terminate.html")]
+pub(super) struct TerminatePage {
+    ctx: PageCtx,
+    db: DbView,
+    pid: i64,
+    state: String,
+    query: String,
+    back: String,
+}
+
+#[derive(Deserialize)]
+pub(super) struct BackQuery {
+    #[serde(default)]
+    back: String,
+}
+
+/// Terminate asks first, on its own page: the session's query, and a box
+/// where the user types the pid.
+pub(super) async fn terminate_page(
+    State(state): State<AppState>,
+    Operator(_): Operator,
+    Path((name, pid)): Path<(String, String)>,
+    Query(q): Query<BackQuery>,
+    ctx: PageCtx,
+) -> AppResult<TerminatePage> {
+    let name = path_name(&name)?;
+    let pid = path_pid(&pid)?;
+    let m = member(&state, &name)?;
+    let db = m.db().map_err(AppError::invalid)?;
+    let found = db
+        .session(pid)
+        .await
+        .map_err(|e| AppError::invalid(format!("cannot read the session: {e}")))?
+        .filter(|s| s.in_database)
+        .ok_or_else(|| AppError::not_found(format!("There is no session with pid {pid} in {name}.")))?;
+    Ok(TerminatePage {
+        ctx,
+        db: DbView::of(&m),
+        pid,
+        state: found.state.unwrap_or_default(),
+        query: found.query.unwrap_or_default(),
+        back: q.back,
+    })
+}
+
 pub(super) async fn terminate(
     State(state): State<AppState>,
     Operator(me): Operator,

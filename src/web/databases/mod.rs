@@ -36,7 +36,7 @@ pub fn router() -> Router<AppState> {
         .route("/databases/{name}/activity/{pid}/cancel", post(activity::cancel))
         .route(
             "/databases/{name}/activity/{pid}/terminate",
-            post(activity::terminate),
+            get(activity::terminate_page).post(activity::terminate),
         )
         .route("/databases/{name}/activity/top", get(activity::top))
         .route("/databases/{name}/activity/top/reset", post(activity::reset_top))
