@@ -469,3 +469,130 @@ async fn mariadb_sleep_appears_and_kill_query_stops_it() {
     let still: i64 = sqlx::query_scalar("SELECT 7").fetch_one(&mut conn).await.unwrap();
     assert_eq!(still, 7, "KILL QUERY leaves the connection open");
 }
+
+#[tokio::test]
+async fn mariadb_lock_waits_show_who_blocks_whom() {
+    let my = TestDb::mariadb().await;
+    let mut setup = sqlx::MySqlConnection::connect(&my.url).await.unwrap();
+    sqlx::raw_sql("CREATE TABLE accounts (id INT PRIMARY KEY, balance INT) ENGINE=InnoDB")
+        .execute(&mut setup)
+        .await
+        .unwrap();
+    sqlx::raw_sql("INSERT INTO accounts VALUES (1, 100)")
+        .execute(&mut setup)
+        .await
+        .unwrap();
+    let (app, _, token) = watched(&my, "maria").await;
+
+    let mut holder = sqlx::MySqlConnection::connect(&my.url).await.unwrap();
+    let holder_id: i64 = sqlx::query_scalar("SELECT CAST(CONNECTION_ID() AS SIGNED)")
+        .fetch_one(&mut holder)
+        .await
+        .unwrap();
+    sqlx::raw_sql("BEGIN").execute(&mut holder).await.unwrap();
+    sqlx::raw_sql("UPDATE accounts SET balance = 0 WHERE id = 1")
+        .execute(&mut holder)
+        .await
+        .unwrap();
+    let mut waiter = sqlx::MySqlConnection::connect(&my.url).await.unwrap();
+    let waiter_id: i64 = sqlx::query_scalar("SELECT CAST(CONNECTION_ID() AS SIGNED)")
+        .fetch_one(&mut waiter)
+        .await
+        .unwrap();
+    let blocked = tokio::spawn(async move {
+        sqlx::query("UPDATE accounts SET balance = 50 WHERE id = 1")
+            .execute(&mut waiter)
+            .await
+            .map(|_| ())
+    });
+
+    let session = eventually("the waiter to show as blocked", || async {
+        let v: serde_json::Value = api_get(&app, &token, "/api/v1/databases/maria/activity")
+            .await
+            .json()
+            .await
+            .ok()?;
+        v["sessions"]
+            .as_array()?
+            .iter()
+            .find(|s| s["pid"] == waiter_id && s["blocked_by"].as_array().is_some_and(|b| !b.is_empty()))
+            .cloned()
+    })
+    .await;
+    assert_eq!(session["blocked_by"], serde_json::json!([holder_id]));
+    let holder_row = {
+        let v: serde_json::Value = api_get(&app, &token, "/api/v1/databases/maria/activity")
+            .await
+            .json()
+            .await
+            .unwrap();
+        v["sessions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["pid"] == holder_id)
+            .cloned()
+            .unwrap()
+    };
+    assert_eq!(holder_row["state"], "idle in transaction");
+    sqlx::raw_sql("ROLLBACK").execute(&mut holder).await.unwrap();
+    tokio::time::timeout(Duration::from_secs(30), blocked)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+}
+
+#[tokio::test]
+async fn top_statements_come_from_pg_stat_statements_and_reset() {
+    // Without the extension: a note on how to enable it.
+    let pg = TestDb::postgres().await;
+    let (app, operator, _) = watched(&pg, "shop").await;
+    let (status, page) = operator.text("/databases/shop/activity/top").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        page.contains("pg_stat_statements is not installed") && page.contains("shared_preload_libraries")
+    );
+    drop(app);
+
+    // With it, on a server of the test's own.
+    let server = crate::helpers::ThrowawayPg::start(&["shared_preload_libraries=pg_stat_statements"]);
+    let mut conn = sqlx::PgConnection::connect(&server.url).await.unwrap();
+    sqlx::raw_sql("CREATE EXTENSION pg_stat_statements")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    for _ in 0..7 {
+        sqlx::raw_sql("SELECT count(*) FROM generate_series(1, 20000) AS custodian_marker")
+            .execute(&mut conn)
+            .await
+            .unwrap();
+    }
+    let app = TestApp::spawn().await;
+    let admin = app.signed_in("root", Role::Admin).await;
+    add_in_browser(&admin, "own", &server.url).await;
+    let token = app.token_for("bot", Role::Viewer).await;
+    app.checked(&token, "own").await;
+
+    let (status, page) = admin.text("/databases/own/activity/top?order=calls").await;
+    assert_eq!(status, StatusCode::OK);
+    let row = &page[page.find("custodian_marker").expect("the statement is listed")..];
+    let calls = row
+        .split("<td>")
+        .nth(1)
+        .and_then(|c| c.split('<').next())
+        .unwrap();
+    assert_eq!(calls, "7", "its calls are counted");
+
+    let res = admin.post("/databases/own/activity/top/reset", &[]).await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    let (_, page) = admin.text("/databases/own/activity/top").await;
+    assert!(!page.contains("custodian_marker"), "reset clears the statistics");
+    let row = app.audit().await.pop().unwrap();
+    assert_eq!(
+        (row.action.as_str(), row.outcome.as_str()),
+        ("statements.reset", "success")
+    );
+    drop(admin);
+    drop(app);
+}

@@ -450,3 +450,112 @@ macro_rules! on_both_stores {
         }
     };
 }
+
+/// A PostgreSQL server of the test's own, from this machine's installation,
+/// for what the shared server cannot give (here: pg_stat_statements, which
+/// needs shared_preload_libraries and a restart). Stopped on drop.
+pub struct ThrowawayPg {
+    dir: tempfile::TempDir,
+    bin: std::path::PathBuf,
+    pub url: String,
+}
+
+fn running_as_root() -> bool {
+    std::process::Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout == b"0\n")
+}
+
+/// A PostgreSQL server program; as root, run as the postgres account
+/// (PostgreSQL refuses to run as root).
+fn pg_program(program: &std::path::Path) -> std::process::Command {
+    if running_as_root() {
+        let mut c = std::process::Command::new("runuser");
+        c.args(["-u", "postgres", "--"]).arg(program);
+        c
+    } else {
+        std::process::Command::new(program)
+    }
+}
+
+impl ThrowawayPg {
+    pub fn start(settings: &[&str]) -> ThrowawayPg {
+        let bin = std::fs::read_dir("/usr/lib/postgresql")
+            .ok()
+            .and_then(|dirs| {
+                let mut versions: Vec<std::path::PathBuf> =
+                    dirs.filter_map(|d| Some(d.ok()?.path().join("bin"))).collect();
+                versions.sort();
+                versions.pop()
+            })
+            .filter(|b| b.join("initdb").exists())
+            .expect("PostgreSQL's server programs (initdb, pg_ctl): scripts/test installs them");
+        let dir = tempfile::tempdir().unwrap();
+        if running_as_root() {
+            std::process::Command::new("chmod")
+                .arg("755")
+                .arg(dir.path())
+                .status()
+                .unwrap();
+            std::process::Command::new("chown")
+                .arg("postgres")
+                .arg(dir.path())
+                .status()
+                .unwrap();
+        }
+        let data = dir.path().join("data");
+        let run = |program: &str, args: &[&str]| {
+            let out = pg_program(&bin.join(program)).args(args).output().unwrap();
+            assert!(
+                out.status.success(),
+                "{program}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        run(
+            "initdb",
+            &["-D", data.to_str().unwrap(), "-A", "trust", "-U", "postgres"],
+        );
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut options = format!(
+            "-p {port} -k {} -c listen_addresses=127.0.0.1",
+            dir.path().display()
+        );
+        for s in settings {
+            options.push_str(&format!(" -c {s}"));
+        }
+        let log = dir.path().join("server.log");
+        run(
+            "pg_ctl",
+            &[
+                "-D",
+                data.to_str().unwrap(),
+                "-l",
+                log.to_str().unwrap(),
+                "-w",
+                "-o",
+                &options,
+                "start",
+            ],
+        );
+        ThrowawayPg {
+            dir,
+            bin,
+            url: format!("postgres://postgres@127.0.0.1:{port}/postgres"),
+        }
+    }
+}
+
+impl Drop for ThrowawayPg {
+    fn drop(&mut self) {
+        let data = self.dir.path().join("data");
+        let _ = pg_program(&self.bin.join("pg_ctl"))
+            .args(["-D", data.to_str().unwrap(), "-m", "immediate", "stop"])
+            .output();
+    }
+}
