@@ -172,12 +172,7 @@ impl ManagedDb for Mysql {
             let in_trx: bool = row.try_get::<i64, _>("in_trx").map_err(get)? != 0;
             let seconds: Option<i64> = row.try_get("seconds").map_err(get)?;
             let blocked_by: Option<String> = row.try_get("blocked_by").map_err(get)?;
-            let state = match (command.as_str(), in_trx) {
-                ("Sleep", true) => "idle in transaction".to_string(),
-                ("Sleep", false) => "idle".to_string(),
-                ("Query" | "Execute", _) => "active".to_string(),
-                (other, _) => other.to_lowercase(),
-            };
+            let state = state_of(&command, in_trx);
             sample.server_connections = row.try_get("server_conns").map_err(get)?;
             sample.max_connections = row.try_get("max_conns").map_err(get)?;
             sample.sessions.push(Session {
@@ -212,23 +207,22 @@ impl ManagedDb for Mysql {
 
     /// PROCESSLIST for one connection id, in any database.
     async fn session(&self, pid: i64) -> EngineResult<Option<SessionLookup>> {
-        let row: Option<(i64, String, Option<String>)> = sqlx::query_as(
-            "SELECT CAST(COALESCE(DB = DATABASE(), 0) AS SIGNED), COMMAND, INFO \
-             FROM information_schema.PROCESSLIST WHERE ID = ?",
+        let row: Option<(i64, String, Option<String>, i64)> = sqlx::query_as(
+            "SELECT CAST(COALESCE(p.DB = DATABASE(), 0) AS SIGNED), p.COMMAND, p.INFO, \
+                    CAST(t.trx_id IS NOT NULL AS SIGNED) \
+             FROM information_schema.PROCESSLIST p \
+             LEFT JOIN information_schema.INNODB_TRX t ON t.trx_mysql_thread_id = p.ID \
+             WHERE p.ID = ?",
         )
         .bind(pid)
         .fetch_optional(&self.pool)
         .await
         .map_err(EngineError::from_sqlx)?;
         let own = self.own.lock().map(|o| o.contains(&pid)).unwrap_or(false);
-        Ok(row.map(|(in_database, command, query)| SessionLookup {
+        Ok(row.map(|(in_database, command, query, in_trx)| SessionLookup {
             in_database: in_database != 0,
             own,
-            state: Some(if command == "Sleep" {
-                "idle".into()
-            } else {
-                "active".into()
-            }),
+            state: Some(state_of(&command, in_trx != 0)),
             query,
         }))
     }
@@ -250,6 +244,16 @@ impl ManagedDb for Mysql {
             }
             Err(e) => Err(EngineError::from_sqlx(e)),
         }
+    }
+}
+
+/// PostgreSQL's words for a MySQL/MariaDB connection's COMMAND.
+fn state_of(command: &str, in_transaction: bool) -> String {
+    match (command, in_transaction) {
+        ("Sleep", true) => "idle in transaction".into(),
+        ("Sleep", false) => "idle".into(),
+        ("Query" | "Execute", _) => "active".into(),
+        (other, _) => other.to_lowercase(),
     }
 }
 

@@ -279,11 +279,24 @@ pub async fn signal(
                 "Session {pid} is one of the panel's own connections; it cannot be {done} here."
             )));
         }
-        if signal == Signal::Cancel && found.state.as_deref() == Some("idle") {
-            return Ok(SignalOutcome {
-                ok: false,
-                message: format!("Nothing to cancel: the query on pid {pid} had already finished."),
-            });
+        // Cancel stops a running query; an idle session has none, and one
+        // idle in a transaction keeps its locks until it is terminated.
+        match (signal, found.state.as_deref()) {
+            (Signal::Cancel, Some("idle")) => {
+                return Ok(SignalOutcome {
+                    ok: false,
+                    message: format!("Nothing to cancel: the query on pid {pid} had already finished."),
+                });
+            }
+            (Signal::Cancel, Some(state)) if state.starts_with("idle in transaction") => {
+                return Ok(SignalOutcome {
+                    ok: false,
+                    message: format!(
+                        "Nothing to cancel: pid {pid} is {state}, running no query. Terminate it to end its transaction and free its locks."
+                    ),
+                });
+            }
+            _ => {}
         }
         let done = db
             .signal(pid, signal)

@@ -299,7 +299,25 @@ async fn a_waiter_shows_blocked_by_the_holder_and_the_tree_starts_at_the_root() 
     assert!(tree[root..child].contains("root blocker"));
     assert!(tree[child..].contains("ShareLock"), "the lock mode waited for");
 
-    // Cancelling the root blocker's transaction frees the waiter.
+    // The root blocker runs no query: cancel would do nothing, and says so.
+    let res = reqwest::Client::new()
+        .post(app.url(&format!("/api/v1/databases/bank/activity/{holder_pid}/cancel")))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    let body: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(body["ok"], false);
+    assert!(
+        body["message"].as_str().unwrap().contains("Terminate it"),
+        "{body}"
+    );
+    assert!(
+        tree[root..child].contains("Terminate…"),
+        "the tree offers terminate for it"
+    );
+
+    // Ending the root blocker's transaction frees the waiter.
     sqlx::raw_sql("ROLLBACK").execute(&mut holder).await.unwrap();
     tokio::time::timeout(Duration::from_secs(30), waiter)
         .await
