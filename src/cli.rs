@@ -329,7 +329,7 @@ async fn db(config: &Config, cmd: DbCommand) -> anyhow::Result<()> {
                 "NAME", "ENGINE", "FROM", "RPO", "RTO"
             );
             let dur = |d: Option<std::time::Duration>| {
-                d.map(crate::web::fmt_duration).unwrap_or_else(|| "-".into())
+                d.map(crate::format::fmt_duration).unwrap_or_else(|| "-".into())
             };
             for e in registry.list().await? {
                 println!(

@@ -34,6 +34,7 @@ const ENV_KEYS: &[&str] = &[
     "activity_sample_ttl",
     "long_query_warn",
     "long_query_alert",
+    "max_jobs_per_database",
 ];
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -84,6 +85,8 @@ pub struct Config {
     /// ...and longer than this, marked as a problem.
     #[serde(with = "humantime_serde")]
     pub long_query_alert: Duration,
+    /// Jobs (maintenance, backups, …) that may run at once on one database.
+    pub max_jobs_per_database: usize,
     /// Databases declared here rather than in the browser; read-only there.
     pub databases: Vec<DeclaredDatabase>,
 }
@@ -123,6 +126,7 @@ impl Default for Config {
             activity_sample_ttl: Duration::from_secs(2),
             long_query_warn: Duration::from_secs(30),
             long_query_alert: Duration::from_secs(300),
+            max_jobs_per_database: 2,
             databases: Vec::new(),
         }
     }

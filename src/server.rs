@@ -13,6 +13,7 @@ use tower_sessions::session_store::ExpiredDeletion;
 use crate::config::Config;
 use crate::secrets::Secrets;
 use crate::service::fleet::Fleet;
+use crate::service::jobs::Jobs;
 use crate::service::registry::Registry;
 use crate::service::{demo, setup};
 use crate::store::Store;
@@ -56,7 +57,11 @@ pub async fn prepare(config: Config) -> anyhow::Result<Prepared> {
         }
     });
 
-    let state = AppState::new(config, store, registry, fleet);
+    // Jobs left running by a panel that died are swept to interrupted.
+    let jobs = Jobs::new(store.clone(), config.max_jobs_per_database);
+    jobs.spawn_sweeper();
+
+    let state = AppState::new(config, store, registry, fleet, jobs);
     let app = web::router(state.clone(), sessions);
     Ok(Prepared {
         state,

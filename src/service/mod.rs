@@ -7,6 +7,7 @@ pub mod audit;
 pub mod auth;
 pub mod demo;
 pub mod fleet;
+pub mod jobs;
 pub mod passwords;
 pub mod registry;
 pub mod setup;

@@ -15,8 +15,6 @@ mod overview;
 mod page;
 mod users;
 
-pub use page::fmt_duration;
-
 use std::ops::Deref;
 use std::sync::Arc;
 
@@ -34,6 +32,7 @@ use tower_sessions::{Expiry, SessionManagerLayer};
 
 use crate::config::Config;
 use crate::service::fleet::Fleet;
+use crate::service::jobs::Jobs;
 use crate::service::registry::Registry;
 use crate::store::{SessionBackend, Store};
 
@@ -53,15 +52,17 @@ pub struct Inner {
     pub store: Store,
     pub registry: Registry,
     pub fleet: Fleet,
+    pub jobs: Jobs,
 }
 
 impl AppState {
-    pub fn new(config: Config, store: Store, registry: Registry, fleet: Fleet) -> Self {
+    pub fn new(config: Config, store: Store, registry: Registry, fleet: Fleet, jobs: Jobs) -> Self {
         AppState(Arc::new(Inner {
             config,
             store,
             registry,
             fleet,
+            jobs,
         }))
     }
 }
