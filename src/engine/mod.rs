@@ -5,11 +5,15 @@
 //! connect timeout and a statement timeout, named "custodian" on the server
 //! where the engine allows it.
 
+pub mod maintenance;
 mod mysql;
+mod mysql_maintenance;
 mod postgres;
+mod postgres_maintenance;
 
 pub use postgres::ACTIVITY_SQL as POSTGRES_ACTIVITY_SQL;
 mod sqlite;
+mod sqlite_maintenance;
 
 use std::fmt;
 use std::sync::Arc;
@@ -17,6 +21,11 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use serde::Serialize;
+
+pub use maintenance::{
+    Action, Control, DatabaseHealth, IndexHealth, Relation, TableHealth, TableList, TableQuery, TableSort,
+    Target,
+};
 
 use crate::config::SecretUrl;
 use crate::error::AppError;
@@ -303,6 +312,38 @@ pub trait ManagedDb: Send + Sync {
     /// Reset statement statistics.
     async fn reset_statements(&self) -> EngineResult<()> {
         Err(self.unsupported("statement statistics"))
+    }
+
+    /// One page of table figures, sorted and sliced on the server.
+    async fn tables(&self, _query: &TableQuery) -> EngineResult<TableList> {
+        Err(self.unsupported("table statistics"))
+    }
+
+    /// Index figures, problems first, at most `limit`.
+    async fn indexes(&self, _limit: i64) -> EngineResult<Vec<IndexHealth>> {
+        Ok(Vec::new())
+    }
+
+    async fn database_health(&self) -> EngineResult<DatabaseHealth> {
+        Ok(DatabaseHealth::default())
+    }
+
+    /// Find tables in the catalog now, by `schema.table` (or, on
+    /// PostgreSQL, `oid:N`). Fails naming the first one that is not there.
+    async fn resolve_tables(&self, _names: &[String]) -> EngineResult<Vec<Relation>> {
+        Err(self.unsupported("tables to maintain"))
+    }
+
+    /// Find an index in the catalog now, by `schema.index` or `oid:N`.
+    async fn resolve_index(&self, _name: &str) -> EngineResult<Relation> {
+        Err(self.unsupported("indexes to rebuild"))
+    }
+
+    /// Run a maintenance action, reporting progress, stopping when asked.
+    /// Each relation is checked against the catalog again just before it
+    /// is worked on. Returns a one-line summary.
+    async fn maintain(&self, _action: Action, _target: &Target, _control: &Control) -> EngineResult<String> {
+        Err(self.unsupported("maintenance"))
     }
 
     fn unsupported(&self, what: &str) -> EngineError {

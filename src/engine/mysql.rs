@@ -10,15 +10,19 @@ use async_trait::async_trait;
 use sqlx::mysql::{MySqlConnectOptions, MySqlPool};
 use sqlx::{Executor, Row};
 
+use super::mysql_maintenance as maintenance;
 use super::{
-    ActivitySample, DatabaseEntry, EngineError, EngineKind, EngineResult, ManagedDb, STATEMENT_TIMEOUT,
-    SchemaEntry, ServerStatus, Session, SessionLookup, Signal, bad_url, pool_options,
+    Action, ActivitySample, Control, DatabaseEntry, EngineError, EngineKind, EngineResult, ManagedDb,
+    Relation, STATEMENT_TIMEOUT, SchemaEntry, ServerStatus, Session, SessionLookup, Signal, TableList,
+    TableQuery, Target, bad_url, pool_options,
 };
 use crate::config::SecretUrl;
 use crate::error::AppError;
 
 pub struct Mysql {
     pool: MySqlPool,
+    /// For maintenance jobs' own connections.
+    options: MySqlConnectOptions,
     /// Connection ids of the panel's own pool connections.
     own: Arc<Mutex<HashSet<i64>>>,
 }
@@ -36,6 +40,7 @@ impl Mysql {
         let secs = STATEMENT_TIMEOUT.as_secs();
         let own: Arc<Mutex<HashSet<i64>>> = Arc::default();
         let record = own.clone();
+        let maintenance_options = options.clone();
         let pool = pool_options::<sqlx::MySql>()
             .after_connect(move |conn, _meta| {
                 let record = record.clone();
@@ -60,7 +65,11 @@ impl Mysql {
                 })
             })
             .connect_lazy_with(options);
-        Ok(Mysql { pool, own })
+        Ok(Mysql {
+            pool,
+            options: maintenance_options,
+            own,
+        })
     }
 }
 
@@ -225,6 +234,18 @@ impl ManagedDb for Mysql {
             state: Some(state_of(&command, in_trx != 0)),
             query,
         }))
+    }
+
+    async fn tables(&self, query: &TableQuery) -> EngineResult<TableList> {
+        maintenance::tables(&self.pool, query).await
+    }
+
+    async fn resolve_tables(&self, names: &[String]) -> EngineResult<Vec<Relation>> {
+        maintenance::resolve_tables(&self.pool, names).await
+    }
+
+    async fn maintain(&self, action: Action, target: &Target, control: &Control) -> EngineResult<String> {
+        maintenance::maintain(&self.pool, &self.options, action, target, control).await
     }
 
     /// KILL QUERY / KILL. The id is a number checked against PROCESSLIST

@@ -10,10 +10,11 @@ use async_trait::async_trait;
 use sqlx::Row;
 use sqlx::postgres::{PgConnectOptions, PgPool};
 
+use super::postgres_maintenance as maintenance;
 use super::{
-    ActivitySample, DatabaseEntry, EngineError, EngineKind, EngineResult, ManagedDb, STATEMENT_TIMEOUT,
-    SchemaEntry, ServerStatus, Session, SessionLookup, Signal, Statement, StatementOrder, bad_url,
-    pool_options,
+    Action, ActivitySample, Control, DatabaseEntry, DatabaseHealth, EngineError, EngineKind, EngineResult,
+    IndexHealth, ManagedDb, Relation, STATEMENT_TIMEOUT, SchemaEntry, ServerStatus, Session, SessionLookup,
+    Signal, Statement, StatementOrder, TableList, TableQuery, Target, bad_url, pool_options,
 };
 use crate::config::SecretUrl;
 use crate::error::AppError;
@@ -39,6 +40,8 @@ pub const ACTIVITY_SQL: &str = "SELECT a.pid::int8 AS pid, a.usename::text AS us
 
 pub struct Postgres {
     pool: PgPool,
+    /// For maintenance jobs' own connections.
+    options: PgConnectOptions,
     /// Backend pids of the panel's own pool connections.
     own: Arc<Mutex<HashSet<i64>>>,
 }
@@ -53,6 +56,7 @@ impl Postgres {
             .options([("statement_timeout", timeout_ms.as_str())]);
         let own: Arc<Mutex<HashSet<i64>>> = Arc::default();
         let record = own.clone();
+        let maintenance_options = options.clone();
         let pool = pool_options::<sqlx::Postgres>()
             .after_connect(move |conn, _meta| {
                 let record = record.clone();
@@ -67,7 +71,11 @@ impl Postgres {
                 })
             })
             .connect_lazy_with(options);
-        Ok(Postgres { pool, own })
+        Ok(Postgres {
+            pool,
+            options: maintenance_options,
+            own,
+        })
     }
 }
 
@@ -277,5 +285,29 @@ impl ManagedDb for Postgres {
             .await
             .map(|_| ())
             .map_err(EngineError::from_sqlx)
+    }
+
+    async fn tables(&self, query: &TableQuery) -> EngineResult<TableList> {
+        maintenance::tables(&self.pool, query).await
+    }
+
+    async fn indexes(&self, limit: i64) -> EngineResult<Vec<IndexHealth>> {
+        maintenance::indexes(&self.pool, limit).await
+    }
+
+    async fn database_health(&self) -> EngineResult<DatabaseHealth> {
+        maintenance::database_health(&self.pool).await
+    }
+
+    async fn resolve_tables(&self, names: &[String]) -> EngineResult<Vec<Relation>> {
+        maintenance::resolve_tables(&self.pool, names).await
+    }
+
+    async fn resolve_index(&self, name: &str) -> EngineResult<Relation> {
+        maintenance::resolve_index(&self.pool, name).await
+    }
+
+    async fn maintain(&self, action: Action, target: &Target, control: &Control) -> EngineResult<String> {
+        maintenance::maintain(&self.pool, &self.options, action, target, control).await
     }
 }

@@ -8,9 +8,10 @@ use std::time::Duration;
 use async_trait::async_trait;
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePool};
 
+use super::sqlite_maintenance as maintenance;
 use super::{
-    DatabaseEntry, EngineError, EngineKind, EngineResult, ManagedDb, SchemaEntry, ServerStatus, bad_url,
-    pool_options,
+    Action, Control, DatabaseEntry, DatabaseHealth, EngineError, EngineKind, EngineResult, ManagedDb,
+    Relation, SchemaEntry, ServerStatus, TableList, TableQuery, Target, bad_url, pool_options,
 };
 use crate::config::SecretUrl;
 use crate::error::AppError;
@@ -87,5 +88,21 @@ impl ManagedDb for Sqlite {
 
     async fn close(&self) {
         self.pool.close().await;
+    }
+
+    async fn tables(&self, query: &TableQuery) -> EngineResult<TableList> {
+        maintenance::tables(&self.pool, query).await
+    }
+
+    async fn database_health(&self) -> EngineResult<DatabaseHealth> {
+        maintenance::database_health(&self.pool).await
+    }
+
+    async fn resolve_tables(&self, names: &[String]) -> EngineResult<Vec<Relation>> {
+        maintenance::resolve_tables(&self.pool, names).await
+    }
+
+    async fn maintain(&self, action: Action, target: &Target, control: &Control) -> EngineResult<String> {
+        maintenance::maintain(&self.pool, action, target, control).await
     }
 }

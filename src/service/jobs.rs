@@ -139,7 +139,12 @@ impl Jobs {
             .ok_or_else(|| AppError::not_found(format!("There is no job {id}.")))
     }
 
-    pub async fn list(&self, database: Option<&str>, before: Option<i64>, limit: i64) -> AppResult<Vec<JobRow>> {
+    pub async fn list(
+        &self,
+        database: Option<&str>,
+        before: Option<i64>,
+        limit: i64,
+    ) -> AppResult<Vec<JobRow>> {
         Ok(rows::list(self.0.store.pool(), database, before, limit).await?)
     }
 
@@ -155,7 +160,11 @@ impl Jobs {
     fn try_claim(&self, spec: &JobSpec) -> bool {
         let db = spec.database.clone().unwrap_or_default();
         let mut busy = self.0.busy_tables.lock().expect("busy tables lock");
-        if spec.tables.iter().any(|t| busy.contains(&(db.clone(), t.clone()))) {
+        if spec
+            .tables
+            .iter()
+            .any(|t| busy.contains(&(db.clone(), t.clone())))
+        {
             return false;
         }
         for t in &spec.tables {
@@ -320,9 +329,14 @@ impl Jobs {
         };
         crate::service::audit::audited(store, actor, event, async {
             require(actor, Role::Operator)?;
-            let job = job.clone().ok_or_else(|| AppError::not_found(format!("There is no job {id}.")))?;
+            let job = job
+                .clone()
+                .ok_or_else(|| AppError::not_found(format!("There is no job {id}.")))?;
             if rows::request_cancel(store.pool(), id).await? == 0 {
-                return Err(AppError::conflict(format!("Job {id} has already ended ({}).", job.state)));
+                return Err(AppError::conflict(format!(
+                    "Job {id} has already ended ({}).",
+                    job.state
+                )));
             }
             self.signal_local(id);
             Ok(())

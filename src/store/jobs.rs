@@ -59,7 +59,12 @@ pub async fn get(pool: &Pool, id: i64) -> sqlx::Result<Option<JobRow>> {
 }
 
 /// Newest first, optionally for one database; `before` pages back by id.
-pub async fn list(pool: &Pool, database: Option<&str>, before: Option<i64>, limit: i64) -> sqlx::Result<Vec<JobRow>> {
+pub async fn list(
+    pool: &Pool,
+    database: Option<&str>,
+    before: Option<i64>,
+    limit: i64,
+) -> sqlx::Result<Vec<JobRow>> {
     let sql = format!(
         "SELECT {COLUMNS} FROM jobs WHERE ($1 IS NULL OR database_name = $1) AND ($2 IS NULL OR id < $2) \
          ORDER BY id DESC LIMIT $3"
@@ -90,7 +95,8 @@ pub async fn start(pool: &Pool, id: i64) -> sqlx::Result<u64> {
 /// requested (possibly by another panel instance).
 pub async fn beat(pool: &Pool, id: i64, progress: Option<f64>, phase: &str) -> sqlx::Result<bool> {
     let at = now();
-    on_pool!(pool, |p| sqlx::query_scalar(
+    on_pool!(pool, |p| {
+        sqlx::query_scalar(
         "UPDATE jobs SET heartbeat_at = $1, progress = $2, phase = $3 WHERE id = $4 RETURNING cancel_requested"
     )
     .bind(at)
@@ -99,7 +105,8 @@ pub async fn beat(pool: &Pool, id: i64, progress: Option<f64>, phase: &str) -> s
     .bind(id)
     .fetch_optional(p)
     .await
-    .map(|r: Option<bool>| r.unwrap_or(false)))
+    .map(|r: Option<bool>| r.unwrap_or(false))
+    })
 }
 
 /// Append lines to the log, keeping its tail within LOG_LIMIT.
@@ -125,7 +132,13 @@ pub async fn append_log(pool: &Pool, id: i64, lines: &str) -> sqlx::Result<()> {
 }
 
 /// Record the outcome of a job that has not already ended.
-pub async fn finish(pool: &Pool, id: i64, state: &str, error: Option<&str>, progress: Option<f64>) -> sqlx::Result<u64> {
+pub async fn finish(
+    pool: &Pool,
+    id: i64,
+    state: &str,
+    error: Option<&str>,
+    progress: Option<f64>,
+) -> sqlx::Result<u64> {
     let at = now();
     on_pool!(pool, |p| sqlx::query(
         "UPDATE jobs SET state = $1, error = $2, finished_at = $3, heartbeat_at = $3, \
@@ -146,11 +159,13 @@ pub async fn finish(pool: &Pool, id: i64, state: &str, error: Option<&str>, prog
 pub async fn request_cancel(pool: &Pool, id: i64) -> sqlx::Result<u64> {
     let at = now();
     on_pool!(pool, |p| {
-        let n = sqlx::query("UPDATE jobs SET cancel_requested = TRUE WHERE id = $1 AND state IN ('queued', 'running')")
-            .bind(id)
-            .execute(p)
-            .await?
-            .rows_affected();
+        let n = sqlx::query(
+            "UPDATE jobs SET cancel_requested = TRUE WHERE id = $1 AND state IN ('queued', 'running')",
+        )
+        .bind(id)
+        .execute(p)
+        .await?
+        .rows_affected();
         sqlx::query(
             "UPDATE jobs SET state = 'cancelled', finished_at = $1, error = 'cancelled before it started' \
              WHERE id = $2 AND state = 'queued'",

@@ -1,0 +1,407 @@
+//! PostgreSQL maintenance: table and index health (pg_stat_user_tables,
+//! pg_index, pg_class; PostgreSQL 12+), wraparound ages and autovacuum
+//! settings, and VACUUM / ANALYZE / VACUUM FULL / REINDEX CONCURRENTLY with
+//! progress from the pg_stat_progress_* views (PostgreSQL 13+ for ANALYZE's).
+
+use std::time::Duration;
+
+use sqlx::postgres::{PgConnectOptions, PgPool};
+use sqlx::{Connection, PgConnection, Row};
+
+use super::maintenance::{
+    Action, Control, DatabaseHealth, IndexHealth, Relation, TableHealth, TableList, TableQuery, TableSort,
+    Target, cancelled, quote_pg,
+};
+use super::{EngineError, EngineResult};
+
+const USER_SCHEMAS: &str =
+    "n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_toast%'";
+
+/// A table's autovacuum threshold from its own reloptions, else the server's
+/// settings: threshold + scale_factor × reltuples.
+const VACUUM_THRESHOLD: &str = "COALESCE((SELECT option_value::float8 FROM pg_options_to_table(c.reloptions) \
+       WHERE option_name = 'autovacuum_vacuum_threshold'), current_setting('autovacuum_vacuum_threshold')::float8) \
+     + COALESCE((SELECT option_value::float8 FROM pg_options_to_table(c.reloptions) \
+       WHERE option_name = 'autovacuum_vacuum_scale_factor'), current_setting('autovacuum_vacuum_scale_factor')::float8) \
+     * GREATEST(c.reltuples, 0)";
+
+fn err(e: sqlx::Error) -> EngineError {
+    EngineError::from_sqlx(e)
+}
+
+/// pg_stat_user_tables with sizes, one sorted page, and the total.
+pub async fn tables(pool: &PgPool, q: &TableQuery) -> EngineResult<TableList> {
+    // ORDER BY comes from this fixed list, never from input.
+    let order = match q.sort {
+        TableSort::TotalSize => "pg_total_relation_size(c.oid)",
+        TableSort::DeadTuples => "s.n_dead_tup",
+        TableSort::DeadPct => "s.n_dead_tup::float8 / NULLIF(s.n_live_tup + s.n_dead_tup, 0)",
+        TableSort::Name => "n.nspname || '.' || c.relname",
+        TableSort::LastVacuum => "GREATEST(s.last_vacuum, s.last_autovacuum)",
+        TableSort::LastAnalyze => "GREATEST(s.last_analyze, s.last_autoanalyze)",
+    };
+    let direction = if q.descending {
+        "DESC NULLS LAST"
+    } else {
+        "ASC NULLS FIRST"
+    };
+    let sql = format!(
+        "SELECT c.oid::int8, n.nspname::text, c.relname::text, \
+                pg_total_relation_size(c.oid), pg_relation_size(c.oid), pg_indexes_size(c.oid), \
+                COALESCE(pg_total_relation_size(NULLIF(c.reltoastrelid, 0)), 0), \
+                s.n_live_tup, s.n_dead_tup, \
+                extract(epoch FROM s.last_vacuum)::int8, extract(epoch FROM s.last_autovacuum)::int8, \
+                extract(epoch FROM s.last_analyze)::int8, extract(epoch FROM s.last_autoanalyze)::int8, \
+                s.vacuum_count, s.autovacuum_count, s.analyze_count, s.autoanalyze_count, \
+                COALESCE(s.n_dead_tup > {VACUUM_THRESHOLD}, false), \
+                (s.last_analyze IS NULL AND s.last_autoanalyze IS NULL), \
+                count(*) OVER () \
+         FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+         LEFT JOIN pg_stat_user_tables s ON s.relid = c.oid \
+         WHERE c.relkind IN ('r', 'm', 'p') AND {USER_SCHEMAS} \
+           AND ($1::text IS NULL OR strpos(lower(n.nspname || '.' || c.relname), lower($1)) > 0) \
+         ORDER BY {order} {direction}, n.nspname, c.relname \
+         LIMIT $2 OFFSET $3"
+    );
+    let rows = sqlx::query(&sql)
+        .bind(q.search.as_deref())
+        .bind(q.limit)
+        .bind(q.offset)
+        .fetch_all(pool)
+        .await
+        .map_err(err)?;
+    let mut list = TableList::default();
+    for r in rows {
+        list.total = r.try_get(19).map_err(err)?;
+        list.rows.push(TableHealth {
+            oid: Some(r.try_get(0).map_err(err)?),
+            schema: r.try_get(1).map_err(err)?,
+            name: r.try_get(2).map_err(err)?,
+            total_bytes: r.try_get(3).map_err(err)?,
+            table_bytes: r.try_get(4).map_err(err)?,
+            index_bytes: r.try_get(5).map_err(err)?,
+            toast_bytes: r.try_get(6).map_err(err)?,
+            live_tuples: r.try_get(7).map_err(err)?,
+            dead_tuples: r.try_get(8).map_err(err)?,
+            last_vacuum: r.try_get(9).map_err(err)?,
+            last_autovacuum: r.try_get(10).map_err(err)?,
+            last_analyze: r.try_get(11).map_err(err)?,
+            last_autoanalyze: r.try_get(12).map_err(err)?,
+            vacuum_count: r.try_get(13).map_err(err)?,
+            autovacuum_count: r.try_get(14).map_err(err)?,
+            analyze_count: r.try_get(15).map_err(err)?,
+            autoanalyze_count: r.try_get(16).map_err(err)?,
+            needs_vacuum: r.try_get(17).map_err(err)?,
+            never_analyzed: r.try_get(18).map_err(err)?,
+            storage_engine: None,
+            data_free: None,
+        });
+    }
+    Ok(list)
+}
+
+/// pg_index with sizes and scans: invalid (a failed CONCURRENTLY build),
+/// unused (no scans, enforcing no key or constraint), duplicate (its
+/// columns lead another index of the table, same predicate, no
+/// expressions; of two identical ones the newer is reported).
+pub async fn indexes(pool: &PgPool, limit: i64) -> EngineResult<Vec<IndexHealth>> {
+    let sql = format!(
+        "SELECT i.indexrelid::int8, n.nspname::text, t.relname::text, ic.relname::text, \
+                pg_relation_size(i.indexrelid), s.idx_scan, i.indisunique, i.indisprimary, i.indisvalid, \
+                (COALESCE(s.idx_scan, 0) = 0 AND NOT i.indisunique AND NOT i.indisprimary \
+                 AND NOT EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = i.indexrelid)), \
+                (SELECT oc.relname::text FROM pg_index o JOIN pg_class oc ON oc.oid = o.indexrelid \
+                  WHERE o.indrelid = i.indrelid AND o.indexrelid <> i.indexrelid \
+                    AND o.indexprs IS NULL AND i.indexprs IS NULL AND NOT i.indisunique AND o.indisvalid \
+                    AND COALESCE(pg_get_expr(o.indpred, o.indrelid), '') = COALESCE(pg_get_expr(i.indpred, i.indrelid), '') \
+                    AND (o.indkey::text || ' ') LIKE (i.indkey::text || ' %') \
+                    AND (o.indnatts > i.indnatts OR o.indexrelid < i.indexrelid OR o.indisunique) \
+                  ORDER BY o.indexrelid LIMIT 1), \
+                pg_get_indexdef(i.indexrelid) \
+         FROM pg_index i \
+         JOIN pg_class ic ON ic.oid = i.indexrelid \
+         JOIN pg_class t ON t.oid = i.indrelid \
+         JOIN pg_namespace n ON n.oid = t.relnamespace \
+         LEFT JOIN pg_stat_user_indexes s ON s.indexrelid = i.indexrelid \
+         WHERE {USER_SCHEMAS} \
+         ORDER BY i.indisvalid, 10 DESC, 11 IS NULL, pg_relation_size(i.indexrelid) DESC \
+         LIMIT $1"
+    );
+    let rows = sqlx::query(&sql).bind(limit).fetch_all(pool).await.map_err(err)?;
+    rows.into_iter()
+        .map(|r| {
+            Ok(IndexHealth {
+                oid: Some(r.try_get(0).map_err(err)?),
+                schema: r.try_get(1).map_err(err)?,
+                table: r.try_get(2).map_err(err)?,
+                name: r.try_get(3).map_err(err)?,
+                bytes: r.try_get(4).map_err(err)?,
+                scans: r.try_get(5).map_err(err)?,
+                unique: r.try_get(6).map_err(err)?,
+                primary: r.try_get(7).map_err(err)?,
+                valid: r.try_get(8).map_err(err)?,
+                unused: r.try_get(9).map_err(err)?,
+                duplicate_of: r.try_get(10).map_err(err)?,
+                definition: r.try_get(11).map_err(err)?,
+            })
+        })
+        .collect()
+}
+
+/// age(datfrozenxid) per database, the oldest tables here, autovacuum
+/// settings and per-table overrides.
+pub async fn database_health(pool: &PgPool) -> EngineResult<DatabaseHealth> {
+    let xid_ages: Vec<(String, i64)> =
+        sqlx::query_as("SELECT datname::text, age(datfrozenxid)::int8 FROM pg_database ORDER BY 2 DESC")
+            .fetch_all(pool)
+            .await
+            .map_err(err)?;
+    let oldest_tables: Vec<(String, i64)> = sqlx::query_as(&format!(
+        "SELECT n.nspname || '.' || c.relname, age(c.relfrozenxid)::int8 \
+         FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+         WHERE c.relkind IN ('r', 'm') AND {USER_SCHEMAS} ORDER BY 2 DESC LIMIT 10"
+    ))
+    .fetch_all(pool)
+    .await
+    .map_err(err)?;
+    let settings: Vec<(String, String)> = sqlx::query_as(
+        "SELECT name::text, setting || COALESCE(' ' || unit, '') FROM pg_settings \
+         WHERE name LIKE 'autovacuum%' OR name IN ('vacuum_cost_limit', 'vacuum_cost_delay', 'maintenance_work_mem') \
+         ORDER BY name",
+    )
+    .fetch_all(pool)
+    .await
+    .map_err(err)?;
+    let overrides: Vec<(String, String)> = sqlx::query_as(&format!(
+        "SELECT n.nspname || '.' || c.relname, array_to_string(c.reloptions, ', ') \
+         FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+         WHERE c.reloptions IS NOT NULL AND {USER_SCHEMAS} \
+           AND EXISTS (SELECT 1 FROM unnest(c.reloptions) o WHERE o LIKE 'autovacuum%' OR o LIKE 'toast.autovacuum%') \
+         ORDER BY 1 LIMIT 200"
+    ))
+    .fetch_all(pool)
+    .await
+    .map_err(err)?;
+    Ok(DatabaseHealth {
+        xid_ages,
+        oldest_tables,
+        settings,
+        overrides,
+        pages: None,
+    })
+}
+
+/// Tables by `oid:N` or `schema.table`, as they are in pg_class now.
+pub async fn resolve_tables(pool: &PgPool, names: &[String]) -> EngineResult<Vec<Relation>> {
+    let mut found = Vec::new();
+    for raw in names {
+        let rows: Vec<(String, String)> = match raw.strip_prefix("oid:") {
+            Some(oid) => {
+                let oid: i64 = oid
+                    .parse()
+                    .map_err(|_| EngineError(format!("{raw:?} is not a table's identity")))?;
+                sqlx::query_as(&format!(
+                    "SELECT n.nspname::text, c.relname::text FROM pg_class c \
+                     JOIN pg_namespace n ON n.oid = c.relnamespace \
+                     WHERE c.oid = $1::int8::oid AND c.relkind IN ('r', 'm', 'p') AND {USER_SCHEMAS}"
+                ))
+                .bind(oid)
+                .fetch_all(pool)
+                .await
+                .map_err(err)?
+            }
+            None => sqlx::query_as(&format!(
+                "SELECT n.nspname::text, c.relname::text FROM pg_class c \
+                 JOIN pg_namespace n ON n.oid = c.relnamespace \
+                 WHERE n.nspname || '.' || c.relname = $1 AND c.relkind IN ('r', 'm', 'p') AND {USER_SCHEMAS}"
+            ))
+            .bind(raw)
+            .fetch_all(pool)
+            .await
+            .map_err(err)?,
+        };
+        match rows.as_slice() {
+            [(schema, name)] => found.push(Relation {
+                schema: schema.clone(),
+                name: name.clone(),
+            }),
+            [] => {
+                return Err(EngineError(format!(
+                    "There is no table {raw:?} in this database."
+                )));
+            }
+            _ => {
+                return Err(EngineError(format!(
+                    "{raw:?} names more than one table; use its oid."
+                )));
+            }
+        }
+    }
+    Ok(found)
+}
+
+/// An index by `oid:N` or `schema.index`.
+pub async fn resolve_index(pool: &PgPool, raw: &str) -> EngineResult<Relation> {
+    let (clause, value) = match raw.strip_prefix("oid:") {
+        Some(oid) => (
+            "c.oid = $1::int8::oid",
+            oid.parse::<i64>().map(|v| v.to_string()).ok(),
+        ),
+        None => ("n.nspname || '.' || c.relname = $1", Some(raw.to_string())),
+    };
+    let value = value.ok_or_else(|| EngineError(format!("{raw:?} is not an index's identity")))?;
+    let sql = format!(
+        "SELECT n.nspname::text, c.relname::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+         WHERE {clause} AND c.relkind IN ('i', 'I') AND {USER_SCHEMAS}"
+    );
+    let query = sqlx::query_as::<_, (String, String)>(&sql);
+    let rows = if raw.starts_with("oid:") {
+        query
+            .bind(value.parse::<i64>().unwrap_or(0))
+            .fetch_all(pool)
+            .await
+    } else {
+        query.bind(value).fetch_all(pool).await
+    }
+    .map_err(err)?;
+    match rows.as_slice() {
+        [(schema, name)] => Ok(Relation {
+            schema: schema.clone(),
+            name: name.clone(),
+        }),
+        [] => Err(EngineError(format!(
+            "There is no index {raw:?} in this database."
+        ))),
+        _ => Err(EngineError(format!(
+            "{raw:?} names more than one index; use its oid."
+        ))),
+    }
+}
+
+/// Every user table, for a whole-database run.
+async fn all_tables(pool: &PgPool) -> EngineResult<Vec<Relation>> {
+    let rows: Vec<(String, String)> = sqlx::query_as(&format!(
+        "SELECT n.nspname::text, c.relname::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+         WHERE c.relkind IN ('r', 'm') AND {USER_SCHEMAS} ORDER BY 1, 2"
+    ))
+    .fetch_all(pool)
+    .await
+    .map_err(err)?;
+    Ok(rows
+        .into_iter()
+        .map(|(schema, name)| Relation { schema, name })
+        .collect())
+}
+
+/// The progress views for one backend: (phase, fraction done).
+async fn progress_of(pool: &PgPool, pid: i32) -> Option<(String, Option<f64>)> {
+    sqlx::query_as(
+        "SELECT phase, heap_blks_scanned::float8 / NULLIF(heap_blks_total, 0) FROM pg_stat_progress_vacuum WHERE pid = $1 \
+         UNION ALL SELECT phase, sample_blks_scanned::float8 / NULLIF(sample_blks_total, 0) FROM pg_stat_progress_analyze WHERE pid = $1 \
+         UNION ALL SELECT phase, heap_blks_scanned::float8 / NULLIF(heap_blks_total, 0) FROM pg_stat_progress_cluster WHERE pid = $1 \
+         UNION ALL SELECT phase, blocks_done::float8 / NULLIF(blocks_total, 0) FROM pg_stat_progress_create_index WHERE pid = $1",
+    )
+    .bind(pid)
+    .fetch_optional(pool)
+    .await
+    .ok()
+    .flatten()
+}
+
+/// Is this relation still there, under this name? Checked right before the
+/// statement that names it.
+async fn still_there(conn: &mut PgConnection, rel: &Relation, kinds: &str) -> EngineResult<bool> {
+    sqlx::query_scalar(&format!(
+        "SELECT EXISTS (SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+         WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ({kinds}))"
+    ))
+    .bind(&rel.schema)
+    .bind(&rel.name)
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(err)
+}
+
+/// Run `action` on `target` on a connection of its own (no statement
+/// timeout: VACUUM FULL may run for hours), reporting progress from the
+/// pg_stat_progress_* views and cancelling the backend when asked.
+pub async fn maintain(
+    pool: &PgPool,
+    options: &PgConnectOptions,
+    action: Action,
+    target: &Target,
+    control: &Control,
+) -> EngineResult<String> {
+    let (relations, kinds) = match target {
+        Target::Tables(t) => (t.clone(), "'r', 'm', 'p'"),
+        Target::Index(i) => (vec![i.clone()], "'i', 'I'"),
+        Target::Database => (all_tables(pool).await?, "'r', 'm', 'p'"),
+    };
+    if relations.is_empty() {
+        return Ok("no tables to work on".into());
+    }
+    let options = options
+        .clone()
+        .options([("statement_timeout", "0"), ("lock_timeout", "0")]);
+    let mut conn = PgConnection::connect_with(&options).await.map_err(err)?;
+    let pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
+        .fetch_one(&mut conn)
+        .await
+        .map_err(err)?;
+    let n = relations.len() as f64;
+    for (i, rel) in relations.iter().enumerate() {
+        if control.is_cancelled() {
+            return Err(cancelled());
+        }
+        if !still_there(&mut conn, rel, kinds).await? {
+            return Err(EngineError(format!("{} no longer exists", rel.display())));
+        }
+        let quoted = format!("{}.{}", quote_pg(&rel.schema)?, quote_pg(&rel.name)?);
+        let sql = match (action, target) {
+            (Action::Reindex, Target::Index(_)) => format!("REINDEX INDEX CONCURRENTLY {quoted}"),
+            (Action::Reindex, _) => format!("REINDEX TABLE CONCURRENTLY {quoted}"),
+            (Action::Vacuum, _) => format!("VACUUM {quoted}"),
+            (Action::VacuumAnalyze, _) => format!("VACUUM (ANALYZE) {quoted}"),
+            (Action::Analyze, _) => format!("ANALYZE {quoted}"),
+            (Action::VacuumFull, _) => format!("VACUUM FULL {quoted}"),
+            (other, _) => return Err(EngineError(format!("PostgreSQL has no {}", other.label()))),
+        };
+        let base = i as f64 / n;
+        control.report(Some(base), &format!("{} {}", action.label(), rel.display()));
+        let mut cancel_sent = false;
+        let result = {
+            let exec = sqlx::query(&sql).persistent(false).execute(&mut conn);
+            tokio::pin!(exec);
+            loop {
+                tokio::select! {
+                    r = &mut exec => break r,
+                    _ = tokio::time::sleep(Duration::from_millis(500)) => {
+                        if let Some((phase, fraction)) = progress_of(pool, pid).await {
+                            let done = base + fraction.unwrap_or(0.0).clamp(0.0, 1.0) / n;
+                            control.report(Some(done), &format!("{} {}: {phase}", action.label(), rel.display()));
+                        }
+                    }
+                    _ = control.cancelled(), if !cancel_sent => {
+                        cancel_sent = true;
+                        let _ = sqlx::query("SELECT pg_cancel_backend($1)").bind(pid).execute(pool).await;
+                    }
+                }
+            }
+        };
+        if let Err(e) = result {
+            if cancel_sent {
+                return Err(cancelled());
+            }
+            return Err(EngineError(format!(
+                "{}: {}",
+                rel.display(),
+                EngineError::from_sqlx(e)
+            )));
+        }
+    }
+    let _ = conn.close().await;
+    Ok(match relations.as_slice() {
+        [one] => format!("{} {}", action.label(), one.display()),
+        many => format!("{} on {} tables", action.label(), many.len()),
+    })
+}
