@@ -244,10 +244,13 @@ pub struct DatabaseHealth {
     pub pages: Option<(i64, i64, i64)>,
 }
 
+/// Receives (fraction done 0..1 if known, phase) as work goes on.
+pub type ProgressFn = Arc<dyn Fn(Option<f64>, &str) + Send + Sync>;
+
 /// How a running maintenance job talks to its job: progress out, cancel in.
 #[derive(Clone)]
 pub struct Control {
-    pub progress: Arc<dyn Fn(Option<f64>, &str) + Send + Sync>,
+    pub progress: ProgressFn,
     pub cancel: watch::Receiver<bool>,
 }
 

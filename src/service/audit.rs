@@ -28,6 +28,9 @@ pub const ACTIONS: &[&str] = &[
     "session.cancel",
     "session.terminate",
     "statements.reset",
+    "job.start",
+    "job.cancel",
+    "job.end",
 ];
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

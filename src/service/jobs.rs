@@ -28,6 +28,9 @@ pub const HEARTBEAT: Duration = Duration::from_secs(1);
 /// A queued or running job without a heartbeat for this long is interrupted.
 pub const STALE_AFTER_SECS: i64 = 10;
 
+/// In `JobSpec::tables`: every table of the database.
+pub const WHOLE_DATABASE: &str = "*";
+
 /// What a job is, before it runs.
 #[derive(Clone, Debug)]
 pub struct JobSpec {
@@ -79,6 +82,11 @@ impl JobCtx {
 
     pub fn is_cancelled(&self) -> bool {
         *self.cancel.borrow()
+    }
+
+    /// The cancel signal, for work that hands it on (to an engine).
+    pub fn cancel_signal(&self) -> watch::Receiver<bool> {
+        self.cancel.clone()
     }
 
     /// Resolves when the job is asked to stop.

@@ -8,6 +8,7 @@ pub mod auth;
 pub mod demo;
 pub mod fleet;
 pub mod jobs;
+pub mod maintenance;
 pub mod passwords;
 pub mod registry;
 pub mod setup;

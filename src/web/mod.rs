@@ -10,6 +10,7 @@ pub mod auth;
 mod csrf;
 mod databases;
 mod errors;
+mod jobs;
 mod login;
 mod overview;
 mod page;
@@ -100,6 +101,7 @@ pub fn router(state: AppState, sessions: SessionBackend) -> Router {
         .merge(login::router())
         .merge(overview::router())
         .merge(databases::router())
+        .merge(jobs::router())
         .merge(users::router())
         .merge(account::router())
         .merge(audit::router())

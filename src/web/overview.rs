@@ -1,5 +1,4 @@
-//! The overview (`/`): the fleet, problems first; the jobs list (filled
-//! by the jobs area); and `/healthz`.
+//! The overview (`/`): the fleet, problems first; and `/healthz`.
 
 use askama::Template;
 use askama_web::WebTemplate;
@@ -20,7 +19,7 @@ use crate::web::databases::{DbView, fleet_views};
 use crate::web::page::PageCtx;
 
 pub fn router() -> Router<AppState> {
-    Router::new().route("/", get(overview)).route("/jobs", get(jobs))
+    Router::new().route("/", get(overview))
 }
 
 /// Liveness and store reachability, for load balancers. No sign-in needed.
@@ -54,14 +53,4 @@ async fn overview(State(state): State<AppState>, Viewer(_): Viewer, ctx: PageCtx
         },
         user_count: users::count(&state.store).await?,
     })
-}
-
-#[derive(Template, WebTemplate)]
-#[template(path = "overview/jobs.html")]
-struct JobsPage {
-    ctx: PageCtx,
-}
-
-async fn jobs(Viewer(_): Viewer, ctx: PageCtx) -> JobsPage {
-    JobsPage { ctx }
 }

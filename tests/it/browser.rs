@@ -335,3 +335,54 @@ async fn a_dba_cancels_a_runaway_query_in_two_clicks() {
     }
     browser.close().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_dba_runs_vacuum_analyze_and_watches_it_finish() {
+    use sqlx::Connection;
+    let pg = crate::helpers::TestDb::postgres().await;
+    let mut direct = sqlx::PgConnection::connect(&pg.url).await.unwrap();
+    sqlx::raw_sql(
+        "CREATE TABLE orders AS SELECT g AS id, repeat('x', 80) AS pad FROM generate_series(1, 30000) g; \
+         DELETE FROM orders WHERE id % 2 = 0",
+    )
+    .execute(&mut direct)
+    .await
+    .unwrap();
+    let app = TestApp::spawn().await;
+    app.create_user("dba", Role::Operator).await;
+    custodian::service::registry::Registry::add(
+        &app.state.registry,
+        &custodian::service::Actor::cli(),
+        custodian::service::registry::NewDatabase {
+            name: custodian::domain::DatabaseName::parse("shop").unwrap(),
+            url: custodian::config::SecretUrl::new(pg.url.clone()),
+            migrations_dir: None,
+            rpo: None,
+            rto: None,
+        },
+    )
+    .await
+    .unwrap();
+    app.state.fleet.refresh(&app.state.registry).await;
+
+    let driver = Driver::start().await;
+    let browser = driver.browser().await;
+    browser
+        .goto(&app.url("/login?next=%2Fdatabases%2Fshop%2Fmaintenance"))
+        .await
+        .unwrap();
+    fill_in(&browser, "input[name=name]", "dba").await;
+    fill_in(&browser, "input[name=password]", &password_of("dba")).await;
+    click(&browser, "button[type=submit].primary").await;
+    wait_for_text(&browser, "table.maint", "public.orders").await;
+
+    click(&browser, "input[name=tables][aria-label='Select public.orders']").await;
+    let action = browser.find(Locator::Css("select[name=action]")).await.unwrap();
+    action.select_by_value("vacuum_analyze").await.unwrap();
+    click(&browser, "form.maint-form button[type=submit].primary").await;
+    wait_for_text(&browser, "h1", "Job").await;
+    wait_for_text(&browser, "#job .state", "succeeded").await;
+    wait_for_text(&browser, "#job .percent", "100%").await;
+    wait_for_text(&browser, "#job pre.log", "done: VACUUM ANALYZE public.orders").await;
+    browser.close().await.unwrap();
+}

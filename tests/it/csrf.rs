@@ -50,6 +50,11 @@ fn posts(token_id: i64) -> Vec<(String, Vec<(&'static str, String)>)> {
             vec![("confirm", "1".into())],
         ),
         ("/databases/demo/activity/top/reset".into(), vec![]),
+        (
+            "/databases/demo/maintenance".into(),
+            vec![("action", "vacuum".into()), ("whole", "on".into())],
+        ),
+        ("/jobs/1/cancel".into(), vec![]),
         ("/databases/demo/delete".into(), vec![]),
         ("/logout".into(), vec![]),
         (
@@ -120,6 +125,10 @@ async fn every_state_changing_route_refuses_a_missing_or_wrong_token() {
         app.state.registry.list().await.unwrap(),
         registry_before,
         "the registry is unchanged"
+    );
+    assert!(
+        app.state.jobs.list(None, None, 10).await.unwrap().is_empty(),
+        "no job was started"
     );
     assert_eq!(
         admin.text("/users").await.0,

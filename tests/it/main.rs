@@ -14,6 +14,7 @@ mod csrf;
 mod demo;
 mod fleet;
 mod login;
+mod maintenance;
 mod registry;
 mod registry_guards;
 mod roles;

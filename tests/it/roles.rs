@@ -32,6 +32,7 @@ impl M {
 /// CSRF token and an empty or harmless body: a role that may use the route
 /// gets past the role check (then 4xx for the empty input), one that may not
 /// gets 403. 303 for anonymous pages is the redirect to sign-in.
+#[rustfmt::skip]
 const PAGES: &[(M, &str, u16, u16, u16, u16)] = &[
     (M::Get, "/healthz", 200, 200, 200, 200),
     (M::Get, "/static/app.css", 200, 200, 200, 200),
@@ -74,6 +75,11 @@ const PAGES: &[(M, &str, u16, u16, u16, u16)] = &[
     ),
     (M::Get, "/databases/demo/activity/top", 303, 200, 200, 200),
     (M::Post, "/databases/demo/activity/top/reset", 303, 403, 403, 422),
+    (M::Get, "/databases/demo/maintenance", 303, 200, 200, 200),
+    (M::Post, "/databases/demo/maintenance", 303, 403, 422, 422),
+    (M::Get, "/jobs", 303, 200, 200, 200),
+    (M::Get, "/jobs/999", 303, 404, 404, 404),
+    (M::Post, "/jobs/999/cancel", 303, 403, 404, 404),
     // An empty form keeps the URL and clears the targets: a valid update.
     (M::Post, "/databases/demo", 303, 403, 403, 303),
     (M::Post, "/databases/demo/delete", 303, 403, 403, 303),
@@ -82,6 +88,7 @@ const PAGES: &[(M, &str, u16, u16, u16, u16)] = &[
 ];
 
 /// The API, with bearer tokens instead of sessions; anonymous sends none.
+#[rustfmt::skip]
 const API: &[(M, &str, u16, u16, u16, u16)] = &[
     (M::Get, "/api/v1/me", 401, 200, 200, 200),
     (M::Get, "/api/v1/users", 401, 403, 403, 200),
@@ -109,7 +116,9 @@ const API: &[(M, &str, u16, u16, u16, u16)] = &[
         403,
         422,
         422,
-    ),
+    ),    (M::Post, "/api/v1/databases/demo/maintenance", 401, 403, 422, 422),
+    (M::Get, "/api/v1/jobs/999", 401, 404, 404, 404),
+    (M::Post, "/api/v1/jobs/999/cancel", 401, 403, 404, 404),
 ];
 
 fn expected(row: &(M, &str, u16, u16, u16, u16), who: Option<Role>) -> u16 {

@@ -4,6 +4,7 @@
 
 mod activity;
 mod databases;
+mod jobs;
 mod users;
 
 use axum::Router;
@@ -15,4 +16,5 @@ pub fn router() -> Router<AppState> {
         .merge(users::router())
         .merge(databases::router())
         .merge(activity::router())
+        .merge(jobs::router())
 }

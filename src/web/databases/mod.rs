@@ -4,6 +4,7 @@
 
 mod activity;
 mod form;
+mod maintenance;
 
 use askama::Template;
 use askama_web::WebTemplate;
@@ -39,6 +40,10 @@ pub fn router() -> Router<AppState> {
             get(activity::terminate_page).post(activity::terminate),
         )
         .route("/databases/{name}/activity/top", get(activity::top))
+        .route(
+            "/databases/{name}/maintenance",
+            get(maintenance::page).post(maintenance::run),
+        )
         .route("/databases/{name}/activity/top/reset", post(activity::reset_top))
 }
 

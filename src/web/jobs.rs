@@ -1,0 +1,152 @@
+//! The jobs pages: the list, one job's live progress and log, and cancel.
+
+use askama::Template;
+use askama_web::WebTemplate;
+use axum::Router;
+use axum::extract::{Path, Query, State};
+use axum::response::Redirect;
+use axum::routing::{get, post};
+use serde::Deserialize;
+use tower_sessions::Session;
+
+use crate::error::{AppError, AppResult};
+use crate::store::jobs::JobRow;
+use crate::web::AppState;
+use crate::web::auth::{Operator, Viewer};
+use crate::web::page::{PageCtx, flash, fmt_age, fmt_time};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/jobs", get(list))
+        .route("/jobs/{id}", get(show))
+        .route("/jobs/{id}/cancel", post(cancel))
+}
+
+const PAGE: i64 = 50;
+
+/// One job as the pages show it.
+pub struct JobView {
+    pub id: i64,
+    pub kind: String,
+    pub database: String,
+    pub target: String,
+    pub requested_by: String,
+    pub state: String,
+    /// 0–100, when known.
+    pub percent: Option<i64>,
+    pub phase: String,
+    pub error: String,
+    pub log: String,
+    pub created: String,
+    pub started: String,
+    pub finished: String,
+    pub took: String,
+    pub active: bool,
+}
+
+impl From<JobRow> for JobView {
+    fn from(j: JobRow) -> Self {
+        let active = matches!(j.state.as_str(), "queued" | "running");
+        JobView {
+            id: j.id,
+            kind: j.kind,
+            database: j.database_name.unwrap_or_default(),
+            target: j.target,
+            requested_by: j.requested_by,
+            percent: j.progress.map(|p| (p * 100.0).round() as i64),
+            phase: j.phase,
+            error: j.error.unwrap_or_default(),
+            log: j.log,
+            created: fmt_time(j.created_at),
+            started: j.started_at.map(fmt_time).unwrap_or_default(),
+            finished: j.finished_at.map(fmt_time).unwrap_or_default(),
+            took: match (j.started_at, j.finished_at) {
+                (Some(s), Some(f)) => fmt_age(f - s),
+                _ => String::new(),
+            },
+            state: j.state,
+            active,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct ListQuery {
+    before: Option<i64>,
+    #[serde(default)]
+    database: String,
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "jobs/list.html")]
+struct ListPage {
+    ctx: PageCtx,
+    jobs: Vec<JobView>,
+    older: Option<String>,
+    any_active: bool,
+}
+
+async fn list(
+    State(state): State<AppState>,
+    Viewer(_): Viewer,
+    ctx: PageCtx,
+    Query(q): Query<ListQuery>,
+) -> AppResult<ListPage> {
+    let database = Some(q.database.trim()).filter(|d| !d.is_empty());
+    let rows = state.jobs.list(database, q.before, PAGE + 1).await?;
+    let more = rows.len() as i64 > PAGE;
+    let jobs: Vec<JobView> = rows.into_iter().take(PAGE as usize).map(JobView::from).collect();
+    let older = match (more, jobs.last()) {
+        (true, Some(last)) => Some(match database {
+            Some(d) => format!(
+                "/jobs?database={}&before={}",
+                form_urlencoded::byte_serialize(d.as_bytes()).collect::<String>(),
+                last.id
+            ),
+            None => format!("/jobs?before={}", last.id),
+        }),
+        _ => None,
+    };
+    Ok(ListPage {
+        ctx,
+        any_active: jobs.iter().any(|j| j.active),
+        jobs,
+        older,
+    })
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "jobs/show.html")]
+struct ShowPage {
+    ctx: PageCtx,
+    job: JobView,
+}
+
+fn job_id(raw: &str) -> AppResult<i64> {
+    raw.parse::<i64>()
+        .ok()
+        .filter(|id| *id > 0)
+        .ok_or_else(|| AppError::not_found(format!("There is no job {raw:?}.")))
+}
+
+async fn show(
+    State(state): State<AppState>,
+    Viewer(_): Viewer,
+    ctx: PageCtx,
+    Path(id): Path<String>,
+) -> AppResult<ShowPage> {
+    let job = state.jobs.get(job_id(&id)?).await?;
+    Ok(ShowPage { ctx, job: job.into() })
+}
+
+async fn cancel(
+    State(state): State<AppState>,
+    Operator(me): Operator,
+    session: Session,
+    Path(id): Path<String>,
+) -> AppResult<Redirect> {
+    let id = job_id(&id)?;
+    state.jobs.cancel(&me.actor(), id).await?;
+    flash(&session, "ok", format!("Asked job {id} to stop.")).await?;
+    Ok(Redirect::to(&format!("/jobs/{id}")))
+}
