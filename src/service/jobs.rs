@@ -264,7 +264,12 @@ impl Jobs {
             Err(JobFailure::Failed(e)) => ctx.log(&format!("failed: {e}")).await,
         }
         let final_progress = if state == "succeeded" { Some(1.0) } else { progress };
-        if let Err(e) = rows::finish(store.pool(), id, state, error.as_deref(), final_progress).await {
+        let phase = match &outcome {
+            Ok(summary) => summary.clone(),
+            Err(_) => String::new(),
+        };
+        if let Err(e) = rows::finish(store.pool(), id, state, error.as_deref(), final_progress, &phase).await
+        {
             tracing::error!(error = %e, "cannot record the job's outcome");
         }
         self.0.local.lock().expect("local jobs lock").remove(&id);
