@@ -131,18 +131,20 @@ pub async fn append_log(pool: &Pool, id: i64, lines: &str) -> sqlx::Result<()> {
         .map(|_| ()))
 }
 
-/// Record the outcome of a job that has not already ended.
+/// Record the outcome of a job that has not already ended; `phase` says
+/// how it ended, in a few words.
 pub async fn finish(
     pool: &Pool,
     id: i64,
     state: &str,
     error: Option<&str>,
     progress: Option<f64>,
+    phase: &str,
 ) -> sqlx::Result<u64> {
     let at = now();
     on_pool!(pool, |p| sqlx::query(
         "UPDATE jobs SET state = $1, error = $2, finished_at = $3, heartbeat_at = $3, \
-         progress = COALESCE($4, progress) \
+         progress = COALESCE($4, progress), phase = $6 \
          WHERE id = $5 AND state IN ('queued', 'running')"
     )
     .bind(state)
@@ -150,6 +152,7 @@ pub async fn finish(
     .bind(at)
     .bind(progress)
     .bind(id)
+    .bind(phase)
     .execute(p)
     .await
     .map(|r| r.rows_affected()))
