@@ -13,7 +13,7 @@ use clap::{Args, Parser, Subcommand};
 use crate::config::{Config, Overrides, SecretUrl};
 use crate::domain::{DatabaseName, Password, Role, Username};
 use crate::secrets::Secrets;
-use crate::service::registry::{NewDatabase, Registry, Source, test_connection};
+use crate::service::registry::{NewDatabase, Registry, Schedules, Source, test_connection};
 use crate::service::users::{self, NewUser};
 use crate::service::{Actor, tokens};
 use crate::store::Store;
@@ -315,6 +315,7 @@ async fn db(config: &Config, cmd: DbCommand) -> anyhow::Result<()> {
                 migrations_dir: migrations_dir.map(|d| d.display().to_string()),
                 rpo,
                 rto,
+                schedules: Schedules::default(),
             };
             let entry = registry.add(&actor, new).await?;
             println!("added {} ({}, {})", entry.name, entry.engine, entry.url_redacted);

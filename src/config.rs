@@ -35,6 +35,8 @@ const ENV_KEYS: &[&str] = &[
     "long_query_warn",
     "long_query_alert",
     "max_jobs_per_database",
+    "verify_window",
+    "backup_dir",
 ];
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -87,6 +89,12 @@ pub struct Config {
     pub long_query_alert: Duration,
     /// Jobs (maintenance, backups, …) that may run at once on one database.
     pub max_jobs_per_database: usize,
+    /// Where backups are written. Unset means `<data_dir>/backups`.
+    pub backup_dir: Option<PathBuf>,
+    /// A database's backups are only green if a verification passed within
+    /// this long.
+    #[serde(with = "humantime_serde")]
+    pub verify_window: Duration,
     /// Databases declared here rather than in the browser; read-only there.
     pub databases: Vec<DeclaredDatabase>,
 }
@@ -106,6 +114,15 @@ pub struct DeclaredDatabase {
     pub rpo: Option<Duration>,
     #[serde(default, with = "humantime_serde")]
     pub rto: Option<Duration>,
+    /// 5-field cron line for backups, e.g. "0 3 * * *".
+    #[serde(default)]
+    pub backup_schedule: Option<String>,
+    /// 5-field cron line for verifying the latest backup, e.g. "0 5 * * 0".
+    #[serde(default)]
+    pub verify_schedule: Option<String>,
+    /// e.g. "last=7 daily=7 weekly=4 monthly=6".
+    #[serde(default)]
+    pub retention: Option<String>,
 }
 
 impl Default for Config {
@@ -127,6 +144,8 @@ impl Default for Config {
             long_query_warn: Duration::from_secs(30),
             long_query_alert: Duration::from_secs(300),
             max_jobs_per_database: 2,
+            verify_window: Duration::from_secs(7 * 86_400),
+            backup_dir: None,
             databases: Vec::new(),
         }
     }
@@ -234,6 +253,12 @@ impl Config {
 
     pub fn data_dir(&self) -> &Path {
         &self.data_dir
+    }
+
+    pub fn backup_dir(&self) -> PathBuf {
+        self.backup_dir
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("backups"))
     }
 }
 

@@ -12,6 +12,7 @@ use tower_sessions::session_store::ExpiredDeletion;
 
 use crate::config::Config;
 use crate::secrets::Secrets;
+use crate::service::backup::Backups;
 use crate::service::fleet::Fleet;
 use crate::service::jobs::Jobs;
 use crate::service::registry::Registry;
@@ -61,7 +62,16 @@ pub async fn prepare(config: Config) -> anyhow::Result<Prepared> {
     let jobs = Jobs::new(store.clone(), config.max_jobs_per_database);
     jobs.spawn_sweeper();
 
-    let state = AppState::new(config, store, registry, fleet, jobs);
+    let backups = Backups::new(
+        store.clone(),
+        jobs.clone(),
+        config.backup_dir(),
+        config.data_dir.join("tmp"),
+    );
+    backups.spawn_sweeper();
+    backups.spawn_scheduler(fleet.clone(), config.poll_interval);
+
+    let state = AppState::new(config, store, registry, fleet, jobs, backups);
     let app = web::router(state.clone(), sessions);
     Ok(Prepared {
         state,

@@ -5,6 +5,7 @@
 //! connect timeout and a statement timeout, named "custodian" on the server
 //! where the engine allows it.
 
+pub mod dump;
 pub mod maintenance;
 mod mysql;
 mod mysql_maintenance;

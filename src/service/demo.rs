@@ -15,7 +15,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
 use crate::config::{Config, SecretUrl};
 use crate::domain::DatabaseName;
 use crate::service::Actor;
-use crate::service::registry::{NewDatabase, Registry};
+use crate::service::registry::{NewDatabase, Registry, Schedules};
 use crate::store::{Store, settings};
 
 const MARKER: &str = "demo_offered";
@@ -74,6 +74,12 @@ pub async fn ensure(config: &Config, store: &Store, registry: &Registry) -> anyh
             migrations_dir: file.parent().map(|d| d.join("migrations").display().to_string()),
             rpo: Some(Duration::from_secs(24 * 3600)),
             rto: Some(Duration::from_secs(3600)),
+            // Nightly backups, a weekly proof by restore, and a sensible keep.
+            schedules: Schedules {
+                backup: Some("0 3 * * *".into()),
+                verify: Some("0 5 * * 0".into()),
+                retention: Some("last=7 daily=7 weekly=4 monthly=6".into()),
+            },
         };
         registry.add(&Actor::system(), new).await?;
         tracing::info!(path = %file.display(), "registered the demo database");

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use tokio::sync::Mutex;
 
+use crate::config::SecretUrl;
 use crate::domain::DatabaseName;
 use crate::engine::{self, Capabilities, DatabaseEntry, ManagedDb, SchemaEntry, ServerStatus};
 use crate::service::activity::ActivityCache;
@@ -43,6 +44,8 @@ pub struct Member {
     pub entry: DbEntry,
     fingerprint: String,
     db: Result<Arc<dyn ManagedDb>, String>,
+    /// The connection URL, for tools that connect themselves (pg_dump).
+    url: Result<SecretUrl, String>,
     status: RwLock<Status>,
     /// One check at a time per database.
     checking: Mutex<()>,
@@ -62,6 +65,11 @@ impl Member {
     /// The connection, for the areas that query the database directly.
     pub fn db(&self) -> Result<Arc<dyn ManagedDb>, String> {
         self.db.clone()
+    }
+
+    /// The connection URL (with its password), for external tools only.
+    pub fn url(&self) -> Result<SecretUrl, String> {
+        self.url.clone()
     }
 
     fn set(&self, update: impl FnOnce(&mut Status)) {
@@ -177,6 +185,7 @@ impl Fleet {
                                 entry: c.entry,
                                 fingerprint: c.fingerprint,
                                 db: m.db.clone(),
+                                url: m.url.clone(),
                                 status: RwLock::new(m.status()),
                                 checking: Mutex::new(()),
                                 activity: ActivityCache::default(),
@@ -188,8 +197,9 @@ impl Fleet {
                         if let Some(old) = existing {
                             retired.push(old.clone());
                         }
-                        let db = c
-                            .url
+                        let url = c.url;
+                        let db = url
+                            .clone()
                             .and_then(|url| engine::connect(&url).map_err(|e| e.to_string()));
                         members.insert(
                             name.clone(),
@@ -197,6 +207,7 @@ impl Fleet {
                                 entry: c.entry,
                                 fingerprint: c.fingerprint,
                                 db,
+                                url,
                                 status: RwLock::new(Status::default()),
                                 checking: Mutex::new(()),
                                 activity: ActivityCache::default(),

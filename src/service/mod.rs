@@ -5,6 +5,7 @@
 pub mod activity;
 pub mod audit;
 pub mod auth;
+pub mod backup;
 pub mod demo;
 pub mod fleet;
 pub mod jobs;

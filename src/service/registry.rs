@@ -36,7 +36,38 @@ pub struct DbEntry {
     pub migrations_dir: Option<String>,
     pub rpo: Option<Duration>,
     pub rto: Option<Duration>,
+    pub schedules: Schedules,
     pub source: Source,
+}
+
+/// When to back up and verify, and what to keep.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Schedules {
+    /// 5-field cron line.
+    pub backup: Option<String>,
+    /// 5-field cron line.
+    pub verify: Option<String>,
+    /// `last=7 daily=7 weekly=4 monthly=6`.
+    pub retention: Option<String>,
+}
+
+impl Schedules {
+    /// Empty fields become `None`; cron lines and retention must parse.
+    pub fn checked(self) -> AppResult<Schedules> {
+        let clean = |v: Option<String>| v.map(|s| s.trim().to_string()).filter(|s| !s.is_empty());
+        let s = Schedules {
+            backup: clean(self.backup),
+            verify: clean(self.verify),
+            retention: clean(self.retention),
+        };
+        for line in [&s.backup, &s.verify].into_iter().flatten() {
+            crate::service::backup::schedule::parse_cron(line)?;
+        }
+        if let Some(r) = &s.retention {
+            r.parse::<crate::service::backup::schedule::Retention>()?;
+        }
+        Ok(s)
+    }
 }
 
 /// An entry with what the fleet needs to connect to it.
@@ -57,6 +88,7 @@ pub struct NewDatabase {
     pub migrations_dir: Option<String>,
     pub rpo: Option<Duration>,
     pub rto: Option<Duration>,
+    pub schedules: Schedules,
 }
 
 /// Changes to a registered database; `url: None` keeps the stored one.
@@ -66,6 +98,7 @@ pub struct Changes {
     pub migrations_dir: Option<String>,
     pub rpo: Option<Duration>,
     pub rto: Option<Duration>,
+    pub schedules: Schedules,
 }
 
 #[derive(Clone, Debug)]
@@ -133,6 +166,11 @@ impl Registry {
             migrations_dir: d.migrations_dir.as_ref().map(|p| p.display().to_string()),
             rpo: d.rpo,
             rto: d.rto,
+            schedules: Schedules {
+                backup: d.backup_schedule.clone(),
+                verify: d.verify_schedule.clone(),
+                retention: d.retention.clone(),
+            },
             source: Source::Config,
         };
         let url = match (url, engine) {
@@ -151,6 +189,11 @@ impl Registry {
             migrations_dir: row.migrations_dir.clone(),
             rpo: row.rpo_seconds.map(|s| Duration::from_secs(s.max(0) as u64)),
             rto: row.rto_seconds.map(|s| Duration::from_secs(s.max(0) as u64)),
+            schedules: Schedules {
+                backup: row.backup_schedule.clone(),
+                verify: row.verify_schedule.clone(),
+                retention: row.retention.clone(),
+            },
             source: Source::Panel,
         })
     }
@@ -218,6 +261,7 @@ impl Registry {
         migrations_dir: Option<&'a str>,
         rpo: Option<Duration>,
         rto: Option<Duration>,
+        schedules: &'a Schedules,
     ) -> DatabaseFields<'a> {
         DatabaseFields {
             name: name.as_str(),
@@ -227,6 +271,9 @@ impl Registry {
             migrations_dir,
             rpo_seconds: rpo.map(|d| d.as_secs() as i64),
             rto_seconds: rto.map(|d| d.as_secs() as i64),
+            backup_schedule: schedules.backup.as_deref(),
+            verify_schedule: schedules.verify.as_deref(),
+            retention: schedules.retention.as_deref(),
         }
     }
 
@@ -251,6 +298,7 @@ impl Registry {
                 )));
             }
             let sealed = self.secrets.seal(new.name.as_str(), new.url.expose());
+            let schedules = new.schedules.clone().checked()?;
             let fields = Self::fields(
                 &new.name,
                 engine,
@@ -259,6 +307,7 @@ impl Registry {
                 new.migrations_dir.as_deref(),
                 new.rpo,
                 new.rto,
+                &schedules,
             );
             rows::insert(self.store.pool(), &fields)
                 .await
@@ -307,6 +356,7 @@ impl Registry {
                     row.url_redacted.clone(),
                 ),
             };
+            let schedules = changes.schedules.clone().checked()?;
             let fields = Self::fields(
                 name,
                 engine,
@@ -315,6 +365,7 @@ impl Registry {
                 changes.migrations_dir.as_deref(),
                 changes.rpo,
                 changes.rto,
+                &schedules,
             );
             if rows::update(self.store.pool(), &fields).await? == 0 {
                 return Err(AppError::not_found(format!("no database named {name}")));

@@ -8,6 +8,7 @@
 //! Only `service` code calls into this module.
 
 pub mod audit;
+pub mod backups;
 pub mod jobs;
 pub mod registry;
 mod sessions;

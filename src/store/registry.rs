@@ -14,12 +14,15 @@ pub struct DatabaseRow {
     pub migrations_dir: Option<String>,
     pub rpo_seconds: Option<i64>,
     pub rto_seconds: Option<i64>,
+    pub backup_schedule: Option<String>,
+    pub verify_schedule: Option<String>,
+    pub retention: Option<String>,
     pub created_at: i64,
     pub updated_at: i64,
 }
 
 const COLUMNS: &str = "id, name, engine, url_sealed, url_redacted, migrations_dir, rpo_seconds, \
-                       rto_seconds, created_at, updated_at";
+                       rto_seconds, backup_schedule, verify_schedule, retention, created_at, updated_at";
 
 /// What is written on insert or update.
 #[derive(Debug)]
@@ -31,6 +34,9 @@ pub struct DatabaseFields<'a> {
     pub migrations_dir: Option<&'a str>,
     pub rpo_seconds: Option<i64>,
     pub rto_seconds: Option<i64>,
+    pub backup_schedule: Option<&'a str>,
+    pub verify_schedule: Option<&'a str>,
+    pub retention: Option<&'a str>,
 }
 
 pub async fn list(pool: &Pool) -> sqlx::Result<Vec<DatabaseRow>> {
@@ -60,8 +66,8 @@ pub async fn insert(pool: &Pool, f: &DatabaseFields<'_>) -> sqlx::Result<i64> {
     let at = now();
     on_pool!(pool, |p| sqlx::query_scalar(
         "INSERT INTO managed_databases (name, engine, url_sealed, url_redacted, migrations_dir, \
-         rpo_seconds, rto_seconds, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8) RETURNING id"
+         rpo_seconds, rto_seconds, backup_schedule, verify_schedule, retention, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $9, $10, $11, $8, $8) RETURNING id"
     )
     .bind(f.name)
     .bind(f.engine)
@@ -71,6 +77,9 @@ pub async fn insert(pool: &Pool, f: &DatabaseFields<'_>) -> sqlx::Result<i64> {
     .bind(f.rpo_seconds)
     .bind(f.rto_seconds)
     .bind(at)
+    .bind(f.backup_schedule)
+    .bind(f.verify_schedule)
+    .bind(f.retention)
     .fetch_one(p)
     .await)
 }
@@ -79,7 +88,8 @@ pub async fn insert(pool: &Pool, f: &DatabaseFields<'_>) -> sqlx::Result<i64> {
 pub async fn update(pool: &Pool, f: &DatabaseFields<'_>) -> sqlx::Result<u64> {
     on_pool!(pool, |p| sqlx::query(
         "UPDATE managed_databases SET engine = $2, url_sealed = $3, url_redacted = $4, \
-         migrations_dir = $5, rpo_seconds = $6, rto_seconds = $7, updated_at = $8 WHERE name = $1"
+         migrations_dir = $5, rpo_seconds = $6, rto_seconds = $7, updated_at = $8, \
+         backup_schedule = $9, verify_schedule = $10, retention = $11 WHERE name = $1"
     )
     .bind(f.name)
     .bind(f.engine)
@@ -89,6 +99,9 @@ pub async fn update(pool: &Pool, f: &DatabaseFields<'_>) -> sqlx::Result<u64> {
     .bind(f.rpo_seconds)
     .bind(f.rto_seconds)
     .bind(now())
+    .bind(f.backup_schedule)
+    .bind(f.verify_schedule)
+    .bind(f.retention)
     .execute(p)
     .await
     .map(|r| r.rows_affected()))

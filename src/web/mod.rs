@@ -32,6 +32,7 @@ use tower_sessions::cookie::SameSite;
 use tower_sessions::{Expiry, SessionManagerLayer};
 
 use crate::config::Config;
+use crate::service::backup::Backups;
 use crate::service::fleet::Fleet;
 use crate::service::jobs::Jobs;
 use crate::service::registry::Registry;
@@ -54,16 +55,25 @@ pub struct Inner {
     pub registry: Registry,
     pub fleet: Fleet,
     pub jobs: Jobs,
+    pub backups: Backups,
 }
 
 impl AppState {
-    pub fn new(config: Config, store: Store, registry: Registry, fleet: Fleet, jobs: Jobs) -> Self {
+    pub fn new(
+        config: Config,
+        store: Store,
+        registry: Registry,
+        fleet: Fleet,
+        jobs: Jobs,
+        backups: Backups,
+    ) -> Self {
         AppState(Arc::new(Inner {
             config,
             store,
             registry,
             fleet,
             jobs,
+            backups,
         }))
     }
 }

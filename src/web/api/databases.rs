@@ -13,7 +13,7 @@ use crate::domain::DatabaseName;
 use crate::engine::{Capabilities, DatabaseEntry, SchemaEntry};
 use crate::error::{AppError, AppResult};
 use crate::service::fleet::{Health, Member};
-use crate::service::registry::{Changes, NewDatabase, Source};
+use crate::service::registry::{Changes, NewDatabase, Schedules, Source};
 use crate::web::AppState;
 use crate::web::auth::{Admin, Viewer};
 use crate::web::page::rfc3339;
@@ -52,6 +52,9 @@ struct DbDetail {
     rpo_s: Option<u64>,
     rto_s: Option<u64>,
     migrations_dir: Option<String>,
+    backup_schedule: Option<String>,
+    verify_schedule: Option<String>,
+    retention: Option<String>,
     capabilities: Capabilities,
     databases: Vec<DatabaseEntry>,
     schemas: Vec<SchemaEntry>,
@@ -91,6 +94,9 @@ fn detail(m: &Member) -> DbDetail {
         rpo_s: m.entry.rpo.map(|d| d.as_secs()),
         rto_s: m.entry.rto.map(|d| d.as_secs()),
         migrations_dir: m.entry.migrations_dir.clone(),
+        backup_schedule: m.entry.schedules.backup.clone(),
+        verify_schedule: m.entry.schedules.verify.clone(),
+        retention: m.entry.schedules.retention.clone(),
         capabilities: m.capabilities(),
         databases: status.databases,
         schemas: status.schemas,
@@ -138,6 +144,12 @@ struct CreateDb {
     rpo_s: Option<u64>,
     #[serde(default)]
     rto_s: Option<u64>,
+    #[serde(default)]
+    backup_schedule: Option<String>,
+    #[serde(default)]
+    verify_schedule: Option<String>,
+    #[serde(default)]
+    retention: Option<String>,
 }
 
 fn secs(s: Option<u64>) -> Option<std::time::Duration> {
@@ -165,6 +177,11 @@ async fn create(
         migrations_dir: body.migrations_dir.filter(|d| !d.trim().is_empty()),
         rpo: secs(body.rpo_s),
         rto: secs(body.rto_s),
+        schedules: Schedules {
+            backup: body.backup_schedule,
+            verify: body.verify_schedule,
+            retention: body.retention,
+        },
     };
     let entry = state.registry.add(&me.actor(), new).await?;
     Ok((StatusCode::CREATED, detail_of(&state, &entry.name).await?))
@@ -182,6 +199,12 @@ struct UpdateDb {
     rpo_s: Option<Option<u64>>,
     #[serde(default, deserialize_with = "present")]
     rto_s: Option<Option<u64>>,
+    #[serde(default, deserialize_with = "present")]
+    backup_schedule: Option<Option<String>>,
+    #[serde(default, deserialize_with = "present")]
+    verify_schedule: Option<Option<String>>,
+    #[serde(default, deserialize_with = "present")]
+    retention: Option<Option<String>>,
 }
 
 async fn update(
@@ -197,6 +220,11 @@ async fn update(
         migrations_dir: body.migrations_dir.unwrap_or(current.migrations_dir),
         rpo: body.rpo_s.map(secs).unwrap_or(current.rpo),
         rto: body.rto_s.map(secs).unwrap_or(current.rto),
+        schedules: Schedules {
+            backup: body.backup_schedule.unwrap_or(current.schedules.backup),
+            verify: body.verify_schedule.unwrap_or(current.schedules.verify),
+            retention: body.retention.unwrap_or(current.schedules.retention),
+        },
     };
     state.registry.update(&me.actor(), &name, changes).await?;
     detail_of(&state, &name).await

@@ -16,7 +16,7 @@ use super::path_name;
 use crate::config::SecretUrl;
 use crate::domain::DatabaseName;
 use crate::error::{AppError, AppResult};
-use crate::service::registry::{self, Changes, NewDatabase, Source};
+use crate::service::registry::{self, Changes, NewDatabase, Schedules, Source};
 use crate::web::AppState;
 use crate::web::auth::Admin;
 use crate::web::page::{PageCtx, flash, fmt_bytes, fmt_duration};
@@ -30,6 +30,9 @@ struct FormValues {
     migrations_dir: String,
     rpo: String,
     rto: String,
+    backup_schedule: String,
+    verify_schedule: String,
+    retention: String,
 }
 
 #[derive(Template, WebTemplate)]
@@ -76,6 +79,9 @@ pub(super) async fn edit_form(
             migrations_dir: entry.migrations_dir.clone().unwrap_or_default(),
             rpo: entry.rpo.map(fmt_duration).unwrap_or_default(),
             rto: entry.rto.map(fmt_duration).unwrap_or_default(),
+            backup_schedule: entry.schedules.backup.clone().unwrap_or_default(),
+            verify_schedule: entry.schedules.verify.clone().unwrap_or_default(),
+            retention: entry.schedules.retention.clone().unwrap_or_default(),
         },
         error: None,
     })
@@ -93,9 +99,23 @@ pub(super) struct DbForm {
     rpo: String,
     #[serde(default)]
     rto: String,
+    #[serde(default)]
+    backup_schedule: String,
+    #[serde(default)]
+    verify_schedule: String,
+    #[serde(default)]
+    retention: String,
 }
 
 impl DbForm {
+    fn schedules(&self) -> Schedules {
+        Schedules {
+            backup: optional(&self.backup_schedule),
+            verify: optional(&self.verify_schedule),
+            retention: optional(&self.retention),
+        }
+    }
+
     fn values(&self) -> FormValues {
         let url = SecretUrl::new(self.url.trim());
         FormValues {
@@ -108,6 +128,9 @@ impl DbForm {
             migrations_dir: self.migrations_dir.clone(),
             rpo: self.rpo.clone(),
             rto: self.rto.clone(),
+            backup_schedule: self.backup_schedule.clone(),
+            verify_schedule: self.verify_schedule.clone(),
+            retention: self.retention.clone(),
         }
     }
 }
@@ -180,6 +203,7 @@ pub(super) async fn create(
             migrations_dir: optional(&form.migrations_dir),
             rpo: parse_target(&form.rpo, "RPO")?,
             rto: parse_target(&form.rto, "RTO")?,
+            schedules: form.schedules(),
         })
     })();
     let result = match parsed {
@@ -212,6 +236,7 @@ pub(super) async fn update(
             migrations_dir: optional(&form.migrations_dir),
             rpo: parse_target(&form.rpo, "RPO")?,
             rto: parse_target(&form.rto, "RTO")?,
+            schedules: form.schedules(),
         })
     })();
     let result = match parsed {

@@ -1,0 +1,286 @@
+//! Backups that prove themselves: taken as jobs (pg_dump with an exported
+//! snapshot, mariadb-dump --single-transaction, SQLite's VACUUM INTO),
+//! streamed through zstd and SHA-256 into storage, catalogued with row
+//! counts, verified by restoring into a scratch database, restored on
+//! request, scheduled, pruned, and judged against RPO/RTO.
+
+mod run;
+pub mod schedule;
+pub mod status;
+pub mod storage;
+pub mod tools;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use crate::domain::Role;
+use crate::error::{AppError, AppResult};
+use crate::service::Actor;
+use crate::service::fleet::{Health, Member};
+use crate::service::jobs::{JobSpec, Jobs};
+use crate::service::users::require;
+use crate::store::backups::{self as rows, BackupRow};
+use crate::store::{Store, now};
+
+pub use run::RestoreInto;
+use storage::{BackupStorage, LocalDir};
+
+/// The backup area's shared parts.
+#[derive(Clone)]
+pub struct Backups {
+    store: Store,
+    jobs: Jobs,
+    storage: Arc<dyn BackupStorage>,
+    /// Scratch space for SQLite copies and client option files.
+    work_dir: PathBuf,
+}
+
+impl Backups {
+    pub fn new(store: Store, jobs: Jobs, dir: PathBuf, work_dir: PathBuf) -> Backups {
+        Backups {
+            store,
+            jobs,
+            storage: Arc::new(LocalDir::new(dir)),
+            work_dir,
+        }
+    }
+
+    pub fn location(&self) -> String {
+        self.storage.describe()
+    }
+
+    pub async fn list(&self, database: &str, limit: i64) -> AppResult<Vec<BackupRow>> {
+        Ok(rows::list(self.store.pool(), database, limit).await?)
+    }
+
+    pub async fn get(&self, id: i64) -> AppResult<BackupRow> {
+        rows::get(self.store.pool(), id)
+            .await?
+            .ok_or_else(|| AppError::not_found(format!("There is no backup {id}.")))
+    }
+
+    fn reachable(member: &Member) -> AppResult<()> {
+        let status = member.status();
+        if status.health == Health::Down {
+            return Err(AppError::invalid(format!(
+                "{} is unreachable: {}",
+                member.entry.name,
+                status.error.unwrap_or_default()
+            )));
+        }
+        Ok(())
+    }
+
+    /// Start a backup (operator). Returns (job id, backup id).
+    pub async fn start(&self, member: &Arc<Member>, actor: &Actor) -> AppResult<(i64, i64)> {
+        require(actor, Role::Operator)?;
+        Self::reachable(member)?;
+        let url = member.url().map_err(AppError::invalid)?;
+        let engine = member.entry.engine;
+        let (format, ext) = run::format_of(engine);
+        let name = member.entry.name.to_string();
+        let backup_id = rows::insert(self.store.pool(), &name, engine.as_str(), format, "zstd", "").await?;
+        let key = format!("{name}/{backup_id}-{}.{ext}.zst", now());
+        rows::set_location(self.store.pool(), backup_id, &key).await?;
+        let spec = JobSpec {
+            kind: "backup".into(),
+            database: Some(name.clone()),
+            target: format!("backup #{backup_id}"),
+            tables: vec![format!("backup:{name}")],
+        };
+        let task = run::Take {
+            store: self.store.clone(),
+            storage: self.storage.clone(),
+            engine,
+            url,
+            backup_id,
+            key,
+            work_dir: self.work_dir.clone(),
+        };
+        let job_id = self
+            .jobs
+            .submit(actor, spec, Box::new(move |ctx| Box::pin(task.run(ctx))))
+            .await?;
+        rows::set_job(self.store.pool(), backup_id, job_id).await?;
+        Ok((job_id, backup_id))
+    }
+
+    /// Verify a backup by restoring it into a scratch database (operator).
+    pub async fn verify(&self, member: &Arc<Member>, actor: &Actor, backup_id: i64) -> AppResult<i64> {
+        require(actor, Role::Operator)?;
+        let backup = self.get(backup_id).await?;
+        if backup.database_name != member.entry.name.as_str() {
+            return Err(AppError::not_found(format!(
+                "There is no backup {backup_id} of {}.",
+                member.entry.name
+            )));
+        }
+        if backup.state != "good" {
+            return Err(AppError::conflict(format!(
+                "Backup {backup_id} is {}: only a good backup can be verified.",
+                backup.state
+            )));
+        }
+        Self::reachable(member)?;
+        let url = member.url().map_err(AppError::invalid)?;
+        let spec = JobSpec {
+            kind: "verify".into(),
+            database: Some(backup.database_name.clone()),
+            target: format!("backup #{backup_id}"),
+            tables: vec![format!("verify:{backup_id}")],
+        };
+        let task = run::Verify {
+            store: self.store.clone(),
+            storage: self.storage.clone(),
+            url,
+            backup,
+            work_dir: self.work_dir.clone(),
+        };
+        self.jobs
+            .submit(actor, spec, Box::new(move |ctx| Box::pin(task.run(ctx))))
+            .await
+    }
+
+    /// Restore a backup (admin): into a new database, or over the original
+    /// after its name was typed.
+    pub async fn restore(
+        &self,
+        member: &Arc<Member>,
+        actor: &Actor,
+        backup_id: i64,
+        into: RestoreInto,
+    ) -> AppResult<i64> {
+        require(actor, Role::Admin)?;
+        let backup = self.get(backup_id).await?;
+        if backup.database_name != member.entry.name.as_str() || backup.state != "good" {
+            return Err(AppError::conflict(format!(
+                "Backup {backup_id} is not a good backup of {}.",
+                member.entry.name
+            )));
+        }
+        Self::reachable(member)?;
+        let url = member.url().map_err(AppError::invalid)?;
+        let target = run::check_restore_target(member, &url, &into).await?;
+        let spec = JobSpec {
+            kind: "restore".into(),
+            database: Some(backup.database_name.clone()),
+            target: format!("backup #{backup_id} → {}", target.describe()),
+            tables: vec!["*".into()],
+        };
+        let task = run::Restore {
+            storage: self.storage.clone(),
+            url,
+            backup,
+            target,
+            work_dir: self.work_dir.clone(),
+        };
+        self.jobs
+            .submit(actor, spec, Box::new(move |ctx| Box::pin(task.run(ctx))))
+            .await
+    }
+
+    /// Prune by the retention policy, as a job (operator).
+    pub async fn prune(
+        &self,
+        member: &Arc<Member>,
+        actor: &Actor,
+        policy: schedule::Retention,
+    ) -> AppResult<i64> {
+        require(actor, Role::Operator)?;
+        let name = member.entry.name.to_string();
+        let spec = JobSpec {
+            kind: "prune".into(),
+            database: Some(name.clone()),
+            target: format!("backups of {name} ({policy})"),
+            tables: vec![format!("backup:{name}")],
+        };
+        let store = self.store.clone();
+        let storage = self.storage.clone();
+        self.jobs
+            .submit(
+                actor,
+                spec,
+                Box::new(move |ctx| Box::pin(schedule::prune(store, storage, name, policy, ctx))),
+            )
+            .await
+    }
+
+    /// Run due schedules every `every`: backups, verification of the latest
+    /// good backup, and (hourly) pruning by the retention policy. Actions
+    /// are the panel's own (`custodian`, via system) and audited as jobs.
+    pub fn spawn_scheduler(&self, fleet: crate::service::fleet::Fleet, every: std::time::Duration) {
+        let this = self.clone();
+        tokio::spawn(async move {
+            let hourly = schedule::parse_cron("0 * * * *").expect("a valid cron line");
+            loop {
+                for m in fleet.members() {
+                    if let Err(e) = this.run_schedules(&m, &hourly).await {
+                        tracing::warn!(database = %m.entry.name, error = %e, "scheduled backup work failed to start");
+                    }
+                }
+                tokio::time::sleep(every).await;
+            }
+        });
+    }
+
+    async fn run_schedules(&self, m: &Arc<Member>, hourly: &croner::Cron) -> AppResult<()> {
+        let name = m.entry.name.to_string();
+        let s = &m.entry.schedules;
+        let system = Actor::system();
+        if let Some(line) = &s.backup {
+            let cron = schedule::parse_cron(line)?;
+            if schedule::take_due(&self.store, "backup", &name, &cron).await? {
+                self.start(m, &system).await?;
+            }
+        }
+        if let Some(line) = &s.verify {
+            let cron = schedule::parse_cron(line)?;
+            if schedule::take_due(&self.store, "verify", &name, &cron).await?
+                && let Some(latest) = rows::good(self.store.pool(), &name).await?.first()
+            {
+                self.verify(m, &system, latest.id).await?;
+            }
+        }
+        if let Some(policy) = &s.retention {
+            let policy: schedule::Retention = policy.parse()?;
+            let good = rows::good(self.store.pool(), &name).await?;
+            if !policy.is_empty()
+                && policy.keep(&good).len() < good.len()
+                && schedule::take_due(&self.store, "prune", &name, hourly).await?
+            {
+                self.prune(m, &system, policy).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Backups left 'running' by a panel that died: interrupted, partial
+    /// files removed. Run at start and every few seconds.
+    pub fn spawn_sweeper(&self) {
+        let this = self.clone();
+        tokio::spawn(async move {
+            loop {
+                match rows::orphaned(this.store.pool()).await {
+                    Ok(orphans) => {
+                        for b in orphans {
+                            // A row whose job is not recorded yet is being started now.
+                            if b.job_id.is_none() && now() - b.started_at < 60 {
+                                continue;
+                            }
+                            let _ = this.storage.remove(&b.location).await;
+                            let _ = rows::mark_ended(
+                                this.store.pool(),
+                                b.id,
+                                "interrupted",
+                                "the panel stopped while this backup was running",
+                            )
+                            .await;
+                        }
+                    }
+                    Err(e) => tracing::warn!(error = %e, "cannot sweep interrupted backups"),
+                }
+                tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+            }
+        });
+    }
+}

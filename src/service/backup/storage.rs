@@ -1,0 +1,100 @@
+//! Where backup files live, behind one trait: a local directory now; an
+//! S3-compatible store (the object_store crate) can be a second
+//! implementation with the same four operations. Files are written under a
+//! `.partial` name and renamed when complete, so a reader never sees half
+//! a backup.
+
+use std::path::PathBuf;
+
+use async_trait::async_trait;
+use tokio::io::{AsyncRead, AsyncWrite};
+
+pub type Writer = Box<dyn AsyncWrite + Unpin + Send>;
+pub type Reader = Box<dyn AsyncRead + Unpin + Send>;
+
+#[async_trait]
+pub trait BackupStorage: Send + Sync {
+    /// Where backups go, for people.
+    fn describe(&self) -> String;
+    /// Start writing `key` (as a partial file).
+    async fn create(&self, key: &str) -> std::io::Result<Writer>;
+    /// The partial file is complete: make it `key`.
+    async fn commit(&self, key: &str) -> std::io::Result<()>;
+    /// Remove `key` and any partial file of it.
+    async fn remove(&self, key: &str) -> std::io::Result<()>;
+    async fn open(&self, key: &str) -> std::io::Result<Reader>;
+    async fn size(&self, key: &str) -> std::io::Result<u64>;
+}
+
+/// A directory on this machine.
+pub struct LocalDir {
+    root: PathBuf,
+}
+
+impl LocalDir {
+    pub fn new(root: PathBuf) -> Self {
+        LocalDir { root }
+    }
+
+    /// Keys are made by the panel (`<database>/<id>-<time>.<ext>`), never
+    /// from input; refuse anything that could leave the root anyway.
+    fn path(&self, key: &str) -> std::io::Result<PathBuf> {
+        if key
+            .split('/')
+            .any(|part| part.is_empty() || part == "." || part == "..")
+            || key.starts_with('/')
+        {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "bad backup key",
+            ));
+        }
+        Ok(self.root.join(key))
+    }
+
+    fn partial(&self, key: &str) -> std::io::Result<PathBuf> {
+        let mut p = self.path(key)?.into_os_string();
+        p.push(".partial");
+        Ok(PathBuf::from(p))
+    }
+}
+
+#[async_trait]
+impl BackupStorage for LocalDir {
+    fn describe(&self) -> String {
+        self.root.display().to_string()
+    }
+
+    async fn create(&self, key: &str) -> std::io::Result<Writer> {
+        let partial = self.partial(key)?;
+        if let Some(dir) = partial.parent() {
+            tokio::fs::create_dir_all(dir).await?;
+        }
+        let file = tokio::fs::File::create(&partial).await?;
+        Ok(Box::new(tokio::io::BufWriter::with_capacity(256 * 1024, file)))
+    }
+
+    async fn commit(&self, key: &str) -> std::io::Result<()> {
+        tokio::fs::rename(self.partial(key)?, self.path(key)?).await
+    }
+
+    async fn remove(&self, key: &str) -> std::io::Result<()> {
+        for path in [self.partial(key)?, self.path(key)?] {
+            match tokio::fs::remove_file(&path).await {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    async fn open(&self, key: &str) -> std::io::Result<Reader> {
+        let file = tokio::fs::File::open(self.path(key)?).await?;
+        Ok(Box::new(tokio::io::BufReader::with_capacity(256 * 1024, file)))
+    }
+
+    async fn size(&self, key: &str) -> std::io::Result<u64> {
+        Ok(tokio::fs::metadata(self.path(key)?).await?.len())
+    }
+}

@@ -1,0 +1,195 @@
+//! The dump and restore tools (pg_dump, pg_restore, mariadb-dump, mariadb):
+//! finding them, checking their version against the server's, and building
+//! their command lines. Passwords go through the environment (PGPASSWORD)
+//! or a 0600 option file, never the command line, which `ps` shows.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+
+use tokio::process::Command;
+
+use crate::config::SecretUrl;
+
+/// A tool found on this machine and its major version.
+#[derive(Clone, Debug)]
+pub struct Tool {
+    pub path: PathBuf,
+    pub version: String,
+    pub major: u32,
+}
+
+/// Look for `names` in CUSTODIAN_TOOLS_DIR, then PATH, then PostgreSQL's
+/// versioned directories (newest first).
+pub fn find(names: &[&str]) -> Option<PathBuf> {
+    let mut dirs: Vec<PathBuf> = Vec::new();
+    if let Ok(d) = std::env::var("CUSTODIAN_TOOLS_DIR") {
+        dirs.push(PathBuf::from(d));
+    }
+    if let Some(path) = std::env::var_os("PATH") {
+        dirs.extend(std::env::split_paths(&path));
+    }
+    if let Ok(versions) = std::fs::read_dir("/usr/lib/postgresql") {
+        let mut v: Vec<PathBuf> = versions
+            .filter_map(|e| Some(e.ok()?.path().join("bin")))
+            .collect();
+        v.sort_by_key(|p| std::cmp::Reverse(major_of(&p.display().to_string())));
+        dirs.extend(v);
+    }
+    for dir in dirs {
+        for name in names {
+            let candidate = dir.join(name);
+            if candidate.is_file() {
+                return Some(candidate);
+            }
+        }
+    }
+    None
+}
+
+/// The first number in a version string: "pg_dump (PostgreSQL) 15.4" → 15.
+pub fn major_of(text: &str) -> u32 {
+    text.split(|c: char| !c.is_ascii_digit())
+        .find(|s| !s.is_empty())
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0)
+}
+
+/// A tool and its version, or a message naming what to install.
+pub async fn tool(names: &[&str], install: &str) -> Result<Tool, String> {
+    let path = find(names).ok_or_else(|| format!("{} was not found: install {install}", names[0]))?;
+    let out = Command::new(&path)
+        .arg("--version")
+        .output()
+        .await
+        .map_err(|e| format!("cannot run {}: {e}", path.display()))?;
+    let version = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    // "mariadb-dump  Ver 10.19 Distrib 10.11.19-MariaDB": the distribution's
+    // version is the one that matters.
+    let major = match version.find("Distrib ") {
+        Some(i) => major_of(&version[i..]),
+        None => major_of(version.rsplit(' ').next().unwrap_or("")),
+    };
+    Ok(Tool { path, version, major })
+}
+
+/// The URL without its password, and the password.
+pub fn split_password(url: &SecretUrl) -> (String, Option<String>) {
+    match url::Url::parse(url.expose()) {
+        Ok(mut u) => {
+            let password = u.password().map(|p| percent_decode(p));
+            let _ = u.set_password(None);
+            (u.to_string(), password)
+        }
+        Err(_) => (url.expose().to_string(), None),
+    }
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes: Vec<u8> = form_urlencoded::parse(format!("x={}", s.replace('+', "%2B")).as_bytes())
+        .next()
+        .map(|(_, v)| v.into_owned().into_bytes())
+        .unwrap_or_default();
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
+/// pg_dump/pg_restore/psql for a URL: `--dbname` without the password,
+/// PGPASSWORD in the environment.
+pub fn pg_command(tool: &Path, url: &SecretUrl) -> Command {
+    let (bare, password) = split_password(url);
+    let mut cmd = Command::new(tool);
+    cmd.arg(format!("--dbname={bare}"))
+        .arg("--no-password")
+        .env("PGAPPNAME", "custodian")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    match password {
+        Some(p) => {
+            cmd.env("PGPASSWORD", p);
+        }
+        None => {
+            cmd.env_remove("PGPASSWORD");
+        }
+    }
+    cmd
+}
+
+/// Connection settings of a mysql:// or mariadb:// URL.
+pub struct MysqlTarget {
+    pub host: String,
+    pub port: u16,
+    pub user: String,
+    pub password: Option<String>,
+    pub database: String,
+}
+
+pub fn mysql_target(url: &SecretUrl) -> Result<MysqlTarget, String> {
+    let raw = url.expose().replacen("mariadb://", "mysql://", 1);
+    let u = url::Url::parse(&raw).map_err(|_| "not a valid MySQL URL".to_string())?;
+    Ok(MysqlTarget {
+        host: u.host_str().unwrap_or("localhost").to_string(),
+        port: u.port().unwrap_or(3306),
+        user: percent_decode(u.username()),
+        password: u.password().map(percent_decode),
+        database: u.path().trim_start_matches('/').to_string(),
+    })
+}
+
+/// A MySQL client option file (mode 0600) holding the connection
+/// settings, removed when dropped.
+pub struct OptionFile {
+    pub path: PathBuf,
+}
+
+impl OptionFile {
+    pub fn write(dir: &Path, target: &MysqlTarget) -> std::io::Result<OptionFile> {
+        std::fs::create_dir_all(dir)?;
+        let path = dir.join(format!("client-{}.cnf", uuid::Uuid::new_v4().simple()));
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let mut file = options.open(&path)?;
+        let escape = |v: &str| v.replace('\\', "\\\\").replace('"', "\\\"");
+        let mut text = format!(
+            "[client]\nhost=\"{}\"\nport={}\nuser=\"{}\"\n",
+            escape(&target.host),
+            target.port,
+            escape(&target.user)
+        );
+        if let Some(p) = &target.password {
+            text.push_str(&format!("password=\"{}\"\n", escape(p)));
+        }
+        std::io::Write::write_all(&mut file, text.as_bytes())?;
+        Ok(OptionFile { path })
+    }
+}
+
+impl Drop for OptionFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_and_passwords() {
+        assert_eq!(
+            major_of("pg_dump (PostgreSQL) 15.20 (Debian 15.20-0+deb12u1)"),
+            15
+        );
+        let (bare, pw) = split_password(&SecretUrl::new("postgres://u:p%40ss@h:5432/db?sslmode=require"));
+        assert_eq!(bare, "postgres://u@h:5432/db?sslmode=require");
+        assert_eq!(pw.as_deref(), Some("p@ss"));
+        let t = mysql_target(&SecretUrl::new("mariadb://root:s3%2Fcret@db:3307/shop")).unwrap();
+        assert_eq!(
+            (t.host.as_str(), t.port, t.user.as_str(), t.database.as_str()),
+            ("db", 3307, "root", "shop")
+        );
+        assert_eq!(t.password.as_deref(), Some("s3/cret"));
+    }
+}
