@@ -48,6 +48,9 @@ pub enum Command {
     /// Manage the registry of managed databases.
     #[command(subcommand)]
     Db(DbCommand),
+    /// Take, list and verify backups (runs the job here and waits for it).
+    #[command(subcommand)]
+    Backup(BackupCommand),
     /// Validate the configuration and print what would be used.
     Check,
 }
@@ -120,6 +123,16 @@ pub enum DbCommand {
     Remove { name: String },
 }
 
+#[derive(Subcommand, Debug)]
+pub enum BackupCommand {
+    /// Back up a registered database now.
+    Run { name: String },
+    /// List a database's backups.
+    List { name: String },
+    /// Verify a backup by restoring it into a scratch database.
+    Verify { id: i64 },
+}
+
 fn parse_role(s: &str) -> Result<Role, String> {
     s.parse::<Role>().map_err(|e| e.to_string())
 }
@@ -158,6 +171,7 @@ pub fn main() -> ExitCode {
             Some(Command::User(cmd)) => user(&loaded.config, cmd).await,
             Some(Command::Token(cmd)) => token(&loaded.config, cmd).await,
             Some(Command::Db(cmd)) => db(&loaded.config, cmd).await,
+            Some(Command::Backup(cmd)) => backup(&loaded.config, cmd).await,
         }
     });
     match result {
@@ -354,6 +368,93 @@ async fn db(config: &Config, cmd: DbCommand) -> anyhow::Result<()> {
             println!("removed {name} from the registry");
         }
     }
+    store.close().await;
+    Ok(())
+}
+
+/// Wait for a job started in this process and report how it ended.
+async fn wait_for_job(jobs: &crate::service::jobs::Jobs, id: i64) -> anyhow::Result<()> {
+    let mut last_phase = String::new();
+    loop {
+        let job = jobs.get(id).await?;
+        if job.phase != last_phase && !job.phase.is_empty() {
+            eprintln!("  {}", job.phase);
+            last_phase = job.phase.clone();
+        }
+        match job.state.as_str() {
+            "queued" | "running" => tokio::time::sleep(std::time::Duration::from_millis(200)).await,
+            "succeeded" => return Ok(()),
+            other => bail!("job {id} {other}: {}", job.error.unwrap_or_default()),
+        }
+    }
+}
+
+async fn backup(config: &Config, cmd: BackupCommand) -> anyhow::Result<()> {
+    let store = Store::open(&config.store_url()).await?;
+    let registry = Registry::new(store.clone(), Secrets::load(config)?, config.databases.clone());
+    registry.verify_key().await?;
+    let fleet = crate::service::fleet::Fleet::new();
+    fleet.sync(registry.connections().await?).await;
+    let jobs = crate::service::jobs::Jobs::new(store.clone(), config.max_jobs_per_database);
+    let backups = crate::service::backup::Backups::new(
+        store.clone(),
+        jobs.clone(),
+        config.backup_dir(),
+        config.data_dir.join("tmp"),
+    );
+    let actor = Actor::cli();
+    let member = |name: &str| -> anyhow::Result<_> {
+        let name = DatabaseName::parse(name)?;
+        fleet
+            .get(&name)
+            .ok_or_else(|| anyhow::anyhow!("no database named {name}"))
+    };
+    match cmd {
+        BackupCommand::Run { name } => {
+            let m = member(&name)?;
+            let (job, id) = backups.start(&m, &actor).await?;
+            eprintln!("backup #{id} of {name} (job {job})");
+            wait_for_job(&jobs, job).await?;
+            let b = backups.get(id).await?;
+            println!(
+                "backup #{id}: {} {}, sha256 {}",
+                b.state,
+                crate::format::fmt_bytes(b.bytes.unwrap_or(0)),
+                b.sha256.unwrap_or_default()
+            );
+        }
+        BackupCommand::List { name } => {
+            let m = member(&name)?;
+            println!(
+                "{:<6} {:<12} {:<24} {:>10} {:<10} VERIFIED",
+                "ID", "STATE", "TAKEN", "SIZE", "SHA256"
+            );
+            for b in backups.list(m.entry.name.as_str(), 1000).await? {
+                println!(
+                    "{:<6} {:<12} {:<24} {:>10} {:<10} {}",
+                    b.id,
+                    b.state,
+                    crate::format::fmt_time(b.started_at),
+                    b.bytes.map(crate::format::fmt_bytes).unwrap_or_default(),
+                    b.sha256.as_deref().map(|s| &s[..8]).unwrap_or(""),
+                    match b.verify_ok {
+                        Some(true) => "ok",
+                        Some(false) => "FAILED",
+                        None => "-",
+                    }
+                );
+            }
+        }
+        BackupCommand::Verify { id } => {
+            let b = backups.get(id).await?;
+            let m = member(&b.database_name)?;
+            let job = backups.verify(&m, &actor, id).await?;
+            eprintln!("verifying backup #{id} (job {job})");
+            wait_for_job(&jobs, job).await?;
+            println!("backup #{id} verified: restored and row counts match");
+        }
+    }
+    fleet.close().await;
     store.close().await;
     Ok(())
 }

@@ -7,6 +7,7 @@ mod api;
 mod assets;
 mod audit;
 pub mod auth;
+pub(crate) mod backups;
 mod csrf;
 mod databases;
 mod errors;
@@ -112,6 +113,7 @@ pub fn router(state: AppState, sessions: SessionBackend) -> Router {
         .merge(overview::router())
         .merge(databases::router())
         .merge(jobs::router())
+        .merge(backups::router())
         .merge(users::router())
         .merge(account::router())
         .merge(audit::router())

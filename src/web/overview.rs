@@ -44,9 +44,21 @@ struct OverviewPage {
 }
 
 async fn overview(State(state): State<AppState>, Viewer(_): Viewer, ctx: PageCtx) -> AppResult<OverviewPage> {
+    let mut dbs = fleet_views(&state);
+    for db in &mut dbs {
+        let Ok(name) = crate::domain::DatabaseName::parse(&db.name) else {
+            continue;
+        };
+        if let Some(m) = state.fleet.get(&name) {
+            let rows = state.backups.list(&db.name, 60).await?;
+            let risk = crate::web::backups::risk_row(&state, &m.entry, &rows);
+            db.backup_level = risk.level.as_str().to_string();
+            db.backup_age = risk.last_good;
+        }
+    }
     Ok(OverviewPage {
         ctx,
-        dbs: fleet_views(&state),
+        dbs,
         store_kind: match state.store.kind() {
             StoreKind::Sqlite => "SQLite",
             StoreKind::Postgres => "PostgreSQL",

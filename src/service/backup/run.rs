@@ -183,7 +183,10 @@ impl Take {
             .await
             .map_err(failed)?;
         ctx.progress(None, "exporting a snapshot and counting rows");
-        let snapshot = dump::PgSnapshot::take(&self.url).await.map_err(failed)?;
+        let snapshot = tokio::select! {
+            s = dump::PgSnapshot::take(&self.url) => s.map_err(failed)?,
+            _ = ctx.cancelled() => return Err(JobFailure::Cancelled),
+        };
         let server_major = tools::major_of(&snapshot.server_version);
         if tool.major < server_major {
             let version = snapshot.server_version.clone();
@@ -229,7 +232,10 @@ impl Take {
         .await
         .map_err(failed)?;
         ctx.progress(None, "counting rows");
-        let (counts, server_version) = dump::mysql_counts(&self.url).await.map_err(failed)?;
+        let (counts, server_version) = tokio::select! {
+            c = dump::mysql_counts(&self.url) => c.map_err(failed)?,
+            _ = ctx.cancelled() => return Err(JobFailure::Cancelled),
+        };
         let target = tools::mysql_target(&self.url).map_err(failed)?;
         let options =
             OptionFile::write(&self.work_dir, &target).map_err(|e| failed(format!("option file: {e}")))?;

@@ -3,6 +3,7 @@
 //! `{"error": "..."}` (rendered by `web::errors`). One module per area.
 
 mod activity;
+mod backups;
 mod databases;
 mod jobs;
 mod users;
@@ -17,4 +18,5 @@ pub fn router() -> Router<AppState> {
         .merge(databases::router())
         .merge(activity::router())
         .merge(jobs::router())
+        .merge(backups::router())
 }

@@ -3,6 +3,7 @@
 //! and in `form` the admin's add/edit/remove forms with "Test connection".
 
 mod activity;
+mod backups;
 mod form;
 mod maintenance;
 
@@ -41,6 +42,15 @@ pub fn router() -> Router<AppState> {
         )
         .route("/databases/{name}/activity/top", get(activity::top))
         .route(
+            "/databases/{name}/backups",
+            get(backups::page).post(backups::start),
+        )
+        .route("/databases/{name}/backups/{id}/verify", post(backups::verify))
+        .route(
+            "/databases/{name}/backups/{id}/restore",
+            get(backups::restore_page).post(backups::restore),
+        )
+        .route(
             "/databases/{name}/maintenance",
             get(maintenance::page).post(maintenance::run),
         )
@@ -70,6 +80,9 @@ pub struct DbView {
     pub caps: Capabilities,
     pub databases: Vec<DatabaseEntry>,
     pub schemas: Vec<SchemaEntry>,
+    /// Filled by pages that show backup status: level and last good age.
+    pub backup_level: String,
+    pub backup_age: String,
 }
 
 const NONE: &str = "—";
@@ -119,6 +132,8 @@ impl DbView {
             caps: member.capabilities(),
             databases: status.databases.clone(),
             schemas: status.schemas.clone(),
+            backup_level: String::new(),
+            backup_age: String::new(),
         }
     }
 

@@ -1,0 +1,103 @@
+//! API: the backup catalog (viewer), taking a backup and verifying one
+//! (operator), in the shapes DESIGN.md fixes.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Serialize;
+
+use crate::domain::DatabaseName;
+use crate::error::{AppError, AppResult};
+use crate::format::rfc3339;
+use crate::web::AppState;
+use crate::web::auth::{Operator, Viewer};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/databases/{name}/backups", get(list).post(start))
+        .route("/backups/{id}/verify", post(verify))
+}
+
+#[derive(Serialize)]
+struct BackupJson {
+    id: i64,
+    state: String,
+    bytes: Option<i64>,
+    sha256: Option<String>,
+    location: String,
+    started_at: String,
+    finished_at: Option<String>,
+    verified_at: Option<String>,
+    verify_ok: Option<bool>,
+}
+
+fn member(state: &AppState, raw: &str) -> AppResult<std::sync::Arc<crate::service::fleet::Member>> {
+    let name =
+        DatabaseName::parse(raw).map_err(|_| AppError::not_found(format!("no database named {raw:?}")))?;
+    state
+        .fleet
+        .get(&name)
+        .ok_or_else(|| AppError::not_found(format!("no database named {name}")))
+}
+
+async fn list(
+    State(state): State<AppState>,
+    Viewer(_): Viewer,
+    Path(name): Path<String>,
+) -> AppResult<Json<Vec<BackupJson>>> {
+    let m = member(&state, &name)?;
+    let rows = state.backups.list(m.entry.name.as_str(), 500).await?;
+    Ok(Json(
+        rows.into_iter()
+            .map(|b| BackupJson {
+                id: b.id,
+                state: b.state,
+                bytes: b.bytes,
+                sha256: b.sha256,
+                location: b.location,
+                started_at: rfc3339(b.started_at),
+                finished_at: b.finished_at.map(rfc3339),
+                verified_at: b.verified_at.map(rfc3339),
+                verify_ok: b.verify_ok,
+            })
+            .collect(),
+    ))
+}
+
+#[derive(Serialize)]
+struct Started {
+    job_id: i64,
+    backup_id: i64,
+}
+
+async fn start(
+    State(state): State<AppState>,
+    Operator(me): Operator,
+    Path(name): Path<String>,
+) -> AppResult<(StatusCode, Json<Started>)> {
+    let m = member(&state, &name)?;
+    let (job_id, backup_id) = state.backups.start(&m, &me.actor()).await?;
+    Ok((StatusCode::ACCEPTED, Json(Started { job_id, backup_id })))
+}
+
+#[derive(Serialize)]
+struct Verifying {
+    job_id: i64,
+}
+
+async fn verify(
+    State(state): State<AppState>,
+    Operator(me): Operator,
+    Path(id): Path<String>,
+) -> AppResult<(StatusCode, Json<Verifying>)> {
+    let id: i64 = id
+        .parse()
+        .ok()
+        .filter(|i| *i > 0)
+        .ok_or_else(|| AppError::not_found(format!("There is no backup {id:?}.")))?;
+    let backup = state.backups.get(id).await?;
+    let m = member(&state, &backup.database_name)?;
+    let job_id = state.backups.verify(&m, &me.actor(), id).await?;
+    Ok((StatusCode::ACCEPTED, Json(Verifying { job_id })))
+}

@@ -1,0 +1,226 @@
+//! A database's backups tab: RPO/RTO status with reasons, point-in-time
+//! readiness, the catalog, and (operator) back up now / verify, (admin)
+//! restore.
+
+use askama::Template;
+use askama_web::WebTemplate;
+use axum::Form;
+use axum::extract::{Path, State};
+use axum::response::Redirect;
+use serde::Deserialize;
+
+use super::{DbView, member, path_name};
+use crate::engine::dump;
+use crate::error::{AppError, AppResult};
+use crate::format::{fmt_age, fmt_bytes, fmt_time};
+use crate::service::backup::RestoreInto;
+use crate::service::backup::status::{self, BackupHealth};
+use crate::service::fleet::Health;
+use crate::store::backups::BackupRow;
+use crate::store::now;
+use crate::web::AppState;
+use crate::web::auth::{Admin, Operator, Viewer};
+use crate::web::page::PageCtx;
+
+/// One backup as the table shows it.
+pub struct BackupView {
+    pub id: i64,
+    pub state: String,
+    pub started: String,
+    pub age: String,
+    pub size: String,
+    pub took: String,
+    pub throughput: String,
+    pub sha: String,
+    pub verified: String,
+    /// "ok", "failed" or "": a CSS class.
+    pub verify_class: &'static str,
+    pub restore: String,
+    pub error: String,
+    pub tables: usize,
+    pub job_id: Option<i64>,
+}
+
+impl From<&BackupRow> for BackupView {
+    fn from(b: &BackupRow) -> Self {
+        let secs = b.duration_ms.unwrap_or(0) as f64 / 1000.0;
+        BackupView {
+            id: b.id,
+            state: b.state.clone(),
+            started: fmt_time(b.started_at),
+            age: fmt_age(now() - b.finished_at.unwrap_or(b.started_at)),
+            size: b.bytes.map(fmt_bytes).unwrap_or_default(),
+            took: b.duration_ms.map(|_| format!("{secs:.1}s")).unwrap_or_default(),
+            throughput: match (b.bytes, secs > 0.0) {
+                (Some(bytes), true) => format!("{}/s", fmt_bytes((bytes as f64 / secs) as i64)),
+                _ => String::new(),
+            },
+            sha: b
+                .sha256
+                .as_deref()
+                .map(|s| s[..12.min(s.len())].to_string())
+                .unwrap_or_default(),
+            verified: match (b.verified_at, b.verify_ok) {
+                (Some(at), Some(true)) => format!("restored {} ago", fmt_age(now() - at)),
+                (Some(_), Some(false)) => format!("FAILED: {}", b.verify_error.clone().unwrap_or_default()),
+                _ => String::new(),
+            },
+            verify_class: match b.verify_ok {
+                Some(true) => "ok",
+                Some(false) => "failed",
+                None => "",
+            },
+            restore: b
+                .restore_ms
+                .map(|ms| format!("{:.1}s", ms as f64 / 1000.0))
+                .unwrap_or_default(),
+            error: b.error.clone().unwrap_or_default(),
+            tables: serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(&b.table_counts)
+                .map(|m| m.len())
+                .unwrap_or(0),
+            job_id: b.job_id,
+        }
+    }
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "databases/backups.html")]
+pub(super) struct BackupsTab {
+    ctx: PageCtx,
+    db: DbView,
+    health: BackupHealth,
+    backups: Vec<BackupView>,
+    pitr: Vec<(String, String, bool)>,
+    pitr_error: Option<String>,
+    location: String,
+    schedule: String,
+    verify_schedule: String,
+    retention: String,
+}
+
+pub(super) async fn page(
+    State(state): State<AppState>,
+    Viewer(_): Viewer,
+    Path(name): Path<String>,
+    ctx: PageCtx,
+) -> AppResult<BackupsTab> {
+    let name = path_name(&name)?;
+    let m = member(&state, &name)?;
+    let rows = state.backups.list(name.as_str(), 100).await?;
+    let health = status::judge(&m.entry, &rows, now(), state.config.verify_window);
+    let (pitr, pitr_error) = match (m.status().health, m.url()) {
+        (Health::Down, _) => (Vec::new(), Some("the database is unreachable".to_string())),
+        (_, Err(e)) => (Vec::new(), Some(e)),
+        (_, Ok(url)) => {
+            let limit = crate::engine::CONNECT_TIMEOUT + crate::engine::STATEMENT_TIMEOUT;
+            match tokio::time::timeout(limit, dump::pitr_readiness(&url)).await {
+                Ok(Ok(lines)) => (lines, None),
+                Ok(Err(e)) => (Vec::new(), Some(e.to_string())),
+                Err(_) => (Vec::new(), Some("no answer".into())),
+            }
+        }
+    };
+    let schedules = m.entry.schedules.clone();
+    Ok(BackupsTab {
+        ctx,
+        db: DbView::of(&m),
+        health,
+        backups: rows.iter().map(BackupView::from).collect(),
+        pitr,
+        pitr_error,
+        location: state.backups.location(),
+        schedule: schedules.backup.unwrap_or_default(),
+        verify_schedule: schedules.verify.unwrap_or_default(),
+        retention: schedules.retention.unwrap_or_default(),
+    })
+}
+
+pub(super) async fn start(
+    State(state): State<AppState>,
+    Operator(me): Operator,
+    Path(name): Path<String>,
+) -> AppResult<Redirect> {
+    let name = path_name(&name)?;
+    let m = member(&state, &name)?;
+    let (job, _) = state.backups.start(&m, &me.actor()).await?;
+    Ok(Redirect::to(&format!("/jobs/{job}")))
+}
+
+fn backup_id(raw: &str) -> AppResult<i64> {
+    raw.parse::<i64>()
+        .ok()
+        .filter(|id| *id > 0)
+        .ok_or_else(|| AppError::not_found(format!("There is no backup {raw:?}.")))
+}
+
+pub(super) async fn verify(
+    State(state): State<AppState>,
+    Operator(me): Operator,
+    Path((name, id)): Path<(String, String)>,
+) -> AppResult<Redirect> {
+    let name = path_name(&name)?;
+    let m = member(&state, &name)?;
+    let job = state.backups.verify(&m, &me.actor(), backup_id(&id)?).await?;
+    Ok(Redirect::to(&format!("/jobs/{job}")))
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "databases/restore.html")]
+pub(super) struct RestorePage {
+    ctx: PageCtx,
+    db: DbView,
+    backup: BackupView,
+    sqlite: bool,
+}
+
+pub(super) async fn restore_page(
+    State(state): State<AppState>,
+    Admin(_): Admin,
+    Path((name, id)): Path<(String, String)>,
+    ctx: PageCtx,
+) -> AppResult<RestorePage> {
+    let name = path_name(&name)?;
+    let m = member(&state, &name)?;
+    let backup = state.backups.get(backup_id(&id)?).await?;
+    if backup.database_name != name.as_str() {
+        return Err(AppError::not_found(format!("There is no backup {id} of {name}.")));
+    }
+    Ok(RestorePage {
+        ctx,
+        sqlite: m.entry.engine == crate::engine::EngineKind::Sqlite,
+        db: DbView::of(&m),
+        backup: BackupView::from(&backup),
+    })
+}
+
+#[derive(Deserialize)]
+pub(super) struct RestoreForm {
+    /// "new" or "original".
+    #[serde(default)]
+    into: String,
+    #[serde(default)]
+    new_name: String,
+    #[serde(default)]
+    confirm: String,
+}
+
+pub(super) async fn restore(
+    State(state): State<AppState>,
+    Admin(me): Admin,
+    Path((name, id)): Path<(String, String)>,
+    Form(form): Form<RestoreForm>,
+) -> AppResult<Redirect> {
+    let name = path_name(&name)?;
+    let m = member(&state, &name)?;
+    let into = match form.into.as_str() {
+        "original" => RestoreInto::Original {
+            confirm: form.confirm,
+        },
+        _ => RestoreInto::New(form.new_name),
+    };
+    let job = state
+        .backups
+        .restore(&m, &me.actor(), backup_id(&id)?, into)
+        .await?;
+    Ok(Redirect::to(&format!("/jobs/{job}")))
+}
