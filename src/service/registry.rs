@@ -101,6 +101,14 @@ pub struct Changes {
     pub schedules: Schedules,
 }
 
+/// The settings a stored row carries besides its name and URL.
+struct Settings<'a> {
+    migrations_dir: Option<&'a str>,
+    rpo: Option<Duration>,
+    rto: Option<Duration>,
+    schedules: &'a Schedules,
+}
+
 #[derive(Clone, Debug)]
 pub struct Registry {
     store: Store,
@@ -258,22 +266,19 @@ impl Registry {
         engine: EngineKind,
         sealed: &'a str,
         redacted: &'a str,
-        migrations_dir: Option<&'a str>,
-        rpo: Option<Duration>,
-        rto: Option<Duration>,
-        schedules: &'a Schedules,
+        settings: Settings<'a>,
     ) -> DatabaseFields<'a> {
         DatabaseFields {
             name: name.as_str(),
             engine: engine.as_str(),
             url_sealed: sealed,
             url_redacted: redacted,
-            migrations_dir,
-            rpo_seconds: rpo.map(|d| d.as_secs() as i64),
-            rto_seconds: rto.map(|d| d.as_secs() as i64),
-            backup_schedule: schedules.backup.as_deref(),
-            verify_schedule: schedules.verify.as_deref(),
-            retention: schedules.retention.as_deref(),
+            migrations_dir: settings.migrations_dir,
+            rpo_seconds: settings.rpo.map(|d| d.as_secs() as i64),
+            rto_seconds: settings.rto.map(|d| d.as_secs() as i64),
+            backup_schedule: settings.schedules.backup.as_deref(),
+            verify_schedule: settings.schedules.verify.as_deref(),
+            retention: settings.schedules.retention.as_deref(),
         }
     }
 
@@ -299,16 +304,13 @@ impl Registry {
             }
             let sealed = self.secrets.seal(new.name.as_str(), new.url.expose());
             let schedules = new.schedules.clone().checked()?;
-            let fields = Self::fields(
-                &new.name,
-                engine,
-                &sealed,
-                &redacted,
-                new.migrations_dir.as_deref(),
-                new.rpo,
-                new.rto,
-                &schedules,
-            );
+            let settings = Settings {
+                migrations_dir: new.migrations_dir.as_deref(),
+                rpo: new.rpo,
+                rto: new.rto,
+                schedules: &schedules,
+            };
+            let fields = Self::fields(&new.name, engine, &sealed, &redacted, settings);
             rows::insert(self.store.pool(), &fields)
                 .await
                 .conflict_on_unique(|| format!("a database named {} already exists", new.name))?;
@@ -357,16 +359,13 @@ impl Registry {
                 ),
             };
             let schedules = changes.schedules.clone().checked()?;
-            let fields = Self::fields(
-                name,
-                engine,
-                &sealed,
-                &redacted,
-                changes.migrations_dir.as_deref(),
-                changes.rpo,
-                changes.rto,
-                &schedules,
-            );
+            let settings = Settings {
+                migrations_dir: changes.migrations_dir.as_deref(),
+                rpo: changes.rpo,
+                rto: changes.rto,
+                schedules: &schedules,
+            };
+            let fields = Self::fields(name, engine, &sealed, &redacted, settings);
             if rows::update(self.store.pool(), &fields).await? == 0 {
                 return Err(AppError::not_found(format!("no database named {name}")));
             }

@@ -264,20 +264,7 @@ async fn a_dba_cancels_a_runaway_query_in_two_clicks() {
     let pg = crate::helpers::TestDb::postgres().await;
     let app = TestApp::spawn().await;
     app.create_user("dba", Role::Operator).await;
-    custodian::service::registry::Registry::add(
-        &app.state.registry,
-        &custodian::service::Actor::cli(),
-        custodian::service::registry::NewDatabase {
-            name: custodian::domain::DatabaseName::parse("shop").unwrap(),
-            url: custodian::config::SecretUrl::new(pg.url.clone()),
-            migrations_dir: None,
-            rpo: None,
-            rto: None,
-        },
-    )
-    .await
-    .unwrap();
-    app.state.fleet.refresh(&app.state.registry).await;
+    app.register("shop", &pg.url).await;
     let mut conn = sqlx::PgConnection::connect(&pg.url).await.unwrap();
     let pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
         .fetch_one(&mut conn)
@@ -350,20 +337,7 @@ async fn a_dba_runs_vacuum_analyze_and_watches_it_finish() {
     .unwrap();
     let app = TestApp::spawn().await;
     app.create_user("dba", Role::Operator).await;
-    custodian::service::registry::Registry::add(
-        &app.state.registry,
-        &custodian::service::Actor::cli(),
-        custodian::service::registry::NewDatabase {
-            name: custodian::domain::DatabaseName::parse("shop").unwrap(),
-            url: custodian::config::SecretUrl::new(pg.url.clone()),
-            migrations_dir: None,
-            rpo: None,
-            rto: None,
-        },
-    )
-    .await
-    .unwrap();
-    app.state.fleet.refresh(&app.state.registry).await;
+    app.register("shop", &pg.url).await;
 
     let driver = Driver::start().await;
     let browser = driver.browser().await;

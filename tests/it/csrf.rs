@@ -55,6 +55,12 @@ fn posts(token_id: i64) -> Vec<(String, Vec<(&'static str, String)>)> {
             vec![("action", "vacuum".into()), ("whole", "on".into())],
         ),
         ("/jobs/1/cancel".into(), vec![]),
+        ("/databases/demo/backups".into(), vec![]),
+        ("/databases/demo/backups/1/verify".into(), vec![]),
+        (
+            "/databases/demo/backups/1/restore".into(),
+            vec![("into", "new".into()), ("new_name", "x".into())],
+        ),
         ("/databases/demo/delete".into(), vec![]),
         ("/logout".into(), vec![]),
         (

@@ -277,6 +277,24 @@ impl TestApp {
         all
     }
 
+    /// Register a database as the CLI would, and bring the fleet up to date.
+    pub async fn register(&self, name: &str, url: &str) {
+        let new = custodian::service::registry::NewDatabase {
+            name: custodian::domain::DatabaseName::parse(name).unwrap(),
+            url: SecretUrl::new(url),
+            migrations_dir: None,
+            rpo: None,
+            rto: None,
+            schedules: Default::default(),
+        };
+        self.state
+            .registry
+            .add(&Actor::cli(), new)
+            .await
+            .expect("register a database");
+        self.state.fleet.refresh(&self.state.registry).await;
+    }
+
     /// A database's JSON detail through the API, as an admin bot sees it.
     pub async fn db_json(&self, token: &str, name: &str) -> serde_json::Value {
         api_get(self, token, &format!("/api/v1/databases/{name}"))

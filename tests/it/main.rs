@@ -7,6 +7,7 @@ mod helpers;
 
 mod activity;
 mod audit;
+mod backups;
 mod bad_input;
 mod browser;
 mod cli;

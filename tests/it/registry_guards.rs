@@ -97,6 +97,9 @@ async fn databases_declared_in_config_are_read_only_and_say_what_is_missing() {
             migrations_dir: None,
             rpo: Some(Duration::from_secs(3600)),
             rto: None,
+            backup_schedule: None,
+            verify_schedule: None,
+            retention: None,
         }];
     })
     .await;

@@ -211,10 +211,9 @@ impl Backups {
     pub fn spawn_scheduler(&self, fleet: crate::service::fleet::Fleet, every: std::time::Duration) {
         let this = self.clone();
         tokio::spawn(async move {
-            let hourly = schedule::parse_cron("0 * * * *").expect("a valid cron line");
             loop {
                 for m in fleet.members() {
-                    if let Err(e) = this.run_schedules(&m, &hourly).await {
+                    if let Err(e) = this.run_schedules(&m).await {
                         tracing::warn!(database = %m.entry.name, error = %e, "scheduled backup work failed to start");
                     }
                 }
@@ -223,7 +222,7 @@ impl Backups {
         });
     }
 
-    async fn run_schedules(&self, m: &Arc<Member>, hourly: &croner::Cron) -> AppResult<()> {
+    async fn run_schedules(&self, m: &Arc<Member>) -> AppResult<()> {
         let name = m.entry.name.to_string();
         let s = &m.entry.schedules;
         let system = Actor::system();
@@ -246,7 +245,7 @@ impl Backups {
             let good = rows::good(self.store.pool(), &name).await?;
             if !policy.is_empty()
                 && policy.keep(&good).len() < good.len()
-                && schedule::take_due(&self.store, "prune", &name, hourly).await?
+                && schedule::prune_due(&self.store, &name).await?
             {
                 self.prune(m, &system, policy).await?;
             }

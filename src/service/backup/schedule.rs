@@ -68,6 +68,21 @@ pub async fn take_due(
     }
 }
 
+/// Pruning runs at most once an hour per database, and at once the first
+/// time a policy has something to prune. Records the run if due.
+pub async fn prune_due(store: &Store, database: &str) -> Result<bool, AppError> {
+    let key = format!("schedule:prune:{database}");
+    let at = now();
+    let last = settings::get(store.pool(), &key)
+        .await?
+        .and_then(|v| v.parse::<i64>().ok());
+    if last.is_some_and(|l| at - l < 3600) {
+        return Ok(false);
+    }
+    settings::put(store.pool(), &key, &at.to_string()).await?;
+    Ok(true)
+}
+
 /// How many backups to keep.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Retention {

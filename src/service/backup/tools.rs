@@ -76,7 +76,7 @@ pub async fn tool(names: &[&str], install: &str) -> Result<Tool, String> {
 pub fn split_password(url: &SecretUrl) -> (String, Option<String>) {
     match url::Url::parse(url.expose()) {
         Ok(mut u) => {
-            let password = u.password().map(|p| percent_decode(p));
+            let password = u.password().map(percent_decode);
             let _ = u.set_password(None);
             (u.to_string(), password)
         }
