@@ -43,8 +43,8 @@ pub struct PgSnapshot {
 }
 
 impl PgSnapshot {
-    /// REPEATABLE READ, export the snapshot (pg_export_snapshot, 9.2+), and
-    /// count every user table in it.
+    /// REPEATABLE READ and export the snapshot (pg_export_snapshot, 9.2+).
+    /// Counting happens in [`PgSnapshot::count`], while pg_dump runs.
     pub async fn take(url: &SecretUrl) -> EngineResult<PgSnapshot> {
         let mut conn = PgConnection::connect_with(&pg_options(url)?).await.map_err(err)?;
         sqlx::query("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
@@ -59,13 +59,18 @@ impl PgSnapshot {
             .fetch_one(&mut conn)
             .await
             .map_err(err)?;
-        let counts = pg_count(&mut conn).await?;
         Ok(PgSnapshot {
             conn,
             id,
-            counts,
+            counts: Counts::new(),
             server_version,
         })
+    }
+
+    /// Count every user table in the snapshot (the rows pg_dump sees).
+    pub async fn count(&mut self) -> EngineResult<()> {
+        self.counts = pg_count(&mut self.conn).await?;
+        Ok(())
     }
 
     /// End the transaction (after the dump has finished with the snapshot).

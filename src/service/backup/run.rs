@@ -182,8 +182,8 @@ impl Take {
         let tool = tools::tool(&["pg_dump"], "the PostgreSQL client (postgresql-client)")
             .await
             .map_err(failed)?;
-        ctx.progress(None, "exporting a snapshot and counting rows");
-        let snapshot = tokio::select! {
+        ctx.progress(None, "exporting a snapshot");
+        let mut snapshot = tokio::select! {
             s = dump::PgSnapshot::take(&self.url) => s.map_err(failed)?,
             _ = ctx.cancelled() => return Err(JobFailure::Cancelled),
         };
@@ -196,13 +196,6 @@ impl Take {
                 tool.major
             )));
         }
-        ctx.log(&format!(
-            "{} rows counted in {} tables at snapshot {}",
-            snapshot.counts.values().sum::<i64>(),
-            snapshot.counts.len(),
-            snapshot.id
-        ))
-        .await;
         let mut cmd = tools::pg_command(&tool.path, &self.url);
         // Custom format without its own compression: zstd does it, faster.
         cmd.args([
@@ -210,7 +203,19 @@ impl Take {
             "--compress=0",
             &format!("--snapshot={}", snapshot.id),
         ]);
-        let result = self.stream_child(cmd, "pg_dump", ctx).await;
+        // Count rows in the same snapshot while pg_dump reads it.
+        let (result, counted) = tokio::join!(self.stream_child(cmd, "pg_dump", ctx), snapshot.count());
+        if let Err(e) = counted {
+            snapshot.release().await;
+            return Err(failed(format!("counting rows: {e}")));
+        }
+        ctx.log(&format!(
+            "{} rows in {} tables at snapshot {}",
+            snapshot.counts.values().sum::<i64>(),
+            snapshot.counts.len(),
+            snapshot.id
+        ))
+        .await;
         let counts = snapshot.counts.clone();
         let server_version = snapshot.server_version.clone();
         snapshot.release().await;
