@@ -160,9 +160,10 @@ mod tests {
     #[test]
     fn sealed_values_open_only_with_the_same_key_and_context() {
         let a = with_key(&STANDARD.encode([7u8; 32]));
-        let sealed = a.seal("prod", "postgres://u:pw@h/db");
-        assert!(!sealed.contains("pw"));
-        assert_eq!(a.open("prod", &sealed).unwrap(), "postgres://u:pw@h/db");
+        let url = "postgres://u:correct-horse-battery@h/db";
+        let sealed = a.seal("prod", url);
+        assert!(!sealed.contains("correct-horse-battery") && !sealed.contains("postgres://"));
+        assert_eq!(a.open("prod", &sealed).unwrap(), url);
         assert!(a.open("staging", &sealed).is_err(), "bound to its row");
         let b = with_key(&"ab".repeat(32));
         assert!(b.open("prod", &sealed).is_err(), "another key cannot open it");

@@ -25,18 +25,6 @@ async fn watched_with(
     (app, admin, token)
 }
 
-async fn finished(app: &TestApp, token: &str, id: i64) -> serde_json::Value {
-    eventually(&format!("job {id} to end"), || async {
-        let v: serde_json::Value = api_get(app, token, &format!("/api/v1/jobs/{id}"))
-            .await
-            .json()
-            .await
-            .ok()?;
-        (!matches!(v["state"].as_str(), Some("queued" | "running"))).then_some(v)
-    })
-    .await
-}
-
 /// Start a backup through the API; (job id, backup id).
 async fn backup(app: &TestApp, token: &str, name: &str) -> (i64, i64) {
     let res = reqwest::Client::new()
@@ -61,7 +49,7 @@ async fn verify(app: &TestApp, token: &str, id: i64) -> serde_json::Value {
     let job = res.json::<serde_json::Value>().await.unwrap()["job_id"]
         .as_i64()
         .unwrap();
-    finished(app, token, job).await
+    app.job_finished(token, job).await
 }
 
 async fn catalog(app: &TestApp, token: &str, name: &str) -> Vec<serde_json::Value> {
@@ -99,7 +87,7 @@ async fn a_postgres_backup_is_verified_by_a_real_restore_and_restores_into_a_new
     let (app, admin, token) = watched_with(&pg.url, "shop", |_| {}).await;
 
     let (job, id) = backup(&app, &token, "shop").await;
-    let done = finished(&app, &token, job).await;
+    let done = app.job_finished(&token, job).await;
     assert_eq!(done["state"], "succeeded", "{done}");
     let list = catalog(&app, &token, "shop").await;
     let b = &list[0];
@@ -151,7 +139,7 @@ async fn a_postgres_backup_is_verified_by_a_real_restore_and_restores_into_a_new
         .trim_start_matches("/jobs/")
         .parse()
         .unwrap();
-    let done = finished(&app, &token, job).await;
+    let done = app.job_finished(&token, job).await;
     assert_eq!(done["state"], "succeeded", "{done}");
     let copy_url = pg.url.replace(&format!("/{}", pg.name), &format!("/{restored}"));
     let mut copy = PgConnection::connect(&copy_url).await.unwrap();
@@ -216,7 +204,7 @@ async fn a_flipped_byte_fails_verification_and_flags_the_backup() {
     let _direct = seed_pg(&pg.url).await;
     let (app, admin, token) = watched_with(&pg.url, "shop", |_| {}).await;
     let (job, id) = backup(&app, &token, "shop").await;
-    assert_eq!(finished(&app, &token, job).await["state"], "succeeded");
+    assert_eq!(app.job_finished(&token, job).await["state"], "succeeded");
     let b = &catalog(&app, &token, "shop").await[0];
     let file = file_of(&app, b["location"].as_str().unwrap());
     let mut bytes = std::fs::read(&file).unwrap();
@@ -269,7 +257,7 @@ async fn a_cancelled_backup_leaves_no_good_backup_and_no_partial_file() {
         .await
         .unwrap();
     assert_eq!(res.status(), StatusCode::OK);
-    let done = finished(&app, &token, job).await;
+    let done = app.job_finished(&token, job).await;
     assert_eq!(done["state"], "cancelled", "{done}");
     let b = &catalog(&app, &token, "shop").await[0];
     assert_eq!(b["state"], "cancelled", "never good");
@@ -290,7 +278,7 @@ async fn a_backup_location_that_cannot_be_written_fails_clearly() {
     let bad = blocker.path().join("backups");
     let (app, _, token) = watched_with(&pg.url, "shop", |c| c.backup_dir = Some(bad.clone())).await;
     let (job, _) = backup(&app, &token, "shop").await;
-    let done = finished(&app, &token, job).await;
+    let done = app.job_finished(&token, job).await;
     assert_eq!(done["state"], "failed");
     let error = done["error"].as_str().unwrap();
     assert!(
@@ -315,7 +303,7 @@ async fn mariadb_and_sqlite_backups_verify() {
         .unwrap();
     let (app, admin, token) = watched_with(&my.url, "maria", |_| {}).await;
     let (job, id) = backup(&app, &token, "maria").await;
-    let done = finished(&app, &token, job).await;
+    let done = app.job_finished(&token, job).await;
     assert_eq!(done["state"], "succeeded", "{done}");
     let v = verify(&app, &token, id).await;
     assert_eq!(v["state"], "succeeded", "{v}");
@@ -342,7 +330,7 @@ async fn mariadb_and_sqlite_backups_verify() {
     add_in_browser(&admin, "notes", &format!("sqlite://{}", file.display())).await;
     app.checked(&token, "notes").await;
     let (job, id) = backup(&app, &token, "notes").await;
-    let done = finished(&app, &token, job).await;
+    let done = app.job_finished(&token, job).await;
     assert_eq!(done["state"], "succeeded", "{done}");
     let v = verify(&app, &token, id).await;
     assert_eq!(v["state"], "succeeded", "{v}");
@@ -383,7 +371,7 @@ async fn rpo_status_turns_red_when_the_last_backup_is_too_old() {
     assert!(page.contains("no good backup"), "red before any backup");
 
     let (job, id) = backup(&app, &token, "tiny").await;
-    assert_eq!(finished(&app, &token, job).await["state"], "succeeded");
+    assert_eq!(app.job_finished(&token, job).await["state"], "succeeded");
     assert_eq!(verify(&app, &token, id).await["state"], "succeeded");
     let (_, page) = admin.text("/backups").await;
     assert!(
@@ -454,7 +442,7 @@ async fn a_due_schedule_runs_and_retention_prunes_the_oldest() {
     let mut ids = vec![first["id"].as_i64().unwrap()];
     for _ in 0..3 {
         let (job, id) = backup(&app, &token, "nightly").await;
-        assert_eq!(finished(&app, &token, job).await["state"], "succeeded");
+        assert_eq!(app.job_finished(&token, job).await["state"], "succeeded");
         ids.push(id);
     }
     let res = admin
@@ -524,7 +512,7 @@ async fn viewers_see_backup_status_but_cannot_act() {
     let token = app.token_for("bot", Role::Admin).await;
     app.checked(&token, "lite").await;
     let (job, id) = backup(&app, &token, "lite").await;
-    assert_eq!(finished(&app, &token, job).await["state"], "succeeded");
+    assert_eq!(app.job_finished(&token, job).await["state"], "succeeded");
 
     let viewer = app.signed_in("vic", Role::Viewer).await;
     let (status, page) = viewer.text("/databases/lite/backups").await;
@@ -572,53 +560,11 @@ async fn a_backup_running_when_the_panel_dies_is_interrupted_and_its_file_remove
         .await
         .unwrap();
 
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    let bin = env!("CARGO_BIN_EXE_custodian");
-    let cli = |args: &[&str], stdin: &str| {
-        let mut child = std::process::Command::new(bin)
-            .arg("--data-dir")
-            .arg(&data)
-            .args(args)
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
-        let _ = std::io::Write::write_all(&mut child.stdin.take().unwrap(), stdin.as_bytes());
-        let out = child.wait_with_output().unwrap();
-        assert!(out.status.success());
-        String::from_utf8(out.stdout).unwrap()
-    };
-    cli(
-        &["user", "add", "ops", "--role", "operator", "--password-stdin"],
-        "ops-password-1\n",
-    );
-    let token = cli(&["token", "create", "ops", "--name", "t"], "")
-        .trim()
-        .to_string();
-    cli(&["db", "add", "shop", "--url", &pg.url], "");
-    let serve = |port: u16| {
-        std::process::Command::new(bin)
-            .arg("--data-dir")
-            .arg(&data)
-            .args(["serve", "--no-demo", "--listen", &format!("127.0.0.1:{port}")])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap()
-    };
-    let free = || {
-        std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port()
-    };
-    let port = free();
-    let mut server = serve(port);
+    let panel = crate::helpers::Binary::new();
+    let token = panel.operator_token();
+    panel.cli(&["db", "add", "shop", "--url", &pg.url], "");
     let http = reqwest::Client::new();
-    let base = format!("http://127.0.0.1:{port}");
+    let (mut server, base) = panel.serve();
     let backup_id = eventually("the backup to start", || async {
         let res = http
             .post(format!("{base}/api/v1/databases/shop/backups"))
@@ -629,7 +575,7 @@ async fn a_backup_running_when_the_panel_dies_is_interrupted_and_its_file_remove
         res.json::<serde_json::Value>().await.ok()?["backup_id"].as_i64()
     })
     .await;
-    let shelf = data.join("backups/shop");
+    let shelf = panel.data.join("backups/shop");
     eventually("the partial file to appear", || async {
         let found = std::fs::read_dir(&shelf)
             .ok()?
@@ -641,9 +587,7 @@ async fn a_backup_running_when_the_panel_dies_is_interrupted_and_its_file_remove
     server.kill().unwrap();
     server.wait().unwrap();
 
-    let port = free();
-    let base = format!("http://127.0.0.1:{port}");
-    let mut server = serve(port);
+    let (mut server, base) = panel.serve();
     let b = eventually("the backup to show interrupted", || async {
         let list: Vec<serde_json::Value> = http
             .get(format!("{base}/api/v1/databases/shop/backups"))

@@ -295,6 +295,19 @@ impl TestApp {
         self.state.fleet.refresh(&self.state.registry).await;
     }
 
+    /// Wait for a job to end; its final JSON (GET /api/v1/jobs/{id}).
+    pub async fn job_finished(&self, token: &str, id: i64) -> serde_json::Value {
+        eventually(&format!("job {id} to end"), || async {
+            let v: serde_json::Value = api_get(self, token, &format!("/api/v1/jobs/{id}"))
+                .await
+                .json()
+                .await
+                .ok()?;
+            (!matches!(v["state"].as_str(), Some("queued" | "running"))).then_some(v)
+        })
+        .await
+    }
+
     /// A database's JSON detail through the API, as an admin bot sees it.
     pub async fn db_json(&self, token: &str, name: &str) -> serde_json::Value {
         api_get(self, token, &format!("/api/v1/databases/{name}"))
@@ -575,5 +588,72 @@ impl Drop for ThrowawayPg {
         let _ = pg_program(&self.bin.join("pg_ctl"))
             .args(["-D", data.to_str().unwrap(), "-m", "immediate", "stop"])
             .output();
+    }
+}
+
+/// The real `custodian` binary on a data directory of its own, for stories
+/// that need a process to die (SIGKILL) and come back.
+pub struct Binary {
+    pub data: std::path::PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Binary {
+    pub fn new() -> Binary {
+        let dir = tempfile::tempdir().unwrap();
+        Binary {
+            data: dir.path().join("data"),
+            _dir: dir,
+        }
+    }
+
+    /// Run a CLI command with `stdin`; its stdout. Panics if it fails.
+    pub fn cli(&self, args: &[&str], stdin: &str) -> String {
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_custodian"))
+            .arg("--data-dir")
+            .arg(&self.data)
+            .args(args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let _ = std::io::Write::write_all(&mut child.stdin.take().unwrap(), stdin.as_bytes());
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "custodian {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// An operator and their API token.
+    pub fn operator_token(&self) -> String {
+        self.cli(
+            &["user", "add", "ops", "--role", "operator", "--password-stdin"],
+            "ops-password-1\n",
+        );
+        self.cli(&["token", "create", "ops", "--name", "t"], "")
+            .trim()
+            .to_string()
+    }
+
+    /// Start `serve` on a free port; the child and its base URL.
+    pub fn serve(&self) -> (std::process::Child, String) {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_custodian"))
+            .arg("--data-dir")
+            .arg(&self.data)
+            .args(["serve", "--no-demo", "--listen", &format!("127.0.0.1:{port}")])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        (child, format!("http://127.0.0.1:{port}"))
     }
 }

@@ -21,19 +21,6 @@ async fn watched(db_url: &str, name: &str) -> (TestApp, Client, String) {
     (app, operator, token)
 }
 
-/// Wait for a job to end; its final JSON.
-async fn finished(app: &TestApp, token: &str, id: i64) -> serde_json::Value {
-    eventually(&format!("job {id} to end"), || async {
-        let v: serde_json::Value = api_get(app, token, &format!("/api/v1/jobs/{id}"))
-            .await
-            .json()
-            .await
-            .ok()?;
-        (!matches!(v["state"].as_str(), Some("queued" | "running"))).then_some(v)
-    })
-    .await
-}
-
 /// The job id a maintenance form's redirect points at.
 fn job_of(res: &reqwest::Response) -> i64 {
     let location = res.headers()["location"].to_str().unwrap();
@@ -97,7 +84,7 @@ async fn vacuum_analyze_from_the_page_clears_dead_tuples_and_sets_last_vacuum() 
     let (status, job_page) = operator.text(&format!("/jobs/{id}")).await;
     assert_eq!(status, StatusCode::OK);
     assert!(job_page.contains("public.orders"));
-    let job = finished(&app, &token, id).await;
+    let job = app.job_finished(&token, id).await;
     assert_eq!(job["state"], "succeeded", "{job}");
     assert_eq!(job["progress"], 1.0);
 
@@ -175,7 +162,7 @@ async fn analyze_reindex_and_index_findings() {
     };
 
     let id = start(serde_json::json!({"action": "analyze", "tables": ["public.items"]})).await;
-    assert_eq!(finished(&app, &token, id).await["state"], "succeeded");
+    assert_eq!(app.job_finished(&token, id).await["state"], "succeeded");
     let last_analyze = eventually("last_analyze", || async {
         let mut c = PgConnection::connect(&pg.url).await.ok()?;
         stat(&mut c, "items").await.2
@@ -185,7 +172,7 @@ async fn analyze_reindex_and_index_findings() {
 
     let before = oid(&mut direct, "items_a_b").await;
     let id = start(serde_json::json!({"action": "reindex", "index": "public.items_a_b"})).await;
-    let job = finished(&app, &token, id).await;
+    let job = app.job_finished(&token, id).await;
     assert_eq!(job["state"], "succeeded", "{job}");
     let after = oid(&mut direct, "items_a_b").await;
     assert_ne!(before, after, "REINDEX CONCURRENTLY built a new index");
@@ -278,7 +265,7 @@ async fn a_blocked_vacuum_full_is_cancelled_from_the_job_page() {
 
     let res = operator.post(&format!("/jobs/{id}/cancel"), &[]).await;
     assert_eq!(res.status(), StatusCode::SEE_OTHER);
-    let job = finished(&app, &token, id).await;
+    let job = app.job_finished(&token, id).await;
     assert_eq!(job["state"], "cancelled", "{job}");
     eventually("the VACUUM FULL backend to be gone", || async {
         let mut c = PgConnection::connect(&pg.url).await.ok()?;
@@ -347,7 +334,7 @@ async fn hostile_table_names_vacuum_the_right_table_and_nothing_else() {
     let id = res.json::<serde_json::Value>().await.unwrap()["job_id"]
         .as_i64()
         .unwrap();
-    let job = finished(&app, &token, id).await;
+    let job = app.job_finished(&token, id).await;
     assert_eq!(job["state"], "succeeded", "{job}");
 
     let vacuumed: Vec<(String, String)> = eventually("the vacuums to show", || async {
@@ -400,56 +387,18 @@ async fn a_job_running_when_the_panel_dies_is_interrupted_at_the_next_start() {
         .execute(&mut direct)
         .await
         .unwrap();
+    // A reader's lock keeps the VACUUM FULL running.
     let mut reader = PgConnection::connect(&pg.url).await.unwrap();
     sqlx::raw_sql("BEGIN; SELECT * FROM t")
         .execute(&mut reader)
         .await
         .unwrap();
 
-    let dir = tempfile::tempdir().unwrap();
-    let bin = env!("CARGO_BIN_EXE_custodian");
-    let data = dir.path().join("data");
-    let run = |args: &[&str]| {
-        let out = std::process::Command::new(bin)
-            .arg("--data-dir")
-            .arg(&data)
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        String::from_utf8(out.stdout).unwrap()
-    };
-    let mut add = std::process::Command::new(bin)
-        .arg("--data-dir")
-        .arg(&data)
-        .args(["user", "add", "ops", "--role", "operator", "--password-stdin"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    std::io::Write::write_all(&mut add.stdin.take().unwrap(), b"ops-password-1\n").unwrap();
-    assert!(add.wait().unwrap().success());
-    let token = run(&["token", "create", "ops", "--name", "t"]).trim().to_string();
-    run(&["db", "add", "shop", "--url", &pg.url]);
-
-    let serve = |port: u16| {
-        std::process::Command::new(bin)
-            .arg("--data-dir")
-            .arg(&data)
-            .args(["serve", "--no-demo", "--listen", &format!("127.0.0.1:{port}")])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap()
-    };
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let base = format!("http://127.0.0.1:{port}");
+    let panel = crate::helpers::Binary::new();
+    let token = panel.operator_token();
+    panel.cli(&["db", "add", "shop", "--url", &pg.url], "");
     let http = reqwest::Client::new();
-    let mut server = serve(port);
+    let (mut server, base) = panel.serve();
     let job_id = eventually("the job to start", || async {
         let res = http
             .post(format!("{base}/api/v1/databases/shop/maintenance"))
@@ -486,13 +435,7 @@ async fn a_job_running_when_the_panel_dies_is_interrupted_at_the_next_start() {
     // The panel dies without a word.
     server.kill().unwrap();
     server.wait().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let base = format!("http://127.0.0.1:{port}");
-    let mut server = serve(port);
+    let (mut server, base) = panel.serve();
     let ended = eventually("the job to show interrupted", || async {
         let v = job(base.clone()).await?;
         (v["state"] != "running").then_some(v)
@@ -530,7 +473,7 @@ async fn mariadb_optimize_and_sqlite_vacuum_run_as_jobs() {
         )
         .await;
     assert_eq!(res.status(), StatusCode::SEE_OTHER);
-    let job = finished(&app, &token, job_of(&res)).await;
+    let job = app.job_finished(&token, job_of(&res)).await;
     assert_eq!(job["state"], "succeeded", "{job}");
     let res = operator
         .post(
@@ -572,7 +515,7 @@ async fn mariadb_optimize_and_sqlite_vacuum_run_as_jobs() {
         .post("/databases/notes/maintenance", &[("action", "vacuum")])
         .await;
     assert_eq!(res.status(), StatusCode::SEE_OTHER);
-    let job = finished(&app, &token, job_of(&res)).await;
+    let job = app.job_finished(&token, job_of(&res)).await;
     assert_eq!(job["state"], "succeeded", "{job}");
     let mut lite = sqlx::SqliteConnection::connect(&format!("sqlite://{}", file.display()))
         .await
@@ -585,7 +528,7 @@ async fn mariadb_optimize_and_sqlite_vacuum_run_as_jobs() {
     let res = operator
         .post("/databases/notes/maintenance", &[("action", "integrity_check")])
         .await;
-    let job = finished(&app, &token, job_of(&res)).await;
+    let job = app.job_finished(&token, job_of(&res)).await;
     assert_eq!(job["state"], "succeeded", "{job}");
 }
 
