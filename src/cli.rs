@@ -401,6 +401,7 @@ async fn backup(config: &Config, cmd: BackupCommand) -> anyhow::Result<()> {
         jobs.clone(),
         config.backup_dir(),
         config.data_dir.join("tmp"),
+        config.backup_parallel_jobs,
     );
     let actor = Actor::cli();
     let member = |name: &str| -> anyhow::Result<_> {

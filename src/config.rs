@@ -37,6 +37,7 @@ const ENV_KEYS: &[&str] = &[
     "max_jobs_per_database",
     "verify_window",
     "backup_dir",
+    "backup_parallel_jobs",
 ];
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -91,6 +92,10 @@ pub struct Config {
     pub max_jobs_per_database: usize,
     /// Where backups are written. Unset means `<data_dir>/backups`.
     pub backup_dir: Option<PathBuf>,
+    /// PostgreSQL: above 1, dump in directory format with this many parallel
+    /// jobs (pg_dump -Fd -j, packed into one tar) and restore the same way;
+    /// 1 (the default) streams the custom format.
+    pub backup_parallel_jobs: usize,
     /// A database's backups are only green if a verification passed within
     /// this long.
     #[serde(with = "humantime_serde")]
@@ -146,6 +151,7 @@ impl Default for Config {
             max_jobs_per_database: 2,
             verify_window: Duration::from_secs(7 * 86_400),
             backup_dir: None,
+            backup_parallel_jobs: 1,
             databases: Vec::new(),
         }
     }

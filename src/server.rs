@@ -67,6 +67,7 @@ pub async fn prepare(config: Config) -> anyhow::Result<Prepared> {
         jobs.clone(),
         config.backup_dir(),
         config.data_dir.join("tmp"),
+        config.backup_parallel_jobs,
     );
     backups.spawn_sweeper();
     backups.spawn_scheduler(fleet.clone(), config.poll_interval);

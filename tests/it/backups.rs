@@ -613,3 +613,49 @@ async fn a_backup_running_when_the_panel_dies_is_interrupted_and_its_file_remove
     server.wait().unwrap();
     sqlx::raw_sql("ROLLBACK").execute(&mut holder).await.unwrap();
 }
+
+#[tokio::test]
+async fn parallel_directory_dumps_verify_and_restore() {
+    let pg = TestDb::postgres().await;
+    let mut direct = seed_pg(&pg.url).await;
+    let (app, admin, token) = watched_with(&pg.url, "shop", |c| c.backup_parallel_jobs = 2).await;
+    let (job, id) = backup(&app, &token, "shop").await;
+    let done = app.job_finished(&token, job).await;
+    assert_eq!(done["state"], "succeeded", "{done}");
+    let b = &catalog(&app, &token, "shop").await[0];
+    assert!(b["location"].as_str().unwrap().ends_with(".dir.tar.zst"), "{b}");
+    let v = verify(&app, &token, id).await;
+    assert_eq!(v["state"], "succeeded", "{v}");
+
+    let restored = format!("{}_par", pg.name);
+    let res = admin
+        .post(
+            &format!("/databases/shop/backups/{id}/restore"),
+            &[("into", "new"), ("new_name", &restored)],
+        )
+        .await;
+    let job: i64 = res.headers()["location"]
+        .to_str()
+        .unwrap()
+        .trim_start_matches("/jobs/")
+        .parse()
+        .unwrap();
+    assert_eq!(app.job_finished(&token, job).await["state"], "succeeded");
+    let mut copy = PgConnection::connect(&pg.url.replace(&format!("/{}", pg.name), &format!("/{restored}")))
+        .await
+        .unwrap();
+    let n: i64 = sqlx::query_scalar("SELECT count(*) FROM sales.orders")
+        .fetch_one(&mut copy)
+        .await
+        .unwrap();
+    assert_eq!(n, 5000);
+    copy.close().await.unwrap();
+    sqlx::query(&format!("DROP DATABASE \"{restored}\" WITH (FORCE)"))
+        .execute(&mut direct)
+        .await
+        .unwrap();
+    let work: Vec<_> = std::fs::read_dir(app.data_dir.path().join("tmp"))
+        .map(|d| d.filter_map(Result::ok).map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(work.is_empty(), "no dump directories or tarballs left: {work:?}");
+}

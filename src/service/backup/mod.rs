@@ -31,17 +31,20 @@ pub struct Backups {
     store: Store,
     jobs: Jobs,
     storage: Arc<dyn BackupStorage>,
-    /// Scratch space for SQLite copies and client option files.
+    /// Scratch space for SQLite copies, dump directories and client option files.
     work_dir: PathBuf,
+    /// pg_dump/pg_restore parallel jobs (directory format) when above 1.
+    parallel: usize,
 }
 
 impl Backups {
-    pub fn new(store: Store, jobs: Jobs, dir: PathBuf, work_dir: PathBuf) -> Backups {
+    pub fn new(store: Store, jobs: Jobs, dir: PathBuf, work_dir: PathBuf, parallel: usize) -> Backups {
         Backups {
             store,
             jobs,
             storage: Arc::new(LocalDir::new(dir)),
             work_dir,
+            parallel: parallel.max(1),
         }
     }
 
@@ -77,7 +80,7 @@ impl Backups {
         Self::reachable(member)?;
         let url = member.url().map_err(AppError::invalid)?;
         let engine = member.entry.engine;
-        let (format, ext) = run::format_of(engine);
+        let (format, ext) = run::format_of(engine, self.parallel);
         let name = member.entry.name.to_string();
         let backup_id = rows::insert(self.store.pool(), &name, engine.as_str(), format, "zstd", "").await?;
         let key = format!("{name}/{backup_id}-{}.{ext}.zst", now());
@@ -96,6 +99,7 @@ impl Backups {
             backup_id,
             key,
             work_dir: self.work_dir.clone(),
+            parallel: self.parallel,
         };
         let job_id = self
             .jobs
@@ -135,6 +139,7 @@ impl Backups {
             url,
             backup,
             work_dir: self.work_dir.clone(),
+            parallel: self.parallel,
         };
         self.jobs
             .submit(actor, spec, Box::new(move |ctx| Box::pin(task.run(ctx))))
@@ -173,6 +178,7 @@ impl Backups {
             backup,
             target,
             work_dir: self.work_dir.clone(),
+            parallel: self.parallel,
         };
         self.jobs
             .submit(actor, spec, Box::new(move |ctx| Box::pin(task.run(ctx))))

@@ -23,9 +23,13 @@ use crate::service::jobs::{JobCtx, JobFailure};
 use crate::store::Store;
 use crate::store::backups::{self as rows, BackupRow, Finished};
 
+/// The catalog's name of PostgreSQL's directory format (packed in a tar).
+const PG_DIRECTORY: &str = "pg_dump directory";
+
 /// The dump format and file extension per engine.
-pub fn format_of(engine: EngineKind) -> (&'static str, &'static str) {
+pub fn format_of(engine: EngineKind, parallel: usize) -> (&'static str, &'static str) {
     match engine {
+        EngineKind::Postgres if parallel > 1 => (PG_DIRECTORY, "dir.tar"),
         EngineKind::Postgres => ("pg_dump custom", "dump"),
         EngineKind::Mysql => ("mariadb-dump sql", "sql"),
         EngineKind::Sqlite => ("sqlite file", "sqlite"),
@@ -117,6 +121,7 @@ pub struct Take {
     pub backup_id: i64,
     pub key: String,
     pub work_dir: PathBuf,
+    pub parallel: usize,
 }
 
 /// What a dump produced.
@@ -197,14 +202,18 @@ impl Take {
             )));
         }
         let mut cmd = tools::pg_command(&tool.path, &self.url);
-        // Custom format without its own compression: zstd does it, faster.
-        cmd.args([
-            "--format=custom",
-            "--compress=0",
-            &format!("--snapshot={}", snapshot.id),
-        ]);
+        // Without pg_dump's own compression: zstd does it, faster.
+        cmd.args(["--compress=0", &format!("--snapshot={}", snapshot.id)]);
+        let dump = async {
+            if self.parallel > 1 {
+                self.directory_dump(cmd, ctx).await
+            } else {
+                cmd.arg("--format=custom");
+                self.stream_child(cmd, "pg_dump", ctx).await
+            }
+        };
         // Count rows in the same snapshot while pg_dump reads it.
-        let (result, counted) = tokio::join!(self.stream_child(cmd, "pg_dump", ctx), snapshot.count());
+        let (result, counted) = tokio::join!(dump, snapshot.count());
         if let Err(e) = counted {
             snapshot.release().await;
             return Err(failed(format!("counting rows: {e}")));
@@ -299,6 +308,50 @@ impl Take {
         Ok(dumped)
     }
 
+    /// pg_dump --format=directory --jobs=N into a work directory, packed
+    /// into one tar and streamed through zstd into storage.
+    async fn directory_dump(&self, mut cmd: Command, ctx: &JobCtx) -> Result<(u64, String), JobFailure> {
+        let dir = self.work_dir.join(format!("backup-{}.d", self.backup_id));
+        let tarball = self.work_dir.join(format!("backup-{}.tar", self.backup_id));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&self.work_dir).map_err(|e| failed(format!("work dir: {e}")))?;
+        cmd.args([
+            "--format=directory".to_string(),
+            format!("--jobs={}", self.parallel),
+            format!("--file={}", dir.display()),
+        ])
+        .stdout(Stdio::null());
+        let result = async {
+            let mut child = spawn(cmd, "pg_dump")?;
+            ctx.progress(None, &format!("pg_dump with {} parallel jobs", self.parallel));
+            tokio::select! {
+                _ = child.wait() => {}
+                _ = ctx.cancelled() => {
+                    let _ = child.kill().await;
+                    return Err(JobFailure::Cancelled);
+                }
+            }
+            finish_child(child, "pg_dump").await?;
+            let (from, to) = (dir.clone(), tarball.clone());
+            tokio::task::spawn_blocking(move || pack(&from, &to))
+                .await
+                .map_err(failed)?
+                .map_err(|e| failed(format!("packing the dump directory: {e}")))?;
+            let file = tokio::fs::File::open(&tarball).await.map_err(failed)?;
+            let mut out = self.storage.create(&self.key).await.map_err(|e| {
+                failed(format!(
+                    "cannot write the backup to {}: {e}",
+                    self.storage.describe()
+                ))
+            })?;
+            pump(ZstdEncoder::new(BufReader::new(file)), &mut out, ctx, "pack").await
+        }
+        .await;
+        let _ = std::fs::remove_dir_all(&dir);
+        let _ = std::fs::remove_file(&tarball);
+        result
+    }
+
     /// Run a dump tool and stream its stdout through zstd into storage.
     async fn stream_child(
         &self,
@@ -331,6 +384,24 @@ impl Take {
     }
 }
 
+/// A directory as a tar file (relative paths).
+fn pack(dir: &std::path::Path, to: &std::path::Path) -> std::io::Result<()> {
+    let file = std::fs::File::create(to)?;
+    let mut builder = tar::Builder::new(std::io::BufWriter::new(file));
+    builder.append_dir_all(".", dir)?;
+    builder
+        .into_inner()?
+        .into_inner()
+        .map_err(|e| e.into_error())?
+        .sync_all()
+}
+
+/// Unpack a tar file into `dir`.
+fn unpack(from: &std::path::Path, dir: &std::path::Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    tar::Archive::new(std::io::BufReader::new(std::fs::File::open(from)?)).unpack(dir)
+}
+
 /// Check the SHA-256 of a stored backup.
 async fn check_sum(storage: &dyn BackupStorage, backup: &BackupRow, ctx: &JobCtx) -> Result<(), String> {
     let expected = backup.sha256.clone().unwrap_or_default();
@@ -360,9 +431,13 @@ async fn restore_into(
     url: &SecretUrl,
     work_dir: &std::path::Path,
     clean: bool,
+    parallel: usize,
     ctx: &JobCtx,
 ) -> Result<(), JobFailure> {
     let engine = EngineKind::of_url(&format!("{}://", backup.engine)).map_err(failed)?;
+    if backup.format == PG_DIRECTORY {
+        return restore_directory(storage, backup, url, work_dir, clean, parallel, ctx).await;
+    }
     let file = storage
         .open(&backup.location)
         .await
@@ -407,6 +482,66 @@ async fn restore_into(
             pump(decoded, &mut out, ctx, "restore").await.map(|_| ())
         }
     }
+}
+
+/// Unpack a directory-format backup and pg_restore it with parallel jobs.
+async fn restore_directory(
+    storage: &dyn BackupStorage,
+    backup: &BackupRow,
+    url: &SecretUrl,
+    work_dir: &std::path::Path,
+    clean: bool,
+    parallel: usize,
+    ctx: &JobCtx,
+) -> Result<(), JobFailure> {
+    let tool = tools::tool(&["pg_restore"], "the PostgreSQL client (postgresql-client)")
+        .await
+        .map_err(failed)?;
+    std::fs::create_dir_all(work_dir).map_err(failed)?;
+    let tarball = work_dir.join(format!(
+        "restore-{}-{}.tar",
+        backup.id,
+        uuid::Uuid::new_v4().simple()
+    ));
+    let dir = tarball.with_extension("d");
+    let result = async {
+        let file = storage
+            .open(&backup.location)
+            .await
+            .map_err(|e| failed(format!("cannot read the backup: {e}")))?;
+        let mut out = tokio::fs::File::create(&tarball).await.map_err(failed)?;
+        pump(ZstdDecoder::new(BufReader::new(file)), &mut out, ctx, "unpack").await?;
+        let (from, to) = (tarball.clone(), dir.clone());
+        tokio::task::spawn_blocking(move || unpack(&from, &to))
+            .await
+            .map_err(failed)?
+            .map_err(|e| failed(format!("unpacking the backup: {e}")))?;
+        let mut cmd = tools::pg_command(&tool.path, url);
+        cmd.args([
+            "--no-owner",
+            "--no-privileges",
+            "--exit-on-error",
+            "--format=directory",
+        ])
+        .arg(format!("--jobs={}", parallel.max(1)));
+        if clean {
+            cmd.args(["--clean", "--if-exists"]);
+        }
+        cmd.arg(&dir);
+        let mut child = spawn(cmd, "pg_restore")?;
+        tokio::select! {
+            _ = child.wait() => {}
+            _ = ctx.cancelled() => {
+                let _ = child.kill().await;
+                return Err(JobFailure::Cancelled);
+            }
+        }
+        finish_child(child, "pg_restore").await
+    }
+    .await;
+    let _ = std::fs::remove_file(&tarball);
+    let _ = std::fs::remove_dir_all(&dir);
+    result
 }
 
 /// Run a restore tool, feeding it `input` on stdin.
@@ -475,6 +610,7 @@ pub struct Verify {
     pub url: SecretUrl,
     pub backup: BackupRow,
     pub work_dir: PathBuf,
+    pub parallel: usize,
 }
 
 impl Verify {
@@ -544,6 +680,7 @@ impl Verify {
                 &scratch_url,
                 &self.work_dir,
                 false,
+                self.parallel,
                 ctx,
             )
             .await?;
@@ -679,6 +816,7 @@ pub struct Restore {
     pub backup: BackupRow,
     pub target: RestoreTarget,
     pub work_dir: PathBuf,
+    pub parallel: usize,
 }
 
 impl Restore {
@@ -698,6 +836,7 @@ impl Restore {
             &self.target.url,
             &self.work_dir,
             self.target.clean,
+            self.parallel,
             &ctx,
         )
         .await?;
