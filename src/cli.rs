@@ -12,6 +12,7 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::config::{Config, Overrides, SecretUrl};
 use crate::domain::{DatabaseName, Password, Role, Username};
+use crate::engine::EngineKind;
 use crate::secrets::Secrets;
 use crate::service::registry::{NewDatabase, Registry, Schedules, Source, test_connection};
 use crate::service::users::{self, NewUser};
@@ -51,8 +52,31 @@ pub enum Command {
     /// Take, list and verify backups (runs the job here and waits for it).
     #[command(subcommand)]
     Backup(BackupCommand),
+    /// Schema migrations.
+    #[command(subcommand)]
+    Migrate(MigrateCommand),
     /// Validate the configuration and print what would be used.
     Check,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum MigrateCommand {
+    /// Lint migration files for statements that lock or break production.
+    /// Exits 1 when any finding is an error, 2 when a file cannot be read.
+    Lint {
+        /// SQL files to check.
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
+        /// Engine the migrations are for: postgres, mysql or sqlite.
+        #[arg(long, default_value = "postgres", value_parser = parse_engine)]
+        engine: EngineKind,
+        /// Server version the migrations will run on, e.g. 15.4 (PostgreSQL).
+        #[arg(long, value_name = "VERSION")]
+        server_version: Option<String>,
+        /// Output format: text or json.
+        #[arg(long, default_value = "text", value_parser = ["text", "json"])]
+        format: String,
+    },
 }
 
 #[derive(Args, Debug, Default)]
@@ -133,12 +157,31 @@ pub enum BackupCommand {
     Verify { id: i64 },
 }
 
+fn parse_engine(s: &str) -> Result<EngineKind, String> {
+    match s {
+        "postgres" | "postgresql" => Ok(EngineKind::Postgres),
+        "mysql" | "mariadb" => Ok(EngineKind::Mysql),
+        "sqlite" => Ok(EngineKind::Sqlite),
+        other => Err(format!("unknown engine {other:?}: use postgres, mysql or sqlite")),
+    }
+}
+
 fn parse_role(s: &str) -> Result<Role, String> {
     s.parse::<Role>().map_err(|e| e.to_string())
 }
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Linting files needs no store or configuration: CI runs it anywhere.
+    if let Some(Command::Migrate(MigrateCommand::Lint {
+        files,
+        engine,
+        server_version,
+        format,
+    })) = &cli.command
+    {
+        return migrate_lint(files, *engine, server_version.as_deref(), format == "json");
+    }
     let (listen, no_demo) = match &cli.command {
         Some(Command::Serve(args)) => (args.listen, args.no_demo),
         _ => (None, false),
@@ -172,6 +215,7 @@ pub fn main() -> ExitCode {
             Some(Command::Token(cmd)) => token(&loaded.config, cmd).await,
             Some(Command::Db(cmd)) => db(&loaded.config, cmd).await,
             Some(Command::Backup(cmd)) => backup(&loaded.config, cmd).await,
+            Some(Command::Migrate(MigrateCommand::Lint { .. })) => unreachable!("handled above"),
         }
     });
     match result {
@@ -458,4 +502,62 @@ async fn backup(config: &Config, cmd: BackupCommand) -> anyhow::Result<()> {
     fleet.close().await;
     store.close().await;
     Ok(())
+}
+
+/// `migrate lint`: findings per file, then a count. Exit 0 when clean or
+/// only warnings, 1 on any error-level finding, 2 when a file is unreadable.
+fn migrate_lint(files: &[PathBuf], engine: EngineKind, server_version: Option<&str>, json: bool) -> ExitCode {
+    let mut results = Vec::new();
+    for path in files {
+        match std::fs::read_to_string(path) {
+            Ok(sql) => results.push((path, crate::lint::lint(engine, &sql, server_version))),
+            Err(e) => {
+                eprintln!("error: cannot read {}: {e}", path.display());
+                return ExitCode::from(2);
+            }
+        }
+    }
+    let all = results.iter().flat_map(|(_, f)| f.iter());
+    let errors = all
+        .clone()
+        .filter(|f| f.severity == crate::lint::Severity::Error)
+        .count();
+    let warnings = all.count() - errors;
+    if json {
+        let files: Vec<_> = results
+            .iter()
+            .map(|(path, findings)| serde_json::json!({"path": path.display().to_string(), "findings": findings}))
+            .collect();
+        let out = serde_json::json!({"files": files, "errors": errors, "warnings": warnings});
+        println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
+    } else {
+        for (path, findings) in &results {
+            for f in findings {
+                println!(
+                    "{}:{}: {}[{}]: {}",
+                    path.display(),
+                    f.line,
+                    f.severity.as_str(),
+                    f.rule,
+                    f.message
+                );
+                println!("    {}", f.statement);
+                if !f.why.is_empty() {
+                    println!("    why: {}", f.why);
+                }
+                if !f.fix.is_empty() {
+                    println!("    instead: {}", f.fix);
+                }
+            }
+        }
+        println!(
+            "{} file(s): {errors} error(s), {warnings} warning(s)",
+            results.len()
+        );
+    }
+    if errors > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    }
 }

@@ -10,6 +10,7 @@ pub mod domain;
 pub mod engine;
 pub mod error;
 pub mod format;
+pub mod lint;
 pub mod secrets;
 pub mod server;
 pub mod service;

@@ -14,6 +14,7 @@ mod cli;
 mod csrf;
 mod demo;
 mod fleet;
+mod lint;
 mod login;
 mod maintenance;
 mod registry;
