@@ -10,6 +10,7 @@ pub mod demo;
 pub mod fleet;
 pub mod jobs;
 pub mod maintenance;
+pub mod migrations;
 pub mod passwords;
 pub mod registry;
 pub mod setup;
