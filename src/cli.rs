@@ -61,6 +61,13 @@ pub enum Command {
 
 #[derive(Subcommand, Debug)]
 pub enum MigrateCommand {
+    /// Applied, pending (with lint findings) and drift for a registered database.
+    Status {
+        name: String,
+        /// Output format: text or json.
+        #[arg(long, default_value = "text", value_parser = ["text", "json"])]
+        format: String,
+    },
     /// Lint migration files for statements that lock or break production.
     /// Exits 1 when any finding is an error, 2 when a file cannot be read.
     Lint {
@@ -215,6 +222,9 @@ pub fn main() -> ExitCode {
             Some(Command::Token(cmd)) => token(&loaded.config, cmd).await,
             Some(Command::Db(cmd)) => db(&loaded.config, cmd).await,
             Some(Command::Backup(cmd)) => backup(&loaded.config, cmd).await,
+            Some(Command::Migrate(MigrateCommand::Status { name, format })) => {
+                migrate_status(&loaded.config, &name, format == "json").await
+            }
             Some(Command::Migrate(MigrateCommand::Lint { .. })) => unreachable!("handled above"),
         }
     });
@@ -560,4 +570,61 @@ fn migrate_lint(files: &[PathBuf], engine: EngineKind, server_version: Option<&s
     } else {
         ExitCode::SUCCESS
     }
+}
+
+/// `migrate status NAME`.
+async fn migrate_status(config: &Config, name: &str, json: bool) -> anyhow::Result<()> {
+    let store = Store::open(&config.store_url()).await?;
+    let registry = Registry::new(store.clone(), Secrets::load(config)?, config.databases.clone());
+    registry.verify_key().await?;
+    let fleet = crate::service::fleet::Fleet::new();
+    fleet.sync(registry.connections().await?).await;
+    let name = DatabaseName::parse(name)?;
+    let member = fleet
+        .get(&name)
+        .ok_or_else(|| anyhow::anyhow!("no database named {name}"))?;
+    let status = crate::service::migrations::status(&member).await;
+    fleet.close().await;
+    let status = status?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&status)?);
+        return Ok(());
+    }
+    println!(
+        "{name}: migrations from {}",
+        status.migrations_dir.as_deref().unwrap_or("(no directory set)")
+    );
+    println!("applied ({}):", status.applied.len());
+    for a in &status.applied {
+        println!(
+            "  {:<16} {:<32} {:<10} {} {} {}{}",
+            a.version,
+            a.description,
+            a.tool,
+            a.applied_by.as_deref().unwrap_or("-"),
+            a.applied_at.as_deref().unwrap_or("-"),
+            a.execution_ms.map(|ms| format!("{ms} ms")).unwrap_or_default(),
+            if a.success { "" } else { " FAILED" }
+        );
+    }
+    println!("pending ({}):", status.pending.len());
+    for p in &status.pending {
+        println!("  {:<16} {:<32} {}", p.version, p.description, p.file);
+        for f in &p.findings {
+            println!(
+                "      line {}: {}[{}]: {}",
+                f.line,
+                f.severity.as_str(),
+                f.rule,
+                f.message
+            );
+        }
+    }
+    for d in &status.drift {
+        println!("DRIFT: {}", d.message);
+    }
+    for problem in &status.problems {
+        println!("problem: {problem}");
+    }
+    Ok(())
 }

@@ -6,6 +6,7 @@
 //! where the engine allows it.
 
 pub mod dump;
+pub mod history;
 pub mod maintenance;
 mod mysql;
 mod mysql_maintenance;
@@ -347,9 +348,27 @@ pub trait ManagedDb: Send + Sync {
         Err(self.unsupported("maintenance"))
     }
 
+    /// Run a read-only SELECT whose columns are all text (or NULL), for
+    /// reading tables of known shape such as migration histories.
+    async fn text_rows(&self, sql: &str) -> EngineResult<Vec<Vec<Option<String>>>>;
+
     fn unsupported(&self, what: &str) -> EngineError {
         EngineError(format!("{} has no {what}", self.kind().label()))
     }
+}
+
+/// Every cell of a row as optional text.
+fn text_cells<R: sqlx::Row>(row: &R) -> EngineResult<Vec<Option<String>>>
+where
+    for<'r> Option<String>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    usize: sqlx::ColumnIndex<R>,
+{
+    (0..row.len())
+        .map(|i| {
+            row.try_get::<Option<String>, _>(i)
+                .map_err(EngineError::from_sqlx)
+        })
+        .collect()
 }
 
 /// The pool every managed database gets: a few connections, none kept

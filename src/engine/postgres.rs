@@ -144,6 +144,14 @@ impl ManagedDb for Postgres {
             .collect())
     }
 
+    async fn text_rows(&self, sql: &str) -> EngineResult<Vec<Vec<Option<String>>>> {
+        let rows = sqlx::query(sql)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(EngineError::from_sqlx)?;
+        rows.iter().map(super::text_cells).collect()
+    }
+
     async fn close(&self) {
         self.pool.close().await;
     }

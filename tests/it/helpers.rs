@@ -55,8 +55,13 @@ impl Server {
 
     /// Run one administrative statement on the server.
     async fn admin(self, sql: &str) -> Result<(), sqlx::Error> {
+        self.run(&self.admin_url(), sql).await
+    }
+
+    /// Run SQL (one or more statements) at `url`.
+    async fn run(self, url: &str, sql: &str) -> Result<(), sqlx::Error> {
         use sqlx::Connection;
-        let url = self.admin_url();
+        let url = url.to_string();
         match self {
             Server::Postgres => {
                 let mut conn = sqlx::PgConnection::connect(&url).await?;
@@ -88,6 +93,14 @@ pub struct TestDb {
 }
 
 impl TestDb {
+    /// Run SQL in this database (setting up what a test needs).
+    pub async fn exec(&self, sql: &str) {
+        self.server
+            .run(&self.url, sql)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    }
+
     pub async fn postgres() -> TestDb {
         Self::create(Server::Postgres).await
     }
@@ -279,10 +292,15 @@ impl TestApp {
 
     /// Register a database as the CLI would, and bring the fleet up to date.
     pub async fn register(&self, name: &str, url: &str) {
+        self.register_with_migrations(name, url, None).await
+    }
+
+    /// Register a database whose migrations live in `dir`.
+    pub async fn register_with_migrations(&self, name: &str, url: &str, dir: Option<&std::path::Path>) {
         let new = custodian::service::registry::NewDatabase {
             name: custodian::domain::DatabaseName::parse(name).unwrap(),
             url: SecretUrl::new(url),
-            migrations_dir: None,
+            migrations_dir: dir.map(|d| d.display().to_string()),
             rpo: None,
             rto: None,
             schedules: Default::default(),

@@ -17,6 +17,7 @@ mod fleet;
 mod lint;
 mod login;
 mod maintenance;
+mod migrations;
 mod registry;
 mod registry_guards;
 mod roles;

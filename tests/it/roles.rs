@@ -110,6 +110,7 @@ const API: &[(M, &str, u16, u16, u16, u16)] = &[
     (M::Get, "/api/v1/databases", 401, 200, 200, 200),
     (M::Post, "/api/v1/databases", 401, 403, 403, 422),
     (M::Get, "/api/v1/databases/demo", 401, 200, 200, 200),
+    (M::Get, "/api/v1/databases/demo/migrations", 401, 200, 200, 200),
     (M::Put, "/api/v1/databases/demo", 401, 403, 403, 200),
     (M::Delete, "/api/v1/databases/nosuch", 401, 403, 403, 404),
     (M::Get, "/api/v1/databases/demo/activity", 401, 409, 409, 409),

@@ -5,7 +5,16 @@
 pub mod plan;
 pub mod source;
 
+use std::path::Path;
+
+use serde::Serialize;
 use sha2::{Digest, Sha256};
+
+use crate::engine::history::{self, Applied};
+use crate::error::{AppError, AppResult};
+use crate::lint::{self, Finding};
+use crate::service::fleet::Member;
+use plan::Drift;
 
 /// The checksum Custodian records and compares: SHA-256 of the file's bytes,
 /// lower-case hex.
@@ -14,4 +23,108 @@ pub fn checksum(sql: &str) -> String {
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect()
+}
+
+/// A database's migrations as a page, the API and the CLI show them.
+#[derive(Debug, Serialize)]
+pub struct Status {
+    pub migrations_dir: Option<String>,
+    /// Every history found, Custodian's first.
+    pub applied: Vec<Applied>,
+    pub pending: Vec<Pending>,
+    pub drift: Vec<DriftView>,
+    /// Files that could not be used, or why the directory could not be read.
+    pub problems: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Pending {
+    pub version: String,
+    pub description: String,
+    pub checksum: String,
+    pub file: String,
+    pub sql: String,
+    pub has_down: bool,
+    pub findings: Vec<Finding>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct DriftView {
+    #[serde(flatten)]
+    pub drift: Drift,
+    pub message: String,
+}
+
+/// Histories whose versions are the files' versions (Liquibase change-set
+/// ids and Alembic revisions are not, and are shown but not compared).
+const COMPARABLE: &[&str] = &["custodian", "flyway", "sqlx", "rails"];
+
+/// Read the files and the histories and compare them; lint what is pending
+/// against the server's real version.
+pub async fn status(member: &Member) -> AppResult<Status> {
+    let db = member.db().map_err(AppError::invalid)?;
+    let applied = history::read(&*db)
+        .await
+        .map_err(|e| AppError::invalid(format!("cannot read the migration history: {e}")))?;
+    let migrations_dir = member.entry.migrations_dir.clone();
+    let mut status = Status {
+        migrations_dir: migrations_dir.clone(),
+        applied,
+        pending: vec![],
+        drift: vec![],
+        problems: vec![],
+    };
+    let Some(dir) = migrations_dir else {
+        status
+            .problems
+            .push("no migrations directory is set for this database".into());
+        return Ok(status);
+    };
+    let source = match source::scan(Path::new(&dir)) {
+        Ok(s) => s,
+        Err(e) => {
+            status.problems.push(e.to_string());
+            return Ok(status);
+        }
+    };
+    let comparable: Vec<Applied> = status
+        .applied
+        .iter()
+        .filter(|a| COMPARABLE.contains(&a.tool))
+        .cloned()
+        .collect();
+    let plan = plan::compare(&source, &comparable);
+    let version = match member.status().server {
+        Some(server) => Some(server.version),
+        None => db.status().await.ok().map(|s| s.version),
+    };
+    status.pending = plan
+        .pending
+        .iter()
+        .map(|m| Pending {
+            version: m.version.to_string(),
+            description: m.description.clone(),
+            checksum: m.up.checksum.clone(),
+            file: m
+                .up
+                .path
+                .file_name()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .into_owned(),
+            findings: lint::lint(member.entry.engine, &m.up.sql, version.as_deref()),
+            sql: m.up.sql.clone(),
+            has_down: m.down.is_some(),
+        })
+        .collect();
+    status.drift = plan
+        .drift
+        .into_iter()
+        .map(|d| DriftView {
+            message: d.message(),
+            drift: d,
+        })
+        .collect();
+    status.problems = source.problems;
+    Ok(status)
 }

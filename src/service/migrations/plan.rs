@@ -4,23 +4,9 @@
 
 use serde::Serialize;
 
-use super::source::{Migration, Source, Version};
+pub use crate::engine::history::Applied;
 
-/// One row of a history table, whichever tool wrote it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct Applied {
-    pub version: String,
-    pub description: String,
-    /// SHA-256 of the file as applied (Custodian's history); other tools'
-    /// checksums are not comparable and are left out.
-    pub checksum: Option<String>,
-    pub applied_by: Option<String>,
-    pub applied_at: Option<String>,
-    pub execution_ms: Option<i64>,
-    pub success: bool,
-    /// "custodian", "flyway", "liquibase", "alembic", "sqlx", "rails".
-    pub tool: &'static str,
-}
+use super::source::{Migration, Source, Version};
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]

@@ -6,7 +6,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Serialize;
 
-use crate::domain::DatabaseName;
+use super::member;
 use crate::engine::Signal;
 use crate::error::{AppError, AppResult};
 use crate::service::activity;
@@ -43,15 +43,6 @@ struct Sessions {
 struct SignalJson {
     ok: bool,
     message: String,
-}
-
-fn member(state: &AppState, raw: &str) -> AppResult<std::sync::Arc<crate::service::fleet::Member>> {
-    let name =
-        DatabaseName::parse(raw).map_err(|_| AppError::not_found(format!("no database named {raw:?}")))?;
-    state
-        .fleet
-        .get(&name)
-        .ok_or_else(|| AppError::not_found(format!("no database named {name}")))
 }
 
 async fn sessions(

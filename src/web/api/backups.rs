@@ -7,7 +7,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Serialize;
 
-use crate::domain::DatabaseName;
+use super::member;
 use crate::error::{AppError, AppResult};
 use crate::format::rfc3339;
 use crate::web::AppState;
@@ -30,15 +30,6 @@ struct BackupJson {
     finished_at: Option<String>,
     verified_at: Option<String>,
     verify_ok: Option<bool>,
-}
-
-fn member(state: &AppState, raw: &str) -> AppResult<std::sync::Arc<crate::service::fleet::Member>> {
-    let name =
-        DatabaseName::parse(raw).map_err(|_| AppError::not_found(format!("no database named {raw:?}")))?;
-    state
-        .fleet
-        .get(&name)
-        .ok_or_else(|| AppError::not_found(format!("no database named {name}")))
 }
 
 async fn list(

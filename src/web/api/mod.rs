@@ -6,10 +6,14 @@ mod activity;
 mod backups;
 mod databases;
 mod jobs;
+mod migrations;
 mod users;
 
 use axum::Router;
 
+use crate::domain::DatabaseName;
+use crate::error::{AppError, AppResult};
+use crate::service::fleet::Member;
 use crate::web::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -19,4 +23,15 @@ pub fn router() -> Router<AppState> {
         .merge(activity::router())
         .merge(jobs::router())
         .merge(backups::router())
+        .merge(migrations::router())
+}
+
+/// The registered database named in a path, or 404.
+fn member(state: &AppState, raw: &str) -> AppResult<std::sync::Arc<Member>> {
+    let name =
+        DatabaseName::parse(raw).map_err(|_| AppError::not_found(format!("no database named {raw:?}")))?;
+    state
+        .fleet
+        .get(&name)
+        .ok_or_else(|| AppError::not_found(format!("no database named {name}")))
 }

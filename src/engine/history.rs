@@ -1,0 +1,132 @@
+//! Migration histories kept in a managed database: Custodian's own table and,
+//! read-only, those of Flyway, Liquibase, Alembic, sqlx and Rails, so a team
+//! sees its real history whichever tool applied it. Table names are
+//! constants; nothing from a request reaches this SQL.
+
+use serde::Serialize;
+
+use super::{EngineKind, EngineResult, ManagedDb};
+
+/// One applied migration, whichever tool recorded it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Applied {
+    pub version: String,
+    pub description: String,
+    /// SHA-256 of the file as applied (Custodian's history only: other
+    /// tools' checksums are computed differently and are not compared).
+    pub checksum: Option<String>,
+    pub applied_by: Option<String>,
+    pub applied_at: Option<String>,
+    pub execution_ms: Option<i64>,
+    pub success: bool,
+    /// "custodian", "flyway", "liquibase", "alembic", "sqlx" or "rails".
+    pub tool: &'static str,
+}
+
+pub const CUSTODIAN_TABLE: &str = "custodian_schema_history";
+
+/// (tool, table, SELECT of version, description, checksum, applied_by,
+/// applied_at, execution_ms, success — every column cast to text by `{t}`).
+const HISTORIES: &[(&str, &str, &str)] = &[
+    (
+        "custodian",
+        CUSTODIAN_TABLE,
+        "SELECT CAST(version AS {t}), description, checksum, applied_by, CAST(applied_at AS {t}), \
+      CAST(execution_ms AS {t}), CAST(success AS {t}) FROM custodian_schema_history",
+    ),
+    (
+        "flyway",
+        "flyway_schema_history",
+        "SELECT CAST(version AS {t}), description, NULL, installed_by, CAST(installed_on AS {t}), \
+      CAST(execution_time AS {t}), CAST(success AS {t}) FROM flyway_schema_history \
+      WHERE version IS NOT NULL ORDER BY installed_rank",
+    ),
+    (
+        "liquibase",
+        "databasechangelog",
+        "SELECT CAST(id AS {t}), COALESCE(description, filename), NULL, author, CAST(dateexecuted AS {t}), \
+      NULL, CAST(1 AS {t}) FROM databasechangelog ORDER BY orderexecuted",
+    ),
+    (
+        "alembic",
+        "alembic_version",
+        "SELECT CAST(version_num AS {t}), 'current revision', NULL, NULL, NULL, NULL, CAST(1 AS {t}) \
+      FROM alembic_version",
+    ),
+    (
+        "sqlx",
+        "_sqlx_migrations",
+        "SELECT CAST(version AS {t}), description, NULL, NULL, CAST(installed_on AS {t}), \
+      CAST(execution_time / 1000000 AS {t}), CAST(success AS {t}) FROM _sqlx_migrations ORDER BY version",
+    ),
+    (
+        "rails",
+        "schema_migrations",
+        "SELECT CAST(version AS {t}), '', NULL, NULL, NULL, NULL, CAST(1 AS {t}) FROM schema_migrations",
+    ),
+];
+
+/// The catalog query listing which of `names` exist as tables, one text
+/// column; `{names}` is replaced by the quoted constant names.
+fn existing_tables_sql(kind: EngineKind) -> &'static str {
+    match kind {
+        EngineKind::Postgres => {
+            "SELECT c.relname::text FROM pg_class c \
+             WHERE c.relkind IN ('r', 'p', 'v') AND c.relname IN ({names}) \
+               AND c.relnamespace = ANY (current_schemas(false)::regnamespace[])"
+        }
+        EngineKind::Mysql => {
+            "SELECT CAST(table_name AS CHAR) FROM information_schema.tables \
+             WHERE table_schema = DATABASE() AND table_name IN ({names})"
+        }
+        EngineKind::Sqlite => {
+            "SELECT name FROM sqlite_master WHERE type IN ('table', 'view') AND name IN ({names})"
+        }
+    }
+}
+
+fn text_type(kind: EngineKind) -> &'static str {
+    match kind {
+        EngineKind::Mysql => "CHAR",
+        _ => "TEXT",
+    }
+}
+
+/// Every history present, Custodian's first; per tool in applied order.
+pub async fn read(db: &dyn ManagedDb) -> EngineResult<Vec<Applied>> {
+    let kind = db.kind();
+    let names = HISTORIES
+        .iter()
+        .map(|(_, table, _)| format!("'{table}'"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let present: Vec<String> = db
+        .text_rows(&existing_tables_sql(kind).replace("{names}", &names))
+        .await?
+        .into_iter()
+        .filter_map(|row| row.into_iter().next().flatten())
+        .collect();
+    let mut out = Vec::new();
+    for (tool, table, select) in HISTORIES {
+        if !present.iter().any(|p| p == table) {
+            continue;
+        }
+        for row in db.text_rows(&select.replace("{t}", text_type(kind))).await? {
+            let cell = |i: usize| row.get(i).cloned().flatten();
+            let Some(version) = cell(0) else { continue };
+            out.push(Applied {
+                version,
+                description: cell(1).unwrap_or_default(),
+                checksum: cell(2),
+                applied_by: cell(3),
+                applied_at: cell(4),
+                execution_ms: cell(5)
+                    .and_then(|ms| ms.trim().parse::<f64>().ok())
+                    .map(|ms| ms as i64),
+                success: cell(6).is_some_and(|s| matches!(s.trim(), "1" | "t" | "true" | "TRUE")),
+                tool,
+            });
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,169 @@
+//! Migrations status on real servers: pending files listed with their lint
+//! findings, drift (an edited file, a vanished file) reported, and the
+//! histories other tools keep (Flyway, Alembic) shown read-only.
+
+use custodian::domain::Role;
+use custodian::service::migrations::checksum;
+
+use crate::helpers::{TestApp, TestDb, api_get};
+
+const V1: &str = "CREATE TABLE orders (id bigint PRIMARY KEY, customer_id bigint);\n";
+const V2: &str = "ALTER TABLE orders ADD COLUMN note text;\n";
+const V3: &str = "CREATE INDEX orders_customer_idx ON orders (customer_id);\n";
+
+fn history_row(version: &str, description: &str, sql: &str) -> String {
+    format!(
+        "INSERT INTO custodian_schema_history VALUES ('{version}', '{description}', '{}', 'alice', \
+         '2026-11-01 10:00:00', 42, true);",
+        checksum(sql)
+    )
+}
+
+#[tokio::test]
+async fn status_lists_pending_with_findings_drift_and_foreign_histories() {
+    let app = TestApp::spawn().await;
+    let pg = TestDb::postgres().await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("V1__create_orders.sql"), V1).unwrap();
+    // V2 was applied as one text and the file now says another.
+    std::fs::write(
+        dir.path().join("V2__add_note.sql"),
+        "ALTER TABLE orders ADD COLUMN note varchar(10);\n",
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("V10__index_orders.sql"), V3).unwrap();
+    std::fs::write(
+        dir.path().join("U10__index_orders.sql"),
+        "DROP INDEX CONCURRENTLY orders_customer_idx;\n",
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("notes.sql"), "-- not a migration\n").unwrap();
+    pg.exec(&format!(
+        "{}; {V1} {V2} {} {} {}",
+        custodian::service::demo::HISTORY_TABLE_SQL,
+        history_row("1", "create orders", V1),
+        history_row("2", "add note", V2),
+        // Applied, and its file is gone.
+        history_row("3", "add totals", "ALTER TABLE orders ADD COLUMN total numeric;"),
+    ))
+    .await;
+    // What Flyway and Alembic leave behind, in their own shapes.
+    pg.exec(
+        "CREATE TABLE flyway_schema_history (installed_rank int PRIMARY KEY, version varchar(50), \
+           description varchar(200) NOT NULL, type varchar(20) NOT NULL, script varchar(1000) NOT NULL, \
+           checksum int, installed_by varchar(100) NOT NULL, installed_on timestamp NOT NULL DEFAULT now(), \
+           execution_time int NOT NULL, success boolean NOT NULL);
+         INSERT INTO flyway_schema_history VALUES
+           (1, '1', 'legacy baseline', 'SQL', 'V1__legacy_baseline.sql', 12345, 'flyway_ci', '2025-01-02 03:04:05', 77, true),
+           (2, NULL, 'refresh views', 'SQL', 'R__refresh_views.sql', 999, 'flyway_ci', '2025-01-03 03:04:05', 5, true);
+         CREATE TABLE alembic_version (version_num varchar(32) PRIMARY KEY);
+         INSERT INTO alembic_version VALUES ('ae1027a6acf');",
+    )
+    .await;
+    app.register_with_migrations("shop", &pg.url, Some(dir.path()))
+        .await;
+    let token = app.token_for("viewer1", Role::Viewer).await;
+
+    let res = api_get(&app, &token, "/api/v1/databases/shop/migrations").await;
+    assert_eq!(res.status(), 200);
+    let body: serde_json::Value = res.json().await.unwrap();
+
+    let applied: Vec<(String, String)> = body["applied"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            (
+                a["tool"].as_str().unwrap().to_string(),
+                a["version"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let pairs: Vec<(&str, &str)> = applied.iter().map(|(t, v)| (t.as_str(), v.as_str())).collect();
+    assert_eq!(
+        pairs,
+        [
+            ("custodian", "1"),
+            ("custodian", "2"),
+            ("custodian", "3"),
+            ("flyway", "1"),
+            ("alembic", "ae1027a6acf")
+        ],
+        "Custodian's history, then Flyway's versioned rows (not repeatables), then Alembic's revision"
+    );
+    let flyway = &body["applied"][3];
+    assert_eq!(flyway["applied_by"], "flyway_ci");
+    assert_eq!(flyway["execution_ms"], 77);
+    assert_eq!(flyway["success"], true);
+    assert_eq!(body["applied"][0]["applied_by"], "alice");
+
+    let pending = body["pending"].as_array().unwrap();
+    assert_eq!(pending.len(), 1, "{pending:?}");
+    assert_eq!(pending[0]["version"], "10");
+    assert_eq!(pending[0]["checksum"], checksum(V3));
+    assert_eq!(pending[0]["has_down"], true);
+    assert_eq!(pending[0]["sql"], V3);
+    let finding = pending[0]["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["rule"] == "require-concurrent-index-creation")
+        .expect("the index is linted");
+    assert_eq!(finding["severity"], "error");
+    assert_eq!(
+        finding["message"],
+        "CREATE INDEX without CONCURRENTLY locks writes on orders"
+    );
+
+    let drift: Vec<(String, String)> = body["drift"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| {
+            (
+                d["kind"].as_str().unwrap().to_string(),
+                d["version"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert!(
+        drift.contains(&("checksum_changed".into(), "2".into())),
+        "{drift:?}"
+    );
+    assert!(drift.contains(&("file_missing".into(), "3".into())), "{drift:?}");
+    assert_eq!(drift.len(), 2, "{drift:?}");
+    assert!(
+        body["problems"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p.as_str().unwrap().starts_with("notes.sql"))
+    );
+
+    let res = api_get(&app, &token, "/api/v1/databases/nosuch/migrations").await;
+    assert_eq!(res.status(), 404);
+}
+
+#[tokio::test]
+async fn a_database_without_history_or_directory_says_so() {
+    let app = TestApp::spawn().await;
+    let my = TestDb::mariadb().await;
+    my.exec("CREATE TABLE schema_migrations (version varchar(255) PRIMARY KEY); INSERT INTO schema_migrations VALUES ('20240101120000');").await;
+    app.register("shop", &my.url).await;
+    let token = app.token_for("viewer1", Role::Viewer).await;
+    let body: serde_json::Value = api_get(&app, &token, "/api/v1/databases/shop/migrations")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(body["applied"][0]["tool"], "rails", "{body}");
+    assert_eq!(body["applied"][0]["version"], "20240101120000");
+    assert_eq!(body["pending"].as_array().map(Vec::len), Some(0));
+    assert!(
+        body["problems"][0]
+            .as_str()
+            .unwrap()
+            .contains("no migrations directory"),
+        "{body}"
+    );
+}
