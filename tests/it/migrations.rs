@@ -142,6 +142,28 @@ async fn status_lists_pending_with_findings_drift_and_foreign_histories() {
 
     let res = api_get(&app, &token, "/api/v1/databases/nosuch/migrations").await;
     assert_eq!(res.status(), 404);
+
+    // The page a team lead opens: drift loud, the finding on the pending file.
+    let viewer = app.signed_in("viewer2", Role::Viewer).await;
+    let (status, html) = viewer.text("/databases/shop/migrations").await;
+    assert_eq!(status, 200);
+    assert!(
+        html.contains("Drift: the database and the files disagree"),
+        "{html}"
+    );
+    assert!(html.contains("version 2 was changed after it was applied"));
+    assert!(html.contains("version 3 is applied but its file is gone"));
+    assert!(html.contains("CREATE INDEX without CONCURRENTLY locks writes on orders"));
+    assert!(
+        html.contains(
+            "<span class=\"line error\"><span class=\"ln\">1</span>CREATE INDEX orders_customer_idx"
+        ),
+        "the line is marked"
+    );
+    assert!(
+        html.contains("flyway_ci") && html.contains("ae1027a6acf"),
+        "foreign histories shown"
+    );
 }
 
 #[tokio::test]

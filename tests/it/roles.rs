@@ -44,6 +44,7 @@ const PAGES: &[(M, &str, u16, u16, u16, u16)] = &[
     (M::Get, "/", 303, 200, 200, 200),
     (M::Get, "/databases", 303, 200, 200, 200),
     (M::Get, "/backups", 303, 200, 200, 200),
+    (M::Get, "/databases/demo/migrations", 303, 200, 200, 200),
     (M::Get, "/databases/demo/backups", 303, 200, 200, 200),
     (M::Post, "/databases/demo/backups", 303, 403, 303, 303),
     (M::Post, "/databases/demo/backups/999/verify", 303, 403, 404, 404),

@@ -6,6 +6,7 @@ mod activity;
 mod backups;
 mod form;
 mod maintenance;
+mod migrations;
 
 use askama::Template;
 use askama_web::WebTemplate;
@@ -55,6 +56,7 @@ pub fn router() -> Router<AppState> {
             get(maintenance::page).post(maintenance::run),
         )
         .route("/databases/{name}/activity/top/reset", post(activity::reset_top))
+        .route("/databases/{name}/migrations", get(migrations::page))
 }
 
 /// One database as the tables and cards show it.
