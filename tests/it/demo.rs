@@ -4,7 +4,7 @@ use custodian::domain::Role;
 use reqwest::StatusCode;
 use sqlx::Connection;
 
-use crate::helpers::{StoreChoice, TestApp};
+use crate::helpers::{StoreChoice, TestApp, api_get};
 
 #[tokio::test]
 async fn first_start_registers_a_real_demo_database_once() {
@@ -43,6 +43,23 @@ async fn first_start_registers_a_real_demo_database_once() {
         .collect();
     files.sort();
     assert_eq!(files.len(), 5, "three applied, two pending: {files:?}");
+    // And the migrations area reads them the same way.
+    let m: serde_json::Value = api_get(&app, &token, "/api/v1/databases/demo/migrations")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let versions = |key: &str| -> Vec<String> {
+        m[key]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["version"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(versions("applied"), ["1", "2", "3"], "{m}");
+    assert_eq!(versions("pending"), ["4", "5"], "{m}");
+    assert_eq!(m["drift"].as_array().map(Vec::len), Some(0), "{m}");
 
     // Removed by its admin, it stays removed across restarts.
     let res = reqwest::Client::new()
