@@ -31,6 +31,10 @@ pub const ACTIONS: &[&str] = &[
     "job.start",
     "job.cancel",
     "job.end",
+    "migration.request",
+    "migration.approve",
+    "migration.reject",
+    "migration.apply",
 ];
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -10,6 +10,7 @@
 pub mod audit;
 pub mod backups;
 pub mod jobs;
+pub mod migrations;
 pub mod registry;
 mod sessions;
 pub mod settings;

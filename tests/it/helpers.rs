@@ -263,6 +263,16 @@ impl TestApp {
         client
     }
 
+    /// An API token for a new approver (can_approve) of `role`.
+    pub async fn approver_token(&self, name: &str, role: Role) -> String {
+        let token = self.token_for(name, role).await;
+        let user = self.user(name).await.expect("just created");
+        custodian::store::users::set_role(self.state.store.pool(), user.id, role, true)
+            .await
+            .expect("make an approver");
+        token
+    }
+
     /// An API token for a new user of `role`.
     pub async fn token_for(&self, name: &str, role: Role) -> String {
         let user = self.create_user(name, role).await;
@@ -481,6 +491,17 @@ pub async fn api_get(app: &TestApp, token: &str, path: &str) -> reqwest::Respons
         .send()
         .await
         .expect("API GET")
+}
+
+/// A JSON POST with a bearer token.
+pub async fn api_post(app: &TestApp, token: &str, path: &str, body: serde_json::Value) -> reqwest::Response {
+    reqwest::Client::new()
+        .post(app.url(path))
+        .bearer_auth(token)
+        .json(&body)
+        .send()
+        .await
+        .expect("API POST")
 }
 
 /// Run `story` against the panel on both store engines.

@@ -5,7 +5,9 @@
 use custodian::domain::Role;
 use custodian::service::migrations::checksum;
 
-use crate::helpers::{TestApp, TestDb, api_get};
+use serde_json::json;
+
+use crate::helpers::{TestApp, TestDb, api_get, api_post};
 
 const V1: &str = "CREATE TABLE orders (id bigint PRIMARY KEY, customer_id bigint);\n";
 const V2: &str = "ALTER TABLE orders ADD COLUMN note text;\n";
@@ -188,4 +190,173 @@ async fn a_database_without_history_or_directory_says_so() {
             .contains("no migrations directory"),
         "{body}"
     );
+}
+
+/// A PostgreSQL database with one applied and two pending migrations.
+async fn shop_with_pending(app: &TestApp) -> (TestDb, tempfile::TempDir) {
+    let pg = TestDb::postgres().await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("V1__create_orders.sql"), V1).unwrap();
+    std::fs::write(dir.path().join("V2__add_note.sql"), V2).unwrap();
+    std::fs::write(dir.path().join("V3__index_orders.sql"), V3).unwrap();
+    pg.exec(&format!(
+        "{}; {V1} {}",
+        custodian::service::demo::HISTORY_TABLE_SQL,
+        history_row("1", "create orders", V1)
+    ))
+    .await;
+    app.register_with_migrations("shop", &pg.url, Some(dir.path()))
+        .await;
+    (pg, dir)
+}
+
+#[tokio::test]
+async fn a_request_needs_an_approval_from_someone_else_and_is_bound_to_its_files() {
+    let app = TestApp::spawn().await;
+    let (_pg, dir) = shop_with_pending(&app).await;
+    // The operator who asks is an approver too: still not for their own request.
+    let requester = app.approver_token("oscar", Role::Operator).await;
+    let lead = app.approver_token("lena", Role::Viewer).await;
+    let plain = app.token_for("victor", Role::Viewer).await;
+
+    let res = api_post(
+        &app,
+        &plain,
+        "/api/v1/databases/shop/migrations/requests",
+        json!({"versions": ["2"]}),
+    )
+    .await;
+    assert_eq!(res.status(), 403, "a viewer cannot request");
+    let res = api_post(
+        &app,
+        &requester,
+        "/api/v1/databases/shop/migrations/requests",
+        json!({"versions": ["1"]}),
+    )
+    .await;
+    assert_eq!(res.status(), 422, "an applied version is not pending");
+    let res = api_post(
+        &app,
+        &requester,
+        "/api/v1/databases/shop/migrations/requests",
+        json!({"versions": ["3", "2"]}),
+    )
+    .await;
+    assert_eq!(res.status(), 201);
+    let id = res.json::<serde_json::Value>().await.unwrap()["id"]
+        .as_i64()
+        .unwrap();
+
+    let approve = format!("/api/v1/migration-requests/{id}/approve");
+    let res = api_post(&app, &requester, &approve, json!({"comment": "lgtm"})).await;
+    assert_eq!(res.status(), 403, "never one's own request");
+    let res = api_post(&app, &plain, &approve, json!({"comment": "lgtm"})).await;
+    assert_eq!(res.status(), 403, "only approvers approve");
+
+    let member = app
+        .state
+        .fleet
+        .get(&custodian::domain::DatabaseName::parse("shop").unwrap())
+        .unwrap();
+    let ready = custodian::service::migrations::requests::ready(&app.state.store, &member, id).await;
+    assert!(
+        ready.unwrap_err().to_string().contains("0 of the 1 approvals"),
+        "not approved yet"
+    );
+
+    let res = api_post(
+        &app,
+        &lead,
+        &approve,
+        json!({"comment": "index is concurrent? fine for now"}),
+    )
+    .await;
+    assert_eq!(res.status(), 200);
+    let res = api_post(&app, &lead, &approve, json!({})).await;
+    assert_eq!(res.status(), 409, "one decision per approver");
+    let request: serde_json::Value = api_get(&app, &plain, &format!("/api/v1/migration-requests/{id}"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(request["approvals"], 1, "{request}");
+    assert_eq!(request["decisions"][0]["approver"], "lena");
+    assert_eq!(
+        request["decisions"][0]["comment"],
+        "index is concurrent? fine for now"
+    );
+    let versions: Vec<&str> = request["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["version"].as_str().unwrap())
+        .collect();
+    assert_eq!(versions, ["2", "3"], "in version order");
+    assert_eq!(request["files"][0]["checksum"], checksum(V2));
+    let ready = custodian::service::migrations::requests::ready(&app.state.store, &member, id).await;
+    assert!(ready.is_ok(), "{ready:?}");
+
+    // The file changes after approval: the approval is void.
+    std::fs::write(
+        dir.path().join("V3__index_orders.sql"),
+        "CREATE INDEX CONCURRENTLY i ON orders (customer_id);\n",
+    )
+    .unwrap();
+    let ready = custodian::service::migrations::requests::ready(&app.state.store, &member, id).await;
+    let err = ready.unwrap_err().to_string();
+    assert!(
+        err.contains("version 3 changed after the request was made"),
+        "{err}"
+    );
+    let request: serde_json::Value = api_get(&app, &plain, &format!("/api/v1/migration-requests/{id}"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(request["state"], "void");
+    let res = api_post(&app, &lead, &approve, json!({})).await;
+    assert_eq!(res.status(), 409, "a void request cannot be approved again");
+
+    // A rejection closes a request, with its comment.
+    let res = api_post(
+        &app,
+        &requester,
+        "/api/v1/databases/shop/migrations/requests",
+        json!({"versions": ["3"]}),
+    )
+    .await;
+    let id = res.json::<serde_json::Value>().await.unwrap()["id"]
+        .as_i64()
+        .unwrap();
+    let res = api_post(
+        &app,
+        &lead,
+        &format!("/api/v1/migration-requests/{id}/reject"),
+        json!({"comment": "split it"}),
+    )
+    .await;
+    assert_eq!(res.status(), 200);
+    let request: serde_json::Value = api_get(&app, &plain, &format!("/api/v1/migration-requests/{id}"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(request["state"], "rejected");
+
+    let audit: Vec<(String, String, String)> = app
+        .audit()
+        .await
+        .into_iter()
+        .filter(|r| r.action.starts_with("migration."))
+        .map(|r| (r.actor.clone(), r.action.clone(), r.outcome.clone()))
+        .collect();
+    let has = |who: &str, action: &str, outcome: &str| {
+        audit
+            .iter()
+            .any(|(a, b, c)| a == who && b == action && c == outcome)
+    };
+    assert!(has("oscar", "migration.request", "success"), "{audit:?}");
+    assert!(has("oscar", "migration.approve", "denied"), "{audit:?}");
+    assert!(has("lena", "migration.approve", "success"), "{audit:?}");
+    assert!(has("lena", "migration.reject", "success"), "{audit:?}");
 }

@@ -3,6 +3,7 @@
 //! database says it has applied ([`plan`]).
 
 pub mod plan;
+pub mod requests;
 pub mod source;
 
 use std::path::Path;

@@ -1,17 +1,26 @@
-//! Migrations over the API: status (applied, pending with lint, drift).
+//! Migrations over the API: status (applied, pending with lint, drift),
+//! requests to apply, and their approval.
 
 use axum::extract::{Path, State};
-use axum::routing::get;
+use axum::http::StatusCode;
+use axum::routing::{get, post};
 use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
 
 use super::member;
-use crate::error::AppResult;
+use crate::error::{AppError, AppResult};
+use crate::service::migrations::requests::{self, Request};
 use crate::service::migrations::{self, Status};
 use crate::web::AppState;
-use crate::web::auth::Viewer;
+use crate::web::auth::{Operator, Viewer};
 
 pub fn router() -> Router<AppState> {
-    Router::new().route("/databases/{name}/migrations", get(status))
+    Router::new()
+        .route("/databases/{name}/migrations", get(status))
+        .route("/databases/{name}/migrations/requests", get(list).post(create))
+        .route("/migration-requests/{id}", get(show))
+        .route("/migration-requests/{id}/approve", post(approve))
+        .route("/migration-requests/{id}/reject", post(reject))
 }
 
 async fn status(
@@ -21,4 +30,80 @@ async fn status(
 ) -> AppResult<Json<Status>> {
     let m = member(&state, &name)?;
     Ok(Json(migrations::status(&m).await?))
+}
+
+async fn list(
+    State(state): State<AppState>,
+    Viewer(_): Viewer,
+    Path(name): Path<String>,
+) -> AppResult<Json<Vec<Request>>> {
+    let m = member(&state, &name)?;
+    Ok(Json(requests::list(&state.store, m.entry.name.as_str()).await?))
+}
+
+#[derive(Deserialize)]
+struct NewRequest {
+    versions: Vec<String>,
+}
+
+#[derive(Serialize)]
+struct Created {
+    id: i64,
+}
+
+async fn create(
+    State(state): State<AppState>,
+    Operator(me): Operator,
+    Path(name): Path<String>,
+    Json(body): Json<NewRequest>,
+) -> AppResult<(StatusCode, Json<Created>)> {
+    let m = member(&state, &name)?;
+    let id = requests::request(&state.store, &m, &me.actor(), &body.versions).await?;
+    Ok((StatusCode::CREATED, Json(Created { id })))
+}
+
+fn request_id(raw: &str) -> AppResult<i64> {
+    raw.parse()
+        .ok()
+        .filter(|i| *i > 0)
+        .ok_or_else(|| AppError::not_found(format!("there is no migration request {raw:?}")))
+}
+
+async fn show(
+    State(state): State<AppState>,
+    Viewer(_): Viewer,
+    Path(id): Path<String>,
+) -> AppResult<Json<Request>> {
+    Ok(Json(requests::get(&state.store, request_id(&id)?).await?))
+}
+
+#[derive(Deserialize, Default)]
+struct Comment {
+    #[serde(default)]
+    comment: String,
+}
+
+#[derive(Serialize)]
+struct Done {
+    ok: bool,
+}
+
+async fn approve(
+    State(state): State<AppState>,
+    Viewer(me): Viewer,
+    Path(id): Path<String>,
+    Json(body): Json<Comment>,
+) -> AppResult<Json<Done>> {
+    requests::decide(&state.store, &me.actor(), request_id(&id)?, true, &body.comment).await?;
+    Ok(Json(Done { ok: true }))
+}
+
+async fn reject(
+    State(state): State<AppState>,
+    Viewer(me): Viewer,
+    Path(id): Path<String>,
+    Json(body): Json<Comment>,
+) -> AppResult<Json<Done>> {
+    requests::decide(&state.store, &me.actor(), request_id(&id)?, false, &body.comment).await?;
+    Ok(Json(Done { ok: true }))
 }

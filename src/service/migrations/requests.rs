@@ -1,0 +1,222 @@
+//! Requests to apply pending migrations, and their approval. A request is
+//! bound to the checksums of its files when made; approvers (users with
+//! can_approve, never the requester) approve or reject it with a comment;
+//! a file changed since makes the request void. Everything is audited.
+
+use serde::{Deserialize, Serialize};
+
+use super::{source, status};
+use crate::domain::Role;
+use crate::error::{AppError, AppResult};
+use crate::service::Actor;
+use crate::service::audit::{Event, audited};
+use crate::service::fleet::Member;
+use crate::service::users::require;
+use crate::store::migrations::{self as rows, DecisionRow, RequestRow};
+use crate::store::{Store, users};
+
+/// One file a request is bound to.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Bound {
+    pub version: String,
+    pub checksum: String,
+}
+
+/// A request with its decisions and what it still needs.
+#[derive(Debug, Serialize)]
+pub struct Request {
+    pub id: i64,
+    pub database: String,
+    pub action: String,
+    pub files: Vec<Bound>,
+    pub requested_by: String,
+    pub requested_at: i64,
+    pub state: String,
+    pub error: Option<String>,
+    pub job_id: Option<i64>,
+    pub decisions: Vec<Decision>,
+    pub approvals: i64,
+    pub approvals_required: i64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Decision {
+    pub approver: String,
+    pub approve: bool,
+    pub comment: String,
+    pub decided_at: i64,
+}
+
+impl From<DecisionRow> for Decision {
+    fn from(d: DecisionRow) -> Self {
+        Decision {
+            approver: d.approver,
+            approve: d.approve,
+            comment: d.comment,
+            decided_at: d.decided_at,
+        }
+    }
+}
+
+/// Ask for `versions` (pending ones, in any order) to be applied.
+pub async fn request(store: &Store, member: &Member, actor: &Actor, versions: &[String]) -> AppResult<i64> {
+    let database = member.entry.name.to_string();
+    let detail = format!("versions {}", versions.join(", "));
+    let event = Event {
+        action: "migration.request",
+        target: &database,
+        database: Some(&database),
+        detail: &detail,
+    };
+    audited(store, actor, event, async {
+        require(actor, Role::Operator)?;
+        if versions.is_empty() {
+            return Err(AppError::invalid("choose at least one pending migration"));
+        }
+        let status = status(member).await?;
+        let mut files = Vec::new();
+        for v in versions {
+            let pending = status.pending.iter().find(|p| p.version == *v).ok_or_else(|| {
+                AppError::invalid(format!("{v:?} is not a pending migration of {database}"))
+            })?;
+            files.push(Bound {
+                version: pending.version.clone(),
+                checksum: pending.checksum.clone(),
+            });
+        }
+        // Applied in version order whatever order they were asked in.
+        files.sort_by(|a, b| source::Version::parse(&a.version).cmp(&source::Version::parse(&b.version)));
+        files.dedup();
+        let json = serde_json::to_string(&files).map_err(anyhow::Error::from)?;
+        Ok(rows::insert(store.pool(), &database, "apply", &json, &actor.name).await?)
+    })
+    .await
+}
+
+/// Approve or reject an open request.
+pub async fn decide(store: &Store, actor: &Actor, id: i64, approve: bool, comment: &str) -> AppResult<()> {
+    let target = format!("request {id}");
+    let row = rows::get(store.pool(), id).await?;
+    let database = row.as_ref().map(|r| r.database_name.clone());
+    let event = Event {
+        action: if approve {
+            "migration.approve"
+        } else {
+            "migration.reject"
+        },
+        target: &target,
+        database: database.as_deref(),
+        detail: comment,
+    };
+    audited(store, actor, event, async {
+        let row = row.ok_or_else(|| AppError::not_found(format!("there is no migration request {id}")))?;
+        let user = match actor.user_id {
+            Some(uid) => users::by_id(store.pool(), uid).await?,
+            None => None,
+        };
+        if !user.is_some_and(|u| u.can_approve && !u.disabled) {
+            return Err(AppError::forbidden(
+                "only approvers may approve or reject migrations",
+            ));
+        }
+        if row.requested_by == actor.name {
+            return Err(AppError::forbidden(
+                "you cannot approve or reject your own request",
+            ));
+        }
+        if row.state != "open" {
+            return Err(AppError::conflict(format!(
+                "request {id} is {}, not open",
+                row.state
+            )));
+        }
+        if comment.len() > 2000 {
+            return Err(AppError::invalid("a comment is at most 2000 characters"));
+        }
+        if !rows::decide(store.pool(), id, &actor.name, approve, comment.trim()).await? {
+            return Err(AppError::conflict("you have already decided on this request"));
+        }
+        if !approve {
+            rows::transition(store.pool(), id, "open", "rejected", None).await?;
+        }
+        Ok(())
+    })
+    .await
+}
+
+pub async fn get(store: &Store, id: i64) -> AppResult<Request> {
+    let row = rows::get(store.pool(), id)
+        .await?
+        .ok_or_else(|| AppError::not_found(format!("there is no migration request {id}")))?;
+    view(store, row).await
+}
+
+pub async fn list(store: &Store, database: &str) -> AppResult<Vec<Request>> {
+    let mut out = Vec::new();
+    for row in rows::list(store.pool(), database, 50).await? {
+        out.push(view(store, row).await?);
+    }
+    Ok(out)
+}
+
+async fn view(store: &Store, row: RequestRow) -> AppResult<Request> {
+    let decisions: Vec<Decision> = rows::decisions(store.pool(), row.id)
+        .await?
+        .into_iter()
+        .map(Decision::from)
+        .collect();
+    let approvals = decisions.iter().filter(|d| d.approve).count() as i64;
+    Ok(Request {
+        id: row.id,
+        approvals_required: rows::approvals_required(store.pool(), &row.database_name).await?,
+        database: row.database_name,
+        action: row.action,
+        files: serde_json::from_str(&row.files).unwrap_or_default(),
+        requested_by: row.requested_by,
+        requested_at: row.requested_at,
+        state: row.state,
+        error: row.error,
+        job_id: row.job_id,
+        approvals,
+        decisions,
+    })
+}
+
+/// May this request run now? It must be open, approved enough times, and
+/// its files must still be the ones approved; a changed file voids it.
+pub async fn ready(store: &Store, member: &Member, id: i64) -> AppResult<Request> {
+    let request = get(store, id).await?;
+    if request.database != member.entry.name.as_str() {
+        return Err(AppError::not_found(format!(
+            "there is no migration request {id} for {}",
+            member.entry.name
+        )));
+    }
+    if request.state != "open" {
+        return Err(AppError::conflict(format!("request {id} is {}", request.state)));
+    }
+    if request.approvals < request.approvals_required {
+        return Err(AppError::conflict(format!(
+            "request {id} has {} of the {} approvals it needs",
+            request.approvals, request.approvals_required
+        )));
+    }
+    let dir = member.entry.migrations_dir.clone().unwrap_or_default();
+    let source = source::scan(std::path::Path::new(&dir))?;
+    for bound in &request.files {
+        let now = source
+            .migrations
+            .iter()
+            .find(|m| m.version.as_str() == bound.version)
+            .map(|m| &m.up.checksum);
+        if now != Some(&bound.checksum) {
+            let why = format!(
+                "version {} changed after the request was made: its approvals are void; request it again",
+                bound.version
+            );
+            rows::transition(store.pool(), id, "open", "void", Some(&why)).await?;
+            return Err(AppError::conflict(why));
+        }
+    }
+    Ok(request)
+}

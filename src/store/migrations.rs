@@ -1,0 +1,139 @@
+//! Store queries for migration requests and their approvals.
+
+use sqlx::FromRow;
+
+use super::{Pool, now, on_pool};
+
+#[derive(Clone, Debug, FromRow, PartialEq)]
+pub struct RequestRow {
+    pub id: i64,
+    pub database_name: String,
+    pub action: String,
+    pub files: String,
+    pub requested_by: String,
+    pub requested_at: i64,
+    pub state: String,
+    pub job_id: Option<i64>,
+    pub error: Option<String>,
+}
+
+#[derive(Clone, Debug, FromRow, PartialEq)]
+pub struct DecisionRow {
+    pub request_id: i64,
+    pub approver: String,
+    pub approve: bool,
+    pub comment: String,
+    pub decided_at: i64,
+}
+
+const COLUMNS: &str = "id, database_name, action, files, requested_by, requested_at, state, job_id, error";
+
+pub async fn insert(pool: &Pool, database: &str, action: &str, files: &str, by: &str) -> sqlx::Result<i64> {
+    on_pool!(pool, |p| sqlx::query_scalar(
+        "INSERT INTO migration_requests (database_name, action, files, requested_by, requested_at, state) \
+         VALUES ($1, $2, $3, $4, $5, 'open') RETURNING id"
+    )
+    .bind(database)
+    .bind(action)
+    .bind(files)
+    .bind(by)
+    .bind(now())
+    .fetch_one(p)
+    .await)
+}
+
+pub async fn get(pool: &Pool, id: i64) -> sqlx::Result<Option<RequestRow>> {
+    let sql = format!("SELECT {COLUMNS} FROM migration_requests WHERE id = $1");
+    on_pool!(pool, |p| sqlx::query_as(&sql).bind(id).fetch_optional(p).await)
+}
+
+pub async fn list(pool: &Pool, database: &str, limit: i64) -> sqlx::Result<Vec<RequestRow>> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM migration_requests WHERE database_name = $1 ORDER BY id DESC LIMIT $2"
+    );
+    on_pool!(pool, |p| sqlx::query_as(&sql)
+        .bind(database)
+        .bind(limit)
+        .fetch_all(p)
+        .await)
+}
+
+/// Move a request from `from` to `to`; false if it was no longer in `from`
+/// (someone else got there first).
+pub async fn transition(
+    pool: &Pool,
+    id: i64,
+    from: &str,
+    to: &str,
+    error: Option<&str>,
+) -> sqlx::Result<bool> {
+    let done = on_pool!(pool, |p| {
+        sqlx::query(
+        "UPDATE migration_requests SET state = $1, error = COALESCE($2, error) WHERE id = $3 AND state = $4"
+    )
+    .bind(to)
+    .bind(error)
+    .bind(id)
+    .bind(from)
+    .execute(p)
+    .await
+    .map(|r| r.rows_affected())
+    })?;
+    Ok(done == 1)
+}
+
+/// Record a decision; false if this approver already decided.
+pub async fn decide(
+    pool: &Pool,
+    id: i64,
+    approver: &str,
+    approve: bool,
+    comment: &str,
+) -> sqlx::Result<bool> {
+    let done = on_pool!(pool, |p| sqlx::query(
+        "INSERT INTO migration_decisions (request_id, approver, approve, comment, decided_at) \
+         VALUES ($1, $2, $3, $4, $5) ON CONFLICT (request_id, approver) DO NOTHING"
+    )
+    .bind(id)
+    .bind(approver)
+    .bind(approve)
+    .bind(comment)
+    .bind(now())
+    .execute(p)
+    .await
+    .map(|r| r.rows_affected()))?;
+    Ok(done == 1)
+}
+
+pub async fn decisions(pool: &Pool, id: i64) -> sqlx::Result<Vec<DecisionRow>> {
+    on_pool!(pool, |p| sqlx::query_as(
+        "SELECT request_id, approver, approve, comment, decided_at FROM migration_decisions \
+         WHERE request_id = $1 ORDER BY decided_at, approver"
+    )
+    .bind(id)
+    .fetch_all(p)
+    .await)
+}
+
+/// Approvals the database needs (1 when it is declared in the config file
+/// rather than stored).
+pub async fn approvals_required(pool: &Pool, database: &str) -> sqlx::Result<i64> {
+    let n: Option<i64> = on_pool!(pool, |p| sqlx::query_scalar(
+        "SELECT CAST(approvals_required AS BIGINT) FROM managed_databases WHERE name = $1"
+    )
+    .bind(database)
+    .fetch_optional(p)
+    .await)?;
+    Ok(n.unwrap_or(1))
+}
+
+pub async fn set_approvals_required(pool: &Pool, database: &str, n: i64) -> sqlx::Result<u64> {
+    on_pool!(pool, |p| sqlx::query(
+        "UPDATE managed_databases SET approvals_required = $1 WHERE name = $2"
+    )
+    .bind(n)
+    .bind(database)
+    .execute(p)
+    .await
+    .map(|r| r.rows_affected()))
+}
