@@ -25,6 +25,35 @@ pub struct Applied {
 
 pub const CUSTODIAN_TABLE: &str = "custodian_schema_history";
 
+/// Custodian's history table in a managed database (portable SQL).
+pub const HISTORY_TABLE_SQL: &str = "CREATE TABLE IF NOT EXISTS custodian_schema_history (\
+    version TEXT PRIMARY KEY, description TEXT NOT NULL, checksum TEXT NOT NULL, \
+    applied_by TEXT NOT NULL, applied_at TEXT NOT NULL, execution_ms INTEGER NOT NULL, \
+    success BOOLEAN NOT NULL)";
+
+/// One migration to apply, with what to record about it.
+#[derive(Clone, Debug)]
+pub struct MigrationRun {
+    pub version: String,
+    pub description: String,
+    pub checksum: String,
+    pub sql: String,
+    pub applied_by: String,
+    /// "2026-11-25 10:00:00 UTC".
+    pub applied_at: String,
+    pub lock_timeout_ms: u64,
+    pub statement_timeout_ms: u64,
+}
+
+/// How a migration run ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RunOutcome {
+    /// Applied now, taking this long.
+    Done { execution_ms: i64, transactional: bool },
+    /// Another run applied it first.
+    AlreadyApplied,
+}
+
 /// (tool, table, SELECT of version, description, checksum, applied_by,
 /// applied_at, execution_ms, success — every column cast to text by `{t}`).
 const HISTORIES: &[(&str, &str, &str)] = &[

@@ -12,6 +12,7 @@ mod mysql;
 mod mysql_maintenance;
 mod postgres;
 mod postgres_maintenance;
+mod postgres_migrate;
 
 pub use postgres::ACTIVITY_SQL as POSTGRES_ACTIVITY_SQL;
 mod sqlite;
@@ -346,6 +347,13 @@ pub trait ManagedDb: Send + Sync {
     /// is worked on. Returns a one-line summary.
     async fn maintain(&self, _action: Action, _target: &Target, _control: &Control) -> EngineResult<String> {
         Err(self.unsupported("maintenance"))
+    }
+
+    /// Apply one migration and record it in Custodian's history, under an
+    /// advisory lock so two panels never apply at once; a failure rolls it
+    /// back (where the engine can) and is recorded before it is returned.
+    async fn apply_migration(&self, _run: &history::MigrationRun) -> EngineResult<history::RunOutcome> {
+        Err(self.unsupported("applying migrations"))
     }
 
     /// Run a read-only SELECT whose columns are all text (or NULL), for

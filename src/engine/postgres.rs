@@ -144,6 +144,17 @@ impl ManagedDb for Postgres {
             .collect())
     }
 
+    async fn apply_migration(
+        &self,
+        run: &super::history::MigrationRun,
+    ) -> EngineResult<super::history::RunOutcome> {
+        // On a task of its own: the apply future's borrows of its connection
+        // are not provably Send for every lifetime inside async_trait's box.
+        tokio::spawn(super::postgres_migrate::apply(self.pool.clone(), run.clone()))
+            .await
+            .map_err(|e| EngineError(format!("the migration task failed: {e}")))?
+    }
+
     async fn text_rows(&self, sql: &str) -> EngineResult<Vec<Vec<Option<String>>>> {
         let rows = sqlx::query(sql)
             .fetch_all(&self.pool)

@@ -95,6 +95,8 @@ pub(crate) fn ignored(sql: &str, rule: &str) -> bool {
     })
 }
 
+pub use postgres::{needs_no_transaction, statements as postgres_statements};
+
 /// Does any finding stop a CI gate?
 pub fn has_errors(findings: &[Finding]) -> bool {
     findings.iter().any(|f| f.severity == Severity::Error)

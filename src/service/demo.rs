@@ -51,12 +51,7 @@ const MIGRATIONS: &[(&str, &str, bool)] = &[
 ];
 const SEED: &str = include_str!("../../demo/seed.sql");
 
-/// Custodian's migration history table in a managed database (the
-/// migrations area reads and writes it).
-pub const HISTORY_TABLE_SQL: &str = "CREATE TABLE IF NOT EXISTS custodian_schema_history (\
-    version TEXT PRIMARY KEY, description TEXT NOT NULL, checksum TEXT NOT NULL, \
-    applied_by TEXT NOT NULL, applied_at TEXT NOT NULL, execution_ms INTEGER NOT NULL, \
-    success BOOLEAN NOT NULL)";
+pub use crate::engine::history::HISTORY_TABLE_SQL;
 
 /// Create and register the demo database if this is the first start with an
 /// empty registry and the demo is wanted. Runs at most once per store.

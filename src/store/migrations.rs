@@ -137,3 +137,14 @@ pub async fn set_approvals_required(pool: &Pool, database: &str, n: i64) -> sqlx
     .await
     .map(|r| r.rows_affected()))
 }
+
+pub async fn set_job(pool: &Pool, id: i64, job: i64) -> sqlx::Result<()> {
+    on_pool!(pool, |p| sqlx::query(
+        "UPDATE migration_requests SET job_id = $1 WHERE id = $2"
+    )
+    .bind(job)
+    .bind(id)
+    .execute(p)
+    .await
+    .map(|_| ()))
+}

@@ -360,3 +360,273 @@ async fn a_request_needs_an_approval_from_someone_else_and_is_bound_to_its_files
     assert!(has("lena", "migration.approve", "success"), "{audit:?}");
     assert!(has("lena", "migration.reject", "success"), "{audit:?}");
 }
+
+/// Files V1 (applied) plus `pending` (version, sql), registered as "shop";
+/// returns the database, the directory and an approved request's id for
+/// every pending version, with the operator's and a viewer's tokens.
+async fn approved(
+    app: &TestApp,
+    pending: &[(&str, &str)],
+) -> (TestDb, tempfile::TempDir, i64, String, String) {
+    let pg = TestDb::postgres().await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("V1__create_orders.sql"), V1).unwrap();
+    for (version, sql) in pending {
+        std::fs::write(dir.path().join(format!("V{version}__step.sql")), sql).unwrap();
+    }
+    pg.exec(&format!(
+        "{}; {V1} {}",
+        custodian::service::demo::HISTORY_TABLE_SQL,
+        history_row("1", "create orders", V1)
+    ))
+    .await;
+    app.register_with_migrations("shop", &pg.url, Some(dir.path()))
+        .await;
+    let operator = app.token_for("oscar", Role::Operator).await;
+    let lead = app.approver_token("lena", Role::Viewer).await;
+    let versions: Vec<&str> = pending.iter().map(|(v, _)| *v).collect();
+    let res = api_post(
+        app,
+        &operator,
+        "/api/v1/databases/shop/migrations/requests",
+        json!({"versions": versions}),
+    )
+    .await;
+    assert_eq!(res.status(), 201);
+    let id = res.json::<serde_json::Value>().await.unwrap()["id"]
+        .as_i64()
+        .unwrap();
+    let res = api_post(
+        app,
+        &lead,
+        &format!("/api/v1/migration-requests/{id}/approve"),
+        json!({"comment": "ok"}),
+    )
+    .await;
+    assert_eq!(res.status(), 200);
+    (pg, dir, id, operator, lead)
+}
+
+async fn pg_scalar(pg: &TestDb, sql: &str) -> Option<String> {
+    use sqlx::Connection;
+    let mut conn = sqlx::PgConnection::connect(&pg.url).await.unwrap();
+    let v: Option<Option<String>> = sqlx::query_scalar(sql).fetch_optional(&mut conn).await.unwrap();
+    conn.close().await.unwrap();
+    v.flatten()
+}
+
+async fn apply(app: &TestApp, token: &str, id: i64) -> serde_json::Value {
+    let res = api_post(
+        app,
+        token,
+        &format!("/api/v1/migration-requests/{id}/apply"),
+        json!({}),
+    )
+    .await;
+    assert_eq!(res.status(), 202, "{:?}", res.text().await);
+    let job = res.json::<serde_json::Value>().await.unwrap()["job_id"]
+        .as_i64()
+        .unwrap();
+    app.job_finished(token, job).await
+}
+
+#[tokio::test]
+async fn an_approved_request_applies_and_writes_history() {
+    let app = TestApp::spawn().await;
+    let (pg, _dir, id, operator, lead) = approved(&app, &[("2", V2), ("3", V3)]).await;
+    let res = api_post(
+        &app,
+        &lead,
+        &format!("/api/v1/migration-requests/{id}/apply"),
+        json!({}),
+    )
+    .await;
+    assert_eq!(res.status(), 403, "approvers who are viewers do not apply");
+    let job = apply(&app, &operator, id).await;
+    assert_eq!(job["state"], "succeeded", "{job}");
+
+    assert_eq!(
+        pg_scalar(&pg, "SELECT column_name::text FROM information_schema.columns WHERE table_name = 'orders' AND column_name = 'note'").await.as_deref(),
+        Some("note"),
+        "the schema changed"
+    );
+    assert!(pg_scalar(&pg, "SELECT indexrelid::regclass::text FROM pg_index WHERE indexrelid = 'orders_customer_idx'::regclass").await.is_some());
+    let history = pg_scalar(
+        &pg,
+        "SELECT string_agg(version || ':' || applied_by || ':' || success::text || ':' || checksum, ',' ORDER BY version) FROM custodian_schema_history",
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        history,
+        format!(
+            "1:alice:true:{},2:oscar:true:{},3:oscar:true:{}",
+            checksum(V1),
+            checksum(V2),
+            checksum(V3)
+        )
+    );
+    let request: serde_json::Value = api_get(&app, &operator, &format!("/api/v1/migration-requests/{id}"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(request["state"], "done");
+    let status: serde_json::Value = api_get(&app, &operator, "/api/v1/databases/shop/migrations")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(status["pending"].as_array().map(Vec::len), Some(0), "{status}");
+    let res = api_post(
+        &app,
+        &operator,
+        &format!("/api/v1/migration-requests/{id}/apply"),
+        json!({}),
+    )
+    .await;
+    assert_eq!(res.status(), 409, "a request applies once");
+    assert!(
+        app.audit()
+            .await
+            .iter()
+            .any(|r| r.action == "migration.apply" && r.actor == "oscar" && r.outcome == "success")
+    );
+}
+
+#[tokio::test]
+async fn a_migration_failing_halfway_leaves_nothing_and_stops() {
+    let app = TestApp::spawn().await;
+    let broken = "ALTER TABLE orders ADD COLUMN half text;\nSELECT no_such_column FROM orders;\n";
+    let (pg, _dir, id, operator, _) = approved(&app, &[("2", broken), ("3", V3)]).await;
+    let job = apply(&app, &operator, id).await;
+    assert_eq!(job["state"], "failed", "{job}");
+    assert!(
+        job["error"].as_str().unwrap().contains("version 2 failed"),
+        "{job}"
+    );
+    assert!(
+        job["error"].as_str().unwrap().contains("no_such_column"),
+        "the database's error is shown: {job}"
+    );
+    assert_eq!(
+        pg_scalar(&pg, "SELECT column_name::text FROM information_schema.columns WHERE table_name = 'orders' AND column_name = 'half'").await,
+        None,
+        "the first statement was rolled back"
+    );
+    assert_eq!(
+        pg_scalar(
+            &pg,
+            "SELECT success::text FROM custodian_schema_history WHERE version = '2'"
+        )
+        .await
+        .as_deref(),
+        Some("false"),
+        "the failure is recorded"
+    );
+    assert_eq!(
+        pg_scalar(
+            &pg,
+            "SELECT version FROM custodian_schema_history WHERE version = '3'"
+        )
+        .await,
+        None,
+        "later migrations are not applied"
+    );
+    assert_eq!(
+        pg_scalar(&pg, "SELECT to_regclass('orders_customer_idx')::text").await,
+        None
+    );
+    let request: serde_json::Value = api_get(&app, &operator, &format!("/api/v1/migration-requests/{id}"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(request["state"], "failed");
+    assert!(request["error"].as_str().unwrap().contains("version 2 failed"));
+}
+
+#[tokio::test]
+async fn create_index_concurrently_applies_outside_a_transaction() {
+    let app = TestApp::spawn().await;
+    let concurrent =
+        "SET lock_timeout = '5s';\nCREATE INDEX CONCURRENTLY orders_customer_idx ON orders (customer_id);\n";
+    let (pg, _dir, id, operator, _) = approved(&app, &[("2", concurrent)]).await;
+    let job = apply(&app, &operator, id).await;
+    assert_eq!(job["state"], "succeeded", "{job}");
+    assert_eq!(
+        pg_scalar(
+            &pg,
+            "SELECT indisvalid::text FROM pg_index WHERE indexrelid = 'orders_customer_idx'::regclass"
+        )
+        .await
+        .as_deref(),
+        Some("true"),
+        "a valid index, built concurrently"
+    );
+    assert_eq!(
+        pg_scalar(
+            &pg,
+            "SELECT success::text FROM custodian_schema_history WHERE version = '2'"
+        )
+        .await
+        .as_deref(),
+        Some("true")
+    );
+}
+
+#[tokio::test]
+async fn two_concurrent_applies_apply_each_migration_once() {
+    let app = TestApp::spawn().await;
+    // Not idempotent: a second run would fail on the existing table.
+    let create = "CREATE TABLE refunds (id bigint PRIMARY KEY);\nSELECT pg_sleep(0.3);\n";
+    let (pg, _dir, _id, _, _) = approved(&app, &[("2", create)]).await;
+    let member = app
+        .state
+        .fleet
+        .get(&custodian::domain::DatabaseName::parse("shop").unwrap())
+        .unwrap();
+    let run = custodian::engine::history::MigrationRun {
+        version: "2".into(),
+        description: "refunds".into(),
+        checksum: checksum(create),
+        sql: create.into(),
+        applied_by: "panel-a".into(),
+        applied_at: "now".into(),
+        lock_timeout_ms: 5000,
+        statement_timeout_ms: 60_000,
+    };
+    // Two panels (two pools) on the same database.
+    let other = custodian::engine::connect(&custodian::config::SecretUrl::new(&pg.url)).unwrap();
+    let db = member.db().unwrap();
+    let (a, b) = tokio::join!(db.apply_migration(&run), other.apply_migration(&run));
+    let done = [&a, &b]
+        .iter()
+        .filter(|r| matches!(r, Ok(custodian::engine::history::RunOutcome::Done { .. })))
+        .count();
+    assert_eq!(done, 1, "exactly one applies: {a:?} {b:?}");
+    for r in [&a, &b] {
+        match r {
+            Ok(_) => {}
+            Err(e) => assert!(
+                e.to_string().contains("another migration is being applied"),
+                "{e}"
+            ),
+        }
+    }
+    assert_eq!(
+        pg_scalar(
+            &pg,
+            "SELECT count(*)::text FROM custodian_schema_history WHERE version = '2' AND success"
+        )
+        .await
+        .as_deref(),
+        Some("1")
+    );
+    // Run again later: it is already applied and nothing runs.
+    assert_eq!(
+        other.apply_migration(&run).await.unwrap(),
+        custodian::engine::history::RunOutcome::AlreadyApplied
+    );
+    other.close().await;
+}

@@ -117,6 +117,7 @@ const API: &[(M, &str, u16, u16, u16, u16)] = &[
     (M::Get, "/api/v1/migration-requests/999", 401, 404, 404, 404),
     (M::Post, "/api/v1/migration-requests/999/approve", 401, 404, 404, 404),
     (M::Post, "/api/v1/migration-requests/999/reject", 401, 404, 404, 404),
+    (M::Post, "/api/v1/migration-requests/999/apply", 401, 403, 404, 404),
     (M::Put, "/api/v1/databases/demo", 401, 403, 403, 200),
     (M::Delete, "/api/v1/databases/nosuch", 401, 403, 403, 404),
     (M::Get, "/api/v1/databases/demo/activity", 401, 409, 409, 409),

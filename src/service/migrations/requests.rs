@@ -3,14 +3,18 @@
 //! can_approve, never the requester) approve or reject it with a comment;
 //! a file changed since makes the request void. Everything is audited.
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 
 use super::{source, status};
 use crate::domain::Role;
+use crate::engine::history::{MigrationRun, RunOutcome};
 use crate::error::{AppError, AppResult};
 use crate::service::Actor;
 use crate::service::audit::{Event, audited};
 use crate::service::fleet::Member;
+use crate::service::jobs::{JobCtx, JobFailure, JobFuture, JobSpec, Jobs, Work};
 use crate::service::users::require;
 use crate::store::migrations::{self as rows, DecisionRow, RequestRow};
 use crate::store::{Store, users};
@@ -219,4 +223,143 @@ pub async fn ready(store: &Store, member: &Member, id: i64) -> AppResult<Request
         }
     }
     Ok(request)
+}
+
+/// Lock wait for each migration: a DDL statement queued behind a long
+/// transaction blocks every query behind it, so give up early.
+pub const LOCK_TIMEOUT_MS: u64 = 5_000;
+/// Longest any one statement of a migration may run.
+pub const STATEMENT_TIMEOUT_MS: u64 = 30 * 60 * 1000;
+
+/// Apply an approved request as a job (operator): one migration at a time,
+/// each checked against its approved checksum just before it runs; the
+/// first failure stops the job and is recorded on the request.
+pub async fn apply(
+    jobs: &Jobs,
+    store: &Store,
+    member: &Arc<Member>,
+    actor: &Actor,
+    id: i64,
+) -> AppResult<i64> {
+    let database = member.entry.name.to_string();
+    let target = format!("request {id}");
+    let event = Event {
+        action: "migration.apply",
+        target: &target,
+        database: Some(&database),
+        detail: "",
+    };
+    audited(store, actor, event, async {
+        require(actor, Role::Operator)?;
+        let request = ready(store, member, id).await?;
+        if !rows::transition(store.pool(), id, "open", "running", None).await? {
+            return Err(AppError::conflict(format!(
+                "request {id} is already being applied"
+            )));
+        }
+        let spec = JobSpec {
+            kind: "migrate".into(),
+            database: Some(database.clone()),
+            target: format!(
+                "apply {}",
+                request
+                    .files
+                    .iter()
+                    .map(|f| f.version.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            tables: Vec::new(),
+        };
+        let (store2, member2, by) = (store.clone(), member.clone(), actor.name.clone());
+        let work: Work = Box::new(move |ctx: JobCtx| -> JobFuture {
+            Box::pin(async move {
+                let result = run_files(&ctx, &member2, &request.files, &by).await;
+                let (state, error) = match &result {
+                    Ok(_) => ("done", None),
+                    Err(JobFailure::Failed(e)) => ("failed", Some(e.as_str())),
+                    Err(JobFailure::Cancelled) => ("failed", Some("cancelled")),
+                };
+                if let Err(e) = rows::transition(store2.pool(), id, "running", state, error).await {
+                    tracing::error!(error = %e, request = id, "cannot record the request's end");
+                }
+                result
+            })
+        });
+        match jobs.submit(actor, spec, work).await {
+            Ok(job) => {
+                rows::set_job(store.pool(), id, job).await?;
+                Ok(job)
+            }
+            Err(e) => {
+                rows::transition(store.pool(), id, "running", "open", None).await?;
+                Err(e)
+            }
+        }
+    })
+    .await
+}
+
+async fn run_files(ctx: &JobCtx, member: &Member, files: &[Bound], by: &str) -> Result<String, JobFailure> {
+    let db = member.db().map_err(JobFailure::Failed)?;
+    let dir = member.entry.migrations_dir.clone().unwrap_or_default();
+    let source = source::scan(std::path::Path::new(&dir)).map_err(|e| JobFailure::Failed(e.to_string()))?;
+    let mut applied = 0;
+    for (i, bound) in files.iter().enumerate() {
+        if ctx.is_cancelled() {
+            return Err(JobFailure::Cancelled);
+        }
+        ctx.progress(
+            Some(i as f64 / files.len() as f64),
+            &format!("version {}", bound.version),
+        );
+        let m = source
+            .migrations
+            .iter()
+            .find(|m| m.version.as_str() == bound.version && m.up.checksum == bound.checksum)
+            .ok_or_else(|| {
+                JobFailure::Failed(format!(
+                    "version {} changed or vanished after approval: stopped",
+                    bound.version
+                ))
+            })?;
+        let run = MigrationRun {
+            version: bound.version.clone(),
+            description: m.description.clone(),
+            checksum: m.up.checksum.clone(),
+            sql: m.up.sql.clone(),
+            applied_by: by.to_string(),
+            applied_at: crate::format::fmt_time(crate::store::now()),
+            lock_timeout_ms: LOCK_TIMEOUT_MS,
+            statement_timeout_ms: STATEMENT_TIMEOUT_MS,
+        };
+        match db.apply_migration(&run).await {
+            Ok(RunOutcome::Done {
+                execution_ms,
+                transactional,
+            }) => {
+                applied += 1;
+                let how = if transactional {
+                    "in a transaction"
+                } else {
+                    "statement by statement, outside a transaction"
+                };
+                ctx.log(&format!(
+                    "applied {} ({}) in {execution_ms} ms, {how}",
+                    bound.version, m.description
+                ))
+                .await;
+            }
+            Ok(RunOutcome::AlreadyApplied) => {
+                ctx.log(&format!("{} was already applied: skipped", bound.version))
+                    .await;
+            }
+            Err(e) => {
+                let why = format!("version {} failed and was rolled back: {e}", bound.version);
+                ctx.log(&why).await;
+                return Err(JobFailure::Failed(why));
+            }
+        }
+    }
+    Ok(format!("applied {applied} of {} migration(s)", files.len()))
 }

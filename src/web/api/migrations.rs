@@ -21,6 +21,7 @@ pub fn router() -> Router<AppState> {
         .route("/migration-requests/{id}", get(show))
         .route("/migration-requests/{id}/approve", post(approve))
         .route("/migration-requests/{id}/reject", post(reject))
+        .route("/migration-requests/{id}/apply", post(apply))
 }
 
 async fn status(
@@ -106,4 +107,21 @@ async fn reject(
 ) -> AppResult<Json<Done>> {
     requests::decide(&state.store, &me.actor(), request_id(&id)?, false, &body.comment).await?;
     Ok(Json(Done { ok: true }))
+}
+
+#[derive(Serialize)]
+struct Started {
+    job_id: i64,
+}
+
+async fn apply(
+    State(state): State<AppState>,
+    Operator(me): Operator,
+    Path(id): Path<String>,
+) -> AppResult<(StatusCode, Json<Started>)> {
+    let id = request_id(&id)?;
+    let request = requests::get(&state.store, id).await?;
+    let m = member(&state, &request.database)?;
+    let job_id = requests::apply(&state.jobs, &state.store, &m, &me.actor(), id).await?;
+    Ok((StatusCode::ACCEPTED, Json(Started { job_id })))
 }

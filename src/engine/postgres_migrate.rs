@@ -1,0 +1,158 @@
+//! Applying a migration on PostgreSQL: under a session advisory lock, in a
+//! transaction with SET LOCAL timeouts, or — when it holds a statement
+//! PostgreSQL refuses in a transaction (CREATE INDEX CONCURRENTLY …) — one
+//! statement at a time outside one. Success or failure is recorded in
+//! custodian_schema_history.
+
+use std::time::Instant;
+
+use sqlx::{Connection, Executor, PgConnection, PgPool};
+
+use super::history::{HISTORY_TABLE_SQL, MigrationRun, RunOutcome};
+use super::{EngineError, EngineResult};
+
+/// The advisory lock key every Custodian apply takes ("custodia" in ASCII).
+const LOCK_KEY: i64 = 0x6375_7374_6f64_6961;
+
+/// Owned arguments: the future must be `Send` for any caller's lifetimes.
+pub async fn apply(pool: PgPool, run: MigrationRun) -> EngineResult<RunOutcome> {
+    let mut conn = pool.acquire().await.map_err(EngineError::from_sqlx)?;
+    let locked = lock(&mut conn).await.map_err(EngineError::from_sqlx)?;
+    if !locked {
+        return Err(EngineError(
+            "another migration is being applied to this database right now; try again when it ends".into(),
+        ));
+    }
+    let result = apply_locked(&mut conn, &run).await;
+    if unlock(&mut conn).await.is_err() {
+        // Never hand a connection that may still hold the lock back to the pool.
+        conn.detach();
+    }
+    result
+}
+
+async fn lock(conn: &mut PgConnection) -> Result<bool, sqlx::Error> {
+    sqlx::query(HISTORY_TABLE_SQL)
+        .persistent(false)
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
+        .bind(LOCK_KEY)
+        .fetch_one(&mut *conn)
+        .await
+}
+
+async fn unlock(conn: &mut PgConnection) -> Result<(), sqlx::Error> {
+    sqlx::query("RESET lock_timeout").execute(&mut *conn).await?;
+    sqlx::query("RESET statement_timeout").execute(&mut *conn).await?;
+    sqlx::query("SELECT pg_advisory_unlock($1)")
+        .bind(LOCK_KEY)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+async fn apply_locked(conn: &mut PgConnection, run: &MigrationRun) -> EngineResult<RunOutcome> {
+    let done: Option<bool> =
+        sqlx::query_scalar("SELECT success FROM custodian_schema_history WHERE version = $1")
+            .bind(&run.version)
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(EngineError::from_sqlx)?;
+    if done == Some(true) {
+        return Ok(RunOutcome::AlreadyApplied);
+    }
+    let transactional = !crate::lint::needs_no_transaction(&run.sql);
+    let started = Instant::now();
+    let outcome = if transactional {
+        in_transaction(conn, run, started).await
+    } else {
+        statement_by_statement(conn, run, started).await
+    };
+    let execution_ms = started.elapsed().as_millis() as i64;
+    match outcome {
+        Ok(()) => Ok(RunOutcome::Done {
+            execution_ms,
+            transactional,
+        }),
+        Err(e) => {
+            let error = EngineError::from_sqlx(e);
+            if let Err(e) = record(conn, run, started, false).await {
+                tracing::warn!(error = %e, version = %run.version, "cannot record a failed migration");
+            }
+            Err(error)
+        }
+    }
+}
+
+fn timeouts(run: &MigrationRun, scope: &str) -> String {
+    format!(
+        "SET {scope} lock_timeout = {}; SET {scope} statement_timeout = {}",
+        run.lock_timeout_ms, run.statement_timeout_ms
+    )
+}
+
+/// The whole migration and its history row in one transaction.
+async fn in_transaction(
+    conn: &mut PgConnection,
+    run: &MigrationRun,
+    started: Instant,
+) -> Result<(), sqlx::Error> {
+    let mut tx = conn.begin().await?;
+    match steps(&mut tx, run, started).await {
+        Ok(()) => tx.commit().await,
+        Err(e) => {
+            let _ = tx.rollback().await;
+            Err(e)
+        }
+    }
+}
+
+async fn steps(tx: &mut PgConnection, run: &MigrationRun, started: Instant) -> Result<(), sqlx::Error> {
+    let set = timeouts(run, "LOCAL");
+    tx.execute(set.as_str()).await?;
+    // A &str runs as a simple query: every statement of the file, in this transaction.
+    tx.execute(run.sql.as_str()).await?;
+    record(tx, run, started, true).await
+}
+
+/// Each statement on its own (autocommit), for what cannot run in a transaction.
+async fn statement_by_statement(
+    conn: &mut PgConnection,
+    run: &MigrationRun,
+    started: Instant,
+) -> Result<(), sqlx::Error> {
+    let set = timeouts(run, "SESSION");
+    conn.execute(set.as_str()).await?;
+    let statements = crate::lint::postgres_statements(&run.sql);
+    for statement in statements.iter() {
+        conn.execute(statement.as_str()).await?;
+    }
+    record(conn, run, started, true).await
+}
+
+async fn record(
+    conn: &mut PgConnection,
+    run: &MigrationRun,
+    started: Instant,
+    success: bool,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO custodian_schema_history \
+           (version, description, checksum, applied_by, applied_at, execution_ms, success) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7) \
+         ON CONFLICT (version) DO UPDATE SET description = EXCLUDED.description, \
+           checksum = EXCLUDED.checksum, applied_by = EXCLUDED.applied_by, \
+           applied_at = EXCLUDED.applied_at, execution_ms = EXCLUDED.execution_ms, success = EXCLUDED.success",
+    )
+    .bind(&run.version)
+    .bind(&run.description)
+    .bind(&run.checksum)
+    .bind(&run.applied_by)
+    .bind(&run.applied_at)
+    .bind(started.elapsed().as_millis() as i32)
+    .bind(success)
+    .execute(&mut *conn)
+    .await
+    .map(|_| ())
+}
