@@ -10,6 +10,7 @@ pub mod history;
 pub mod maintenance;
 mod mysql;
 mod mysql_maintenance;
+mod other_migrate;
 mod postgres;
 mod postgres_maintenance;
 mod postgres_migrate;

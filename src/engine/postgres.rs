@@ -148,8 +148,8 @@ impl ManagedDb for Postgres {
         &self,
         run: &super::history::MigrationRun,
     ) -> EngineResult<super::history::RunOutcome> {
-        // On a task of its own: the apply future's borrows of its connection
-        // are not provably Send for every lifetime inside async_trait's box.
+        // On a task of its own: a caller that goes away (a dropped request)
+        // never abandons a migration halfway.
         tokio::spawn(super::postgres_migrate::apply(self.pool.clone(), run.clone()))
             .await
             .map_err(|e| EngineError(format!("the migration task failed: {e}")))?

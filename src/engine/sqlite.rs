@@ -86,6 +86,16 @@ impl ManagedDb for Sqlite {
         }])
     }
 
+    async fn apply_migration(
+        &self,
+        run: &super::history::MigrationRun,
+    ) -> EngineResult<super::history::RunOutcome> {
+        // On a task of its own: a dropped caller never abandons it halfway.
+        tokio::spawn(super::other_migrate::sqlite(self.pool.clone(), run.clone()))
+            .await
+            .map_err(|e| EngineError(format!("the migration task failed: {e}")))?
+    }
+
     async fn text_rows(&self, sql: &str) -> EngineResult<Vec<Vec<Option<String>>>> {
         let rows = sqlx::query(sql)
             .fetch_all(&self.pool)

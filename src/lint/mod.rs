@@ -95,6 +95,7 @@ pub(crate) fn ignored(sql: &str, rule: &str) -> bool {
     })
 }
 
+pub use mysql::statements as mysql_statements;
 pub use postgres::{needs_no_transaction, statements as postgres_statements};
 
 /// Does any finding stop a CI gate?

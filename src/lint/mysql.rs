@@ -69,6 +69,16 @@ fn words(stmt: &str) -> String {
         .to_uppercase()
 }
 
+/// The statements of a MySQL/MariaDB migration (quotes and comments
+/// respected), or the byte offset of a quote that is never closed.
+pub fn statements(sql: &str) -> Result<Vec<String>, usize> {
+    Ok(split(sql)?
+        .into_iter()
+        .map(|(s, _)| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .collect())
+}
+
 pub fn lint(sql: &str) -> Vec<Finding> {
     let mut findings = Vec::new();
     let mut push = |rule: &'static str, text: &str, at: usize, message: String| {

@@ -630,3 +630,111 @@ async fn two_concurrent_applies_apply_each_migration_once() {
     );
     other.close().await;
 }
+
+/// Request every pending version of `name`, approve it as someone else and
+/// apply it; the finished job.
+async fn request_approve_apply(app: &TestApp, name: &str) -> serde_json::Value {
+    let operator = app.token_for("olga", Role::Operator).await;
+    let lead = app.approver_token("lars", Role::Viewer).await;
+    let status: serde_json::Value = api_get(app, &operator, &format!("/api/v1/databases/{name}/migrations"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let versions: Vec<String> = status["pending"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["version"].as_str().unwrap().to_string())
+        .collect();
+    assert!(!versions.is_empty(), "{status}");
+    let res = api_post(
+        app,
+        &operator,
+        &format!("/api/v1/databases/{name}/migrations/requests"),
+        json!({"versions": versions}),
+    )
+    .await;
+    assert_eq!(res.status(), 201);
+    let id = res.json::<serde_json::Value>().await.unwrap()["id"]
+        .as_i64()
+        .unwrap();
+    let res = api_post(
+        app,
+        &lead,
+        &format!("/api/v1/migration-requests/{id}/approve"),
+        json!({}),
+    )
+    .await;
+    assert_eq!(res.status(), 200);
+    apply(app, &operator, id).await
+}
+
+#[tokio::test]
+async fn mariadb_applies_statement_by_statement_and_records_history() {
+    let app = TestApp::spawn().await;
+    let my = TestDb::mariadb().await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("V1__orders.sql"),
+        "CREATE TABLE orders (id BIGINT PRIMARY KEY, note TEXT);\nINSERT INTO orders VALUES (1, 'a; b');\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("V2__total.sql"),
+        "ALTER TABLE orders ADD COLUMN total DECIMAL(12,2) NULL;\n",
+    )
+    .unwrap();
+    app.register_with_migrations("shop", &my.url, Some(dir.path()))
+        .await;
+    let job = request_approve_apply(&app, "shop").await;
+    assert_eq!(job["state"], "succeeded", "{job}");
+    use sqlx::Connection;
+    let mut conn = sqlx::MySqlConnection::connect(&my.url).await.unwrap();
+    let note: String = sqlx::query_scalar("SELECT note FROM orders WHERE id = 1")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(note, "a; b", "a ; inside a string is not a statement break");
+    let total: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM information_schema.columns WHERE table_schema = DATABASE() AND table_name = 'orders' AND column_name = 'total'").fetch_one(&mut conn).await.unwrap();
+    assert_eq!(total, 1);
+    let history: Vec<(String, bool)> =
+        sqlx::query_as("SELECT version, success FROM custodian_schema_history ORDER BY version")
+            .fetch_all(&mut conn)
+            .await
+            .unwrap();
+    assert_eq!(history, [("1".to_string(), true), ("2".to_string(), true)]);
+    conn.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn the_demo_database_applies_its_pending_migrations() {
+    let app = TestApp::spawn_with(crate::helpers::StoreChoice::Sqlite, |c| c.demo = true).await;
+    let job = request_approve_apply(&app, "demo").await;
+    assert_eq!(job["state"], "succeeded", "{job}");
+    let token = app.token_for("vera", Role::Viewer).await;
+    let status: serde_json::Value = api_get(&app, &token, "/api/v1/databases/demo/migrations")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let applied: Vec<&str> = status["applied"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["version"].as_str().unwrap())
+        .collect();
+    assert_eq!(applied, ["1", "2", "3", "4", "5"], "{status}");
+    assert_eq!(status["pending"].as_array().map(Vec::len), Some(0));
+    use sqlx::Connection;
+    let file = app.data_dir.path().join("demo/demo.sqlite");
+    let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}", file.display()))
+        .await
+        .unwrap();
+    let phone: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM pragma_table_info('customers') WHERE name = 'phone'")
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+    assert_eq!(phone, 1, "V4 added the phone column");
+}
