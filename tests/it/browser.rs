@@ -360,3 +360,107 @@ async fn a_dba_runs_vacuum_analyze_and_watches_it_finish() {
     wait_for_text(&browser, "#job pre.log", "done: VACUUM ANALYZE public.orders").await;
     browser.close().await.unwrap();
 }
+
+async fn sign_in(browser: &Client, app: &TestApp, name: &str, next: &str) {
+    browser
+        .goto(&app.url(&format!("/login?next={}", next.replace('/', "%2F"))))
+        .await
+        .unwrap();
+    fill_in(browser, "input[name=name]", name).await;
+    fill_in(browser, "input[name=password]", &password_of(name)).await;
+    click(browser, "button[type=submit].primary").await;
+}
+
+#[tokio::test]
+async fn a_lead_approves_a_migration_and_an_operator_applies_it() {
+    let pg = crate::helpers::TestDb::postgres().await;
+    pg.exec("CREATE TABLE orders (id bigint PRIMARY KEY, customer_id bigint)")
+        .await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("V1__index_orders.sql"),
+        "CREATE INDEX orders_customer_idx ON orders (customer_id);\n",
+    )
+    .unwrap();
+    let app = TestApp::spawn().await;
+    app.create_user("omar", Role::Operator).await;
+    let lead = app.create_user("lina", Role::Viewer).await;
+    custodian::store::users::set_role(app.state.store.pool(), lead.id, Role::Viewer, true)
+        .await
+        .unwrap();
+    app.register_with_migrations("shop", &pg.url, Some(dir.path()))
+        .await;
+    let page = "/databases/shop/migrations";
+
+    let driver = Driver::start().await;
+    let browser = driver.browser().await;
+    // The operator asks for the pending migration.
+    sign_in(&browser, &app, "omar", page).await;
+    wait_for_text(&browser, "h2", "Pending (1)").await;
+    click(&browser, "form[action$='/migrations/requests'] button").await;
+    wait_for_text(&browser, ".flash.ok", "an approver must approve it").await;
+    assert!(
+        browser.find(Locator::Css("form.decide")).await.is_err(),
+        "no approve button on one's own request"
+    );
+    click(&browser, "form[action='/logout'] button").await;
+
+    // The lead reads the finding and approves with a comment.
+    sign_in(&browser, &app, "lina", page).await;
+    wait_for_text(
+        &browser,
+        "li.finding.error",
+        "CREATE INDEX without CONCURRENTLY locks writes on orders",
+    )
+    .await;
+    fill_in(
+        &browser,
+        "form.decide input[name=comment]",
+        "ok for this small table",
+    )
+    .await;
+    click(&browser, "form.decide button[value=approve]").await;
+    wait_for_text(&browser, ".flash.ok", "approved").await;
+    wait_for_text(
+        &browser,
+        "ul.decisions",
+        "Approved by lina: “ok for this small table”",
+    )
+    .await;
+    assert!(
+        browser
+            .find(Locator::Css("form[action$='/apply']"))
+            .await
+            .is_err(),
+        "a viewer cannot apply"
+    );
+    click(&browser, "form[action='/logout'] button").await;
+
+    // The operator applies it and watches the job finish.
+    sign_in(&browser, &app, "omar", page).await;
+    wait_for_text(&browser, "form[action$='/apply'] button", "Apply now").await;
+    click(&browser, "form[action$='/apply'] button").await;
+    wait_for_text(&browser, "#job .state", "succeeded").await;
+    wait_for_text(&browser, "#job pre.log", "applied 1").await;
+    browser.goto(&app.url(page)).await.unwrap();
+    wait_for_text(&browser, "h2", "Pending (0)").await;
+    wait_for_text(&browser, "span.state", "done").await;
+    browser.close().await.unwrap();
+
+    let actions: Vec<(String, String)> = app
+        .audit()
+        .await
+        .into_iter()
+        .filter(|r| r.action.starts_with("migration.") && r.outcome == "success")
+        .map(|r| (r.actor, r.action))
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            ("omar".to_string(), "migration.request".to_string()),
+            ("lina".to_string(), "migration.approve".to_string()),
+            ("omar".to_string(), "migration.apply".to_string()),
+        ],
+        "all in the audit log"
+    );
+}

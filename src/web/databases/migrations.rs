@@ -4,16 +4,22 @@
 
 use askama::Template;
 use askama_web::WebTemplate;
+use axum::Form;
 use axum::extract::{Path, State};
+use axum::response::Redirect;
+use serde::Deserialize;
+use tower_sessions::Session as HttpSession;
 
 use super::{DbView, member, path_name};
 use crate::engine::history::Applied;
-use crate::error::AppResult;
+use crate::error::{AppError, AppResult};
+use crate::format::fmt_time;
 use crate::lint::Finding;
+use crate::service::migrations::requests::{self, Request};
 use crate::service::migrations::{self, DriftView};
 use crate::web::AppState;
-use crate::web::auth::Viewer;
-use crate::web::page::PageCtx;
+use crate::web::auth::{Operator, Viewer};
+use crate::web::page::{PageCtx, flash};
 
 /// One line of a pending migration's SQL.
 pub struct SqlLine {
@@ -46,6 +52,17 @@ pub struct MigrationsTab {
     pending: Vec<PendingView>,
     drift: Vec<DriftView>,
     problems: Vec<String>,
+    requests: Vec<RequestView>,
+    /// The signed-in user's name, to hide approval of one's own request.
+    me: String,
+    can_approve: bool,
+    transactional: bool,
+}
+
+pub struct RequestView {
+    pub r: Request,
+    pub versions: String,
+    pub at: String,
 }
 
 fn pending_view(p: migrations::Pending) -> PendingView {
@@ -90,7 +107,7 @@ fn pending_view(p: migrations::Pending) -> PendingView {
 
 pub(super) async fn page(
     State(state): State<AppState>,
-    Viewer(_): Viewer,
+    Viewer(me): Viewer,
     Path(name): Path<String>,
     ctx: PageCtx,
 ) -> AppResult<MigrationsTab> {
@@ -105,7 +122,25 @@ pub(super) async fn page(
         pending: vec![],
         drift: vec![],
         problems: vec![],
+        requests: vec![],
+        me: me.user.name.to_string(),
+        can_approve: me.user.can_approve,
+        transactional: m.entry.engine != crate::engine::EngineKind::Mysql,
     };
+    tab.requests = requests::list(&state.store, name.as_str())
+        .await?
+        .into_iter()
+        .map(|r| RequestView {
+            versions: r
+                .files
+                .iter()
+                .map(|f| f.version.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+            at: fmt_time(r.requested_at),
+            r,
+        })
+        .collect();
     match migrations::status(&m).await {
         Ok(s) => {
             tab.applied = s.applied;
@@ -116,4 +151,92 @@ pub(super) async fn page(
         Err(e) => tab.error = Some(e.to_string()),
     }
     Ok(tab)
+}
+
+#[derive(Deserialize)]
+pub(super) struct RequestForm {
+    /// Space-separated versions (one hidden field per pending list).
+    versions: String,
+}
+
+/// Operator: ask for the pending migrations shown to be applied.
+pub(super) async fn request(
+    State(state): State<AppState>,
+    Operator(me): Operator,
+    session: HttpSession,
+    Path(name): Path<String>,
+    Form(form): Form<RequestForm>,
+) -> AppResult<Redirect> {
+    let name = path_name(&name)?;
+    let m = member(&state, &name)?;
+    let versions: Vec<String> = form.versions.split_whitespace().map(str::to_string).collect();
+    let id = requests::request(&state.store, &m, &me.actor(), &versions).await?;
+    flash(
+        &session,
+        "ok",
+        format!("Request {id} made: an approver must approve it before it can be applied."),
+    )
+    .await?;
+    Ok(Redirect::to(&format!(
+        "/databases/{name}/migrations#request-{id}"
+    )))
+}
+
+#[derive(Deserialize)]
+pub(super) struct DecisionForm {
+    #[serde(default)]
+    comment: String,
+    /// "approve" or "reject".
+    decision: String,
+}
+
+/// Approver: approve or reject a request, with a comment.
+pub(super) async fn decide(
+    State(state): State<AppState>,
+    Viewer(me): Viewer,
+    session: HttpSession,
+    Path((name, id)): Path<(String, String)>,
+    Form(form): Form<DecisionForm>,
+) -> AppResult<Redirect> {
+    let name = path_name(&name)?;
+    let (id, _) = own_request(&state, &name, &id).await?;
+    let approve = match form.decision.as_str() {
+        "approve" => true,
+        "reject" => false,
+        _ => return Err(AppError::invalid("choose approve or reject")),
+    };
+    requests::decide(&state.store, &me.actor(), id, approve, &form.comment).await?;
+    let verb = if approve { "approved" } else { "rejected" };
+    flash(&session, "ok", format!("Request {id} {verb}.")).await?;
+    Ok(Redirect::to(&format!(
+        "/databases/{name}/migrations#request-{id}"
+    )))
+}
+
+/// Operator: apply an approved request as a job.
+pub(super) async fn apply(
+    State(state): State<AppState>,
+    Operator(me): Operator,
+    Path((name, id)): Path<(String, String)>,
+) -> AppResult<Redirect> {
+    let name = path_name(&name)?;
+    let (id, m) = own_request(&state, &name, &id).await?;
+    let job = requests::apply(&state.jobs, &state.store, &m, &me.actor(), id).await?;
+    Ok(Redirect::to(&format!("/jobs/{job}")))
+}
+
+/// A request id from the path that belongs to this database, or 404.
+async fn own_request(
+    state: &AppState,
+    name: &crate::domain::DatabaseName,
+    raw: &str,
+) -> AppResult<(i64, std::sync::Arc<crate::service::fleet::Member>)> {
+    let m = member(state, name)?;
+    let missing = || AppError::not_found(format!("there is no migration request {raw:?} for {name}"));
+    let id: i64 = raw.parse().ok().filter(|i| *i > 0).ok_or_else(missing)?;
+    let request = requests::get(&state.store, id).await.map_err(|_| missing())?;
+    if request.database != name.as_str() {
+        return Err(missing());
+    }
+    Ok((id, m))
 }

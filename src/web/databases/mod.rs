@@ -57,6 +57,15 @@ pub fn router() -> Router<AppState> {
         )
         .route("/databases/{name}/activity/top/reset", post(activity::reset_top))
         .route("/databases/{name}/migrations", get(migrations::page))
+        .route("/databases/{name}/migrations/requests", post(migrations::request))
+        .route(
+            "/databases/{name}/migrations/requests/{id}/decide",
+            post(migrations::decide),
+        )
+        .route(
+            "/databases/{name}/migrations/requests/{id}/apply",
+            post(migrations::apply),
+        )
 }
 
 /// One database as the tables and cards show it.
