@@ -68,6 +68,12 @@ pub enum MigrateCommand {
         #[arg(long, default_value = "text", value_parser = ["text", "json"])]
         format: String,
     },
+    /// Apply NAME's approved request (the oldest open one with its
+    /// approvals), here, waiting for the job; with approvals set to 0 for
+    /// the database, request and apply every pending migration.
+    Apply { name: String },
+    /// Set how many approvals a request for NAME needs (0 for development).
+    Approvals { name: String, count: i64 },
     /// Lint migration files for statements that lock or break production.
     /// Exits 1 when any finding is an error, 2 when a file cannot be read.
     Lint {
@@ -224,6 +230,12 @@ pub fn main() -> ExitCode {
             Some(Command::Backup(cmd)) => backup(&loaded.config, cmd).await,
             Some(Command::Migrate(MigrateCommand::Status { name, format })) => {
                 migrate_status(&loaded.config, &name, format == "json").await
+            }
+            Some(Command::Migrate(MigrateCommand::Apply { name })) => {
+                migrate_apply(&loaded.config, &name).await
+            }
+            Some(Command::Migrate(MigrateCommand::Approvals { name, count })) => {
+                migrate_approvals(&loaded.config, &name, count).await
             }
             Some(Command::Migrate(MigrateCommand::Lint { .. })) => unreachable!("handled above"),
         }
@@ -626,5 +638,79 @@ async fn migrate_status(config: &Config, name: &str, json: bool) -> anyhow::Resu
     for problem in &status.problems {
         println!("problem: {problem}");
     }
+    Ok(())
+}
+
+/// `migrate apply NAME`: approvals are respected; nothing unapproved runs.
+async fn migrate_apply(config: &Config, name: &str) -> anyhow::Result<()> {
+    use crate::service::migrations::requests;
+    let store = Store::open(&config.store_url()).await?;
+    let registry = Registry::new(store.clone(), Secrets::load(config)?, config.databases.clone());
+    registry.verify_key().await?;
+    let fleet = crate::service::fleet::Fleet::new();
+    fleet.sync(registry.connections().await?).await;
+    let jobs = crate::service::jobs::Jobs::new(store.clone(), config.max_jobs_per_database);
+    let name = DatabaseName::parse(name)?;
+    let member = fleet
+        .get(&name)
+        .ok_or_else(|| anyhow::anyhow!("no database named {name}"))?;
+    let actor = Actor::cli();
+    let open = requests::list(&store, name.as_str()).await?;
+    let ready = open
+        .iter()
+        .rev()
+        .find(|r| r.state == "open" && r.approvals >= r.approvals_required);
+    let id = match ready {
+        Some(r) => r.id,
+        None => {
+            let needed = crate::store::migrations::approvals_required(store.pool(), name.as_str()).await?;
+            if needed > 0 {
+                bail!(
+                    "{name} has no approved request to apply: request one (panel or POST .../migrations/requests) and have an approver approve it"
+                );
+            }
+            let status = crate::service::migrations::status(&member).await?;
+            if status.pending.is_empty() {
+                println!("{name}: nothing pending");
+                return Ok(());
+            }
+            let versions: Vec<String> = status.pending.iter().map(|p| p.version.clone()).collect();
+            requests::request(&store, &member, &actor, &versions).await?
+        }
+    };
+    let job = requests::apply(&jobs, &store, &member, &actor, id).await?;
+    eprintln!("applying request {id} to {name} (job {job})");
+    let waited = wait_for_job(&jobs, job).await;
+    for line in jobs.get(job).await?.log.lines() {
+        println!("{line}");
+    }
+    fleet.close().await;
+    waited
+}
+
+async fn migrate_approvals(config: &Config, name: &str, count: i64) -> anyhow::Result<()> {
+    if !(0..=10).contains(&count) {
+        bail!("approvals must be between 0 and 10");
+    }
+    let store = Store::open(&config.store_url()).await?;
+    let name = DatabaseName::parse(name)?;
+    let detail = format!("approvals_required = {count}");
+    let event = crate::service::audit::Event {
+        action: "db.update",
+        target: name.as_str(),
+        database: Some(name.as_str()),
+        detail: &detail,
+    };
+    crate::service::audit::audited(&store, &Actor::cli(), event, async {
+        let n = crate::store::migrations::set_approvals_required(store.pool(), name.as_str(), count).await?;
+        if n == 0 {
+            return Err(crate::error::AppError::not_found(format!(
+                "no stored database named {name} (databases from the config file need 1 approval)"
+            )));
+        }
+        Ok(())
+    })
+    .await?;
+    println!("{name}: {count} approval(s) needed");
     Ok(())
 }

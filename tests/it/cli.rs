@@ -271,3 +271,64 @@ async fn databases_from_the_cli_appear_in_the_panel() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn migrate_apply_respects_approvals_and_status_shows_the_result() {
+    let app = TestApp::spawn_with(StoreChoice::Sqlite, |_| {}).await;
+    let dir = app.data_dir.path();
+    let pg = crate::helpers::TestDb::postgres().await;
+    let migrations = tempfile::tempdir().unwrap();
+    std::fs::write(
+        migrations.path().join("V1__orders.sql"),
+        "CREATE TABLE orders (id bigint PRIMARY KEY);\n",
+    )
+    .unwrap();
+    let (ok, _, err) = custodian(
+        dir,
+        &[
+            "db",
+            "add",
+            "shop",
+            "--url",
+            &pg.url,
+            "--migrations-dir",
+            migrations.path().to_str().unwrap(),
+        ],
+        "",
+    );
+    assert!(ok, "{err}");
+
+    let (ok, out, _) = custodian(dir, &["migrate", "status", "shop"], "");
+    assert!(ok);
+    assert!(
+        out.contains("pending (1):") && out.contains("V1__orders.sql"),
+        "{out}"
+    );
+
+    // One approval needed and none given: nothing runs.
+    let (ok, _, err) = custodian(dir, &["migrate", "apply", "shop"], "");
+    assert!(!ok);
+    assert!(err.contains("no approved request"), "{err}");
+    let (_, out, _) = custodian(dir, &["migrate", "status", "shop", "--format", "json"], "");
+    let status: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        status["pending"].as_array().map(Vec::len),
+        Some(1),
+        "still pending"
+    );
+
+    // A development database: no approvals needed.
+    let (ok, out, err) = custodian(dir, &["migrate", "approvals", "shop", "0"], "");
+    assert!(ok, "{err}");
+    assert!(out.contains("0 approval(s)"), "{out}");
+    let (ok, out, err) = custodian(dir, &["migrate", "apply", "shop"], "");
+    assert!(ok, "{err}");
+    assert!(out.contains("applied 1 (orders)"), "{out}");
+    let (_, out, _) = custodian(dir, &["migrate", "status", "shop", "--format", "json"], "");
+    let status: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(status["pending"].as_array().map(Vec::len), Some(0), "{status}");
+    assert_eq!(status["applied"][0]["applied_by"], "cli:ci-runner", "{status}");
+    let (ok, out, _) = custodian(dir, &["migrate", "apply", "shop"], "");
+    assert!(ok);
+    assert!(out.contains("nothing pending"), "{out}");
+}
