@@ -43,6 +43,9 @@ pub struct MigrationRun {
     pub applied_at: String,
     pub lock_timeout_ms: u64,
     pub statement_timeout_ms: u64,
+    /// Run the undo/down SQL of an applied version and remove its history
+    /// row, instead of applying it.
+    pub rollback: bool,
 }
 
 /// How a migration run ended.
@@ -50,7 +53,7 @@ pub struct MigrationRun {
 pub enum RunOutcome {
     /// Applied now, taking this long.
     Done { execution_ms: i64, transactional: bool },
-    /// Another run applied it first.
+    /// Another run applied it (or, rolling back, undid it) first.
     AlreadyApplied,
 }
 

@@ -36,7 +36,9 @@ pub async fn sqlite(pool: SqlitePool, run: MigrationRun) -> EngineResult<RunOutc
         }
         Err(e) => {
             let _ = conn.execute("ROLLBACK").await;
-            let _ = sqlite_record(&mut conn, &run, started, false).await;
+            if !run.rollback {
+                let _ = sqlite_record(&mut conn, &run, started, false).await;
+            }
             Err(EngineError::from_sqlx(e))
         }
     }
@@ -52,7 +54,7 @@ async fn sqlite_steps(
             .bind(&run.version)
             .fetch_optional(&mut *conn)
             .await?;
-    if done == Some(true) {
+    if (done == Some(true)) != run.rollback {
         return Ok(None);
     }
     conn.execute(run.sql.as_str()).await?;
@@ -69,6 +71,13 @@ async fn sqlite_record(
     started: Instant,
     success: bool,
 ) -> Result<(), sqlx::Error> {
+    if run.rollback {
+        sqlx::query("DELETE FROM custodian_schema_history WHERE version = ?1")
+            .bind(&run.version)
+            .execute(&mut *conn)
+            .await?;
+        return Ok(());
+    }
     sqlx::query(
         "INSERT INTO custodian_schema_history \
            (version, description, checksum, applied_by, applied_at, execution_ms, success) \
@@ -121,7 +130,7 @@ async fn mysql_locked(conn: &mut MySqlConnection, run: &MigrationRun) -> EngineR
             .fetch_optional(&mut *conn)
             .await
             .map_err(EngineError::from_sqlx)?;
-    if done == Some(true) {
+    if (done == Some(true)) != run.rollback {
         return Ok(RunOutcome::AlreadyApplied);
     }
     let statements = crate::lint::mysql_statements(&run.sql)
@@ -166,6 +175,13 @@ async fn mysql_record(
     started: Instant,
     success: bool,
 ) -> Result<(), sqlx::Error> {
+    if run.rollback {
+        sqlx::query("DELETE FROM custodian_schema_history WHERE version = ?")
+            .bind(&run.version)
+            .execute(&mut *conn)
+            .await?;
+        return Ok(());
+    }
     sqlx::query(
         "INSERT INTO custodian_schema_history \
            (version, description, checksum, applied_by, applied_at, execution_ms, success) \

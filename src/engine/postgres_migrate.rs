@@ -59,7 +59,7 @@ async fn apply_locked(conn: &mut PgConnection, run: &MigrationRun) -> EngineResu
             .fetch_optional(&mut *conn)
             .await
             .map_err(EngineError::from_sqlx)?;
-    if done == Some(true) {
+    if (done == Some(true)) != run.rollback {
         return Ok(RunOutcome::AlreadyApplied);
     }
     let transactional = !crate::lint::needs_no_transaction(&run.sql);
@@ -77,6 +77,9 @@ async fn apply_locked(conn: &mut PgConnection, run: &MigrationRun) -> EngineResu
         }),
         Err(e) => {
             let error = EngineError::from_sqlx(e);
+            if run.rollback {
+                return Err(error);
+            }
             if let Err(e) = record(conn, run, started, false).await {
                 tracing::warn!(error = %e, version = %run.version, "cannot record a failed migration");
             }
@@ -137,6 +140,13 @@ async fn record(
     started: Instant,
     success: bool,
 ) -> Result<(), sqlx::Error> {
+    if run.rollback {
+        sqlx::query("DELETE FROM custodian_schema_history WHERE version = $1")
+            .bind(&run.version)
+            .execute(&mut *conn)
+            .await?;
+        return Ok(());
+    }
     sqlx::query(
         "INSERT INTO custodian_schema_history \
            (version, description, checksum, applied_by, applied_at, execution_ms, success) \

@@ -595,6 +595,7 @@ async fn two_concurrent_applies_apply_each_migration_once() {
         applied_at: "now".into(),
         lock_timeout_ms: 5000,
         statement_timeout_ms: 60_000,
+        rollback: false,
     };
     // Two panels (two pools) on the same database.
     let other = custodian::engine::connect(&custodian::config::SecretUrl::new(&pg.url)).unwrap();
@@ -737,4 +738,77 @@ async fn the_demo_database_applies_its_pending_migrations() {
             .await
             .unwrap();
     assert_eq!(phone, 1, "V4 added the phone column");
+}
+
+#[tokio::test]
+async fn rollback_runs_the_down_file_after_approval_and_is_refused_without_one() {
+    let app = TestApp::spawn().await;
+    let (pg, dir, id, operator, lead) = approved(&app, &[("2", V2), ("3", V3)]).await;
+    std::fs::write(
+        dir.path().join("U3__step.sql"),
+        "DROP INDEX CONCURRENTLY orders_customer_idx;\n",
+    )
+    .unwrap();
+    assert_eq!(apply(&app, &operator, id).await["state"], "succeeded");
+
+    let rollback = "/api/v1/databases/shop/migrations/rollback";
+    let res = api_post(&app, &operator, rollback, json!({"version": "3", "confirm": "2"})).await;
+    assert_eq!(res.status(), 422, "the typed confirmation must match");
+    let res = api_post(&app, &operator, rollback, json!({"version": "2", "confirm": "2"})).await;
+    assert_eq!(res.status(), 422, "only the newest applied version");
+    let res = api_post(&app, &operator, rollback, json!({"version": "3", "confirm": "3"})).await;
+    assert_eq!(res.status(), 201);
+    let id = res.json::<serde_json::Value>().await.unwrap()["id"]
+        .as_i64()
+        .unwrap();
+    let res = api_post(
+        &app,
+        &operator,
+        &format!("/api/v1/migration-requests/{id}/apply"),
+        json!({}),
+    )
+    .await;
+    assert_eq!(res.status(), 409, "a rollback needs approval too");
+    let res = api_post(
+        &app,
+        &lead,
+        &format!("/api/v1/migration-requests/{id}/approve"),
+        json!({}),
+    )
+    .await;
+    assert_eq!(res.status(), 200);
+    let job = apply(&app, &operator, id).await;
+    assert_eq!(job["state"], "succeeded", "{job}");
+    assert_eq!(
+        pg_scalar(&pg, "SELECT to_regclass('orders_customer_idx')::text").await,
+        None,
+        "the index is gone"
+    );
+    assert_eq!(
+        pg_scalar(
+            &pg,
+            "SELECT version FROM custodian_schema_history WHERE version = '3'"
+        )
+        .await,
+        None
+    );
+    let status: serde_json::Value = api_get(&app, &operator, "/api/v1/databases/shop/migrations")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(status["pending"][0]["version"], "3", "pending again: {status}");
+
+    // Version 2 has no undo file: refused, saying why.
+    let res = api_post(&app, &operator, rollback, json!({"version": "2", "confirm": "2"})).await;
+    assert_eq!(res.status(), 422);
+    let body: serde_json::Value = res.json().await.unwrap();
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("version 2 has no undo file"),
+        "{body}"
+    );
+    assert!(pg_scalar(&pg, "SELECT column_name::text FROM information_schema.columns WHERE table_name = 'orders' AND column_name = 'note'").await.is_some(), "nothing undone");
 }

@@ -97,6 +97,60 @@ pub async fn request(store: &Store, member: &Member, actor: &Actor, versions: &[
     .await
 }
 
+/// Ask for the newest applied version to be rolled back with its undo/down
+/// file; `confirm` must repeat the version (typed by the user).
+pub async fn request_rollback(
+    store: &Store,
+    member: &Member,
+    actor: &Actor,
+    version: &str,
+    confirm: &str,
+) -> AppResult<i64> {
+    let database = member.entry.name.to_string();
+    let detail = format!("roll back version {version}");
+    let event = Event {
+        action: "migration.request",
+        target: &database,
+        database: Some(&database),
+        detail: &detail,
+    };
+    audited(store, actor, event, async {
+        require(actor, Role::Operator)?;
+        if confirm.trim() != version {
+            return Err(AppError::invalid(format!("type the version ({version}) to confirm the rollback")));
+        }
+        let status = status(member).await?;
+        let newest = status
+            .applied
+            .iter()
+            .filter(|a| a.tool == "custodian" && a.success)
+            .filter_map(|a| source::Version::parse(&a.version))
+            .max()
+            .ok_or_else(|| AppError::invalid(format!("Custodian has applied nothing to {database} to roll back")))?;
+        if Some(&newest) != source::Version::parse(version).as_ref() {
+            return Err(AppError::invalid(format!(
+                "only the newest applied version ({newest}) can be rolled back, one at a time"
+            )));
+        }
+        let dir = member.entry.migrations_dir.clone().unwrap_or_default();
+        let files = source::scan(std::path::Path::new(&dir))?;
+        let m = files
+            .migrations
+            .iter()
+            .find(|m| m.version == newest)
+            .ok_or_else(|| AppError::invalid(format!("version {newest} has no file in the migrations directory")))?;
+        let down = m.down.as_ref().ok_or_else(|| {
+            AppError::invalid(format!(
+                "version {newest} has no undo file (U{newest}__….sql or {newest}_….down.sql): it cannot be rolled back here"
+            ))
+        })?;
+        let files = vec![Bound { version: newest.to_string(), checksum: down.checksum.clone() }];
+        let json = serde_json::to_string(&files).map_err(anyhow::Error::from)?;
+        Ok(rows::insert(store.pool(), &database, "rollback", &json, &actor.name).await?)
+    })
+    .await
+}
+
 /// Approve or reject an open request.
 pub async fn decide(store: &Store, actor: &Actor, id: i64, approve: bool, comment: &str) -> AppResult<()> {
     let target = format!("request {id}");
@@ -207,12 +261,14 @@ pub async fn ready(store: &Store, member: &Member, id: i64) -> AppResult<Request
     }
     let dir = member.entry.migrations_dir.clone().unwrap_or_default();
     let source = source::scan(std::path::Path::new(&dir))?;
+    let rollback = request.action == "rollback";
     for bound in &request.files {
         let now = source
             .migrations
             .iter()
             .find(|m| m.version.as_str() == bound.version)
-            .map(|m| &m.up.checksum);
+            .and_then(|m| if rollback { m.down.as_ref() } else { Some(&m.up) })
+            .map(|script| &script.checksum);
         if now != Some(&bound.checksum) {
             let why = format!(
                 "version {} changed after the request was made: its approvals are void; request it again",
@@ -274,7 +330,8 @@ pub async fn apply(
         let (store2, member2, by) = (store.clone(), member.clone(), actor.name.clone());
         let work: Work = Box::new(move |ctx: JobCtx| -> JobFuture {
             Box::pin(async move {
-                let result = run_files(&ctx, &member2, &request.files, &by).await;
+                let result =
+                    run_files(&ctx, &member2, &request.files, &by, request.action == "rollback").await;
                 let (state, error) = match &result {
                     Ok(_) => ("done", None),
                     Err(JobFailure::Failed(e)) => ("failed", Some(e.as_str())),
@@ -300,7 +357,13 @@ pub async fn apply(
     .await
 }
 
-async fn run_files(ctx: &JobCtx, member: &Member, files: &[Bound], by: &str) -> Result<String, JobFailure> {
+async fn run_files(
+    ctx: &JobCtx,
+    member: &Member,
+    files: &[Bound],
+    by: &str,
+    rollback: bool,
+) -> Result<String, JobFailure> {
     let db = member.db().map_err(JobFailure::Failed)?;
     let dir = member.entry.migrations_dir.clone().unwrap_or_default();
     let source = source::scan(std::path::Path::new(&dir)).map_err(|e| JobFailure::Failed(e.to_string()))?;
@@ -313,10 +376,18 @@ async fn run_files(ctx: &JobCtx, member: &Member, files: &[Bound], by: &str) -> 
             Some(i as f64 / files.len() as f64),
             &format!("version {}", bound.version),
         );
-        let m = source
+        let script = |m: &'_ source::Migration| {
+            if rollback {
+                m.down.clone()
+            } else {
+                Some(m.up.clone())
+            }
+        };
+        let (m, file) = source
             .migrations
             .iter()
-            .find(|m| m.version.as_str() == bound.version && m.up.checksum == bound.checksum)
+            .filter(|m| m.version.as_str() == bound.version)
+            .find_map(|m| script(m).filter(|f| f.checksum == bound.checksum).map(|f| (m, f)))
             .ok_or_else(|| {
                 JobFailure::Failed(format!(
                     "version {} changed or vanished after approval: stopped",
@@ -326,12 +397,13 @@ async fn run_files(ctx: &JobCtx, member: &Member, files: &[Bound], by: &str) -> 
         let run = MigrationRun {
             version: bound.version.clone(),
             description: m.description.clone(),
-            checksum: m.up.checksum.clone(),
-            sql: m.up.sql.clone(),
+            checksum: file.checksum.clone(),
+            sql: file.sql.clone(),
             applied_by: by.to_string(),
             applied_at: crate::format::fmt_time(crate::store::now()),
             lock_timeout_ms: LOCK_TIMEOUT_MS,
             statement_timeout_ms: STATEMENT_TIMEOUT_MS,
+            rollback,
         };
         match db.apply_migration(&run).await {
             Ok(RunOutcome::Done {
@@ -339,20 +411,25 @@ async fn run_files(ctx: &JobCtx, member: &Member, files: &[Bound], by: &str) -> 
                 transactional,
             }) => {
                 applied += 1;
+                let verb = if rollback { "rolled back" } else { "applied" };
                 let how = if transactional {
                     "in a transaction"
                 } else {
                     "statement by statement, outside a transaction"
                 };
                 ctx.log(&format!(
-                    "applied {} ({}) in {execution_ms} ms, {how}",
+                    "{verb} {} ({}) in {execution_ms} ms, {how}",
                     bound.version, m.description
                 ))
                 .await;
             }
             Ok(RunOutcome::AlreadyApplied) => {
-                ctx.log(&format!("{} was already applied: skipped", bound.version))
-                    .await;
+                let state = if rollback {
+                    "not applied"
+                } else {
+                    "already applied"
+                };
+                ctx.log(&format!("{} was {state}: skipped", bound.version)).await;
             }
             Err(e) => {
                 let why = format!("version {} failed and was rolled back: {e}", bound.version);
@@ -361,5 +438,6 @@ async fn run_files(ctx: &JobCtx, member: &Member, files: &[Bound], by: &str) -> 
             }
         }
     }
-    Ok(format!("applied {applied} of {} migration(s)", files.len()))
+    let verb = if rollback { "rolled back" } else { "applied" };
+    Ok(format!("{verb} {applied} of {} migration(s)", files.len()))
 }

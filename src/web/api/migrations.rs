@@ -18,6 +18,7 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/databases/{name}/migrations", get(status))
         .route("/databases/{name}/migrations/requests", get(list).post(create))
+        .route("/databases/{name}/migrations/rollback", post(rollback))
         .route("/migration-requests/{id}", get(show))
         .route("/migration-requests/{id}/approve", post(approve))
         .route("/migration-requests/{id}/reject", post(reject))
@@ -124,4 +125,22 @@ async fn apply(
     let m = member(&state, &request.database)?;
     let job_id = requests::apply(&state.jobs, &state.store, &m, &me.actor(), id).await?;
     Ok((StatusCode::ACCEPTED, Json(Started { job_id })))
+}
+
+#[derive(Deserialize)]
+struct Rollback {
+    version: String,
+    /// The version typed again.
+    confirm: String,
+}
+
+async fn rollback(
+    State(state): State<AppState>,
+    Operator(me): Operator,
+    Path(name): Path<String>,
+    Json(body): Json<Rollback>,
+) -> AppResult<(StatusCode, Json<Created>)> {
+    let m = member(&state, &name)?;
+    let id = requests::request_rollback(&state.store, &m, &me.actor(), &body.version, &body.confirm).await?;
+    Ok((StatusCode::CREATED, Json(Created { id })))
 }

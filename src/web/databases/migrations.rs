@@ -240,3 +240,33 @@ async fn own_request(
     }
     Ok((id, m))
 }
+
+#[derive(Deserialize)]
+pub(super) struct RollbackForm {
+    version: String,
+    #[serde(default)]
+    confirm: String,
+}
+
+/// Operator: ask for the newest applied version to be rolled back (typed
+/// confirmation); it then needs approval like any request.
+pub(super) async fn rollback(
+    State(state): State<AppState>,
+    Operator(me): Operator,
+    session: HttpSession,
+    Path(name): Path<String>,
+    Form(form): Form<RollbackForm>,
+) -> AppResult<Redirect> {
+    let name = path_name(&name)?;
+    let m = member(&state, &name)?;
+    let id = requests::request_rollback(&state.store, &m, &me.actor(), &form.version, &form.confirm).await?;
+    flash(
+        &session,
+        "ok",
+        format!("Rollback request {id} made: it needs approval like any other."),
+    )
+    .await?;
+    Ok(Redirect::to(&format!(
+        "/databases/{name}/migrations#request-{id}"
+    )))
+}
