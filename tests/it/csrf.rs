@@ -61,6 +61,19 @@ fn posts(token_id: i64) -> Vec<(String, Vec<(&'static str, String)>)> {
             "/databases/demo/backups/1/restore".into(),
             vec![("into", "new".into()), ("new_name", "x".into())],
         ),
+        (
+            "/databases/demo/migrations/requests".into(),
+            vec![("versions", "4 5".into())],
+        ),
+        (
+            "/databases/demo/migrations/rollback".into(),
+            vec![("version", "3".into()), ("confirm", "3".into())],
+        ),
+        (
+            "/databases/demo/migrations/requests/1/decide".into(),
+            vec![("decision", "approve".into())],
+        ),
+        ("/databases/demo/migrations/requests/1/apply".into(), vec![]),
         ("/databases/demo/delete".into(), vec![]),
         ("/logout".into(), vec![]),
         (
