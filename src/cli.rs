@@ -689,28 +689,15 @@ async fn migrate_apply(config: &Config, name: &str) -> anyhow::Result<()> {
 }
 
 async fn migrate_approvals(config: &Config, name: &str, count: i64) -> anyhow::Result<()> {
-    if !(0..=10).contains(&count) {
-        bail!("approvals must be between 0 and 10");
-    }
+    use crate::service::migrations::requests;
     let store = Store::open(&config.store_url()).await?;
     let name = DatabaseName::parse(name)?;
-    let detail = format!("approvals_required = {count}");
-    let event = crate::service::audit::Event {
-        action: "db.update",
-        target: name.as_str(),
-        database: Some(name.as_str()),
-        detail: &detail,
+    let current = requests::settings(&store, name.as_str()).await?;
+    let new = requests::Settings {
+        approvals_required: count,
+        ..current
     };
-    crate::service::audit::audited(&store, &Actor::cli(), event, async {
-        let n = crate::store::migrations::set_approvals_required(store.pool(), name.as_str(), count).await?;
-        if n == 0 {
-            return Err(crate::error::AppError::not_found(format!(
-                "no stored database named {name} (databases from the config file need 1 approval)"
-            )));
-        }
-        Ok(())
-    })
-    .await?;
+    requests::set_settings(&store, &Actor::cli(), name.as_str(), new).await?;
     println!("{name}: {count} approval(s) needed");
     Ok(())
 }

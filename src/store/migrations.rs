@@ -127,17 +127,6 @@ pub async fn approvals_required(pool: &Pool, database: &str) -> sqlx::Result<i64
     Ok(n.unwrap_or(1))
 }
 
-pub async fn set_approvals_required(pool: &Pool, database: &str, n: i64) -> sqlx::Result<u64> {
-    on_pool!(pool, |p| sqlx::query(
-        "UPDATE managed_databases SET approvals_required = $1 WHERE name = $2"
-    )
-    .bind(n)
-    .bind(database)
-    .execute(p)
-    .await
-    .map(|r| r.rows_affected()))
-}
-
 pub async fn set_job(pool: &Pool, id: i64, job: i64) -> sqlx::Result<()> {
     on_pool!(pool, |p| sqlx::query(
         "UPDATE migration_requests SET job_id = $1 WHERE id = $2"
@@ -147,4 +136,38 @@ pub async fn set_job(pool: &Pool, id: i64, job: i64) -> sqlx::Result<()> {
     .execute(p)
     .await
     .map(|_| ()))
+}
+
+/// Per-database migration settings: (approvals required, lock timeout ms,
+/// statement timeout ms); `None` for a database declared in the config file.
+pub async fn settings(pool: &Pool, database: &str) -> sqlx::Result<Option<(i64, i64, i64)>> {
+    on_pool!(pool, |p| sqlx::query_as(
+        "SELECT CAST(approvals_required AS BIGINT), lock_timeout_ms, statement_timeout_ms \
+         FROM managed_databases WHERE name = $1"
+    )
+    .bind(database)
+    .fetch_optional(p)
+    .await)
+}
+
+pub async fn set_settings(
+    pool: &Pool,
+    database: &str,
+    approvals: i64,
+    lock_ms: i64,
+    statement_ms: i64,
+) -> sqlx::Result<u64> {
+    on_pool!(pool, |p| {
+        sqlx::query(
+        "UPDATE managed_databases SET approvals_required = $1, lock_timeout_ms = $2, statement_timeout_ms = $3 \
+         WHERE name = $4"
+    )
+    .bind(approvals)
+    .bind(lock_ms)
+    .bind(statement_ms)
+    .bind(database)
+    .execute(p)
+    .await
+    .map(|r| r.rows_affected())
+    })
 }

@@ -74,6 +74,14 @@ fn posts(token_id: i64) -> Vec<(String, Vec<(&'static str, String)>)> {
             vec![("decision", "approve".into())],
         ),
         ("/databases/demo/migrations/requests/1/apply".into(), vec![]),
+        (
+            "/databases/demo/migrations/settings".into(),
+            vec![
+                ("approvals_required", "0".into()),
+                ("lock_timeout_ms", "1000".into()),
+                ("statement_timeout_ms", "60000".into()),
+            ],
+        ),
         ("/databases/demo/delete".into(), vec![]),
         ("/logout".into(), vec![]),
         (

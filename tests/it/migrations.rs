@@ -812,3 +812,67 @@ async fn rollback_runs_the_down_file_after_approval_and_is_refused_without_one()
     );
     assert!(pg_scalar(&pg, "SELECT column_name::text FROM information_schema.columns WHERE table_name = 'orders' AND column_name = 'note'").await.is_some(), "nothing undone");
 }
+
+#[tokio::test]
+async fn migration_settings_set_approvals_and_timeouts_per_database() {
+    let app = TestApp::spawn().await;
+    let (pg, _dir, id, operator, _) = approved(&app, &[("2", V2)]).await;
+    let admin = app.token_for("ada", Role::Admin).await;
+    let path = "/api/v1/databases/shop/migrations/settings";
+    let current: serde_json::Value = api_get(&app, &operator, path).await.json().await.unwrap();
+    assert_eq!(
+        current,
+        json!({"approvals_required": 1, "lock_timeout_ms": 5000, "statement_timeout_ms": 1800000})
+    );
+    let put = |body: serde_json::Value| {
+        let (url, admin) = (app.url(path), admin.clone());
+        async move {
+            reqwest::Client::new()
+                .put(url)
+                .bearer_auth(admin)
+                .json(&body)
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let res =
+        put(json!({"approvals_required": -1, "lock_timeout_ms": 5000, "statement_timeout_ms": 60000})).await;
+    assert_eq!(res.status(), 422);
+    // Two approvals now: the request approved once may not run.
+    let res =
+        put(json!({"approvals_required": 2, "lock_timeout_ms": 100, "statement_timeout_ms": 60000})).await;
+    assert_eq!(res.status(), 200);
+    let res = api_post(
+        &app,
+        &operator,
+        &format!("/api/v1/migration-requests/{id}/apply"),
+        json!({}),
+    )
+    .await;
+    assert_eq!(res.status(), 409);
+    assert!(res.text().await.unwrap().contains("1 of the 2 approvals"));
+
+    // With one approval again, the 100 ms lock timeout applies: a held lock
+    // makes the migration give up instead of queueing every query.
+    let res =
+        put(json!({"approvals_required": 1, "lock_timeout_ms": 100, "statement_timeout_ms": 60000})).await;
+    assert_eq!(res.status(), 200);
+    use sqlx::Connection;
+    let mut holder = sqlx::PgConnection::connect(&pg.url).await.unwrap();
+    sqlx::query("BEGIN").execute(&mut holder).await.unwrap();
+    sqlx::query("LOCK TABLE orders IN ACCESS SHARE MODE")
+        .execute(&mut holder)
+        .await
+        .unwrap();
+    let job = apply(&app, &operator, id).await;
+    assert_eq!(job["state"], "failed", "{job}");
+    assert!(job["error"].as_str().unwrap().contains("lock timeout"), "{job}");
+    sqlx::query("ROLLBACK").execute(&mut holder).await.unwrap();
+    assert!(
+        app.audit()
+            .await
+            .iter()
+            .any(|r| r.action == "db.update" && r.actor == "ada" && r.detail.contains("lock_timeout_ms=100"))
+    );
+}

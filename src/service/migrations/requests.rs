@@ -281,11 +281,83 @@ pub async fn ready(store: &Store, member: &Member, id: i64) -> AppResult<Request
     Ok(request)
 }
 
-/// Lock wait for each migration: a DDL statement queued behind a long
-/// transaction blocks every query behind it, so give up early.
-pub const LOCK_TIMEOUT_MS: u64 = 5_000;
-/// Longest any one statement of a migration may run.
-pub const STATEMENT_TIMEOUT_MS: u64 = 30 * 60 * 1000;
+/// A database's migration settings.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Settings {
+    /// Approvals a request needs (0 for development databases).
+    pub approvals_required: i64,
+    /// Lock wait for each migration: a DDL statement queued behind a long
+    /// transaction blocks every query behind it, so give up early.
+    pub lock_timeout_ms: i64,
+    /// Longest any one statement of a migration may run.
+    pub statement_timeout_ms: i64,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            approvals_required: 1,
+            lock_timeout_ms: 5_000,
+            statement_timeout_ms: 30 * 60 * 1000,
+        }
+    }
+}
+
+pub async fn settings(store: &Store, database: &str) -> AppResult<Settings> {
+    Ok(match rows::settings(store.pool(), database).await? {
+        Some((approvals_required, lock_timeout_ms, statement_timeout_ms)) => Settings {
+            approvals_required,
+            lock_timeout_ms,
+            statement_timeout_ms,
+        },
+        None => Settings::default(),
+    })
+}
+
+/// Change a database's migration settings (admin), audited.
+pub async fn set_settings(store: &Store, actor: &Actor, database: &str, new: Settings) -> AppResult<()> {
+    let detail = format!(
+        "approvals_required={} lock_timeout_ms={} statement_timeout_ms={}",
+        new.approvals_required, new.lock_timeout_ms, new.statement_timeout_ms
+    );
+    let event = Event {
+        action: "db.update",
+        target: database,
+        database: Some(database),
+        detail: &detail,
+    };
+    audited(store, actor, event, async {
+        require(actor, Role::Admin)?;
+        if !(0..=10).contains(&new.approvals_required) {
+            return Err(AppError::invalid("approvals must be between 0 and 10"));
+        }
+        if !(100..=3_600_000).contains(&new.lock_timeout_ms) {
+            return Err(AppError::invalid(
+                "the lock timeout must be between 100 ms and 1 hour",
+            ));
+        }
+        if !(1_000..=86_400_000).contains(&new.statement_timeout_ms) {
+            return Err(AppError::invalid(
+                "the statement timeout must be between 1 s and 24 hours",
+            ));
+        }
+        let n = rows::set_settings(
+            store.pool(),
+            database,
+            new.approvals_required,
+            new.lock_timeout_ms,
+            new.statement_timeout_ms,
+        )
+        .await?;
+        if n == 0 {
+            return Err(AppError::invalid(format!(
+                "{database} is declared in the configuration file: its migration settings are the defaults"
+            )));
+        }
+        Ok(())
+    })
+    .await
+}
 
 /// Apply an approved request as a job (operator): one migration at a time,
 /// each checked against its approved checksum just before it runs; the
@@ -327,11 +399,19 @@ pub async fn apply(
             ),
             tables: Vec::new(),
         };
+        let limits = settings(store, &database).await?;
         let (store2, member2, by) = (store.clone(), member.clone(), actor.name.clone());
         let work: Work = Box::new(move |ctx: JobCtx| -> JobFuture {
             Box::pin(async move {
-                let result =
-                    run_files(&ctx, &member2, &request.files, &by, request.action == "rollback").await;
+                let result = run_files(
+                    &ctx,
+                    &member2,
+                    &request.files,
+                    &by,
+                    request.action == "rollback",
+                    limits,
+                )
+                .await;
                 let (state, error) = match &result {
                     Ok(_) => ("done", None),
                     Err(JobFailure::Failed(e)) => ("failed", Some(e.as_str())),
@@ -363,6 +443,7 @@ async fn run_files(
     files: &[Bound],
     by: &str,
     rollback: bool,
+    limits: Settings,
 ) -> Result<String, JobFailure> {
     let db = member.db().map_err(JobFailure::Failed)?;
     let dir = member.entry.migrations_dir.clone().unwrap_or_default();
@@ -401,8 +482,8 @@ async fn run_files(
             sql: file.sql.clone(),
             applied_by: by.to_string(),
             applied_at: crate::format::fmt_time(crate::store::now()),
-            lock_timeout_ms: LOCK_TIMEOUT_MS,
-            statement_timeout_ms: STATEMENT_TIMEOUT_MS,
+            lock_timeout_ms: limits.lock_timeout_ms as u64,
+            statement_timeout_ms: limits.statement_timeout_ms as u64,
             rollback,
         };
         match db.apply_migration(&run).await {

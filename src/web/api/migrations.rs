@@ -12,13 +12,17 @@ use crate::error::{AppError, AppResult};
 use crate::service::migrations::requests::{self, Request};
 use crate::service::migrations::{self, Status};
 use crate::web::AppState;
-use crate::web::auth::{Operator, Viewer};
+use crate::web::auth::{Admin, Operator, Viewer};
 
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/databases/{name}/migrations", get(status))
         .route("/databases/{name}/migrations/requests", get(list).post(create))
         .route("/databases/{name}/migrations/rollback", post(rollback))
+        .route(
+            "/databases/{name}/migrations/settings",
+            get(settings).put(set_settings),
+        )
         .route("/migration-requests/{id}", get(show))
         .route("/migration-requests/{id}/approve", post(approve))
         .route("/migration-requests/{id}/reject", post(reject))
@@ -143,4 +147,28 @@ async fn rollback(
     let m = member(&state, &name)?;
     let id = requests::request_rollback(&state.store, &m, &me.actor(), &body.version, &body.confirm).await?;
     Ok((StatusCode::CREATED, Json(Created { id })))
+}
+
+async fn settings(
+    State(state): State<AppState>,
+    Viewer(_): Viewer,
+    Path(name): Path<String>,
+) -> AppResult<Json<requests::Settings>> {
+    let m = member(&state, &name)?;
+    Ok(Json(
+        requests::settings(&state.store, m.entry.name.as_str()).await?,
+    ))
+}
+
+async fn set_settings(
+    State(state): State<AppState>,
+    Admin(me): Admin,
+    Path(name): Path<String>,
+    Json(body): Json<requests::Settings>,
+) -> AppResult<Json<requests::Settings>> {
+    let m = member(&state, &name)?;
+    requests::set_settings(&state.store, &me.actor(), m.entry.name.as_str(), body).await?;
+    Ok(Json(
+        requests::settings(&state.store, m.entry.name.as_str()).await?,
+    ))
 }

@@ -18,7 +18,7 @@ use crate::lint::Finding;
 use crate::service::migrations::requests::{self, Request};
 use crate::service::migrations::{self, DriftView};
 use crate::web::AppState;
-use crate::web::auth::{Operator, Viewer};
+use crate::web::auth::{Admin, Operator, Viewer};
 use crate::web::page::{PageCtx, flash};
 
 /// One line of a pending migration's SQL.
@@ -57,6 +57,7 @@ pub struct MigrationsTab {
     me: String,
     can_approve: bool,
     transactional: bool,
+    settings: requests::Settings,
 }
 
 pub struct RequestView {
@@ -126,6 +127,7 @@ pub(super) async fn page(
         me: me.user.name.to_string(),
         can_approve: me.user.can_approve,
         transactional: m.entry.engine != crate::engine::EngineKind::Mysql,
+        settings: requests::settings(&state.store, name.as_str()).await?,
     };
     tab.requests = requests::list(&state.store, name.as_str())
         .await?
@@ -269,4 +271,36 @@ pub(super) async fn rollback(
     Ok(Redirect::to(&format!(
         "/databases/{name}/migrations#request-{id}"
     )))
+}
+
+#[derive(Deserialize)]
+pub(super) struct SettingsForm {
+    approvals_required: String,
+    lock_timeout_ms: String,
+    statement_timeout_ms: String,
+}
+
+/// Admin: approvals needed and timeouts for this database's migrations.
+pub(super) async fn settings(
+    State(state): State<AppState>,
+    Admin(me): Admin,
+    session: HttpSession,
+    Path(name): Path<String>,
+    Form(form): Form<SettingsForm>,
+) -> AppResult<Redirect> {
+    let name = path_name(&name)?;
+    let m = member(&state, &name)?;
+    let number = |field: &str, raw: &str| -> AppResult<i64> {
+        raw.trim()
+            .parse()
+            .map_err(|_| AppError::invalid(format!("{field} must be a whole number")))
+    };
+    let new = requests::Settings {
+        approvals_required: number("approvals", &form.approvals_required)?,
+        lock_timeout_ms: number("the lock timeout", &form.lock_timeout_ms)?,
+        statement_timeout_ms: number("the statement timeout", &form.statement_timeout_ms)?,
+    };
+    requests::set_settings(&state.store, &me.actor(), m.entry.name.as_str(), new).await?;
+    flash(&session, "ok", "Migration settings saved.").await?;
+    Ok(Redirect::to(&format!("/databases/{name}/migrations")))
 }

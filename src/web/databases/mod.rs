@@ -59,6 +59,10 @@ pub fn router() -> Router<AppState> {
         .route("/databases/{name}/migrations", get(migrations::page))
         .route("/databases/{name}/migrations/requests", post(migrations::request))
         .route(
+            "/databases/{name}/migrations/settings",
+            post(migrations::settings),
+        )
+        .route(
             "/databases/{name}/migrations/rollback",
             post(migrations::rollback),
         )
