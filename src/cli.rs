@@ -72,6 +72,13 @@ pub enum MigrateCommand {
     /// approvals), here, waiting for the job; with approvals set to 0 for
     /// the database, request and apply every pending migration.
     Apply { name: String },
+    /// Submit migration files (e.g. from CI) into NAME's migrations
+    /// directory; each is linted, none overwrites a different file.
+    Submit {
+        name: String,
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
+    },
     /// Set how many approvals a request for NAME needs (0 for development).
     Approvals { name: String, count: i64 },
     /// Lint migration files for statements that lock or break production.
@@ -233,6 +240,9 @@ pub fn main() -> ExitCode {
             }
             Some(Command::Migrate(MigrateCommand::Apply { name })) => {
                 migrate_apply(&loaded.config, &name).await
+            }
+            Some(Command::Migrate(MigrateCommand::Submit { name, files })) => {
+                migrate_submit(&loaded.config, &name, &files).await
             }
             Some(Command::Migrate(MigrateCommand::Approvals { name, count })) => {
                 migrate_approvals(&loaded.config, &name, count).await
@@ -699,5 +709,44 @@ async fn migrate_approvals(config: &Config, name: &str, count: i64) -> anyhow::R
     };
     requests::set_settings(&store, &Actor::cli(), name.as_str(), new).await?;
     println!("{name}: {count} approval(s) needed");
+    Ok(())
+}
+
+/// `migrate submit NAME FILE...`.
+async fn migrate_submit(config: &Config, name: &str, files: &[PathBuf]) -> anyhow::Result<()> {
+    let store = Store::open(&config.store_url()).await?;
+    let registry = Registry::new(store.clone(), Secrets::load(config)?, config.databases.clone());
+    registry.verify_key().await?;
+    let fleet = crate::service::fleet::Fleet::new();
+    fleet.sync(registry.connections().await?).await;
+    let name = DatabaseName::parse(name)?;
+    let member = fleet
+        .get(&name)
+        .ok_or_else(|| anyhow::anyhow!("no database named {name}"))?;
+    for path in files {
+        let sql = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+        let file_name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .ok_or_else(|| anyhow::anyhow!("{} is not a file", path.display()))?;
+        let done =
+            crate::service::migrations::submit(&store, &member, &Actor::cli(), &file_name, &sql).await?;
+        let what = if done.created {
+            "submitted"
+        } else {
+            "already there"
+        };
+        println!("{file_name}: {what}, sha256 {}", done.checksum);
+        for f in &done.findings {
+            println!(
+                "    line {}: {}[{}]: {}",
+                f.line,
+                f.severity.as_str(),
+                f.rule,
+                f.message
+            );
+        }
+    }
+    fleet.close().await;
     Ok(())
 }

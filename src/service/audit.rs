@@ -32,6 +32,7 @@ pub const ACTIONS: &[&str] = &[
     "job.cancel",
     "job.end",
     "migration.request",
+    "migration.submit",
     "migration.approve",
     "migration.reject",
     "migration.apply",

@@ -331,4 +331,15 @@ async fn migrate_apply_respects_approvals_and_status_shows_the_result() {
     let (ok, out, _) = custodian(dir, &["migrate", "apply", "shop"], "");
     assert!(ok);
     assert!(out.contains("nothing pending"), "{out}");
+
+    // CI submits the next migration from its own checkout.
+    let ci = tempfile::tempdir().unwrap();
+    let file = ci.path().join("V2__customer.sql");
+    std::fs::write(&file, "ALTER TABLE orders ADD COLUMN customer_id bigint;\n").unwrap();
+    let (ok, out, err) = custodian(dir, &["migrate", "submit", "shop", file.to_str().unwrap()], "");
+    assert!(ok, "{err}");
+    assert!(out.contains("V2__customer.sql: submitted"), "{out}");
+    assert!(migrations.path().join("V2__customer.sql").exists());
+    let (ok, out, _) = custodian(dir, &["migrate", "apply", "shop"], "");
+    assert!(ok && out.contains("applied 2"), "{out}");
 }

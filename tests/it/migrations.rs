@@ -876,3 +876,83 @@ async fn migration_settings_set_approvals_and_timeouts_per_database() {
             .any(|r| r.action == "db.update" && r.actor == "ada" && r.detail.contains("lock_timeout_ms=100"))
     );
 }
+
+#[tokio::test]
+async fn ci_submits_a_migration_file_through_the_api() {
+    let app = TestApp::spawn().await;
+    let (_pg, dir) = shop_with_pending(&app).await;
+    let ci = app.token_for("ci", Role::Operator).await;
+    let viewer = app.token_for("vic", Role::Viewer).await;
+    let path = "/api/v1/databases/shop/migrations/files";
+    let sql = "CREATE INDEX orders_note_idx ON orders (note);\n";
+
+    let res = api_post(
+        &app,
+        &viewer,
+        path,
+        json!({"name": "V4__note_index.sql", "sql": sql}),
+    )
+    .await;
+    assert_eq!(res.status(), 403);
+    for bad in [
+        "../V4__escape.sql",
+        "V4__x.txt",
+        "notes.sql",
+        ".V4__hidden.sql",
+        "V4__a/b.sql",
+    ] {
+        let res = api_post(&app, &ci, path, json!({"name": bad, "sql": sql})).await;
+        assert_eq!(res.status(), 422, "{bad}");
+    }
+    assert!(!dir.path().parent().unwrap().join("V4__escape.sql").exists());
+
+    let res = api_post(&app, &ci, path, json!({"name": "V4__note_index.sql", "sql": sql})).await;
+    assert_eq!(res.status(), 201);
+    let body: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(body["checksum"], checksum(sql));
+    assert_eq!(
+        body["findings"][0]["rule"], "require-concurrent-index-creation",
+        "{body}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("V4__note_index.sql")).unwrap(),
+        sql
+    );
+    // A retry of the same file is fine; a different file under that name or version is not.
+    let res = api_post(&app, &ci, path, json!({"name": "V4__note_index.sql", "sql": sql})).await;
+    assert_eq!(res.status(), 200);
+    let res = api_post(
+        &app,
+        &ci,
+        path,
+        json!({"name": "V4__note_index.sql", "sql": "SELECT 1;"}),
+    )
+    .await;
+    assert_eq!(res.status(), 409);
+    let res = api_post(
+        &app,
+        &ci,
+        path,
+        json!({"name": "V4__other.sql", "sql": "SELECT 1;"}),
+    )
+    .await;
+    assert_eq!(res.status(), 409);
+    let status: serde_json::Value = api_get(&app, &ci, "/api/v1/databases/shop/migrations")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let pending: Vec<&str> = status["pending"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["version"].as_str().unwrap())
+        .collect();
+    assert_eq!(pending, ["2", "3", "4"]);
+    assert!(
+        app.audit()
+            .await
+            .iter()
+            .any(|r| r.action == "migration.submit" && r.actor == "ci" && r.outcome == "success")
+    );
+}

@@ -120,6 +120,7 @@ const API: &[(M, &str, u16, u16, u16, u16)] = &[
     (M::Get, "/api/v1/databases/demo/migrations/requests", 401, 200, 200, 200),
     (M::Post, "/api/v1/databases/demo/migrations/requests", 401, 403, 422, 422),
     (M::Post, "/api/v1/databases/demo/migrations/rollback", 401, 403, 422, 422),
+    (M::Post, "/api/v1/databases/demo/migrations/files", 401, 403, 422, 422),
     (M::Get, "/api/v1/databases/demo/migrations/settings", 401, 200, 200, 200),
     (M::Put, "/api/v1/databases/demo/migrations/settings", 401, 403, 403, 422),
     (M::Get, "/api/v1/migration-requests/999", 401, 404, 404, 404),

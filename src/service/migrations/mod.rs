@@ -129,3 +129,79 @@ pub async fn status(member: &Member) -> AppResult<Status> {
     status.problems = source.problems;
     Ok(status)
 }
+
+/// What a submitted file became.
+#[derive(Debug, Serialize)]
+pub struct Submitted {
+    pub file: String,
+    pub checksum: String,
+    /// false when the same file was already there (a CI retry).
+    pub created: bool,
+    pub findings: Vec<Finding>,
+}
+
+/// CI submits a migration file (operator): written into the database's
+/// migrations directory under a valid migration name, never over a
+/// different file; linted at the server's version. Audited.
+pub async fn submit(
+    store: &crate::store::Store,
+    member: &Member,
+    actor: &crate::service::Actor,
+    name: &str,
+    sql: &str,
+) -> AppResult<Submitted> {
+    let database = member.entry.name.to_string();
+    let event = crate::service::audit::Event {
+        action: "migration.submit",
+        target: name,
+        database: Some(&database),
+        detail: "",
+    };
+    crate::service::audit::audited(store, actor, event, async {
+        crate::service::users::require(actor, crate::domain::Role::Operator)?;
+        if !source::is_migration_name(name) {
+            return Err(AppError::invalid(format!(
+                "{name:?} is not a migration file name (V<version>__<description>.sql, U<version>__<description>.sql, <version>_<description>.up.sql or .down.sql)"
+            )));
+        }
+        if sql.trim().is_empty() {
+            return Err(AppError::invalid("the migration is empty"));
+        }
+        let dir = member
+            .entry
+            .migrations_dir
+            .clone()
+            .ok_or_else(|| AppError::invalid(format!("{database} has no migrations directory set")))?;
+        let path = Path::new(&dir).join(name);
+        match std::fs::read_to_string(&path) {
+            Ok(existing) if existing == sql => {
+                return Ok(Submitted { file: name.into(), checksum: checksum(sql), created: false, findings: vec![] });
+            }
+            Ok(_) => {
+                return Err(AppError::conflict(format!(
+                    "{name} already exists with other contents: submit a new version instead of editing one"
+                )));
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(AppError::invalid(format!("cannot read {}: {e}", path.display()))),
+        }
+        let current = source::scan(Path::new(&dir))?;
+        if let Some((version, _, _)) = source::parse_file_name(name)
+            && current.migrations.iter().any(|m| m.version == version && (name.starts_with('V') || name.ends_with(".up.sql")))
+        {
+            return Err(AppError::conflict(format!("version {version} already has a migration file")));
+        }
+        let partial = path.with_extension("sql.partial");
+        std::fs::write(&partial, sql)
+            .and_then(|_| std::fs::rename(&partial, &path))
+            .map_err(|e| AppError::invalid(format!("cannot write {}: {e}", path.display())))?;
+        let version = member.status().server.map(|s| s.version);
+        Ok(Submitted {
+            file: name.into(),
+            checksum: checksum(sql),
+            created: true,
+            findings: lint::lint(member.entry.engine, sql, version.as_deref()),
+        })
+    })
+    .await
+}

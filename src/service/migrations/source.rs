@@ -125,6 +125,18 @@ fn parse_name(name: &str) -> Option<(Version, String, Direction)> {
     Some((Version::parse(version)?, describe(description), direction))
 }
 
+/// Is `name` a migration file name this module reads (and nothing else:
+/// no directories, no hidden files)?
+pub fn is_migration_name(name: &str) -> bool {
+    !name.contains(['/', '\\', '\0']) && !name.starts_with('.') && parse_name(name).is_some()
+}
+
+/// The version and description a file name gives, and whether it is an
+/// undo/down file.
+pub fn parse_file_name(name: &str) -> Option<(Version, String, bool)> {
+    parse_name(name).map(|(v, d, dir)| (v, d, dir == Direction::Down))
+}
+
 /// Read `dir`: every `.sql` file directly in it (not recursing).
 pub fn scan(dir: &Path) -> AppResult<Source> {
     let entries = std::fs::read_dir(dir).map_err(|e| {

@@ -19,6 +19,7 @@ pub fn router() -> Router<AppState> {
         .route("/databases/{name}/migrations", get(status))
         .route("/databases/{name}/migrations/requests", get(list).post(create))
         .route("/databases/{name}/migrations/rollback", post(rollback))
+        .route("/databases/{name}/migrations/files", post(submit))
         .route(
             "/databases/{name}/migrations/settings",
             get(settings).put(set_settings),
@@ -171,4 +172,26 @@ async fn set_settings(
     Ok(Json(
         requests::settings(&state.store, m.entry.name.as_str()).await?,
     ))
+}
+
+#[derive(Deserialize)]
+struct NewFile {
+    name: String,
+    sql: String,
+}
+
+async fn submit(
+    State(state): State<AppState>,
+    Operator(me): Operator,
+    Path(name): Path<String>,
+    Json(body): Json<NewFile>,
+) -> AppResult<(StatusCode, Json<migrations::Submitted>)> {
+    let m = member(&state, &name)?;
+    let done = migrations::submit(&state.store, &m, &me.actor(), &body.name, &body.sql).await?;
+    let code = if done.created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((code, Json(done)))
 }
