@@ -673,7 +673,9 @@ async fn migrate_apply(config: &Config, name: &str) -> anyhow::Result<()> {
     let id = match ready {
         Some(r) => r.id,
         None => {
-            let needed = crate::store::migrations::approvals_required(store.pool(), name.as_str()).await?;
+            let needed = requests::settings(&store, name.as_str())
+                .await?
+                .approvals_required;
             if needed > 0 {
                 bail!(
                     "{name} has no approved request to apply: request one (panel or POST .../migrations/requests) and have an approver approve it"

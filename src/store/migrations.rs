@@ -115,18 +115,6 @@ pub async fn decisions(pool: &Pool, id: i64) -> sqlx::Result<Vec<DecisionRow>> {
     .await)
 }
 
-/// Approvals the database needs (1 when it is declared in the config file
-/// rather than stored).
-pub async fn approvals_required(pool: &Pool, database: &str) -> sqlx::Result<i64> {
-    let n: Option<i64> = on_pool!(pool, |p| sqlx::query_scalar(
-        "SELECT CAST(approvals_required AS BIGINT) FROM managed_databases WHERE name = $1"
-    )
-    .bind(database)
-    .fetch_optional(p)
-    .await)?;
-    Ok(n.unwrap_or(1))
-}
-
 pub async fn set_job(pool: &Pool, id: i64, job: i64) -> sqlx::Result<()> {
     on_pool!(pool, |p| sqlx::query(
         "UPDATE migration_requests SET job_id = $1 WHERE id = $2"

@@ -226,7 +226,7 @@ async fn view(store: &Store, row: RequestRow) -> AppResult<Request> {
     let approvals = decisions.iter().filter(|d| d.approve).count() as i64;
     Ok(Request {
         id: row.id,
-        approvals_required: rows::approvals_required(store.pool(), &row.database_name).await?,
+        approvals_required: settings(store, &row.database_name).await?.approvals_required,
         database: row.database_name,
         action: row.action,
         files: serde_json::from_str(&row.files).unwrap_or_default(),
