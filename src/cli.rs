@@ -466,11 +466,7 @@ async fn wait_for_job(jobs: &crate::service::jobs::Jobs, id: i64) -> anyhow::Res
 }
 
 async fn backup(config: &Config, cmd: BackupCommand) -> anyhow::Result<()> {
-    let store = Store::open(&config.store_url()).await?;
-    let registry = Registry::new(store.clone(), Secrets::load(config)?, config.databases.clone());
-    registry.verify_key().await?;
-    let fleet = crate::service::fleet::Fleet::new();
-    fleet.sync(registry.connections().await?).await;
+    let (store, fleet) = open_fleet(config).await?;
     let jobs = crate::service::jobs::Jobs::new(store.clone(), config.max_jobs_per_database);
     let backups = crate::service::backup::Backups::new(
         store.clone(),
@@ -480,12 +476,7 @@ async fn backup(config: &Config, cmd: BackupCommand) -> anyhow::Result<()> {
         config.backup_parallel_jobs,
     );
     let actor = Actor::cli();
-    let member = |name: &str| -> anyhow::Result<_> {
-        let name = DatabaseName::parse(name)?;
-        fleet
-            .get(&name)
-            .ok_or_else(|| anyhow::anyhow!("no database named {name}"))
-    };
+    let member = |name: &str| member_named(&fleet, name).map(|(_, m)| m);
     match cmd {
         BackupCommand::Run { name } => {
             let m = member(&name)?;
@@ -596,15 +587,8 @@ fn migrate_lint(files: &[PathBuf], engine: EngineKind, server_version: Option<&s
 
 /// `migrate status NAME`.
 async fn migrate_status(config: &Config, name: &str, json: bool) -> anyhow::Result<()> {
-    let store = Store::open(&config.store_url()).await?;
-    let registry = Registry::new(store.clone(), Secrets::load(config)?, config.databases.clone());
-    registry.verify_key().await?;
-    let fleet = crate::service::fleet::Fleet::new();
-    fleet.sync(registry.connections().await?).await;
-    let name = DatabaseName::parse(name)?;
-    let member = fleet
-        .get(&name)
-        .ok_or_else(|| anyhow::anyhow!("no database named {name}"))?;
+    let (_, fleet) = open_fleet(config).await?;
+    let (name, member) = member_named(&fleet, name)?;
     let status = crate::service::migrations::status(&member).await;
     fleet.close().await;
     let status = status?;
@@ -654,16 +638,9 @@ async fn migrate_status(config: &Config, name: &str, json: bool) -> anyhow::Resu
 /// `migrate apply NAME`: approvals are respected; nothing unapproved runs.
 async fn migrate_apply(config: &Config, name: &str) -> anyhow::Result<()> {
     use crate::service::migrations::requests;
-    let store = Store::open(&config.store_url()).await?;
-    let registry = Registry::new(store.clone(), Secrets::load(config)?, config.databases.clone());
-    registry.verify_key().await?;
-    let fleet = crate::service::fleet::Fleet::new();
-    fleet.sync(registry.connections().await?).await;
+    let (store, fleet) = open_fleet(config).await?;
     let jobs = crate::service::jobs::Jobs::new(store.clone(), config.max_jobs_per_database);
-    let name = DatabaseName::parse(name)?;
-    let member = fleet
-        .get(&name)
-        .ok_or_else(|| anyhow::anyhow!("no database named {name}"))?;
+    let (name, member) = member_named(&fleet, name)?;
     let actor = Actor::cli();
     let open = requests::list(&store, name.as_str()).await?;
     let ready = open
@@ -716,15 +693,8 @@ async fn migrate_approvals(config: &Config, name: &str, count: i64) -> anyhow::R
 
 /// `migrate submit NAME FILE...`.
 async fn migrate_submit(config: &Config, name: &str, files: &[PathBuf]) -> anyhow::Result<()> {
-    let store = Store::open(&config.store_url()).await?;
-    let registry = Registry::new(store.clone(), Secrets::load(config)?, config.databases.clone());
-    registry.verify_key().await?;
-    let fleet = crate::service::fleet::Fleet::new();
-    fleet.sync(registry.connections().await?).await;
-    let name = DatabaseName::parse(name)?;
-    let member = fleet
-        .get(&name)
-        .ok_or_else(|| anyhow::anyhow!("no database named {name}"))?;
+    let (store, fleet) = open_fleet(config).await?;
+    let (_, member) = member_named(&fleet, name)?;
     for path in files {
         let sql = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
         let file_name = path
@@ -751,4 +721,27 @@ async fn migrate_submit(config: &Config, name: &str, files: &[PathBuf]) -> anyho
     }
     fleet.close().await;
     Ok(())
+}
+
+/// The store and a fleet connected to every registered database, as the
+/// server has them, for commands that work on managed databases.
+async fn open_fleet(config: &Config) -> anyhow::Result<(Store, crate::service::fleet::Fleet)> {
+    let store = Store::open(&config.store_url()).await?;
+    let registry = Registry::new(store.clone(), Secrets::load(config)?, config.databases.clone());
+    registry.verify_key().await?;
+    let fleet = crate::service::fleet::Fleet::new();
+    fleet.sync(registry.connections().await?).await;
+    Ok((store, fleet))
+}
+
+/// A registered database by the name given on the command line.
+fn member_named(
+    fleet: &crate::service::fleet::Fleet,
+    raw: &str,
+) -> anyhow::Result<(DatabaseName, std::sync::Arc<crate::service::fleet::Member>)> {
+    let name = DatabaseName::parse(raw)?;
+    let member = fleet
+        .get(&name)
+        .ok_or_else(|| anyhow::anyhow!("no database named {name}"))?;
+    Ok((name, member))
 }

@@ -31,6 +31,44 @@ pub const HISTORY_TABLE_SQL: &str = "CREATE TABLE IF NOT EXISTS custodian_schema
     applied_by TEXT NOT NULL, applied_at TEXT NOT NULL, execution_ms INTEGER NOT NULL, \
     success BOOLEAN NOT NULL)";
 
+/// Record a run in custodian_schema_history: upsert its row, or delete it
+/// after a rollback. `$upsert`/`$delete` are the dialect's statements; the
+/// binds are the same on every engine.
+macro_rules! record_history {
+    ($conn:expr, $run:expr, $started:expr, $success:expr, $upsert:expr, $delete:expr) => {{
+        let (conn, run) = ($conn, $run);
+        if run.rollback {
+            sqlx::query($delete)
+                .bind(&run.version)
+                .execute(&mut *conn)
+                .await
+                .map(|_| ())
+        } else {
+            sqlx::query($upsert)
+                .bind(&run.version)
+                .bind(&run.description)
+                .bind(&run.checksum)
+                .bind(&run.applied_by)
+                .bind(&run.applied_at)
+                .bind($started.elapsed().as_millis() as i64)
+                .bind($success)
+                .execute(&mut *conn)
+                .await
+                .map(|_| ())
+        }
+    }};
+}
+pub(crate) use record_history;
+
+/// Upsert of a history row, PostgreSQL and SQLite.
+pub(crate) const UPSERT_SQL: &str = "INSERT INTO custodian_schema_history \
+       (version, description, checksum, applied_by, applied_at, execution_ms, success) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7) \
+     ON CONFLICT (version) DO UPDATE SET description = excluded.description, \
+       checksum = excluded.checksum, applied_by = excluded.applied_by, \
+       applied_at = excluded.applied_at, execution_ms = excluded.execution_ms, success = excluded.success";
+pub(crate) const DELETE_SQL: &str = "DELETE FROM custodian_schema_history WHERE version = $1";
+
 /// One migration to apply, with what to record about it.
 #[derive(Clone, Debug)]
 pub struct MigrationRun {

@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use sqlx::{Executor, MySqlConnection, MySqlPool, SqliteConnection, SqlitePool};
 
-use super::history::{MigrationRun, RunOutcome};
+use super::history::{DELETE_SQL, MigrationRun, RunOutcome, UPSERT_SQL, record_history};
 use super::{EngineError, EngineResult};
 
 const SQLITE_HISTORY: &str = super::history::HISTORY_TABLE_SQL;
@@ -15,6 +15,13 @@ const MYSQL_HISTORY: &str = "CREATE TABLE IF NOT EXISTS custodian_schema_history
     version VARCHAR(191) PRIMARY KEY, description TEXT NOT NULL, checksum VARCHAR(64) NOT NULL, \
     applied_by VARCHAR(191) NOT NULL, applied_at VARCHAR(64) NOT NULL, execution_ms BIGINT NOT NULL, \
     success BOOLEAN NOT NULL)";
+
+const MYSQL_UPSERT: &str = "INSERT INTO custodian_schema_history \
+       (version, description, checksum, applied_by, applied_at, execution_ms, success) \
+     VALUES (?, ?, ?, ?, ?, ?, ?) \
+     ON DUPLICATE KEY UPDATE description = VALUES(description), checksum = VALUES(checksum), \
+       applied_by = VALUES(applied_by), applied_at = VALUES(applied_at), \
+       execution_ms = VALUES(execution_ms), success = VALUES(success)";
 
 pub async fn sqlite(pool: SqlitePool, run: MigrationRun) -> EngineResult<RunOutcome> {
     let mut conn = pool.acquire().await.map_err(EngineError::from_sqlx)?;
@@ -71,31 +78,7 @@ async fn sqlite_record(
     started: Instant,
     success: bool,
 ) -> Result<(), sqlx::Error> {
-    if run.rollback {
-        sqlx::query("DELETE FROM custodian_schema_history WHERE version = ?1")
-            .bind(&run.version)
-            .execute(&mut *conn)
-            .await?;
-        return Ok(());
-    }
-    sqlx::query(
-        "INSERT INTO custodian_schema_history \
-           (version, description, checksum, applied_by, applied_at, execution_ms, success) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) \
-         ON CONFLICT (version) DO UPDATE SET description = excluded.description, \
-           checksum = excluded.checksum, applied_by = excluded.applied_by, \
-           applied_at = excluded.applied_at, execution_ms = excluded.execution_ms, success = excluded.success",
-    )
-    .bind(&run.version)
-    .bind(&run.description)
-    .bind(&run.checksum)
-    .bind(&run.applied_by)
-    .bind(&run.applied_at)
-    .bind(started.elapsed().as_millis() as i64)
-    .bind(success)
-    .execute(&mut *conn)
-    .await
-    .map(|_| ())
+    record_history!(conn, run, started, success, UPSERT_SQL, DELETE_SQL)
 }
 
 pub async fn mysql(pool: MySqlPool, run: MigrationRun) -> EngineResult<RunOutcome> {
@@ -175,29 +158,12 @@ async fn mysql_record(
     started: Instant,
     success: bool,
 ) -> Result<(), sqlx::Error> {
-    if run.rollback {
-        sqlx::query("DELETE FROM custodian_schema_history WHERE version = ?")
-            .bind(&run.version)
-            .execute(&mut *conn)
-            .await?;
-        return Ok(());
-    }
-    sqlx::query(
-        "INSERT INTO custodian_schema_history \
-           (version, description, checksum, applied_by, applied_at, execution_ms, success) \
-         VALUES (?, ?, ?, ?, ?, ?, ?) \
-         ON DUPLICATE KEY UPDATE description = VALUES(description), checksum = VALUES(checksum), \
-           applied_by = VALUES(applied_by), applied_at = VALUES(applied_at), \
-           execution_ms = VALUES(execution_ms), success = VALUES(success)",
+    record_history!(
+        conn,
+        run,
+        started,
+        success,
+        MYSQL_UPSERT,
+        "DELETE FROM custodian_schema_history WHERE version = ?"
     )
-    .bind(&run.version)
-    .bind(&run.description)
-    .bind(&run.checksum)
-    .bind(&run.applied_by)
-    .bind(&run.applied_at)
-    .bind(started.elapsed().as_millis() as i64)
-    .bind(success)
-    .execute(&mut *conn)
-    .await
-    .map(|_| ())
 }

@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use sqlx::{Connection, Executor, PgConnection, PgPool};
 
-use super::history::{HISTORY_TABLE_SQL, MigrationRun, RunOutcome};
+use super::history::{DELETE_SQL, HISTORY_TABLE_SQL, MigrationRun, RunOutcome, UPSERT_SQL, record_history};
 use super::{EngineError, EngineResult};
 
 /// The advisory lock key every Custodian apply takes ("custodia" in ASCII).
@@ -140,29 +140,5 @@ async fn record(
     started: Instant,
     success: bool,
 ) -> Result<(), sqlx::Error> {
-    if run.rollback {
-        sqlx::query("DELETE FROM custodian_schema_history WHERE version = $1")
-            .bind(&run.version)
-            .execute(&mut *conn)
-            .await?;
-        return Ok(());
-    }
-    sqlx::query(
-        "INSERT INTO custodian_schema_history \
-           (version, description, checksum, applied_by, applied_at, execution_ms, success) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7) \
-         ON CONFLICT (version) DO UPDATE SET description = EXCLUDED.description, \
-           checksum = EXCLUDED.checksum, applied_by = EXCLUDED.applied_by, \
-           applied_at = EXCLUDED.applied_at, execution_ms = EXCLUDED.execution_ms, success = EXCLUDED.success",
-    )
-    .bind(&run.version)
-    .bind(&run.description)
-    .bind(&run.checksum)
-    .bind(&run.applied_by)
-    .bind(&run.applied_at)
-    .bind(started.elapsed().as_millis() as i32)
-    .bind(success)
-    .execute(&mut *conn)
-    .await
-    .map(|_| ())
+    record_history!(conn, run, started, success, UPSERT_SQL, DELETE_SQL)
 }

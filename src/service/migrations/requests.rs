@@ -206,18 +206,21 @@ pub async fn get(store: &Store, id: i64) -> AppResult<Request> {
     let row = rows::get(store.pool(), id)
         .await?
         .ok_or_else(|| AppError::not_found(format!("there is no migration request {id}")))?;
-    view(store, row).await
+    let required = settings(store, &row.database_name).await?.approvals_required;
+    view(store, row, required).await
 }
 
 pub async fn list(store: &Store, database: &str) -> AppResult<Vec<Request>> {
+    let required = settings(store, database).await?.approvals_required;
     let mut out = Vec::new();
     for row in rows::list(store.pool(), database, 50).await? {
-        out.push(view(store, row).await?);
+        out.push(view(store, row, required).await?);
     }
     Ok(out)
 }
 
-async fn view(store: &Store, row: RequestRow) -> AppResult<Request> {
+/// A request row with its decisions; `approvals_required` is its database's.
+async fn view(store: &Store, row: RequestRow, approvals_required: i64) -> AppResult<Request> {
     let decisions: Vec<Decision> = rows::decisions(store.pool(), row.id)
         .await?
         .into_iter()
@@ -226,7 +229,7 @@ async fn view(store: &Store, row: RequestRow) -> AppResult<Request> {
     let approvals = decisions.iter().filter(|d| d.approve).count() as i64;
     Ok(Request {
         id: row.id,
-        approvals_required: settings(store, &row.database_name).await?.approvals_required,
+        approvals_required,
         database: row.database_name,
         action: row.action,
         files: serde_json::from_str(&row.files).unwrap_or_default(),
