@@ -38,6 +38,13 @@ const ENV_KEYS: &[&str] = &[
     "verify_window",
     "backup_dir",
     "backup_parallel_jobs",
+    "sample_interval",
+    "samples_full_resolution",
+    "samples_retention",
+    "metrics_token",
+    "metrics_allow",
+    "webhook_retry",
+    "webhook_attempts",
 ];
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -100,6 +107,29 @@ pub struct Config {
     /// this long.
     #[serde(with = "humantime_serde")]
     pub verify_window: Duration,
+    /// How often each managed database's figures are sampled for charts,
+    /// alerts and `/metrics`.
+    #[serde(with = "humantime_serde")]
+    pub sample_interval: Duration,
+    /// Samples are kept at full resolution this long, then as five-minute
+    /// averages...
+    #[serde(with = "humantime_serde")]
+    pub samples_full_resolution: Duration,
+    /// ...until they are this old.
+    #[serde(with = "humantime_serde")]
+    pub samples_retention: Duration,
+    /// A bearer token Prometheus may present to `GET /metrics` (any user's
+    /// API token works too).
+    #[serde(skip_serializing)]
+    pub metrics_token: Option<SecretString>,
+    /// Addresses (`10.0.0.5`, `10.0.0.0/8`) that may read `/metrics` without
+    /// a token. Empty (the default): a token is always needed.
+    pub metrics_allow: Vec<ipnet::IpNet>,
+    /// A webhook that fails is tried again after this long, doubling each time...
+    #[serde(with = "humantime_serde")]
+    pub webhook_retry: Duration,
+    /// ...this many times in all.
+    pub webhook_attempts: u32,
     /// Databases declared here rather than in the browser; read-only there.
     pub databases: Vec<DeclaredDatabase>,
 }
@@ -152,6 +182,13 @@ impl Default for Config {
             verify_window: Duration::from_secs(7 * 86_400),
             backup_dir: None,
             backup_parallel_jobs: 1,
+            sample_interval: Duration::from_secs(30),
+            samples_full_resolution: Duration::from_secs(48 * 3600),
+            samples_retention: Duration::from_secs(30 * 86_400),
+            metrics_token: None,
+            metrics_allow: Vec::new(),
+            webhook_retry: Duration::from_secs(10),
+            webhook_attempts: 8,
             databases: Vec::new(),
         }
     }
@@ -220,6 +257,15 @@ impl Config {
         }
         if self.poll_interval < Duration::from_secs(1) {
             bail!("poll_interval must be at least 1s");
+        }
+        if self.sample_interval < Duration::from_secs(1) {
+            bail!("sample_interval must be at least 1s");
+        }
+        if self.samples_full_resolution > self.samples_retention {
+            bail!("samples_full_resolution must not be longer than samples_retention");
+        }
+        if self.webhook_attempts == 0 || self.webhook_retry < Duration::from_secs(1) {
+            bail!("webhook_attempts must be at least 1 and webhook_retry at least 1s");
         }
         if self.long_query_warn > self.long_query_alert {
             bail!("long_query_warn must not be longer than long_query_alert");

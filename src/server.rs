@@ -15,6 +15,7 @@ use crate::secrets::Secrets;
 use crate::service::backup::Backups;
 use crate::service::fleet::Fleet;
 use crate::service::jobs::Jobs;
+use crate::service::monitoring::{self, Monitor};
 use crate::service::registry::Registry;
 use crate::service::{demo, setup};
 use crate::store::Store;
@@ -37,7 +38,7 @@ pub async fn prepare(config: Config) -> anyhow::Result<Prepared> {
         .context("cannot prepare the session table")?;
     let setup_token = setup::prepare(&store).await?;
     let secrets = Secrets::load(&config)?;
-    let registry = Registry::new(store.clone(), secrets, config.databases.clone());
+    let registry = Registry::new(store.clone(), secrets.clone(), config.databases.clone());
     registry.verify_key().await?;
     demo::ensure(&config, &store, &registry).await?;
 
@@ -72,7 +73,17 @@ pub async fn prepare(config: Config) -> anyhow::Result<Prepared> {
     backups.spawn_sweeper();
     backups.spawn_scheduler(fleet.clone(), config.poll_interval);
 
-    let state = AppState::new(config, store, registry, fleet, jobs, backups);
+    // Samples, alert rules and webhook deliveries.
+    let monitor = Monitor::new(
+        store.clone(),
+        fleet.clone(),
+        backups.clone(),
+        secrets,
+        monitoring::Settings::of(&config),
+    );
+    monitor.spawn();
+
+    let state = AppState::new(config, store, registry, fleet, jobs, backups, monitor);
     let app = web::router(state.clone(), sessions);
     Ok(Prepared {
         state,

@@ -8,6 +8,7 @@
 pub mod dump;
 pub mod history;
 pub mod maintenance;
+pub mod metrics;
 mod mysql;
 mod mysql_maintenance;
 mod other_migrate;
@@ -355,6 +356,18 @@ pub trait ManagedDb: Send + Sync {
     /// back (where the engine can) and is recorded before it is returned.
     async fn apply_migration(&self, _run: &history::MigrationRun) -> EngineResult<history::RunOutcome> {
         Err(self.unsupported("applying migrations"))
+    }
+
+    /// The figures the monitoring sampler records. Engines without
+    /// statistics views report what their status has: size, connections.
+    async fn reading(&self) -> EngineResult<metrics::Reading> {
+        let status = self.status().await?;
+        Ok(metrics::Reading {
+            size_bytes: status.size_bytes.map(|b| b as f64),
+            connections: status.connections.map(|c| c as f64),
+            max_connections: status.max_connections.map(|c| c as f64),
+            ..metrics::Reading::default()
+        })
     }
 
     /// Run a read-only SELECT whose columns are all text (or NULL), for

@@ -166,6 +166,10 @@ impl ManagedDb for Mysql {
             .map_err(|e| EngineError(format!("the migration task failed: {e}")))?
     }
 
+    async fn reading(&self) -> EngineResult<super::metrics::Reading> {
+        super::metrics::mysql(&self.pool).await
+    }
+
     async fn text_rows(&self, sql: &str) -> EngineResult<Vec<Vec<Option<String>>>> {
         let rows = sqlx::query(sql)
             .fetch_all(&self.pool)

@@ -155,6 +155,10 @@ impl ManagedDb for Postgres {
             .map_err(|e| EngineError(format!("the migration task failed: {e}")))?
     }
 
+    async fn reading(&self) -> EngineResult<super::metrics::Reading> {
+        super::metrics::postgres(&self.pool).await
+    }
+
     async fn text_rows(&self, sql: &str) -> EngineResult<Vec<Vec<Option<String>>>> {
         let rows = sqlx::query(sql)
             .fetch_all(&self.pool)

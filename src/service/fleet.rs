@@ -4,6 +4,7 @@
 //! its lazy pool reconnects by itself when the server is back.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -51,11 +52,17 @@ pub struct Member {
     checking: Mutex<()>,
     /// The shared activity sample (see `service::activity`).
     pub activity: ActivityCache,
+    /// Checks that failed since the panel started (for `/metrics`).
+    poll_errors: AtomicU64,
 }
 
 impl Member {
     pub fn status(&self) -> Status {
         self.status.read().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    pub fn poll_errors(&self) -> u64 {
+        self.poll_errors.load(Ordering::Relaxed)
     }
 
     pub fn capabilities(&self) -> Capabilities {
@@ -139,6 +146,7 @@ impl Member {
             }),
         }
         if let Some(e) = self.status().error {
+            self.poll_errors.fetch_add(1, Ordering::Relaxed);
             tracing::warn!(database = %self.entry.name, error = %e, "managed database unreachable");
         }
         self.status()
@@ -189,6 +197,7 @@ impl Fleet {
                                 status: RwLock::new(m.status()),
                                 checking: Mutex::new(()),
                                 activity: ActivityCache::default(),
+                                poll_errors: AtomicU64::new(m.poll_errors()),
                             });
                             members.insert(name, replaced);
                         }
@@ -211,6 +220,7 @@ impl Fleet {
                                 status: RwLock::new(Status::default()),
                                 checking: Mutex::new(()),
                                 activity: ActivityCache::default(),
+                                poll_errors: AtomicU64::new(0),
                             }),
                         );
                         fresh.push(name);

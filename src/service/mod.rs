@@ -11,6 +11,7 @@ pub mod fleet;
 pub mod jobs;
 pub mod maintenance;
 pub mod migrations;
+pub mod monitoring;
 pub mod passwords;
 pub mod registry;
 pub mod setup;

@@ -195,3 +195,12 @@ pub async fn interrupt_stale(pool: &Pool, stale_before: i64) -> sqlx::Result<Vec
     .fetch_all(p)
     .await)
 }
+
+/// How many jobs there are of each kind in each state (for `/metrics`).
+pub async fn counts(pool: &Pool) -> sqlx::Result<Vec<(String, String, i64)>> {
+    on_pool!(pool, |p| sqlx::query_as(
+        "SELECT kind, state, COUNT(*) FROM jobs GROUP BY kind, state ORDER BY kind, state"
+    )
+    .fetch_all(p)
+    .await)
+}

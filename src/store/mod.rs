@@ -7,9 +7,11 @@
 //! BIGINT unix seconds on both, so comparisons and ordering are the same.
 //! Only `service` code calls into this module.
 
+pub mod alerts;
 pub mod audit;
 pub mod backups;
 pub mod jobs;
+pub mod metrics;
 pub mod migrations;
 pub mod registry;
 mod sessions;

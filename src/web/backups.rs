@@ -11,6 +11,7 @@ use axum::routing::get;
 use crate::error::AppResult;
 use crate::format::{fmt_age, fmt_bytes, fmt_duration};
 use crate::service::backup::status::{self, Level};
+use crate::service::monitoring::charts::spark;
 use crate::store::backups::BackupRow;
 use crate::store::now;
 use crate::web::AppState;
@@ -34,23 +35,6 @@ pub struct RiskRow {
     /// SVG polyline points for sizes and durations (oldest to newest).
     pub sizes: String,
     pub durations: String,
-}
-
-/// Points for a 100×20 sparkline of `values`.
-fn spark(values: &[f64]) -> String {
-    if values.len() < 2 {
-        return String::new();
-    }
-    let max = values.iter().cloned().fold(f64::MIN, f64::max);
-    let min = values.iter().cloned().fold(f64::MAX, f64::min);
-    let span = if max > min { max - min } else { 1.0 };
-    let step = 100.0 / (values.len() - 1) as f64;
-    values
-        .iter()
-        .enumerate()
-        .map(|(i, v)| format!("{:.1},{:.1}", i as f64 * step, 19.0 - (v - min) / span * 18.0))
-        .collect::<Vec<_>>()
-        .join(" ")
 }
 
 /// The line for one database, from its backups (newest first).

@@ -3,6 +3,7 @@
 //! `auth`), call one service function and render; no SQL lives here.
 
 mod account;
+pub(crate) mod alerts;
 mod api;
 mod assets;
 mod audit;
@@ -13,6 +14,7 @@ mod databases;
 mod errors;
 mod jobs;
 mod login;
+mod metrics;
 mod overview;
 mod page;
 mod users;
@@ -36,6 +38,7 @@ use crate::config::Config;
 use crate::service::backup::Backups;
 use crate::service::fleet::Fleet;
 use crate::service::jobs::Jobs;
+use crate::service::monitoring::Monitor;
 use crate::service::registry::Registry;
 use crate::store::{SessionBackend, Store};
 
@@ -57,6 +60,7 @@ pub struct Inner {
     pub fleet: Fleet,
     pub jobs: Jobs,
     pub backups: Backups,
+    pub monitor: Monitor,
 }
 
 impl AppState {
@@ -67,6 +71,7 @@ impl AppState {
         fleet: Fleet,
         jobs: Jobs,
         backups: Backups,
+        monitor: Monitor,
     ) -> Self {
         AppState(Arc::new(Inner {
             config,
@@ -75,6 +80,7 @@ impl AppState {
             fleet,
             jobs,
             backups,
+            monitor,
         }))
     }
 }
@@ -109,11 +115,13 @@ pub fn router(state: AppState, sessions: SessionBackend) -> Router {
     let routes = Router::new()
         .route("/healthz", get(overview::healthz))
         .route("/static/{*path}", get(assets::serve))
+        .route("/metrics", get(metrics::metrics))
         .merge(login::router())
         .merge(overview::router())
         .merge(databases::router())
         .merge(jobs::router())
         .merge(backups::router())
+        .merge(alerts::router())
         .merge(users::router())
         .merge(account::router())
         .merge(audit::router())

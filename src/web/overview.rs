@@ -12,6 +12,7 @@ use serde_json::json;
 
 use crate::config::StoreKind;
 use crate::error::AppResult;
+use crate::service::monitoring::charts;
 use crate::service::users;
 use crate::web::AppState;
 use crate::web::auth::Viewer;
@@ -45,7 +46,12 @@ struct OverviewPage {
 
 async fn overview(State(state): State<AppState>, Viewer(_): Viewer, ctx: PageCtx) -> AppResult<OverviewPage> {
     let mut dbs = fleet_views(&state);
+    let firing = crate::service::monitoring::alerts::firing_counts(&state.store).await?;
     for db in &mut dbs {
+        db.firing = firing.get(&db.name).copied().unwrap_or(0);
+        let (connections, tps) = charts::sparks(&state.store, &db.name, crate::store::now()).await?;
+        db.spark_connections = connections;
+        db.spark_tps = tps;
         let Ok(name) = crate::domain::DatabaseName::parse(&db.name) else {
             continue;
         };

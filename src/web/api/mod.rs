@@ -3,6 +3,7 @@
 //! `{"error": "..."}` (rendered by `web::errors`). One module per area.
 
 mod activity;
+mod alerts;
 mod backups;
 mod databases;
 mod jobs;
@@ -24,6 +25,7 @@ pub fn router() -> Router<AppState> {
         .merge(jobs::router())
         .merge(backups::router())
         .merge(migrations::router())
+        .merge(alerts::router())
 }
 
 /// The registered database named in a path, or 404.

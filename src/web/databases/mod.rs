@@ -7,6 +7,7 @@ mod backups;
 mod form;
 mod maintenance;
 mod migrations;
+mod monitoring;
 
 use askama::Template;
 use askama_web::WebTemplate;
@@ -56,6 +57,8 @@ pub fn router() -> Router<AppState> {
             get(maintenance::page).post(maintenance::run),
         )
         .route("/databases/{name}/activity/top/reset", post(activity::reset_top))
+        .route("/databases/{name}/monitoring", get(monitoring::page))
+        .route("/databases/{name}/monitoring/rules", post(monitoring::set_rule))
         .route("/databases/{name}/migrations", get(migrations::page))
         .route("/databases/{name}/migrations/requests", post(migrations::request))
         .route(
@@ -102,6 +105,11 @@ pub struct DbView {
     /// Filled by pages that show backup status: level and last good age.
     pub backup_level: String,
     pub backup_age: String,
+    /// Filled by the overview: firing alerts, and sparkline points of
+    /// connections and transactions per second over the last day.
+    pub firing: usize,
+    pub spark_connections: String,
+    pub spark_tps: String,
 }
 
 const NONE: &str = "—";
@@ -153,6 +161,9 @@ impl DbView {
             schemas: status.schemas.clone(),
             backup_level: String::new(),
             backup_age: String::new(),
+            firing: 0,
+            spark_connections: String::new(),
+            spark_tps: String::new(),
         }
     }
 

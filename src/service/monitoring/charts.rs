@@ -1,0 +1,355 @@
+//! Chart geometry: a database's samples over a time range, bucketed in the
+//! store (so a month of samples is a few hundred points), scaled into an
+//! SVG coordinate space. Templates draw the result; no JavaScript.
+
+use crate::format::{fmt_bytes, fmt_time};
+use crate::store::Store;
+use crate::store::metrics::{self as samples, SampleRow};
+
+/// The ranges a chart offers, with the bucket each is drawn at.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Range {
+    Hour,
+    Day,
+    Week,
+    Month,
+}
+
+impl Range {
+    pub const ALL: [Range; 4] = [Range::Hour, Range::Day, Range::Week, Range::Month];
+
+    /// `1h`, `24h`, `7d` or `30d`; anything else is the day.
+    pub fn parse(s: &str) -> Option<Range> {
+        Range::ALL.into_iter().find(|r| r.key() == s)
+    }
+
+    pub fn key(self) -> &'static str {
+        match self {
+            Range::Hour => "1h",
+            Range::Day => "24h",
+            Range::Week => "7d",
+            Range::Month => "30d",
+        }
+    }
+
+    pub fn seconds(self) -> i64 {
+        match self {
+            Range::Hour => 3600,
+            Range::Day => 86_400,
+            Range::Week => 7 * 86_400,
+            Range::Month => 30 * 86_400,
+        }
+    }
+
+    /// Seconds per point: at most a few hundred points per line.
+    pub fn step(self) -> i64 {
+        match self {
+            Range::Hour => 30,
+            Range::Day => 300,
+            Range::Week => 1800,
+            Range::Month => 7200,
+        }
+    }
+}
+
+/// How a chart's values read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scale {
+    Count,
+    PerSecond,
+    Percent,
+    Bytes,
+    Seconds,
+}
+
+impl Scale {
+    pub fn show(self, v: f64) -> String {
+        match self {
+            Scale::Count if v >= 1e6 => format!("{:.1}M", v / 1e6),
+            Scale::Count if v >= 1e4 => format!("{:.0}k", v / 1e3),
+            Scale::Count => format!("{v:.0}"),
+            Scale::PerSecond if v < 10.0 => format!("{v:.1}/s"),
+            Scale::PerSecond => format!("{v:.0}/s"),
+            Scale::Percent => format!("{v:.1}%"),
+            Scale::Bytes => fmt_bytes(v as i64),
+            Scale::Seconds => crate::format::fmt_age(v as i64),
+        }
+    }
+}
+
+/// SVG size (the viewBox) and the plot area inside it.
+pub const WIDTH: f64 = 640.0;
+pub const HEIGHT: f64 = 170.0;
+const LEFT: f64 = 56.0;
+const RIGHT: f64 = 8.0;
+const TOP: f64 = 8.0;
+const BOTTOM: f64 = 22.0;
+
+/// One line: its points split where samples are missing (the database was
+/// down, the panel was stopped), so a gap shows as a gap.
+#[derive(Clone, Debug)]
+pub struct Line {
+    pub name: &'static str,
+    /// CSS class picking the colour.
+    pub class: &'static str,
+    /// SVG `points` attributes, one per unbroken run.
+    pub runs: Vec<String>,
+    pub points: usize,
+    /// The newest value, as text.
+    pub last: String,
+}
+
+#[derive(Clone, Debug)]
+pub struct Tick {
+    pub at: f64,
+    pub label: String,
+}
+
+#[derive(Clone, Debug)]
+pub struct Chart {
+    pub title: &'static str,
+    pub lines: Vec<Line>,
+    pub y_ticks: Vec<Tick>,
+    pub x_ticks: Vec<Tick>,
+    /// Plot area edges, for the axes.
+    pub left: f64,
+    pub right: f64,
+    pub top: f64,
+    pub bottom: f64,
+}
+
+impl Chart {
+    pub fn is_empty(&self) -> bool {
+        self.lines.iter().all(|l| l.points == 0)
+    }
+}
+
+type Pick = fn(&SampleRow) -> Option<f64>;
+
+/// What a chart shows: its title, scale and lines.
+struct Spec {
+    title: &'static str,
+    scale: Scale,
+    lines: &'static [(&'static str, &'static str, Pick)],
+}
+
+const SPECS: &[Spec] = &[
+    Spec {
+        title: "Connections by state",
+        scale: Scale::Count,
+        lines: &[
+            ("active", "s1", |r| r.active),
+            ("idle", "s2", |r| r.idle),
+            ("idle in transaction", "s3", |r| r.idle_in_xact),
+        ],
+    },
+    Spec {
+        title: "Transactions per second",
+        scale: Scale::PerSecond,
+        lines: &[("commits", "s1", |r| r.commits_ps), ("rollbacks", "s3", |r| r.rollbacks_ps)],
+    },
+    Spec {
+        title: "Cache hit ratio",
+        scale: Scale::Percent,
+        lines: &[("hits", "s1", |r| r.cache_hit.map(|v| v * 100.0))],
+    },
+    Spec {
+        title: "Database size",
+        scale: Scale::Bytes,
+        lines: &[("size", "s1", |r| r.size_bytes)],
+    },
+    Spec {
+        title: "Longest running",
+        scale: Scale::Seconds,
+        lines: &[
+            ("query", "s1", |r| r.longest_query_s),
+            ("transaction", "s2", |r| r.longest_xact_s),
+            ("idle transaction", "s3", |r| r.longest_idle_xact_s),
+        ],
+    },
+    Spec {
+        title: "Replication lag",
+        scale: Scale::Seconds,
+        lines: &[("worst replica", "s1", |r| r.replication_lag_s)],
+    },
+    Spec {
+        title: "Dead tuples",
+        scale: Scale::Count,
+        lines: &[("dead tuples", "s1", |r| r.dead_tuples)],
+    },
+    Spec {
+        title: "Transaction ID age",
+        scale: Scale::Count,
+        lines: &[("oldest xid", "s1", |r| r.xid_age)],
+    },
+];
+
+/// Every chart of a database over `range`, ending at `now`. Charts with no
+/// figures at all (an engine without that view) are left out.
+pub async fn charts(store: &Store, database: &str, range: Range, now: i64) -> anyhow::Result<Vec<Chart>> {
+    let since = now - range.seconds();
+    let rows = samples::series(store.pool(), database, since, range.step()).await?;
+    Ok(SPECS
+        .iter()
+        .map(|spec| draw(spec, &rows, since, now, range.step()))
+        .filter(|c| !c.is_empty())
+        .collect())
+}
+
+/// A round number at or above `v`: 1, 2 or 5 times a power of ten.
+fn nice_ceiling(v: f64) -> f64 {
+    if v <= 0.0 || !v.is_finite() {
+        return 1.0;
+    }
+    let power = 10f64.powf(v.log10().floor());
+    [1.0, 2.0, 5.0, 10.0]
+        .into_iter()
+        .map(|m| m * power)
+        .find(|c| *c >= v)
+        .unwrap_or(10.0 * power)
+}
+
+fn draw(spec: &Spec, rows: &[SampleRow], since: i64, now: i64, step: i64) -> Chart {
+    let (left, right, top, bottom) = (LEFT, WIDTH - RIGHT, TOP, HEIGHT - BOTTOM);
+    let max = rows
+        .iter()
+        .flat_map(|r| spec.lines.iter().filter_map(|(_, _, pick)| pick(r)))
+        .fold(0.0f64, f64::max);
+    let ymax = if spec.scale == Scale::Percent {
+        100.0
+    } else {
+        nice_ceiling(max)
+    };
+    let span = (now - since).max(1) as f64;
+    let x = |t: i64| left + (t - since) as f64 / span * (right - left);
+    let y = |v: f64| bottom - (v / ymax).clamp(0.0, 1.0) * (bottom - top);
+    let lines = spec
+        .lines
+        .iter()
+        .map(|(name, class, pick)| {
+            let mut runs: Vec<Vec<String>> = Vec::new();
+            let mut previous: Option<i64> = None;
+            let mut points = 0;
+            let mut last = None;
+            for r in rows {
+                let Some(v) = pick(r) else {
+                    previous = None;
+                    continue;
+                };
+                // A missing bucket (or more) starts a new run.
+                if previous.is_none_or(|p| r.at - p > 2 * step) {
+                    runs.push(Vec::new());
+                }
+                if let Some(run) = runs.last_mut() {
+                    run.push(format!("{:.1},{:.1}", x(r.at), y(v)));
+                }
+                previous = Some(r.at);
+                points += 1;
+                last = Some(v);
+            }
+            Line {
+                name,
+                class,
+                runs: runs.into_iter().map(|r| r.join(" ")).collect(),
+                points,
+                last: last.map(|v| spec.scale.show(v)).unwrap_or_default(),
+            }
+        })
+        .collect();
+    let y_ticks = (0..=2)
+        .map(|i| {
+            let v = ymax * i as f64 / 2.0;
+            Tick {
+                at: y(v),
+                label: spec.scale.show(v),
+            }
+        })
+        .collect();
+    let x_ticks = (0..=3)
+        .map(|i| {
+            let t = since + (now - since) * i / 3;
+            let label = fmt_time(t);
+            // "2026-11-25 07:41:00 UTC": the day for long ranges, the time for short.
+            let label = if now - since > 2 * 86_400 {
+                label.get(5..10).unwrap_or("").to_string()
+            } else {
+                label.get(11..16).unwrap_or("").to_string()
+            };
+            Tick { at: x(t), label }
+        })
+        .collect();
+    Chart {
+        title: spec.title,
+        lines,
+        y_ticks,
+        x_ticks,
+        left,
+        right,
+        top,
+        bottom,
+    }
+}
+
+/// Points for a 100×20 sparkline of `values` (empty with fewer than two).
+pub fn spark(values: &[f64]) -> String {
+    if values.len() < 2 {
+        return String::new();
+    }
+    let max = values.iter().cloned().fold(f64::MIN, f64::max);
+    let min = values.iter().cloned().fold(f64::MAX, f64::min);
+    let span = if max > min { max - min } else { 1.0 };
+    let step = 100.0 / (values.len() - 1) as f64;
+    values
+        .iter()
+        .enumerate()
+        .map(|(i, v)| format!("{:.1},{:.1}", i as f64 * step, 19.0 - (v - min) / span * 18.0))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Sparklines of a database's connections and transactions per second over
+/// the last day, for the overview.
+pub async fn sparks(store: &Store, database: &str, now: i64) -> anyhow::Result<(String, String)> {
+    let rows = samples::series(store.pool(), database, now - 86_400, Range::Day.step()).await?;
+    let connections: Vec<f64> = rows
+        .iter()
+        .filter_map(|r| Some(r.active? + r.idle.unwrap_or(0.0) + r.idle_in_xact.unwrap_or(0.0)))
+        .collect();
+    let tps: Vec<f64> = rows
+        .iter()
+        .filter_map(|r| Some(r.commits_ps? + r.rollbacks_ps.unwrap_or(0.0)))
+        .collect();
+    Ok((spark(&connections), spark(&tps)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ceilings_are_round() {
+        assert_eq!(nice_ceiling(0.0), 1.0);
+        assert_eq!(nice_ceiling(3.0), 5.0);
+        assert_eq!(nice_ceiling(12.0), 20.0);
+        assert_eq!(nice_ceiling(100.0), 100.0);
+        assert_eq!(nice_ceiling(101.0), 200.0);
+    }
+
+    #[test]
+    fn a_missing_stretch_breaks_the_line() {
+        let row = |at: i64, v: f64| SampleRow {
+            at,
+            active: Some(v),
+            ..SampleRow::default()
+        };
+        // Three points, a gap of ten steps, two points.
+        let rows = vec![row(0, 1.0), row(30, 2.0), row(60, 3.0), row(360, 1.0), row(390, 2.0)];
+        let chart = draw(&SPECS[0], &rows, 0, 3600, 30);
+        let active = &chart.lines[0];
+        assert_eq!(active.points, 5);
+        assert_eq!(active.runs.len(), 2);
+        assert_eq!(active.runs[0].split(' ').count(), 3);
+        // Values scale into the plot area, the top being the round maximum (5).
+        assert!(active.runs[0].ends_with(&format!("{:.1}", HEIGHT - BOTTOM - 0.6 * (HEIGHT - BOTTOM - TOP))));
+    }
+}

@@ -1,0 +1,390 @@
+//! Store queries for alerting: per-database rule settings, alerts and their
+//! states, silences, webhooks and the delivery queue.
+
+use sqlx::FromRow;
+
+use super::{Pool, now, on_pool};
+
+/// A rule's stored settings for one database.
+#[derive(Clone, Debug, FromRow, PartialEq)]
+pub struct RuleRow {
+    pub database_name: String,
+    pub rule: String,
+    pub enabled: bool,
+    pub threshold: Option<f64>,
+    pub for_seconds: i64,
+}
+
+pub async fn rules(pool: &Pool, database: &str) -> sqlx::Result<Vec<RuleRow>> {
+    on_pool!(pool, |p| sqlx::query_as::<_, RuleRow>(
+        "SELECT database_name, rule, enabled, threshold, for_seconds FROM alert_rules WHERE database_name = $1"
+    )
+    .bind(database)
+    .fetch_all(p)
+    .await)
+}
+
+pub async fn put_rule(pool: &Pool, r: &RuleRow) -> sqlx::Result<()> {
+    on_pool!(pool, |p| sqlx::query(
+        "INSERT INTO alert_rules (database_name, rule, enabled, threshold, for_seconds) VALUES ($1, $2, $3, $4, $5) \
+         ON CONFLICT (database_name, rule) DO UPDATE SET enabled = excluded.enabled, \
+           threshold = excluded.threshold, for_seconds = excluded.for_seconds"
+    )
+    .bind(&r.database_name)
+    .bind(&r.rule)
+    .bind(r.enabled)
+    .bind(r.threshold)
+    .bind(r.for_seconds)
+    .execute(p)
+    .await
+    .map(|_| ()))
+}
+
+#[derive(Clone, Debug, FromRow, PartialEq)]
+pub struct AlertRow {
+    pub id: i64,
+    pub database_name: String,
+    pub rule: String,
+    pub state: String,
+    pub message: String,
+    pub value: Option<f64>,
+    pub started_at: i64,
+    pub fired_at: Option<i64>,
+    pub resolved_at: Option<i64>,
+    pub acked_by: Option<String>,
+    pub acked_at: Option<i64>,
+    pub updated_at: i64,
+}
+
+const ALERT_COLUMNS: &str = "id, database_name, rule, state, message, value, started_at, fired_at, resolved_at, \
+                             acked_by, acked_at, updated_at";
+
+/// The open (pending or firing) alerts of one database.
+pub async fn open_for(pool: &Pool, database: &str) -> sqlx::Result<Vec<AlertRow>> {
+    let sql = format!(
+        "SELECT {ALERT_COLUMNS} FROM alerts WHERE database_name = $1 AND state IN ('pending', 'firing')"
+    );
+    on_pool!(pool, |p| sqlx::query_as::<_, AlertRow>(&sql)
+        .bind(database)
+        .fetch_all(p)
+        .await)
+}
+
+/// Every open alert, firing first.
+pub async fn open(pool: &Pool) -> sqlx::Result<Vec<AlertRow>> {
+    let sql = format!(
+        "SELECT {ALERT_COLUMNS} FROM alerts WHERE state IN ('pending', 'firing') \
+         ORDER BY CASE state WHEN 'firing' THEN 0 ELSE 1 END, started_at"
+    );
+    on_pool!(pool, |p| sqlx::query_as::<_, AlertRow>(&sql).fetch_all(p).await)
+}
+
+/// Alerts that fired, newest first, optionally of one database (history).
+pub async fn recent(pool: &Pool, database: Option<&str>, limit: i64) -> sqlx::Result<Vec<AlertRow>> {
+    let sql = format!(
+        "SELECT {ALERT_COLUMNS} FROM alerts WHERE fired_at IS NOT NULL \
+           AND ($1 IS NULL OR database_name = $1) ORDER BY id DESC LIMIT $2"
+    );
+    on_pool!(pool, |p| sqlx::query_as::<_, AlertRow>(&sql)
+        .bind(database)
+        .bind(limit)
+        .fetch_all(p)
+        .await)
+}
+
+pub async fn get(pool: &Pool, id: i64) -> sqlx::Result<Option<AlertRow>> {
+    let sql = format!("SELECT {ALERT_COLUMNS} FROM alerts WHERE id = $1");
+    on_pool!(pool, |p| sqlx::query_as::<_, AlertRow>(&sql)
+        .bind(id)
+        .fetch_optional(p)
+        .await)
+}
+
+/// Open a pending alert; `None` if one is already open (the unique index).
+pub async fn open_pending(
+    pool: &Pool,
+    database: &str,
+    rule: &str,
+    message: &str,
+    value: Option<f64>,
+    at: i64,
+) -> sqlx::Result<Option<i64>> {
+    on_pool!(pool, |p| sqlx::query_scalar(
+        "INSERT INTO alerts (database_name, rule, state, message, value, started_at, updated_at) \
+         VALUES ($1, $2, 'pending', $3, $4, $5, $5) \
+         ON CONFLICT (database_name, rule) WHERE state IN ('pending', 'firing') DO NOTHING RETURNING id"
+    )
+    .bind(database)
+    .bind(rule)
+    .bind(message)
+    .bind(value)
+    .bind(at)
+    .fetch_optional(p)
+    .await)
+}
+
+/// Refresh an open alert's message and value.
+pub async fn touch(pool: &Pool, id: i64, message: &str, value: Option<f64>, at: i64) -> sqlx::Result<()> {
+    on_pool!(pool, |p| sqlx::query(
+        "UPDATE alerts SET message = $2, value = $3, updated_at = $4 WHERE id = $1"
+    )
+    .bind(id)
+    .bind(message)
+    .bind(value)
+    .bind(at)
+    .execute(p)
+    .await
+    .map(|_| ()))
+}
+
+/// pending → firing; false if it was not pending any more (another
+/// instance got there first).
+pub async fn fire(pool: &Pool, id: i64, at: i64) -> sqlx::Result<bool> {
+    on_pool!(pool, |p| sqlx::query(
+        "UPDATE alerts SET state = 'firing', fired_at = $2, updated_at = $2 WHERE id = $1 AND state = 'pending'"
+    )
+    .bind(id)
+    .bind(at)
+    .execute(p)
+    .await
+    .map(|r| r.rows_affected() == 1))
+}
+
+/// firing → resolved; false if it was not firing.
+pub async fn resolve(pool: &Pool, id: i64, at: i64) -> sqlx::Result<bool> {
+    on_pool!(pool, |p| sqlx::query(
+        "UPDATE alerts SET state = 'resolved', resolved_at = $2, updated_at = $2 WHERE id = $1 AND state = 'firing'"
+    )
+    .bind(id)
+    .bind(at)
+    .execute(p)
+    .await
+    .map(|r| r.rows_affected() == 1))
+}
+
+/// A pending alert whose condition cleared before it fired is forgotten.
+pub async fn drop_pending(pool: &Pool, id: i64) -> sqlx::Result<()> {
+    on_pool!(pool, |p| sqlx::query("DELETE FROM alerts WHERE id = $1 AND state = 'pending'")
+        .bind(id)
+        .execute(p)
+        .await
+        .map(|_| ()))
+}
+
+/// Acknowledge an open alert; false if it is not open.
+pub async fn ack(pool: &Pool, id: i64, by: &str) -> sqlx::Result<bool> {
+    on_pool!(pool, |p| sqlx::query(
+        "UPDATE alerts SET acked_by = $2, acked_at = $3 WHERE id = $1 AND state IN ('pending', 'firing')"
+    )
+    .bind(id)
+    .bind(by)
+    .bind(now())
+    .execute(p)
+    .await
+    .map(|r| r.rows_affected() == 1))
+}
+
+#[derive(Clone, Debug, FromRow, PartialEq)]
+pub struct SilenceRow {
+    pub id: i64,
+    pub database_name: String,
+    pub rule: Option<String>,
+    pub until_at: i64,
+    pub reason: String,
+    pub created_by: String,
+    pub created_at: i64,
+}
+
+pub async fn add_silence(
+    pool: &Pool,
+    database: &str,
+    rule: Option<&str>,
+    until: i64,
+    reason: &str,
+    by: &str,
+) -> sqlx::Result<i64> {
+    on_pool!(pool, |p| sqlx::query_scalar(
+        "INSERT INTO alert_silences (database_name, rule, until_at, reason, created_by, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6) RETURNING id"
+    )
+    .bind(database)
+    .bind(rule)
+    .bind(until)
+    .bind(reason)
+    .bind(by)
+    .bind(now())
+    .fetch_one(p)
+    .await)
+}
+
+/// Silences still in force.
+pub async fn silences(pool: &Pool, at: i64) -> sqlx::Result<Vec<SilenceRow>> {
+    on_pool!(pool, |p| sqlx::query_as::<_, SilenceRow>(
+        "SELECT id, database_name, rule, until_at, reason, created_by, created_at FROM alert_silences \
+         WHERE until_at > $1 ORDER BY until_at"
+    )
+    .bind(at)
+    .fetch_all(p)
+    .await)
+}
+
+/// End a silence now; false if there is no such silence in force.
+pub async fn end_silence(pool: &Pool, id: i64) -> sqlx::Result<Option<SilenceRow>> {
+    let at = now();
+    on_pool!(pool, |p| sqlx::query_as::<_, SilenceRow>(
+        "UPDATE alert_silences SET until_at = $2 WHERE id = $1 AND until_at > $2 \
+         RETURNING id, database_name, rule, until_at, reason, created_by, created_at"
+    )
+    .bind(id)
+    .bind(at)
+    .fetch_optional(p)
+    .await)
+}
+
+#[derive(Clone, Debug, FromRow, PartialEq)]
+pub struct WebhookRow {
+    pub id: i64,
+    pub name: String,
+    pub url_sealed: String,
+    pub format: String,
+    pub created_by: String,
+    pub created_at: i64,
+}
+
+pub async fn webhooks(pool: &Pool) -> sqlx::Result<Vec<WebhookRow>> {
+    on_pool!(pool, |p| sqlx::query_as::<_, WebhookRow>(
+        "SELECT id, name, url_sealed, format, created_by, created_at FROM webhooks ORDER BY name"
+    )
+    .fetch_all(p)
+    .await)
+}
+
+pub async fn add_webhook(pool: &Pool, name: &str, url_sealed: &str, format: &str, by: &str) -> sqlx::Result<i64> {
+    on_pool!(pool, |p| sqlx::query_scalar(
+        "INSERT INTO webhooks (name, url_sealed, format, created_by, created_at) VALUES ($1, $2, $3, $4, $5) \
+         RETURNING id"
+    )
+    .bind(name)
+    .bind(url_sealed)
+    .bind(format)
+    .bind(by)
+    .bind(now())
+    .fetch_one(p)
+    .await)
+}
+
+pub async fn delete_webhook(pool: &Pool, id: i64) -> sqlx::Result<Option<String>> {
+    on_pool!(pool, |p| {
+        let mut tx = p.begin().await?;
+        sqlx::query("DELETE FROM alert_deliveries WHERE webhook_id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        let name = sqlx::query_scalar("DELETE FROM webhooks WHERE id = $1 RETURNING name")
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(name)
+    })
+}
+
+#[derive(Clone, Debug, FromRow, PartialEq)]
+pub struct DeliveryRow {
+    pub id: i64,
+    pub alert_id: i64,
+    pub webhook_id: i64,
+    pub event: String,
+    pub payload: String,
+    pub state: String,
+    pub attempts: i64,
+    pub next_at: i64,
+    pub last_error: Option<String>,
+    pub delivered_at: Option<i64>,
+    pub created_at: i64,
+}
+
+const DELIVERY_COLUMNS: &str =
+    "id, alert_id, webhook_id, event, payload, state, attempts, next_at, last_error, delivered_at, created_at";
+
+/// Queue one notification per webhook.
+pub async fn enqueue(pool: &Pool, alert_id: i64, event: &str, payload: &str) -> sqlx::Result<u64> {
+    on_pool!(pool, |p| sqlx::query(
+        "INSERT INTO alert_deliveries (alert_id, webhook_id, event, payload, state, next_at, created_at) \
+         SELECT $1, id, $2, $3, 'pending', $4, $4 FROM webhooks"
+    )
+    .bind(alert_id)
+    .bind(event)
+    .bind(payload)
+    .bind(now())
+    .execute(p)
+    .await
+    .map(|r| r.rows_affected()))
+}
+
+/// Deliveries due now, oldest first.
+pub async fn due(pool: &Pool, at: i64, limit: i64) -> sqlx::Result<Vec<DeliveryRow>> {
+    let sql = format!(
+        "SELECT {DELIVERY_COLUMNS} FROM alert_deliveries WHERE state = 'pending' AND next_at <= $1 \
+         ORDER BY next_at, id LIMIT $2"
+    );
+    on_pool!(pool, |p| sqlx::query_as::<_, DeliveryRow>(&sql)
+        .bind(at)
+        .bind(limit)
+        .fetch_all(p)
+        .await)
+}
+
+/// Claim a due delivery for one attempt (pushing its next try out), so two
+/// panel instances never send it twice at once. False if someone else did.
+pub async fn claim(pool: &Pool, id: i64, next_at: i64, at: i64) -> sqlx::Result<bool> {
+    on_pool!(pool, |p| sqlx::query(
+        "UPDATE alert_deliveries SET next_at = $2, attempts = attempts + 1 \
+         WHERE id = $1 AND state = 'pending' AND next_at <= $3"
+    )
+    .bind(id)
+    .bind(next_at)
+    .bind(at)
+    .execute(p)
+    .await
+    .map(|r| r.rows_affected() == 1))
+}
+
+/// Record an attempt's outcome: delivered, failed for good, or pending again.
+pub async fn attempted(pool: &Pool, id: i64, state: &str, error: Option<&str>) -> sqlx::Result<()> {
+    on_pool!(pool, |p| sqlx::query(
+        "UPDATE alert_deliveries SET state = $2, last_error = $3, \
+           delivered_at = CASE WHEN $2 = 'delivered' THEN $4 ELSE delivered_at END WHERE id = $1"
+    )
+    .bind(id)
+    .bind(state)
+    .bind(error)
+    .bind(now())
+    .execute(p)
+    .await
+    .map(|_| ()))
+}
+
+/// Recent deliveries with their webhook's name, newest first.
+pub async fn deliveries(pool: &Pool, limit: i64) -> sqlx::Result<Vec<(DeliveryRow, String)>> {
+    #[derive(FromRow)]
+    struct Joined {
+        #[sqlx(flatten)]
+        d: DeliveryRow,
+        webhook: String,
+    }
+    let sql = format!(
+        "SELECT {}, w.name AS webhook FROM alert_deliveries d JOIN webhooks w ON w.id = d.webhook_id \
+         ORDER BY d.id DESC LIMIT $1",
+        DELIVERY_COLUMNS
+            .split(", ")
+            .map(|c| format!("d.{c}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let rows: Vec<Joined> = on_pool!(pool, |p| sqlx::query_as::<_, Joined>(&sql)
+        .bind(limit)
+        .fetch_all(p)
+        .await)?;
+    Ok(rows.into_iter().map(|j| (j.d, j.webhook)).collect())
+}

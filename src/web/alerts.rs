@@ -1,0 +1,288 @@
+//! `/alerts`: what is firing now (firing first), silences in force, the
+//! history of alerts that fired, and the webhooks that hear about them with
+//! their recent deliveries. Operators acknowledge and silence; admins add
+//! and remove webhooks.
+
+use askama::Template;
+use askama_web::WebTemplate;
+use axum::extract::{Path, State};
+use axum::response::Redirect;
+use axum::routing::{get, post};
+use axum::{Form, Router};
+use serde::Deserialize;
+use tower_sessions::Session;
+
+use crate::domain::DatabaseName;
+use crate::error::{AppError, AppResult};
+use crate::format::{fmt_age, fmt_time};
+use crate::service::monitoring::alerts::{self, AlertView};
+use crate::service::monitoring::notify::{self, DeliveryView, WebhookView};
+use crate::store::alerts::SilenceRow;
+use crate::store::now;
+use crate::web::AppState;
+use crate::web::auth::{Admin, Operator, Viewer};
+use crate::web::page::{PageCtx, flash};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/alerts", get(page))
+        .route("/alerts/{id}/ack", post(ack))
+        .route("/alerts/silences", post(silence))
+        .route("/alerts/silences/{id}/end", post(end_silence))
+        .route("/alerts/webhooks", post(add_webhook))
+        .route("/alerts/webhooks/{id}/delete", post(remove_webhook))
+}
+
+/// The lengths a silence can be given in the forms.
+pub const SILENCE_CHOICES: &[(&str, &str)] = &[("1h", "1 hour"), ("4h", "4 hours"), ("24h", "1 day"), ("7d", "7 days")];
+
+/// One alert as the tables show it.
+pub struct AlertLine {
+    pub id: i64,
+    pub database: String,
+    pub rule: String,
+    pub title: &'static str,
+    pub state: String,
+    pub message: String,
+    pub started: String,
+    pub fired: String,
+    pub resolved: String,
+    pub lasted: String,
+    pub acked: String,
+    pub silenced: String,
+}
+
+impl From<&AlertView> for AlertLine {
+    fn from(v: &AlertView) -> Self {
+        let a = &v.row;
+        AlertLine {
+            id: a.id,
+            database: a.database_name.clone(),
+            rule: a.rule.clone(),
+            title: v.title,
+            state: a.state.clone(),
+            message: a.message.clone(),
+            started: format!("{} ago", fmt_age(now() - a.started_at)),
+            fired: a.fired_at.map(fmt_time).unwrap_or_default(),
+            resolved: a.resolved_at.map(fmt_time).unwrap_or_default(),
+            lasted: match (a.fired_at, a.resolved_at) {
+                (Some(f), Some(r)) => fmt_age(r - f),
+                (Some(f), None) => format!("{} so far", fmt_age(now() - f)),
+                _ => String::new(),
+            },
+            acked: match (&a.acked_by, a.acked_at) {
+                (Some(by), Some(at)) => format!("{by}, {} ago", fmt_age(now() - at)),
+                _ => String::new(),
+            },
+            silenced: v
+                .silenced_until
+                .map(|u| format!("for {}", fmt_age(u - now())))
+                .unwrap_or_default(),
+        }
+    }
+}
+
+pub struct SilenceLine {
+    pub id: i64,
+    pub database: String,
+    pub rule: String,
+    pub left: String,
+    pub reason: String,
+    pub by: String,
+}
+
+impl From<&SilenceRow> for SilenceLine {
+    fn from(s: &SilenceRow) -> Self {
+        SilenceLine {
+            id: s.id,
+            database: s.database_name.clone(),
+            rule: s.rule.clone().unwrap_or_else(|| "all rules".into()),
+            left: fmt_age(s.until_at - now()),
+            reason: s.reason.clone(),
+            by: s.created_by.clone(),
+        }
+    }
+}
+
+pub struct DeliveryLine {
+    pub webhook: String,
+    pub event: String,
+    pub alert_id: i64,
+    pub state: String,
+    pub attempts: i64,
+    pub when: String,
+    pub error: String,
+}
+
+impl From<&DeliveryView> for DeliveryLine {
+    fn from(d: &DeliveryView) -> Self {
+        DeliveryLine {
+            webhook: d.webhook.clone(),
+            event: d.row.event.clone(),
+            alert_id: d.row.alert_id,
+            state: d.row.state.clone(),
+            attempts: d.row.attempts,
+            when: match (d.row.state.as_str(), d.row.delivered_at) {
+                ("delivered", Some(at)) => format!("delivered {} ago", fmt_age(now() - at)),
+                ("pending", _) => format!("next try in {}", fmt_age(d.row.next_at - now())),
+                _ => format!("queued {} ago", fmt_age(now() - d.row.created_at)),
+            },
+            error: d.row.last_error.clone().unwrap_or_default(),
+        }
+    }
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "alerts/index.html")]
+struct AlertsPage {
+    ctx: PageCtx,
+    open: Vec<AlertLine>,
+    history: Vec<AlertLine>,
+    silences: Vec<SilenceLine>,
+    webhooks: Vec<WebhookView>,
+    deliveries: Vec<DeliveryLine>,
+    silence_choices: &'static [(&'static str, &'static str)],
+}
+
+async fn page(State(state): State<AppState>, Viewer(_): Viewer, ctx: PageCtx) -> AppResult<AlertsPage> {
+    let board = alerts::board(&state.store, None, 100).await?;
+    Ok(AlertsPage {
+        ctx,
+        open: board.open.iter().map(AlertLine::from).collect(),
+        history: board.history.iter().map(AlertLine::from).collect(),
+        silences: board.silences.iter().map(SilenceLine::from).collect(),
+        webhooks: notify::webhooks(&state.monitor).await?,
+        deliveries: notify::deliveries(&state.monitor, 30)
+            .await?
+            .iter()
+            .map(DeliveryLine::from)
+            .collect(),
+        silence_choices: SILENCE_CHOICES,
+    })
+}
+
+pub(crate) fn alert_id(raw: &str) -> AppResult<i64> {
+    raw.parse::<i64>()
+        .ok()
+        .filter(|id| *id > 0)
+        .ok_or_else(|| AppError::not_found(format!("There is no alert {raw:?}.")))
+}
+
+/// Where a form sends the user back to: this page, or the database's
+/// monitoring tab (built here, never taken from the form as a URL).
+fn back(to: &str, database: Option<&str>) -> Redirect {
+    match (to, database.and_then(|d| DatabaseName::parse(d).ok())) {
+        ("monitoring", Some(name)) => Redirect::to(&format!("/databases/{name}/monitoring")),
+        _ => Redirect::to("/alerts"),
+    }
+}
+
+#[derive(Deserialize)]
+struct BackForm {
+    #[serde(default)]
+    back: String,
+}
+
+async fn ack(
+    State(state): State<AppState>,
+    Operator(me): Operator,
+    session: Session,
+    Path(id): Path<String>,
+    Form(form): Form<BackForm>,
+) -> AppResult<Redirect> {
+    let alert = alerts::acknowledge(&state.store, &me.actor(), alert_id(&id)?).await?;
+    flash(&session, "ok", format!("Acknowledged: {}", alert.message)).await?;
+    Ok(back(&form.back, Some(&alert.database_name)))
+}
+
+#[derive(Deserialize)]
+struct SilenceForm {
+    database: String,
+    /// Empty: every rule of the database.
+    #[serde(default)]
+    rule: String,
+    duration: String,
+    #[serde(default)]
+    reason: String,
+    #[serde(default)]
+    back: String,
+}
+
+/// A duration from a form or the API: `1h`, `4h`, `24h`, `7d`, `90m`, ….
+pub(crate) fn silence_length(raw: &str) -> AppResult<std::time::Duration> {
+    humantime::parse_duration(raw.trim())
+        .map_err(|_| AppError::invalid(format!("{raw:?} is not a duration such as 1h or 7d")))
+}
+
+async fn silence(
+    State(state): State<AppState>,
+    Operator(me): Operator,
+    session: Session,
+    Form(form): Form<SilenceForm>,
+) -> AppResult<Redirect> {
+    let name = DatabaseName::parse(&form.database)
+        .ok()
+        .filter(|n| state.fleet.get(n).is_some())
+        .ok_or_else(|| AppError::invalid(format!("no database named {:?}", form.database)))?;
+    let rule = Some(form.rule.trim()).filter(|r| !r.is_empty());
+    let length = silence_length(&form.duration)?;
+    alerts::silence(&state.store, &me.actor(), &name, rule, length, form.reason.trim()).await?;
+    flash(
+        &session,
+        "ok",
+        format!(
+            "Notifications for {} on {name} are silenced for {}.",
+            rule.unwrap_or("every rule"),
+            crate::format::fmt_duration(length)
+        ),
+    )
+    .await?;
+    Ok(back(&form.back, Some(name.as_str())))
+}
+
+async fn end_silence(
+    State(state): State<AppState>,
+    Operator(me): Operator,
+    session: Session,
+    Path(id): Path<String>,
+) -> AppResult<Redirect> {
+    let id = id
+        .parse::<i64>()
+        .map_err(|_| AppError::not_found(format!("There is no silence {id:?}.")))?;
+    alerts::unsilence(&state.store, &me.actor(), id).await?;
+    flash(&session, "ok", "The silence has ended.").await?;
+    Ok(Redirect::to("/alerts"))
+}
+
+#[derive(Deserialize)]
+struct WebhookForm {
+    name: String,
+    url: String,
+    #[serde(default)]
+    format: String,
+}
+
+async fn add_webhook(
+    State(state): State<AppState>,
+    Admin(me): Admin,
+    session: Session,
+    Form(form): Form<WebhookForm>,
+) -> AppResult<Redirect> {
+    notify::add_webhook(&state.monitor, &me.actor(), &form.name, &form.url, &form.format).await?;
+    flash(&session, "ok", format!("Webhook {} added.", form.name.trim())).await?;
+    Ok(Redirect::to("/alerts"))
+}
+
+async fn remove_webhook(
+    State(state): State<AppState>,
+    Admin(me): Admin,
+    session: Session,
+    Path(id): Path<String>,
+) -> AppResult<Redirect> {
+    let id = id
+        .parse::<i64>()
+        .map_err(|_| AppError::not_found(format!("There is no webhook {id:?}.")))?;
+    notify::remove_webhook(&state.monitor, &me.actor(), id).await?;
+    flash(&session, "ok", "Webhook removed.").await?;
+    Ok(Redirect::to("/alerts"))
+}
