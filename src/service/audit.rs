@@ -36,6 +36,12 @@ pub const ACTIONS: &[&str] = &[
     "migration.approve",
     "migration.reject",
     "migration.apply",
+    "alert.ack",
+    "alert.silence",
+    "alert.unsilence",
+    "alert.rule",
+    "webhook.create",
+    "webhook.delete",
 ];
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

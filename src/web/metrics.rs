@@ -1,11 +1,14 @@
 //! `GET /metrics` for Prometheus. Readable with a bearer token (the
 //! configured `metrics_token`, or any active user's API token) or from an
-//! address in `metrics_allow`; anyone else gets a plain 401.
+//! address in `metrics_allow`; anyone else gets a 401 with a JSON error
+//! (never the sign-in redirect pages get: a scraper cannot sign in).
 
+use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use secrecy::ExposeSecret;
+use serde_json::json;
 use subtle::ConstantTimeEq;
 
 use crate::service::monitoring::prometheus;
@@ -39,7 +42,7 @@ pub async fn metrics(State(state): State<AppState>, client: ClientAddr, headers:
         return (
             StatusCode::UNAUTHORIZED,
             [(header::WWW_AUTHENTICATE, "Bearer")],
-            "metrics need a bearer token or an allowed address (metrics_token, metrics_allow)\n",
+            Json(json!({ "error": "metrics need a bearer token or an allowed address (metrics_token, metrics_allow)" })),
         )
             .into_response();
     }
@@ -47,7 +50,11 @@ pub async fn metrics(State(state): State<AppState>, client: ClientAddr, headers:
         Ok(body) => ([(header::CONTENT_TYPE, prometheus::CONTENT_TYPE)], body).into_response(),
         Err(e) => {
             tracing::error!(error = ?e, "cannot build the metrics exposition");
-            (StatusCode::INTERNAL_SERVER_ERROR, "metrics are unavailable; see the panel's log\n").into_response()
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                Json(json!({ "error": "metrics are unavailable; see the panel's log" })),
+            )
+                .into_response()
         }
     }
 }

@@ -82,6 +82,21 @@ fn posts(token_id: i64) -> Vec<(String, Vec<(&'static str, String)>)> {
                 ("statement_timeout_ms", "60000".into()),
             ],
         ),
+        ("/alerts/1/ack".into(), vec![]),
+        (
+            "/alerts/silences".into(),
+            vec![("database", "demo".into()), ("duration", "1h".into())],
+        ),
+        ("/alerts/silences/1/end".into(), vec![]),
+        (
+            "/alerts/webhooks".into(),
+            vec![("name", "x".into()), ("url", "http://127.0.0.1:9/".into())],
+        ),
+        ("/alerts/webhooks/1/delete".into(), vec![]),
+        (
+            "/databases/demo/monitoring/rules".into(),
+            vec![("rule", "long_query".into()), ("threshold", "5".into())],
+        ),
         ("/databases/demo/delete".into(), vec![]),
         ("/logout".into(), vec![]),
         (

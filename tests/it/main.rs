@@ -18,6 +18,7 @@ mod lint;
 mod login;
 mod maintenance;
 mod migrations;
+mod monitoring;
 mod registry;
 mod registry_guards;
 mod roles;

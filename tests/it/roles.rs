@@ -98,6 +98,16 @@ const PAGES: &[(M, &str, u16, u16, u16, u16)] = &[
     (M::Get, "/jobs", 303, 200, 200, 200),
     (M::Get, "/jobs/999", 303, 404, 404, 404),
     (M::Post, "/jobs/999/cancel", 303, 403, 404, 404),
+    (M::Get, "/alerts", 303, 200, 200, 200),
+    (M::Post, "/alerts/999/ack", 303, 403, 404, 404),
+    (M::Post, "/alerts/silences", 303, 403, 422, 422),
+    (M::Post, "/alerts/silences/999/end", 303, 403, 404, 404),
+    (M::Post, "/alerts/webhooks", 303, 403, 403, 422),
+    (M::Post, "/alerts/webhooks/999/delete", 303, 403, 403, 404),
+    (M::Get, "/databases/demo/monitoring", 303, 200, 200, 200),
+    (M::Post, "/databases/demo/monitoring/rules", 303, 403, 403, 422),
+    // Prometheus: a bearer token or an allowed address, never a session.
+    (M::Get, "/metrics", 401, 401, 401, 401),
     // An empty form keeps the URL and clears the targets: a valid update.
     (M::Post, "/databases/demo", 303, 403, 403, 303),
     (M::Post, "/databases/demo/delete", 303, 403, 403, 303),
@@ -150,6 +160,10 @@ const API: &[(M, &str, u16, u16, u16, u16)] = &[
     (M::Post, "/api/v1/databases/demo/backups", 401, 403, 202, 202),
     (M::Post, "/api/v1/backups/999/verify", 401, 403, 404, 404),
     (M::Get, "/api/v1/jobs/999", 401, 404, 404, 404),
+    (M::Get, "/api/v1/alerts", 401, 200, 200, 200),
+    (M::Post, "/api/v1/alerts/999/ack", 401, 403, 404, 404),
+    (M::Post, "/api/v1/databases/demo/silences", 401, 403, 422, 422),
+    (M::Get, "/api/v1/databases/demo/samples", 401, 200, 200, 200),
     (M::Post, "/api/v1/jobs/999/cancel", 401, 403, 404, 404),
 ];
 

@@ -1,0 +1,688 @@
+//! Monitoring and alerting: rules firing and resolving on real PostgreSQL
+//! sessions, webhooks received by a server the test runs (with retries),
+//! samples rolled up and pruned, charts parsed as SVG, `/metrics` parsed as
+//! Prometheus exposition, and who may silence.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::StatusCode as AxumStatus;
+use axum::routing::post;
+use custodian::domain::Role;
+use custodian::store::metrics::{self as samples, SampleRow};
+use custodian::store::now;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use sqlx::Connection;
+
+use crate::helpers::{Client, StoreChoice, TestApp, TestDb, api_get, api_post, eventually};
+
+/// A webhook receiver: records every body; answers 500 to the first
+/// `failures` requests.
+#[derive(Clone)]
+struct Receiver {
+    url: String,
+    bodies: Arc<Mutex<Vec<Value>>>,
+    requests: Arc<AtomicUsize>,
+}
+
+impl Receiver {
+    async fn start(failures: usize) -> Receiver {
+        #[derive(Clone)]
+        struct S {
+            bodies: Arc<Mutex<Vec<Value>>>,
+            requests: Arc<AtomicUsize>,
+            failures: usize,
+        }
+        async fn hook(State(s): State<S>, axum::Json(body): axum::Json<Value>) -> AxumStatus {
+            let n = s.requests.fetch_add(1, Ordering::SeqCst);
+            if n < s.failures {
+                return AxumStatus::INTERNAL_SERVER_ERROR;
+            }
+            s.bodies.lock().unwrap().push(body);
+            AxumStatus::OK
+        }
+        let bodies = Arc::new(Mutex::new(Vec::new()));
+        let requests = Arc::new(AtomicUsize::new(0));
+        let state = S {
+            bodies: bodies.clone(),
+            requests: requests.clone(),
+            failures,
+        };
+        let app = axum::Router::new().route("/hook", post(hook)).with_state(state);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        Receiver {
+            url: format!("http://{addr}/hook"),
+            bodies,
+            requests,
+        }
+    }
+
+    fn bodies(&self) -> Vec<Value> {
+        self.bodies.lock().unwrap().clone()
+    }
+
+    /// The first body for which `pick` holds, once it arrives.
+    async fn received(&self, what: &str, pick: impl Fn(&Value) -> bool) -> Value {
+        eventually(what, || async { self.bodies().into_iter().find(|b| pick(b)) }).await
+    }
+}
+
+/// A panel that samples every second and retries webhooks after a second.
+async fn fast_panel() -> TestApp {
+    TestApp::spawn_with(StoreChoice::Sqlite, |c| {
+        c.sample_interval = Duration::from_secs(1);
+        c.webhook_retry = Duration::from_secs(1);
+    })
+    .await
+}
+
+/// Admin: set one rule's threshold and "for" on a database, as the form does.
+async fn set_rule(admin: &Client, db: &str, rule: &str, threshold: &str, for_seconds: &str) {
+    let res = admin
+        .post(
+            &format!("/databases/{db}/monitoring/rules"),
+            &[
+                ("rule", rule),
+                ("enabled", "on"),
+                ("threshold", threshold),
+                ("for_seconds", for_seconds),
+            ],
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER, "saving rule {rule}");
+}
+
+async fn add_webhook(admin: &Client, name: &str, url: &str, format: &str) {
+    let res = admin
+        .post(
+            "/alerts/webhooks",
+            &[("name", name), ("url", url), ("format", format)],
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER, "adding webhook {name}");
+}
+
+/// The alert of `rule` on `db` in `state` (from the API), once there is one.
+async fn alert_in(app: &TestApp, token: &str, db: &str, rule: &str, state: &str) -> Value {
+    eventually(&format!("{rule} on {db} to be {state}"), || async {
+        let v: Value = api_get(app, token, "/api/v1/alerts").await.json().await.ok()?;
+        let all = v["open"]
+            .as_array()?
+            .iter()
+            .chain(v["history"].as_array()?.iter())
+            .cloned()
+            .collect::<Vec<_>>();
+        all.into_iter()
+            .find(|a| a["database"] == db && a["rule"] == rule && a["state"] == state)
+    })
+    .await
+}
+
+#[tokio::test]
+async fn a_long_query_fires_its_alert_notifies_and_resolves_after_cancel() {
+    let app = fast_panel().await;
+    let db = TestDb::postgres().await;
+    app.register("orders", &db.url).await;
+    let admin = app.signed_in("root", Role::Admin).await;
+    let token = app.token_for("dba", Role::Operator).await;
+    let json_hook = Receiver::start(0).await;
+    let slack_hook = Receiver::start(0).await;
+    add_webhook(&admin, "pager", &json_hook.url, "json").await;
+    add_webhook(&admin, "slack", &slack_hook.url, "slack").await;
+    set_rule(&admin, "orders", "long_query", "2", "0").await;
+
+    let mut sleeper = sqlx::PgConnection::connect(&db.url).await.unwrap();
+    let pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
+        .fetch_one(&mut sleeper)
+        .await
+        .unwrap();
+    let running = tokio::spawn(async move {
+        sqlx::query("SELECT pg_sleep(120)")
+            .execute(&mut sleeper)
+            .await
+            .map(|_| ())
+    });
+
+    let firing = alert_in(&app, &token, "orders", "long_query", "firing").await;
+    assert!(
+        firing["message"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("pid {pid}")),
+        "the alert names the session: {firing}"
+    );
+    assert!(firing["message"].as_str().unwrap().contains("pg_sleep"));
+    let sent = json_hook
+        .received("the firing notification", |b| {
+            b["event"] == "firing" && b["rule"] == "long_query"
+        })
+        .await;
+    assert_eq!(sent["database"], "orders");
+    assert_eq!(sent["rule"], "long_query");
+    assert_eq!(sent["alert_id"], firing["id"]);
+    let slack = slack_hook
+        .received("the Slack-style firing message", |b| {
+            b["text"]
+                .as_str()
+                .is_some_and(|t| t.contains("FIRING") && t.contains("Query running longer than"))
+        })
+        .await;
+    assert!(
+        slack["text"].as_str().unwrap().contains("orders"),
+        "{slack}"
+    );
+
+    // Cancel it through the API, as a DBA would: the query really stops...
+    let res = api_post(
+        &app,
+        &token,
+        &format!("/api/v1/databases/orders/activity/{pid}/cancel"),
+        json!({}),
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::OK);
+    let outcome = running.await.unwrap();
+    let err = outcome.expect_err("the sleep was cancelled");
+    assert_eq!(
+        err.as_database_error().and_then(|e| e.code()).as_deref(),
+        Some("57014")
+    );
+    // ...and the alert resolves, with a notification.
+    let resolved = alert_in(&app, &token, "orders", "long_query", "resolved").await;
+    assert_eq!(resolved["id"], firing["id"]);
+    assert!(resolved["resolved_at"].is_string());
+    json_hook
+        .received("the resolved notification", |b| {
+            b["event"] == "resolved" && b["alert_id"] == firing["id"]
+        })
+        .await;
+
+    // The page shows it in the history, and deliveries as delivered.
+    let viewer = app.signed_in("manager", Role::Viewer).await;
+    let (status, html) = viewer.text("/alerts").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains("Query running longer than"), "{html}");
+    assert!(html.contains("delivered"), "{html}");
+}
+
+#[tokio::test]
+async fn an_idle_transaction_fires_its_rule_until_it_ends() {
+    let app = fast_panel().await;
+    let db = TestDb::postgres().await;
+    app.register("billing", &db.url).await;
+    let admin = app.signed_in("root", Role::Admin).await;
+    let token = app.token_for("v", Role::Viewer).await;
+    set_rule(&admin, "billing", "idle_in_transaction", "1", "0").await;
+
+    let mut idle = sqlx::PgConnection::connect(&db.url).await.unwrap();
+    let pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
+        .fetch_one(&mut idle)
+        .await
+        .unwrap();
+    sqlx::query("BEGIN").execute(&mut idle).await.unwrap();
+    sqlx::query("SELECT 1").execute(&mut idle).await.unwrap();
+
+    let firing = alert_in(&app, &token, "billing", "idle_in_transaction", "firing").await;
+    let message = firing["message"].as_str().unwrap();
+    assert!(message.contains(&format!("pid {pid}")), "{message}");
+    assert!(message.contains("idle in transaction"), "{message}");
+
+    sqlx::query("ROLLBACK").execute(&mut idle).await.unwrap();
+    alert_in(&app, &token, "billing", "idle_in_transaction", "resolved").await;
+}
+
+#[tokio::test]
+async fn an_unreachable_database_fires_and_a_failing_webhook_is_retried() {
+    let app = fast_panel().await;
+    // Nothing listens on port 1.
+    app.register("gone", "postgres://postgres@127.0.0.1:1/gone").await;
+    let admin = app.signed_in("root", Role::Admin).await;
+    let token = app.token_for("v", Role::Viewer).await;
+    // The receiver fails twice, then accepts.
+    let hook = Receiver::start(2).await;
+    add_webhook(&admin, "flaky", &hook.url, "json").await;
+    set_rule(&admin, "gone", "unreachable", "", "0").await;
+
+    let firing = alert_in(&app, &token, "gone", "unreachable", "firing").await;
+    assert!(
+        firing["message"].as_str().unwrap().contains("does not answer"),
+        "{firing}"
+    );
+    let sent = hook
+        .received("the firing notification after retries", |b| {
+            b["event"] == "firing" && b["rule"] == "unreachable"
+        })
+        .await;
+    assert_eq!(sent["database"], "gone");
+    assert_eq!(hook.requests.load(Ordering::SeqCst), 3, "two failures, then the delivery");
+    // The delivery's record says so.
+    let d = eventually("the delivery to be recorded as delivered", || async {
+        custodian::service::monitoring::notify::deliveries(&app.state.monitor, 10)
+            .await
+            .ok()?
+            .into_iter()
+            .find(|d| d.row.event == "firing" && d.row.state == "delivered")
+    })
+    .await;
+    assert_eq!(d.row.attempts, 3);
+    assert_eq!(d.row.last_error, None, "a delivered notification carries no error");
+    // The overview counts it.
+    let (_, html) = admin.text("/").await;
+    assert!(html.contains("1 firing"), "{html}");
+}
+
+#[tokio::test]
+async fn viewers_see_alerts_but_only_operators_silence_and_silences_are_audited() {
+    let app = fast_panel().await;
+    app.register("quiet", "postgres://postgres@127.0.0.1:1/quiet").await;
+    let admin = app.signed_in("root", Role::Admin).await;
+    set_rule(&admin, "quiet", "unreachable", "", "0").await;
+    let hook = Receiver::start(0).await;
+    add_webhook(&admin, "pager", &hook.url, "json").await;
+
+    let viewer = app.signed_in("manager", Role::Viewer).await;
+    let operator = app.signed_in("dba", Role::Operator).await;
+    let silence = [
+        ("database", "quiet"),
+        ("rule", "unreachable"),
+        ("duration", "4h"),
+        ("reason", "decommissioning"),
+    ];
+    let res = viewer.post("/alerts/silences", &silence).await;
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    let viewer_token = app.token_for("manager2", Role::Viewer).await;
+    let res = api_post(
+        &app,
+        &viewer_token,
+        "/api/v1/databases/quiet/silences",
+        json!({"duration": "1h"}),
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    let res = operator.post("/alerts/silences", &silence).await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    let res = operator
+        .post(
+            "/alerts/silences",
+            &[("database", "quiet"), ("duration", "forever")],
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY, "a bad duration is refused");
+
+    let audit = app.audit().await;
+    assert!(
+        audit
+            .iter()
+            .any(|r| r.action == "access.denied" && r.target == "/alerts/silences" && r.actor == "manager"),
+        "the viewer's attempt is audited as denied"
+    );
+    let rows: Vec<_> = audit.iter().filter(|r| r.action == "alert.silence").collect();
+    let outcomes: Vec<&str> = rows.iter().map(|r| r.outcome.as_str()).collect();
+    assert_eq!(outcomes, ["success"], "one silence made (the bad duration never reached the service)");
+    let ok = rows[0];
+    assert_eq!(ok.actor, "dba");
+    assert!(ok.detail.contains("unreachable for 4h: decommissioning"), "{}", ok.detail);
+
+    // The alert fires and shows as silenced; no notification is queued,
+    // even after further samples have been judged.
+    let token = app.token_for("v", Role::Viewer).await;
+    let firing = alert_in(&app, &token, "quiet", "unreachable", "firing").await;
+    assert!(firing["silenced_until"].is_string(), "{firing}");
+    let id = firing["id"].as_i64().unwrap();
+    eventually("a later sample to be judged", || async {
+        let a = custodian::store::alerts::get(app.state.store.pool(), id).await.ok()??;
+        (a.updated_at > a.fired_at?).then_some(())
+    })
+    .await;
+    let (_, html) = viewer.text("/alerts").await;
+    assert!(html.contains("silenced for"), "{html}");
+    let queued = custodian::service::monitoring::notify::deliveries(&app.state.monitor, 10)
+        .await
+        .unwrap();
+    assert!(queued.is_empty(), "silenced alerts notify nobody: {}", queued.len());
+    assert_eq!(hook.requests.load(Ordering::SeqCst), 0);
+
+    // Acknowledging is an operator's, and audited.
+    let res = viewer.post(&format!("/alerts/{id}/ack"), &[]).await;
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    let res = operator.post(&format!("/alerts/{id}/ack"), &[]).await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    let acked = alert_in(&app, &token, "quiet", "unreachable", "firing").await;
+    assert_eq!(acked["acknowledged_by"], "dba");
+    assert!(
+        app.audit()
+            .await
+            .iter()
+            .any(|r| r.action == "alert.ack" && r.outcome == "success" && r.actor == "dba")
+    );
+}
+
+fn row(db: &str, at: i64, active: f64) -> SampleRow {
+    SampleRow {
+        database_name: db.to_string(),
+        at,
+        active: Some(active),
+        idle: Some(1.0),
+        idle_in_xact: Some(0.0),
+        connections: Some(active + 1.0),
+        longest_query_s: Some(active * 10.0),
+        size_bytes: Some(1000.0 + active),
+        ..SampleRow::default()
+    }
+}
+
+#[tokio::test]
+async fn samples_accumulate_then_roll_up_and_old_ones_are_deleted() {
+    let app = fast_panel().await;
+    let db = TestDb::postgres().await;
+    app.register("live", &db.url).await;
+    let pool = app.state.store.pool();
+    // Real samples accumulate, one a second.
+    eventually("three samples of a live database", || async {
+        let (raw, _) = samples::count(pool, "live").await.ok()?;
+        (raw >= 3).then_some(())
+    })
+    .await;
+
+    // Thirty-five days of history for a second database, every ten minutes,
+    // and, for a third, two samples in one five-minute bucket three days ago.
+    app.register("history", "postgres://postgres@127.0.0.1:1/history").await;
+    let t = now();
+    let mut inserted = 0;
+    let mut at = t - 35 * 86_400;
+    while at < t {
+        samples::insert(pool, &row("history", at, 2.0)).await.unwrap();
+        inserted += 1;
+        at += 600;
+    }
+    app.register("pair", "postgres://postgres@127.0.0.1:1/pair").await;
+    let bucket = (t - 3 * 86_400) / 300 * 300;
+    samples::insert(pool, &row("pair", bucket + 7, 2.0)).await.unwrap();
+    samples::insert(pool, &row("pair", bucket + 37, 6.0)).await.unwrap();
+    // And a database that was removed from the registry long ago.
+    samples::insert(pool, &row("removed", t - 100, 1.0)).await.unwrap();
+
+    let done = app.state.monitor.compact(t).await.unwrap();
+    assert!(done.rolled > 0 && done.deleted > 0, "{done:?}");
+    let (raw, rolled) = samples::count(pool, "history").await.unwrap();
+    // Raw samples remain only for the last 48 hours...
+    let raw_expected = (0..)
+        .map(|i| t - 35 * 86_400 + i * 600)
+        .take_while(|a| *a < t)
+        .filter(|a| *a >= (t - 48 * 3600) / 300 * 300)
+        .count() as i64;
+    assert_eq!(raw, raw_expected);
+    // ...older ones are five-minute roll-ups, none older than 30 days.
+    let old = samples::series(pool, "history", 0, 1).await.unwrap();
+    assert!(old.iter().all(|r| r.at >= t - 30 * 86_400), "nothing older than the retention");
+    assert!(rolled > 0 && raw + rolled < inserted, "{raw} + {rolled} of {inserted}");
+    // The table is bounded by the windows, whatever the history's length.
+    assert!(raw + rolled <= 48 * 12 + 30 * 288 + 2, "{raw} + {rolled}");
+    // The two samples in one bucket became one row: average active,
+    // the longest query's maximum.
+    let merged = samples::series(pool, "pair", bucket, 1)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|r| r.at == bucket)
+        .expect("the rolled-up bucket");
+    assert_eq!(merged.active, Some(4.0));
+    assert_eq!(merged.longest_query_s, Some(60.0));
+    // The removed database's samples are gone.
+    assert_eq!(samples::count(pool, "removed").await.unwrap(), (0, 0));
+    // Compacting again changes nothing.
+    let again = app.state.monitor.compact(t).await.unwrap();
+    assert_eq!((again.rolled, again.deleted), (0, 0));
+}
+
+/// Every `<svg class="chart">` of a page, parsed as XML.
+fn charts_of(html: &str) -> Vec<String> {
+    html.match_indices("<svg class=\"chart\"")
+        .map(|(i, _)| {
+            let end = html[i..].find("</svg>").expect("closed svg") + i + "</svg>".len();
+            html[i..end].to_string()
+        })
+        .collect()
+}
+
+/// Points of one series in the chart titled `title`.
+fn points_in(svgs: &[String], title: &str, series: &str) -> Vec<(f64, f64)> {
+    let svg = svgs
+        .iter()
+        .find(|s| s.contains(&format!("aria-label=\"{title}\"")))
+        .unwrap_or_else(|| panic!("no chart titled {title}"));
+    let doc = roxmltree::Document::parse(svg).expect("the chart is well-formed SVG");
+    assert_eq!(doc.root_element().tag_name().name(), "svg");
+    doc.descendants()
+        .filter(|n| n.attribute("data-series") == Some(series))
+        .flat_map(|g| g.children().filter(|c| c.has_tag_name("polyline")))
+        .flat_map(|p| {
+            p.attribute("points")
+                .unwrap()
+                .split(' ')
+                .map(|xy| {
+                    let (x, y) = xy.split_once(',').unwrap();
+                    (x.parse().unwrap(), y.parse().unwrap())
+                })
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn charts_are_svg_with_one_point_per_bucket_of_the_range() {
+    let app = TestApp::spawn().await;
+    // Unreachable: the sampler stores nothing for it, only this test does.
+    app.register("charted", "postgres://postgres@127.0.0.1:1/charted").await;
+    let pool = app.state.store.pool();
+    let t = now();
+    // Two hours of samples every 30 seconds, with an hour-long hole.
+    let times: Vec<i64> = (0..240)
+        .map(|k| t - 30 * k)
+        .filter(|at| !(t - 5400..=t - 3600).contains(at))
+        .collect();
+    for (k, at) in times.iter().enumerate() {
+        samples::insert(pool, &row("charted", *at, (k % 7) as f64)).await.unwrap();
+    }
+    let viewer = app.signed_in("v", Role::Viewer).await;
+
+    let (status, html) = viewer.text("/databases/charted/monitoring?range=1h").await;
+    assert_eq!(status, StatusCode::OK);
+    let svgs = charts_of(&html);
+    let hour = points_in(&svgs, "Connections by state", "active");
+    let within_hour = times.iter().filter(|at| **at > t - 3600).count();
+    assert_eq!(hour.len(), within_hour, "one point per 30-second sample in the hour");
+    assert!(hour.windows(2).all(|w| w[0].0 < w[1].0), "x grows with time");
+    assert!(hour.iter().all(|(x, y)| (0.0..=640.0).contains(x) && (0.0..=170.0).contains(y)));
+
+    let (_, html) = viewer.text("/databases/charted/monitoring?range=24h").await;
+    let day = points_in(&charts_of(&html), "Connections by state", "active");
+    let mut buckets: Vec<i64> = times.iter().map(|at| at / 300).collect();
+    buckets.dedup();
+    assert_eq!(day.len(), buckets.len(), "one point per five-minute bucket");
+    // The hole breaks the line in two.
+    let runs = charts_of(&html)
+        .iter()
+        .find(|s| s.contains("aria-label=\"Connections by state\""))
+        .map(|s| {
+            let doc = roxmltree::Document::parse(s).unwrap();
+            doc.descendants()
+                .filter(|n| n.attribute("data-series") == Some("active"))
+                .map(|g| g.children().filter(|c| c.has_tag_name("polyline")).count())
+                .sum::<usize>()
+        })
+        .unwrap();
+    assert_eq!(runs, 2, "a gap in the samples is a gap in the line");
+
+    // A range nobody asked for falls back to the day; the API agrees with the chart.
+    let token = app.token_for("ci", Role::Viewer).await;
+    let v: Value = api_get(&app, &token, "/api/v1/databases/charted/samples?range=24h")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v["points"].as_array().unwrap().len(), buckets.len());
+    let res = api_get(&app, &token, "/api/v1/databases/charted/samples?range=1y").await;
+    assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
+}
+
+/// A strict reading of the Prometheus/OpenMetrics text format: every line
+/// is a HELP or TYPE comment, the EOF marker, or a sample of a declared
+/// family with well-formed labels and a numeric value. Returns the samples.
+fn parse_exposition(text: &str) -> Vec<(String, Vec<(String, String)>, f64)> {
+    let mut families = std::collections::HashSet::new();
+    let mut out = Vec::new();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.last(), Some(&"# EOF"), "ends with # EOF");
+    for line in &lines[..lines.len() - 1] {
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let (name, kind) = rest.split_once(' ').expect("TYPE name kind");
+            assert!(
+                ["gauge", "counter"].contains(&kind),
+                "known type: {line}"
+            );
+            families.insert(name.to_string());
+            continue;
+        }
+        if line.starts_with("# HELP ") || line.starts_with("# UNIT ") {
+            continue;
+        }
+        assert!(!line.starts_with('#'), "unknown comment: {line}");
+        let (series, value) = line.rsplit_once(' ').expect("series value");
+        let value: f64 = value.parse().unwrap_or_else(|_| panic!("numeric value: {line}"));
+        let (name, labels) = match series.split_once('{') {
+            Some((name, rest)) => {
+                let body = rest.strip_suffix('}').expect("closing brace");
+                let mut labels = Vec::new();
+                let mut chars = body.chars().peekable();
+                while chars.peek().is_some() {
+                    let key: String = chars.by_ref().take_while(|c| *c != '=').collect();
+                    assert!(
+                        !key.is_empty() && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'),
+                        "label name in {line}"
+                    );
+                    assert_eq!(chars.next(), Some('"'), "quoted label value in {line}");
+                    let mut val = String::new();
+                    loop {
+                        match chars.next().expect("closing quote") {
+                            '\\' => val.push(chars.next().expect("escaped char")),
+                            '"' => break,
+                            c => val.push(c),
+                        }
+                    }
+                    labels.push((key, val));
+                    if chars.peek() == Some(&',') {
+                        chars.next();
+                    }
+                }
+                (name, labels)
+            }
+            None => (series, Vec::new()),
+        };
+        assert!(
+            name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':'),
+            "metric name: {line}"
+        );
+        let family = name.strip_suffix("_total").unwrap_or(name);
+        assert!(
+            families.contains(family),
+            "{name} has a TYPE line before its samples"
+        );
+        out.push((name.to_string(), labels, value));
+    }
+    out
+}
+
+fn find<'a>(samples: &'a [(String, Vec<(String, String)>, f64)], name: &str, labels: &[(&str, &str)]) -> Option<&'a f64> {
+    samples
+        .iter()
+        .find(|(n, l, _)| {
+            n == name
+                && labels
+                    .iter()
+                    .all(|(k, v)| l.iter().any(|(lk, lv)| lk == k && lv == v))
+        })
+        .map(|(_, _, v)| v)
+}
+
+#[tokio::test]
+async fn metrics_are_valid_exposition_and_need_a_token() {
+    let app = TestApp::spawn_with(StoreChoice::Sqlite, |c| {
+        c.sample_interval = Duration::from_secs(1);
+        c.metrics_token = Some("scrape-secret".to_string().into());
+    })
+    .await;
+    let db = TestDb::postgres().await;
+    app.register("shop", &db.url).await;
+    db.exec("CREATE TABLE t (id int); INSERT INTO t SELECT generate_series(1, 100); DELETE FROM t WHERE id <= 50")
+        .await;
+    let http = reqwest::Client::new();
+
+    let res = http.get(app.url("/metrics")).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+    let res = http
+        .get(app.url("/metrics"))
+        .bearer_auth("wrong")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+
+    let viewer_token = app.token_for("prometheus", Role::Viewer).await;
+    let text = eventually("a sample of shop in /metrics", || async {
+        let res = http
+            .get(app.url("/metrics"))
+            .bearer_auth(&viewer_token)
+            .send()
+            .await
+            .ok()?;
+        assert_eq!(res.status(), StatusCode::OK);
+        assert!(
+            res.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with("application/openmetrics-text")
+        );
+        let text = res.text().await.ok()?;
+        // Two samples: the second has rates.
+        (text.contains("custodian_commits_per_second{") && text.contains("custodian_database_up{database=\"shop\""))
+            .then_some(text)
+    })
+    .await;
+    let samples = parse_exposition(&text);
+    let shop = [("database", "shop"), ("engine", "postgres")];
+    assert_eq!(find(&samples, "custodian_database_up", &shop), Some(&1.0));
+    let size = find(&samples, "custodian_database_size_bytes", &shop).expect("size");
+    assert!(*size > 1_000_000.0, "a PostgreSQL database is megabytes: {size}");
+    let max = find(&samples, "custodian_max_connections", &shop).expect("max_connections");
+    let direct: String = {
+        let mut c = sqlx::PgConnection::connect(&db.url).await.unwrap();
+        sqlx::query_scalar("SHOW max_connections").fetch_one(&mut c).await.unwrap()
+    };
+    assert_eq!(*max, direct.parse::<f64>().unwrap());
+    assert!(find(&samples, "custodian_sessions", &[("database", "shop"), ("state", "idle")]).is_some());
+    assert!(find(&samples, "custodian_cache_hit_ratio", &shop).is_some_and(|r| (0.0..=1.0).contains(r)));
+    assert!(find(&samples, "custodian_xid_age", &shop).is_some());
+    assert!(find(&samples, "custodian_poll_errors_total", &shop).is_some());
+
+    // The configured token works too, and an allow-listed address needs none.
+    let res = http
+        .get(app.url("/metrics"))
+        .bearer_auth("scrape-secret")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let open = TestApp::spawn_with(StoreChoice::Sqlite, |c| {
+        c.metrics_allow = vec!["127.0.0.0/8".parse().unwrap()];
+    })
+    .await;
+    let res = http.get(open.url("/metrics")).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    parse_exposition(&res.text().await.unwrap());
+}
