@@ -153,9 +153,17 @@ pub struct Compacted {
 
 /// Fold raw samples older than `raw_before` into five-minute roll-ups,
 /// delete everything older than `keep_after`, and drop the rows of
-/// databases not in `known`. One transaction: a crash never leaves a
-/// bucket counted twice or lost.
-pub async fn compact(pool: &Pool, raw_before: i64, keep_after: i64, known: &[String]) -> sqlx::Result<Compacted> {
+/// databases not in `known` that are older than `orphaned_before` (a grace
+/// period: a database registered while this runs is not in `known` yet, and
+/// its first samples must survive). One transaction: a crash never leaves
+/// a bucket counted twice or lost.
+pub async fn compact(
+    pool: &Pool,
+    raw_before: i64,
+    keep_after: i64,
+    known: &[String],
+    orphaned_before: i64,
+) -> sqlx::Result<Compacted> {
     // Whole buckets only: a bucket whose later samples are still raw would
     // otherwise be rolled up twice.
     let cutoff = raw_before.div_euclid(ROLLUP_STEP) * ROLLUP_STEP;
@@ -190,8 +198,9 @@ pub async fn compact(pool: &Pool, raw_before: i64, keep_after: i64, known: &[Str
             .await?;
         for (name,) in names {
             if !known.contains(&name) {
-                deleted += sqlx::query("DELETE FROM metric_samples WHERE database_name = $1")
+                deleted += sqlx::query("DELETE FROM metric_samples WHERE database_name = $1 AND at < $2")
                     .bind(&name)
+                    .bind(orphaned_before)
                     .execute(&mut *tx)
                     .await?
                     .rows_affected();

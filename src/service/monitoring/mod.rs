@@ -148,8 +148,8 @@ impl Monitor {
         }
     }
 
-    /// Roll up and prune samples as of `at`; close alerts of databases no
-    /// longer registered.
+    /// Roll up and prune samples as of `at`; forget databases no longer
+    /// registered (their samples once an hour old, their alerts now).
     pub async fn compact(&self, at: i64) -> anyhow::Result<samples::Compacted> {
         let known: Vec<String> = self
             .0
@@ -164,6 +164,7 @@ impl Monitor {
             at - s.full_resolution.as_secs() as i64,
             at - s.retention.as_secs() as i64,
             &known,
+            at - 3600,
         )
         .await?;
         alerts::close_orphans(self, &known).await?;
