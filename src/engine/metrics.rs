@@ -157,6 +157,8 @@ pub async fn postgres(pool: &PgPool) -> EngineResult<Reading> {
 /// SHOW GLOBAL STATUS (connections, Com_commit/Com_rollback, InnoDB buffer
 /// pool reads), information_schema.PROCESSLIST and INNODB_TRX for this
 /// schema's sessions, table sizes, and SHOW SLAVE STATUS on a replica.
+/// A running statement's COMMAND is Query (text protocol) or Execute
+/// (prepared statements, as most drivers send).
 pub async fn mysql(pool: &MySqlPool) -> EngineResult<Reading> {
     let vars: Vec<(String, String)> = sqlx::query_as(
         "SHOW GLOBAL STATUS WHERE Variable_name IN \
@@ -175,7 +177,7 @@ pub async fn mysql(pool: &MySqlPool) -> EngineResult<Reading> {
         "SELECT CAST(@@max_connections AS SIGNED) AS max_connections, \
                 CAST((SELECT COALESCE(SUM(data_length + index_length), 0) FROM information_schema.TABLES \
                        WHERE table_schema = DATABASE()) AS SIGNED) AS size_bytes, \
-                CAST(COALESCE(SUM(p.COMMAND = 'Query'), 0) AS SIGNED) AS active, \
+                CAST(COALESCE(SUM(p.COMMAND IN ('Query', 'Execute')), 0) AS SIGNED) AS active, \
                 CAST(COALESCE(SUM(p.COMMAND = 'Sleep' AND t.trx_id IS NULL), 0) AS SIGNED) AS idle, \
                 CAST(COALESCE(SUM(p.COMMAND = 'Sleep' AND t.trx_id IS NOT NULL), 0) AS SIGNED) AS idle_in_xact, \
                 CAST(MAX(TIMESTAMPDIFF(SECOND, t.trx_started, NOW())) AS SIGNED) AS longest_xact_s \
@@ -211,7 +213,7 @@ pub async fn mysql(pool: &MySqlPool) -> EngineResult<Reading> {
     let culprits: Vec<(String, i64, i64, Option<String>)> = sqlx::query_as(
         "(SELECT 'query', CAST(ID AS SIGNED), CAST(TIME AS SIGNED), LEFT(INFO, 200) \
             FROM information_schema.PROCESSLIST \
-           WHERE DB = DATABASE() AND ID <> CONNECTION_ID() AND COMMAND = 'Query' \
+           WHERE DB = DATABASE() AND ID <> CONNECTION_ID() AND COMMAND IN ('Query', 'Execute') \
            ORDER BY TIME DESC LIMIT 1) \
          UNION ALL \
          (SELECT 'idle', CAST(p.ID AS SIGNED), CAST(p.TIME AS SIGNED), LEFT(t.trx_query, 200) \

@@ -691,3 +691,61 @@ async fn metrics_are_valid_exposition_and_need_a_token() {
     assert_eq!(res.status(), StatusCode::OK);
     parse_exposition(&res.text().await.unwrap());
 }
+
+#[tokio::test]
+async fn mariadb_is_sampled_and_its_long_queries_and_idle_transactions_alert() {
+    let app = fast_panel().await;
+    let db = TestDb::mariadb().await;
+    db.exec("CREATE TABLE t (id INT PRIMARY KEY) ENGINE=InnoDB").await;
+    app.register("maria", &db.url).await;
+    let admin = app.signed_in("root", Role::Admin).await;
+    let token = app.token_for("v", Role::Viewer).await;
+    set_rule(&admin, "maria", "long_query", "2", "0").await;
+    set_rule(&admin, "maria", "idle_in_transaction", "1", "0").await;
+
+    let mut sleeper = sqlx::MySqlConnection::connect(&db.url).await.unwrap();
+    let sleeper_id: u64 = sqlx::query_scalar("SELECT CONNECTION_ID()")
+        .fetch_one(&mut sleeper)
+        .await
+        .unwrap();
+    let running = tokio::spawn(async move {
+        let _ = sqlx::query("SELECT SLEEP(8)").execute(&mut sleeper).await;
+    });
+    let mut idle = sqlx::MySqlConnection::connect(&db.url).await.unwrap();
+    let idle_id: u64 = sqlx::query_scalar("SELECT CONNECTION_ID()")
+        .fetch_one(&mut idle)
+        .await
+        .unwrap();
+    sqlx::query("BEGIN").execute(&mut idle).await.unwrap();
+    sqlx::query("INSERT INTO t VALUES (1)").execute(&mut idle).await.unwrap();
+
+    let long = alert_in(&app, &token, "maria", "long_query", "firing").await;
+    assert!(
+        long["message"].as_str().unwrap().contains(&format!("pid {sleeper_id}")),
+        "{long}"
+    );
+    let idle_alert = alert_in(&app, &token, "maria", "idle_in_transaction", "firing").await;
+    assert!(
+        idle_alert["message"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("pid {idle_id}")),
+        "{idle_alert}"
+    );
+    // The stored figures match the server: two of this schema's sessions,
+    // one of them in a transaction; the schema's size is InnoDB's.
+    let v: Value = api_get(&app, &token, "/api/v1/databases/maria/samples?range=1h")
+        .await
+        .json()
+        .await
+        .unwrap();
+    let last = v["points"].as_array().unwrap().last().unwrap().clone();
+    assert!(last["idle_in_transaction"].as_f64().unwrap() >= 1.0, "{last}");
+    assert!(last["size_bytes"].as_f64().unwrap() > 0.0, "{last}");
+    assert!(last["max_connections"].as_f64().unwrap() > 0.0, "{last}");
+
+    sqlx::query("ROLLBACK").execute(&mut idle).await.unwrap();
+    running.await.unwrap();
+    alert_in(&app, &token, "maria", "long_query", "resolved").await;
+    alert_in(&app, &token, "maria", "idle_in_transaction", "resolved").await;
+}

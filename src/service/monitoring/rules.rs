@@ -219,11 +219,15 @@ pub fn observe(rule: &Rule, setting: &Setting, facts: &Facts<'_>) -> Observed {
         },
         "idle_in_transaction" => match &r.longest_idle_xact {
             Some(q) => above(Some(q.seconds), t, |v| {
+                let last = if q.query.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (last query: {})", q.query)
+                };
                 format!(
-                    "pid {} has been idle in transaction for {} (last query: {})",
+                    "pid {} has been idle in transaction for {}{last}",
                     q.pid,
-                    fmt_age(v as i64),
-                    q.query
+                    fmt_age(v as i64)
                 )
             }),
             None => Observed::Clear,
