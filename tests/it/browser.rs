@@ -464,3 +464,77 @@ async fn a_lead_approves_a_migration_and_an_operator_applies_it() {
         "all in the audit log"
     );
 }
+
+#[tokio::test]
+async fn a_dba_acknowledges_and_silences_an_alert_then_reads_a_weeks_charts() {
+    use custodian::service::Actor;
+    use custodian::service::monitoring::{alerts, rules::Setting};
+    let pg = crate::helpers::TestDb::postgres().await;
+    let app = TestApp::spawn_with(crate::helpers::StoreChoice::Sqlite, |c| {
+        c.sample_interval = Duration::from_secs(1);
+    })
+    .await;
+    app.create_user("dba", Role::Operator).await;
+    app.register("shop", &pg.url).await;
+    app.register("legacy", "postgres://postgres@127.0.0.1:1/legacy").await;
+    let legacy = custodian::domain::DatabaseName::parse("legacy").unwrap();
+    let now_please = Setting {
+        enabled: true,
+        threshold: None,
+        for_seconds: 0,
+    };
+    alerts::set_rule(&app.state.store, &Actor::cli(), &legacy, "unreachable", now_please)
+        .await
+        .unwrap();
+    let store = app.state.store.clone();
+    crate::helpers::eventually("legacy's unreachable alert to fire, and shop to have samples", || async {
+        let open = custodian::store::alerts::open(store.pool()).await.ok()?;
+        let (raw, _) = custodian::store::metrics::count(store.pool(), "shop").await.ok()?;
+        (open.iter().any(|a| a.database_name == "legacy" && a.state == "firing") && raw >= 3).then_some(())
+    })
+    .await;
+
+    let driver = Driver::start().await;
+    let browser = driver.browser().await;
+    sign_in(&browser, &app, "dba", "/").await;
+    wait_for_text(&browser, "#fleet", "1 firing").await;
+    click(&browser, "#fleet a[href='/alerts']").await;
+    wait_for_text(&browser, "table.alerts", "Database unreachable").await;
+    wait_for_text(&browser, "table.alerts", "legacy does not answer").await;
+
+    click(&browser, "table.alerts form[action$='/ack'] button").await;
+    wait_for_text(&browser, "#flash", "Acknowledged").await;
+    wait_for_text(&browser, "table.alerts", "dba,").await;
+
+    let length = browser
+        .find(Locator::Css("table.alerts form[action='/alerts/silences'] select[name=duration]"))
+        .await
+        .unwrap();
+    length.select_by_value("4h").await.unwrap();
+    click(&browser, "table.alerts form[action='/alerts/silences'] button").await;
+    wait_for_text(&browser, "#flash", "silenced for 4h").await;
+    wait_for_text(&browser, "table.alerts", "silenced for").await;
+    assert!(
+        app.audit()
+            .await
+            .iter()
+            .any(|r| r.action == "alert.silence" && r.actor == "dba" && r.outcome == "success")
+    );
+
+    // A week of shop's figures: the range picker changes the charts' span.
+    browser
+        .goto(&app.url("/databases/shop/monitoring"))
+        .await
+        .unwrap();
+    wait_for_text(&browser, "figure.chart figcaption", "Connections by state").await;
+    click(&browser, "nav.ranges a[href$='range=7d']").await;
+    wait_for_text(&browser, "nav.ranges a[aria-current='page']", "7d").await;
+    let charts = browser.find_all(Locator::Css("svg.chart")).await.unwrap();
+    assert!(charts.len() >= 4, "connections, TPS, cache, size at least: {}", charts.len());
+    let lines = browser
+        .find_all(Locator::Css("svg.chart g.series polyline"))
+        .await
+        .unwrap();
+    assert!(!lines.is_empty(), "the charts draw lines");
+    browser.close().await.unwrap();
+}
