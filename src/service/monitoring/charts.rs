@@ -67,6 +67,7 @@ impl Scale {
         match self {
             Scale::Count if v >= 1e6 => format!("{:.1}M", v / 1e6),
             Scale::Count if v >= 1e4 => format!("{:.0}k", v / 1e3),
+            Scale::Count if v.fract() != 0.0 && v < 10.0 => format!("{v:.1}"),
             Scale::Count => format!("{v:.0}"),
             Scale::PerSecond if v < 10.0 => format!("{v:.1}/s"),
             Scale::PerSecond => format!("{v:.0}/s"),
@@ -95,14 +96,18 @@ pub struct Line {
     /// SVG `points` attributes, one per unbroken run.
     pub runs: Vec<String>,
     pub points: usize,
-    /// The newest value, as text.
+    /// The newest value, as text...
     pub last: String,
+    /// ...and where it is drawn (a dot, so even one sample shows).
+    pub last_point: Option<(f64, f64)>,
 }
 
 #[derive(Clone, Debug)]
 pub struct Tick {
     pub at: f64,
     pub label: String,
+    /// SVG text-anchor: the first and last time labels stay inside the chart.
+    pub anchor: &'static str,
 }
 
 #[derive(Clone, Debug)]
@@ -231,6 +236,7 @@ fn draw(spec: &Spec, rows: &[SampleRow], since: i64, now: i64, step: i64) -> Cha
             let mut previous: Option<i64> = None;
             let mut points = 0;
             let mut last = None;
+            let mut last_point = None;
             for r in rows {
                 let Some(v) = pick(r) else {
                     previous = None;
@@ -246,6 +252,7 @@ fn draw(spec: &Spec, rows: &[SampleRow], since: i64, now: i64, step: i64) -> Cha
                 previous = Some(r.at);
                 points += 1;
                 last = Some(v);
+                last_point = Some((x(r.at), y(v)));
             }
             Line {
                 name,
@@ -253,6 +260,7 @@ fn draw(spec: &Spec, rows: &[SampleRow], since: i64, now: i64, step: i64) -> Cha
                 runs: runs.into_iter().map(|r| r.join(" ")).collect(),
                 points,
                 last: last.map(|v| spec.scale.show(v)).unwrap_or_default(),
+                last_point,
             }
         })
         .collect();
@@ -262,6 +270,7 @@ fn draw(spec: &Spec, rows: &[SampleRow], since: i64, now: i64, step: i64) -> Cha
             Tick {
                 at: y(v),
                 label: spec.scale.show(v),
+                anchor: "end",
             }
         })
         .collect();
@@ -275,7 +284,12 @@ fn draw(spec: &Spec, rows: &[SampleRow], since: i64, now: i64, step: i64) -> Cha
             } else {
                 label.get(11..16).unwrap_or("").to_string()
             };
-            Tick { at: x(t), label }
+            let anchor = match i {
+                0 => "start",
+                3 => "end",
+                _ => "middle",
+            };
+            Tick { at: x(t), label, anchor }
         })
         .collect();
     Chart {
