@@ -9,6 +9,8 @@ use std::time::{Duration, Instant};
 
 use sqlx::{Connection, PgConnection};
 
+mod monitoring;
+
 const SAMPLES: usize = 400;
 const EXTRA_CONNECTIONS: usize = 200;
 const VIEWER_WINDOW: Duration = Duration::from_secs(20);
@@ -472,6 +474,7 @@ No errors under load: {target_errors}.\n\
     );
     drop(extra);
     let report = format!("{report}\n{}", backups(&admin_url, &shared).await);
+    let report = format!("{report}\n{}", monitoring::report(&shared, "shared").await);
     std::fs::write(env("BENCH_OUT"), &report).unwrap();
     println!("{report}");
 }
