@@ -116,6 +116,27 @@ pub async fn series(pool: &Pool, database: &str, since: i64, step: i64) -> sqlx:
         .await)
 }
 
+/// Connections and transactions per second only, bucketed as `series`
+/// does: the overview's sparklines read two figures of every database, so
+/// they skip the other fourteen aggregates.
+pub async fn sparkline(pool: &Pool, database: &str, since: i64, step: i64) -> sqlx::Result<Vec<(f64, f64)>> {
+    let rows: Vec<(i64, Option<f64>, Option<f64>)> = on_pool!(pool, |p| sqlx::query_as(
+        "SELECT (at / $3) * $3, \
+                AVG(COALESCE(active, 0) + COALESCE(idle, 0) + COALESCE(idle_in_xact, 0)), \
+                AVG(COALESCE(commits_ps, 0) + COALESCE(rollbacks_ps, 0)) \
+           FROM metric_samples WHERE database_name = $1 AND at >= $2 GROUP BY 1 ORDER BY 1"
+    )
+    .bind(database)
+    .bind(since)
+    .bind(step.max(1))
+    .fetch_all(p)
+    .await)?;
+    Ok(rows
+        .into_iter()
+        .map(|(_, c, t)| (c.unwrap_or(0.0), t.unwrap_or(0.0)))
+        .collect())
+}
+
 /// The sample nearest after `at` (for growth over a day).
 pub async fn first_since(pool: &Pool, database: &str, at: i64) -> sqlx::Result<Option<SampleRow>> {
     let sql = format!(

@@ -324,15 +324,9 @@ pub fn spark(values: &[f64]) -> String {
 /// Sparklines of a database's connections and transactions per second over
 /// the last day, for the overview.
 pub async fn sparks(store: &Store, database: &str, now: i64) -> anyhow::Result<(String, String)> {
-    let rows = samples::series(store.pool(), database, now - 86_400, Range::Day.step()).await?;
-    let connections: Vec<f64> = rows
-        .iter()
-        .filter_map(|r| Some(r.active? + r.idle.unwrap_or(0.0) + r.idle_in_xact.unwrap_or(0.0)))
-        .collect();
-    let tps: Vec<f64> = rows
-        .iter()
-        .filter_map(|r| Some(r.commits_ps? + r.rollbacks_ps.unwrap_or(0.0)))
-        .collect();
+    let points = samples::sparkline(store.pool(), database, now - 86_400, Range::Day.step()).await?;
+    let connections: Vec<f64> = points.iter().map(|p| p.0).collect();
+    let tps: Vec<f64> = points.iter().map(|p| p.1).collect();
     Ok((spark(&connections), spark(&tps)))
 }
 

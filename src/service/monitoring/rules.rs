@@ -343,3 +343,167 @@ fn observe_backups(rule: &Rule, threshold: Option<f64>, facts: &Facts<'_>, backu
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::DatabaseName;
+    use crate::engine::EngineKind;
+    use crate::engine::metrics::Replica;
+    use crate::service::registry::{Schedules, Source};
+
+    fn entry(rpo: Option<u64>) -> DbEntry {
+        DbEntry {
+            name: DatabaseName::parse("orders").unwrap(),
+            engine: EngineKind::Postgres,
+            url_redacted: String::new(),
+            migrations_dir: None,
+            rpo: rpo.map(Duration::from_secs),
+            rto: None,
+            schedules: Schedules::default(),
+            source: Source::Panel,
+        }
+    }
+
+    fn backup(finished_at: i64, verified: Option<(i64, bool)>) -> BackupRow {
+        BackupRow {
+            id: 1,
+            database_name: "orders".into(),
+            job_id: None,
+            state: "good".into(),
+            engine: "postgres".into(),
+            format: String::new(),
+            compression: String::new(),
+            location: String::new(),
+            bytes: Some(1),
+            sha256: None,
+            started_at: finished_at - 10,
+            finished_at: Some(finished_at),
+            duration_ms: None,
+            tool_version: String::new(),
+            server_version: String::new(),
+            table_counts: "{}".into(),
+            error: None,
+            verified_at: verified.map(|v| v.0),
+            verify_ok: verified.map(|v| v.1),
+            verify_error: verified.filter(|v| !v.1).map(|_| "count mismatch".into()),
+            restore_ms: None,
+        }
+    }
+
+    fn judge(key: &str, threshold: Option<f64>, facts: &Facts<'_>) -> Observed {
+        let rule = find(key).unwrap();
+        let setting = Setting {
+            enabled: true,
+            threshold,
+            for_seconds: 0,
+        };
+        observe(rule, &setting, facts)
+    }
+
+    fn is_breach(o: &Observed) -> bool {
+        matches!(o, Observed::Breach { .. })
+    }
+
+    const NOW: i64 = 1_000_000;
+
+    #[test]
+    fn backups_are_judged_against_the_rpo_and_the_verification_window() {
+        let reading = Reading::default();
+        let with = |e: &DbEntry, b: &[BackupRow], f: &dyn Fn(&Facts<'_>) -> Observed| {
+            let facts = Facts {
+                now: NOW,
+                reading: Ok(&reading),
+                growth_per_day: None,
+                entry: e,
+                backups: Some(b),
+            };
+            f(&facts)
+        };
+        let rpo = |f: &Facts<'_>| judge("backup_rpo", None, f);
+        // No RPO: nothing to judge against.
+        assert_eq!(with(&entry(None), &[], &rpo), Observed::Clear);
+        assert!(is_breach(&with(&entry(Some(3600)), &[], &rpo)), "no good backup at all");
+        assert!(is_breach(&with(&entry(Some(3600)), &[backup(NOW - 7200, None)], &rpo)));
+        assert_eq!(with(&entry(Some(3600)), &[backup(NOW - 600, None)], &rpo), Observed::Clear);
+
+        let stale = |f: &Facts<'_>| judge("verify_stale", Some(86_400.0), f);
+        let e = entry(None);
+        assert_eq!(with(&e, &[], &stale), Observed::Clear, "nothing to verify yet");
+        assert_eq!(with(&e, &[backup(NOW - 600, None)], &stale), Observed::Clear, "a young backup");
+        assert!(is_breach(&with(&e, &[backup(NOW - 2 * 86_400, None)], &stale)), "never verified");
+        assert!(is_breach(&with(&e, &[backup(NOW - 600, Some((NOW - 60, false)))], &stale)), "failed");
+        assert_eq!(
+            with(&e, &[backup(NOW - 600, Some((NOW - 60, true)))], &stale),
+            Observed::Clear
+        );
+        assert!(is_breach(&with(&e, &[backup(NOW - 9 * 86_400, Some((NOW - 8 * 86_400, true)))], &stale)));
+        // The catalog could not be read: no verdict either way.
+        let facts = Facts {
+            now: NOW,
+            reading: Ok(&reading),
+            growth_per_day: None,
+            entry: &e,
+            backups: None,
+        };
+        assert_eq!(judge("backup_rpo", None, &facts), Observed::Unknown);
+    }
+
+    #[test]
+    fn live_rules_read_the_sample_and_say_unknown_when_the_database_is_down() {
+        let e = entry(None);
+        let reading = Reading {
+            connections: Some(90.0),
+            max_connections: Some(100.0),
+            replicas: vec![
+                Replica {
+                    name: "a".into(),
+                    lag_s: 5.0,
+                },
+                Replica {
+                    name: "b".into(),
+                    lag_s: 120.0,
+                },
+            ],
+            xid_age: Some(10.0),
+            archive_failing: Some(true),
+            ..Reading::default()
+        };
+        let facts = Facts {
+            now: NOW,
+            reading: Ok(&reading),
+            growth_per_day: Some(2e9),
+            entry: &e,
+            backups: Some(&[]),
+        };
+        match judge("connections", Some(80.0), &facts) {
+            Observed::Breach { value, message } => {
+                assert_eq!(value, Some(90.0));
+                assert!(message.contains("90 of 100"), "{message}");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(judge("connections", Some(95.0), &facts), Observed::Clear);
+        match judge("replication_lag", Some(60.0), &facts) {
+            Observed::Breach { message, .. } => assert!(message.contains("replica b"), "{message}"),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(judge("xid_age", Some(1e9), &facts), Observed::Clear);
+        assert!(is_breach(&judge("wal_archiving", None, &facts)));
+        assert!(is_breach(&judge("size_growth", Some(1e9), &facts)));
+        assert_eq!(judge("long_query", Some(1.0), &facts), Observed::Clear, "nothing running");
+        assert_eq!(judge("unreachable", None, &facts), Observed::Clear);
+
+        let down = Facts {
+            now: NOW,
+            reading: Err("connection refused"),
+            growth_per_day: None,
+            entry: &e,
+            backups: Some(&[]),
+        };
+        assert!(is_breach(&judge("unreachable", None, &down)));
+        for key in ["long_query", "connections", "replication_lag", "xid_age", "wal_archiving"] {
+            assert_eq!(judge(key, Some(1.0), &down), Observed::Unknown, "{key}");
+        }
+    }
+}
