@@ -96,9 +96,10 @@ pub async fn report(panel: &Panel, name: &str) -> String {
 
     // The panel's own hourly compaction, on the same store file.
     let t = Instant::now();
-    let store_handle = custodian::store::Store::open(&custodian::config::SecretUrl::new(format!("sqlite://{store}")))
-        .await
-        .unwrap();
+    let store_handle =
+        custodian::store::Store::open(&custodian::config::SecretUrl::new(format!("sqlite://{store}")))
+            .await
+            .unwrap();
     let done = custodian::store::metrics::compact(
         store_handle.pool(),
         now - 48 * 3600,
@@ -113,7 +114,10 @@ pub async fn report(panel: &Panel, name: &str) -> String {
         .await
         .unwrap();
     sqlx::query("VACUUM").execute(&pool).await.unwrap();
-    sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)").execute(&pool).await.unwrap();
+    sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+        .execute(&pool)
+        .await
+        .unwrap();
     let bytes_after = file_bytes(&store);
     store_handle.close().await;
     pool.close().await;
@@ -123,7 +127,8 @@ pub async fn report(panel: &Panel, name: &str) -> String {
     let mut lines = String::new();
     let mut month_p50 = 0.0;
     for range in ["1h", "24h", "7d", "30d"] {
-        let (p50, p99, body) = time_page(&http, panel, &format!("/databases/shop/monitoring?range={range}")).await;
+        let (p50, p99, body) =
+            time_page(&http, panel, &format!("/databases/shop/monitoring?range={range}")).await;
         let points = body
             .split("data-points=\"")
             .nth(1)

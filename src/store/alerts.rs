@@ -16,16 +16,19 @@ pub struct RuleRow {
 }
 
 pub async fn rules(pool: &Pool, database: &str) -> sqlx::Result<Vec<RuleRow>> {
-    on_pool!(pool, |p| sqlx::query_as::<_, RuleRow>(
+    on_pool!(pool, |p| {
+        sqlx::query_as::<_, RuleRow>(
         "SELECT database_name, rule, enabled, threshold, for_seconds FROM alert_rules WHERE database_name = $1"
     )
     .bind(database)
     .fetch_all(p)
-    .await)
+    .await
+    })
 }
 
 pub async fn put_rule(pool: &Pool, r: &RuleRow) -> sqlx::Result<()> {
-    on_pool!(pool, |p| sqlx::query(
+    on_pool!(pool, |p| {
+        sqlx::query(
         "INSERT INTO alert_rules (database_name, rule, enabled, threshold, for_seconds) VALUES ($1, $2, $3, $4, $5) \
          ON CONFLICT (database_name, rule) DO UPDATE SET enabled = excluded.enabled, \
            threshold = excluded.threshold, for_seconds = excluded.for_seconds"
@@ -37,7 +40,8 @@ pub async fn put_rule(pool: &Pool, r: &RuleRow) -> sqlx::Result<()> {
     .bind(r.for_seconds)
     .execute(p)
     .await
-    .map(|_| ()))
+    .map(|_| ())
+    })
 }
 
 #[derive(Clone, Debug, FromRow, PartialEq)]
@@ -140,35 +144,41 @@ pub async fn touch(pool: &Pool, id: i64, message: &str, value: Option<f64>, at: 
 /// pending → firing; false if it was not pending any more (another
 /// instance got there first).
 pub async fn fire(pool: &Pool, id: i64, at: i64) -> sqlx::Result<bool> {
-    on_pool!(pool, |p| sqlx::query(
+    on_pool!(pool, |p| {
+        sqlx::query(
         "UPDATE alerts SET state = 'firing', fired_at = $2, updated_at = $2 WHERE id = $1 AND state = 'pending'"
     )
     .bind(id)
     .bind(at)
     .execute(p)
     .await
-    .map(|r| r.rows_affected() == 1))
+    .map(|r| r.rows_affected() == 1)
+    })
 }
 
 /// firing → resolved; false if it was not firing.
 pub async fn resolve(pool: &Pool, id: i64, at: i64) -> sqlx::Result<bool> {
-    on_pool!(pool, |p| sqlx::query(
+    on_pool!(pool, |p| {
+        sqlx::query(
         "UPDATE alerts SET state = 'resolved', resolved_at = $2, updated_at = $2 WHERE id = $1 AND state = 'firing'"
     )
     .bind(id)
     .bind(at)
     .execute(p)
     .await
-    .map(|r| r.rows_affected() == 1))
+    .map(|r| r.rows_affected() == 1)
+    })
 }
 
 /// A pending alert whose condition cleared before it fired is forgotten.
 pub async fn drop_pending(pool: &Pool, id: i64) -> sqlx::Result<()> {
-    on_pool!(pool, |p| sqlx::query("DELETE FROM alerts WHERE id = $1 AND state = 'pending'")
-        .bind(id)
-        .execute(p)
-        .await
-        .map(|_| ()))
+    on_pool!(pool, |p| sqlx::query(
+        "DELETE FROM alerts WHERE id = $1 AND state = 'pending'"
+    )
+    .bind(id)
+    .execute(p)
+    .await
+    .map(|_| ()))
 }
 
 /// Acknowledge an open alert; false if it is not open.
@@ -259,7 +269,13 @@ pub async fn webhooks(pool: &Pool) -> sqlx::Result<Vec<WebhookRow>> {
     .await)
 }
 
-pub async fn add_webhook(pool: &Pool, name: &str, url_sealed: &str, format: &str, by: &str) -> sqlx::Result<i64> {
+pub async fn add_webhook(
+    pool: &Pool,
+    name: &str,
+    url_sealed: &str,
+    format: &str,
+    by: &str,
+) -> sqlx::Result<i64> {
     on_pool!(pool, |p| sqlx::query_scalar(
         "INSERT INTO webhooks (name, url_sealed, format, created_by, created_at) VALUES ($1, $2, $3, $4, $5) \
          RETURNING id"
@@ -304,8 +320,7 @@ pub struct DeliveryRow {
     pub created_at: i64,
 }
 
-const DELIVERY_COLUMNS: &str =
-    "id, alert_id, webhook_id, event, payload, state, attempts, next_at, last_error, delivered_at, created_at";
+const DELIVERY_COLUMNS: &str = "id, alert_id, webhook_id, event, payload, state, attempts, next_at, last_error, delivered_at, created_at";
 
 /// Queue one notification per webhook.
 pub async fn enqueue(pool: &Pool, alert_id: i64, event: &str, payload: &str) -> sqlx::Result<u64> {

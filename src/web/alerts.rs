@@ -34,7 +34,12 @@ pub fn router() -> Router<AppState> {
 }
 
 /// The lengths a silence can be given in the forms.
-pub const SILENCE_CHOICES: &[(&str, &str)] = &[("1h", "1 hour"), ("4h", "4 hours"), ("24h", "1 day"), ("7d", "7 days")];
+pub const SILENCE_CHOICES: &[(&str, &str)] = &[
+    ("1h", "1 hour"),
+    ("4h", "4 hours"),
+    ("24h", "1 day"),
+    ("7d", "7 days"),
+];
 
 /// One alert as the tables show it.
 pub struct AlertLine {

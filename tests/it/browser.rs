@@ -476,22 +476,38 @@ async fn a_dba_acknowledges_and_silences_an_alert_then_reads_a_weeks_charts() {
     .await;
     app.create_user("dba", Role::Operator).await;
     app.register("shop", &pg.url).await;
-    app.register("legacy", "postgres://postgres@127.0.0.1:1/legacy").await;
+    app.register("legacy", "postgres://postgres@127.0.0.1:1/legacy")
+        .await;
     let legacy = custodian::domain::DatabaseName::parse("legacy").unwrap();
     let now_please = Setting {
         enabled: true,
         threshold: None,
         for_seconds: 0,
     };
-    alerts::set_rule(&app.state.store, &Actor::cli(), &legacy, "unreachable", now_please)
-        .await
-        .unwrap();
+    alerts::set_rule(
+        &app.state.store,
+        &Actor::cli(),
+        &legacy,
+        "unreachable",
+        now_please,
+    )
+    .await
+    .unwrap();
     let store = app.state.store.clone();
-    crate::helpers::eventually("legacy's unreachable alert to fire, and shop to have samples", || async {
-        let open = custodian::store::alerts::open(store.pool()).await.ok()?;
-        let (raw, _) = custodian::store::metrics::count(store.pool(), "shop").await.ok()?;
-        (open.iter().any(|a| a.database_name == "legacy" && a.state == "firing") && raw >= 3).then_some(())
-    })
+    crate::helpers::eventually(
+        "legacy's unreachable alert to fire, and shop to have samples",
+        || async {
+            let open = custodian::store::alerts::open(store.pool()).await.ok()?;
+            let (raw, _) = custodian::store::metrics::count(store.pool(), "shop")
+                .await
+                .ok()?;
+            (open
+                .iter()
+                .any(|a| a.database_name == "legacy" && a.state == "firing")
+                && raw >= 3)
+                .then_some(())
+        },
+    )
     .await;
 
     let driver = Driver::start().await;
@@ -507,7 +523,9 @@ async fn a_dba_acknowledges_and_silences_an_alert_then_reads_a_weeks_charts() {
     wait_for_text(&browser, "table.alerts", "dba,").await;
 
     let length = browser
-        .find(Locator::Css("table.alerts form[action='/alerts/silences'] select[name=duration]"))
+        .find(Locator::Css(
+            "table.alerts form[action='/alerts/silences'] select[name=duration]",
+        ))
         .await
         .unwrap();
     length.select_by_value("4h").await.unwrap();
@@ -530,7 +548,11 @@ async fn a_dba_acknowledges_and_silences_an_alert_then_reads_a_weeks_charts() {
     click(&browser, "nav.ranges a[href$='range=7d']").await;
     wait_for_text(&browser, "nav.ranges a[aria-current='page']", "7d").await;
     let charts = browser.find_all(Locator::Css("svg.chart")).await.unwrap();
-    assert!(charts.len() >= 4, "connections, TPS, cache, size at least: {}", charts.len());
+    assert!(
+        charts.len() >= 4,
+        "connections, TPS, cache, size at least: {}",
+        charts.len()
+    );
     let lines = browser
         .find_all(Locator::Css("svg.chart g.series polyline"))
         .await

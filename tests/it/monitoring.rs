@@ -17,8 +17,8 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use sqlx::Connection;
 
-use crate::on_both_stores;
 use crate::helpers::{Client, StoreChoice, TestApp, TestDb, api_get, api_post, eventually};
+use crate::on_both_stores;
 
 /// A webhook receiver: records every body; answers 500 to the first
 /// `failures` requests.
@@ -177,10 +177,7 @@ async fn a_long_query_fires_its_alert_notifies_and_resolves_after_cancel() {
                 .is_some_and(|t| t.contains("FIRING") && t.contains("Query running longer than"))
         })
         .await;
-    assert!(
-        slack["text"].as_str().unwrap().contains("orders"),
-        "{slack}"
-    );
+    assert!(slack["text"].as_str().unwrap().contains("orders"), "{slack}");
 
     // Cancel it through the API, as a DBA would: the query really stops...
     let res = api_post(
@@ -264,7 +261,11 @@ async fn an_unreachable_database_fires_and_a_failing_webhook_is_retried(store: S
         })
         .await;
     assert_eq!(sent["database"], "gone");
-    assert_eq!(hook.requests.load(Ordering::SeqCst), 3, "two failures, then the delivery");
+    assert_eq!(
+        hook.requests.load(Ordering::SeqCst),
+        3,
+        "two failures, then the delivery"
+    );
     // The delivery's record says so.
     let d = eventually("the delivery to be recorded as delivered", || async {
         custodian::service::monitoring::notify::deliveries(&app.state.monitor, 10)
@@ -275,7 +276,10 @@ async fn an_unreachable_database_fires_and_a_failing_webhook_is_retried(store: S
     })
     .await;
     assert_eq!(d.row.attempts, 3);
-    assert_eq!(d.row.last_error, None, "a delivered notification carries no error");
+    assert_eq!(
+        d.row.last_error, None,
+        "a delivered notification carries no error"
+    );
     // The overview counts it.
     let (_, html) = admin.text("/").await;
     assert!(html.contains("1 firing"), "{html}");
@@ -284,7 +288,8 @@ async fn an_unreachable_database_fires_and_a_failing_webhook_is_retried(store: S
 #[tokio::test]
 async fn viewers_see_alerts_but_only_operators_silence_and_silences_are_audited() {
     let app = fast_panel().await;
-    app.register("quiet", "postgres://postgres@127.0.0.1:1/quiet").await;
+    app.register("quiet", "postgres://postgres@127.0.0.1:1/quiet")
+        .await;
     let admin = app.signed_in("root", Role::Admin).await;
     set_rule(&admin, "quiet", "unreachable", "", "0").await;
     let hook = Receiver::start(0).await;
@@ -317,7 +322,11 @@ async fn viewers_see_alerts_but_only_operators_silence_and_silences_are_audited(
             &[("database", "quiet"), ("duration", "forever")],
         )
         .await;
-    assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY, "a bad duration is refused");
+    assert_eq!(
+        res.status(),
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "a bad duration is refused"
+    );
 
     let audit = app.audit().await;
     assert!(
@@ -328,10 +337,18 @@ async fn viewers_see_alerts_but_only_operators_silence_and_silences_are_audited(
     );
     let rows: Vec<_> = audit.iter().filter(|r| r.action == "alert.silence").collect();
     let outcomes: Vec<&str> = rows.iter().map(|r| r.outcome.as_str()).collect();
-    assert_eq!(outcomes, ["success"], "one silence made (the bad duration never reached the service)");
+    assert_eq!(
+        outcomes,
+        ["success"],
+        "one silence made (the bad duration never reached the service)"
+    );
     let ok = rows[0];
     assert_eq!(ok.actor, "dba");
-    assert!(ok.detail.contains("unreachable for 4h: decommissioning"), "{}", ok.detail);
+    assert!(
+        ok.detail.contains("unreachable for 4h: decommissioning"),
+        "{}",
+        ok.detail
+    );
 
     // The alert fires and shows as silenced; no notification is queued,
     // even after further samples have been judged.
@@ -340,7 +357,9 @@ async fn viewers_see_alerts_but_only_operators_silence_and_silences_are_audited(
     assert!(firing["silenced_until"].is_string(), "{firing}");
     let id = firing["id"].as_i64().unwrap();
     eventually("a later sample to be judged", || async {
-        let a = custodian::store::alerts::get(app.state.store.pool(), id).await.ok()??;
+        let a = custodian::store::alerts::get(app.state.store.pool(), id)
+            .await
+            .ok()??;
         (a.updated_at > a.fired_at?).then_some(())
     })
     .await;
@@ -349,7 +368,11 @@ async fn viewers_see_alerts_but_only_operators_silence_and_silences_are_audited(
     let queued = custodian::service::monitoring::notify::deliveries(&app.state.monitor, 10)
         .await
         .unwrap();
-    assert!(queued.is_empty(), "silenced alerts notify nobody: {}", queued.len());
+    assert!(
+        queued.is_empty(),
+        "silenced alerts notify nobody: {}",
+        queued.len()
+    );
     assert_eq!(hook.requests.load(Ordering::SeqCst), 0);
 
     // Acknowledging is an operator's, and audited.
@@ -396,7 +419,8 @@ async fn samples_accumulate_then_roll_up_and_old_ones_are_deleted(store: StoreCh
 
     // Thirty-five days of history for a second database, every ten minutes,
     // and, for a third, two samples in one five-minute bucket three days ago.
-    app.register("history", "postgres://postgres@127.0.0.1:1/history").await;
+    app.register("history", "postgres://postgres@127.0.0.1:1/history")
+        .await;
     let t = now();
     let mut inserted = 0;
     let mut at = t - 35 * 86_400;
@@ -407,10 +431,16 @@ async fn samples_accumulate_then_roll_up_and_old_ones_are_deleted(store: StoreCh
     }
     app.register("pair", "postgres://postgres@127.0.0.1:1/pair").await;
     let bucket = (t - 3 * 86_400) / 300 * 300;
-    samples::insert(pool, &row("pair", bucket + 7, 2.0)).await.unwrap();
-    samples::insert(pool, &row("pair", bucket + 37, 6.0)).await.unwrap();
+    samples::insert(pool, &row("pair", bucket + 7, 2.0))
+        .await
+        .unwrap();
+    samples::insert(pool, &row("pair", bucket + 37, 6.0))
+        .await
+        .unwrap();
     // And a database that was removed from the registry long ago.
-    samples::insert(pool, &row("removed", t - 7200, 1.0)).await.unwrap();
+    samples::insert(pool, &row("removed", t - 7200, 1.0))
+        .await
+        .unwrap();
 
     let done = app.state.monitor.compact(t).await.unwrap();
     assert!(done.rolled > 0 && done.deleted > 0, "{done:?}");
@@ -424,8 +454,14 @@ async fn samples_accumulate_then_roll_up_and_old_ones_are_deleted(store: StoreCh
     assert_eq!(raw, raw_expected);
     // ...older ones are five-minute roll-ups, none older than 30 days.
     let old = samples::series(pool, "history", 0, 1).await.unwrap();
-    assert!(old.iter().all(|r| r.at >= t - 30 * 86_400), "nothing older than the retention");
-    assert!(rolled > 0 && raw + rolled < inserted, "{raw} + {rolled} of {inserted}");
+    assert!(
+        old.iter().all(|r| r.at >= t - 30 * 86_400),
+        "nothing older than the retention"
+    );
+    assert!(
+        rolled > 0 && raw + rolled < inserted,
+        "{raw} + {rolled} of {inserted}"
+    );
     // The table is bounded by the windows, whatever the history's length.
     assert!(raw + rolled <= 48 * 12 + 30 * 288 + 2, "{raw} + {rolled}");
     // The two samples in one bucket became one row: average active,
@@ -483,7 +519,8 @@ on_both_stores!(charts_are_svg_with_one_point_per_bucket_of_the_range);
 async fn charts_are_svg_with_one_point_per_bucket_of_the_range(store: StoreChoice) {
     let app = TestApp::spawn_on(store).await;
     // Unreachable: the sampler stores nothing for it, only this test does.
-    app.register("charted", "postgres://postgres@127.0.0.1:1/charted").await;
+    app.register("charted", "postgres://postgres@127.0.0.1:1/charted")
+        .await;
     let pool = app.state.store.pool();
     let t = now();
     // Two hours of samples every 30 seconds, with an hour-long hole.
@@ -492,7 +529,9 @@ async fn charts_are_svg_with_one_point_per_bucket_of_the_range(store: StoreChoic
         .filter(|at| !(t - 5400..=t - 3600).contains(at))
         .collect();
     for (k, at) in times.iter().enumerate() {
-        samples::insert(pool, &row("charted", *at, (k % 7) as f64)).await.unwrap();
+        samples::insert(pool, &row("charted", *at, (k % 7) as f64))
+            .await
+            .unwrap();
     }
     let viewer = app.signed_in("v", Role::Viewer).await;
 
@@ -501,9 +540,16 @@ async fn charts_are_svg_with_one_point_per_bucket_of_the_range(store: StoreChoic
     let svgs = charts_of(&html);
     let hour = points_in(&svgs, "Connections by state", "active");
     let within_hour = times.iter().filter(|at| **at > t - 3600).count();
-    assert_eq!(hour.len(), within_hour, "one point per 30-second sample in the hour");
+    assert_eq!(
+        hour.len(),
+        within_hour,
+        "one point per 30-second sample in the hour"
+    );
     assert!(hour.windows(2).all(|w| w[0].0 < w[1].0), "x grows with time");
-    assert!(hour.iter().all(|(x, y)| (0.0..=640.0).contains(x) && (0.0..=170.0).contains(y)));
+    assert!(
+        hour.iter()
+            .all(|(x, y)| (0.0..=640.0).contains(x) && (0.0..=170.0).contains(y))
+    );
 
     let (_, html) = viewer.text("/databases/charted/monitoring?range=24h").await;
     let day = points_in(&charts_of(&html), "Connections by state", "active");
@@ -536,10 +582,13 @@ async fn charts_are_svg_with_one_point_per_bucket_of_the_range(store: StoreChoic
     assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
 }
 
+/// One sample line of an exposition: name, labels, value.
+type Series = (String, Vec<(String, String)>, f64);
+
 /// A strict reading of the Prometheus/OpenMetrics text format: every line
 /// is a HELP or TYPE comment, the EOF marker, or a sample of a declared
 /// family with well-formed labels and a numeric value. Returns the samples.
-fn parse_exposition(text: &str) -> Vec<(String, Vec<(String, String)>, f64)> {
+fn parse_exposition(text: &str) -> Vec<Series> {
     let mut families = std::collections::HashSet::new();
     let mut out = Vec::new();
     let lines: Vec<&str> = text.lines().collect();
@@ -547,10 +596,7 @@ fn parse_exposition(text: &str) -> Vec<(String, Vec<(String, String)>, f64)> {
     for line in &lines[..lines.len() - 1] {
         if let Some(rest) = line.strip_prefix("# TYPE ") {
             let (name, kind) = rest.split_once(' ').expect("TYPE name kind");
-            assert!(
-                ["gauge", "counter"].contains(&kind),
-                "known type: {line}"
-            );
+            assert!(["gauge", "counter"].contains(&kind), "known type: {line}");
             families.insert(name.to_string());
             continue;
         }
@@ -590,7 +636,8 @@ fn parse_exposition(text: &str) -> Vec<(String, Vec<(String, String)>, f64)> {
             None => (series, Vec::new()),
         };
         assert!(
-            name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':'),
+            name.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':'),
             "metric name: {line}"
         );
         let family = name.strip_suffix("_total").unwrap_or(name);
@@ -603,7 +650,7 @@ fn parse_exposition(text: &str) -> Vec<(String, Vec<(String, String)>, f64)> {
     out
 }
 
-fn find<'a>(samples: &'a [(String, Vec<(String, String)>, f64)], name: &str, labels: &[(&str, &str)]) -> Option<&'a f64> {
+fn find<'a>(samples: &'a [Series], name: &str, labels: &[(&str, &str)]) -> Option<&'a f64> {
     samples
         .iter()
         .find(|(n, l, _)| {
@@ -624,8 +671,10 @@ async fn metrics_are_valid_exposition_and_need_a_token() {
     .await;
     let db = TestDb::postgres().await;
     app.register("shop", &db.url).await;
-    db.exec("CREATE TABLE t (id int); INSERT INTO t SELECT generate_series(1, 100); DELETE FROM t WHERE id <= 50")
-        .await;
+    db.exec(
+        "CREATE TABLE t (id int); INSERT INTO t SELECT generate_series(1, 100); DELETE FROM t WHERE id <= 50",
+    )
+    .await;
     let http = reqwest::Client::new();
 
     let res = http.get(app.url("/metrics")).send().await.unwrap();
@@ -655,8 +704,9 @@ async fn metrics_are_valid_exposition_and_need_a_token() {
         );
         let text = res.text().await.ok()?;
         // Two samples: the second has rates.
-        (text.contains("custodian_commits_per_second{") && text.contains("custodian_database_up{database=\"shop\""))
-            .then_some(text)
+        (text.contains("custodian_commits_per_second{")
+            && text.contains("custodian_database_up{database=\"shop\""))
+        .then_some(text)
     })
     .await;
     let samples = parse_exposition(&text);
@@ -667,10 +717,20 @@ async fn metrics_are_valid_exposition_and_need_a_token() {
     let max = find(&samples, "custodian_max_connections", &shop).expect("max_connections");
     let direct: String = {
         let mut c = sqlx::PgConnection::connect(&db.url).await.unwrap();
-        sqlx::query_scalar("SHOW max_connections").fetch_one(&mut c).await.unwrap()
+        sqlx::query_scalar("SHOW max_connections")
+            .fetch_one(&mut c)
+            .await
+            .unwrap()
     };
     assert_eq!(*max, direct.parse::<f64>().unwrap());
-    assert!(find(&samples, "custodian_sessions", &[("database", "shop"), ("state", "idle")]).is_some());
+    assert!(
+        find(
+            &samples,
+            "custodian_sessions",
+            &[("database", "shop"), ("state", "idle")]
+        )
+        .is_some()
+    );
     assert!(find(&samples, "custodian_cache_hit_ratio", &shop).is_some_and(|r| (0.0..=1.0).contains(r)));
     assert!(find(&samples, "custodian_xid_age", &shop).is_some());
     assert!(find(&samples, "custodian_poll_errors_total", &shop).is_some());
@@ -717,11 +777,17 @@ async fn mariadb_is_sampled_and_its_long_queries_and_idle_transactions_alert() {
         .await
         .unwrap();
     sqlx::query("BEGIN").execute(&mut idle).await.unwrap();
-    sqlx::query("INSERT INTO t VALUES (1)").execute(&mut idle).await.unwrap();
+    sqlx::query("INSERT INTO t VALUES (1)")
+        .execute(&mut idle)
+        .await
+        .unwrap();
 
     let long = alert_in(&app, &token, "maria", "long_query", "firing").await;
     assert!(
-        long["message"].as_str().unwrap().contains(&format!("pid {sleeper_id}")),
+        long["message"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("pid {sleeper_id}")),
         "{long}"
     );
     let idle_alert = alert_in(&app, &token, "maria", "idle_in_transaction", "firing").await;
@@ -753,31 +819,52 @@ async fn mariadb_is_sampled_and_its_long_queries_and_idle_transactions_alert() {
 #[tokio::test]
 async fn bad_alert_input_is_refused_and_webhook_urls_stay_secret() {
     let app = TestApp::spawn().await;
-    app.register("quiet", "postgres://postgres@127.0.0.1:1/quiet").await;
+    app.register("quiet", "postgres://postgres@127.0.0.1:1/quiet")
+        .await;
     let admin = app.signed_in("root", Role::Admin).await;
     let operator_token = app.token_for("dba", Role::Operator).await;
     let rules = "/databases/quiet/monitoring/rules";
     for (fields, why) in [
-        (vec![("rule", "long_query"), ("threshold", "soon")], "a threshold that is not a number"),
-        (vec![("rule", "long_query"), ("threshold", "-5")], "a negative threshold"),
-        (vec![("rule", "long_query"), ("threshold", "")], "a missing threshold"),
-        (vec![("rule", "drop_tables"), ("threshold", "1")], "an unknown rule"),
+        (
+            vec![("rule", "long_query"), ("threshold", "soon")],
+            "a threshold that is not a number",
+        ),
+        (
+            vec![("rule", "long_query"), ("threshold", "-5")],
+            "a negative threshold",
+        ),
+        (
+            vec![("rule", "long_query"), ("threshold", "")],
+            "a missing threshold",
+        ),
+        (
+            vec![("rule", "drop_tables"), ("threshold", "1")],
+            "an unknown rule",
+        ),
         (
             vec![("rule", "long_query"), ("threshold", "5"), ("for_seconds", "1e9")],
             "a 'for' that is not whole seconds",
         ),
         (
-            vec![("rule", "long_query"), ("threshold", "5"), ("for_seconds", "99999999")],
+            vec![
+                ("rule", "long_query"),
+                ("threshold", "5"),
+                ("for_seconds", "99999999"),
+            ],
             "a 'for' longer than a week",
         ),
     ] {
         let res = admin.post(rules, &fields).await;
         assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY, "{why}");
     }
-    let res = admin.post("/databases/nosuch/monitoring/rules", &[("rule", "long_query")]).await;
+    let res = admin
+        .post("/databases/nosuch/monitoring/rules", &[("rule", "long_query")])
+        .await;
     assert_eq!(res.status(), StatusCode::NOT_FOUND);
     // Nothing was stored: the defaults still hold.
-    let stored = custodian::store::alerts::rules(app.state.store.pool(), "quiet").await.unwrap();
+    let stored = custodian::store::alerts::rules(app.state.store.pool(), "quiet")
+        .await
+        .unwrap();
     assert!(stored.is_empty(), "{stored:?}");
 
     for (body, why) in [
@@ -785,19 +872,31 @@ async fn bad_alert_input_is_refused_and_webhook_urls_stay_secret() {
         (json!({"duration": "90d"}), "longer than 30 days"),
         (json!({"duration": "0s"}), "no time at all"),
         (json!({"duration": "1h", "rule": "nosuch"}), "an unknown rule"),
-        (json!({"duration": "1h", "reason": "x".repeat(501)}), "a reason too long"),
+        (
+            json!({"duration": "1h", "reason": "x".repeat(501)}),
+            "a reason too long",
+        ),
     ] {
         let res = api_post(&app, &operator_token, "/api/v1/databases/quiet/silences", body).await;
         assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY, "{why}");
         let v: Value = res.json().await.unwrap();
         assert!(v["error"].is_string(), "{v}");
     }
-    let res = api_post(&app, &operator_token, "/api/v1/databases/nosuch/silences", json!({"duration": "1h"})).await;
+    let res = api_post(
+        &app,
+        &operator_token,
+        "/api/v1/databases/nosuch/silences",
+        json!({"duration": "1h"}),
+    )
+    .await;
     assert_eq!(res.status(), StatusCode::NOT_FOUND);
     let res = api_post(&app, &operator_token, "/api/v1/alerts/0/ack", json!({})).await;
     assert_eq!(res.status(), StatusCode::NOT_FOUND);
     assert!(
-        custodian::store::alerts::silences(app.state.store.pool(), 0).await.unwrap().is_empty(),
+        custodian::store::alerts::silences(app.state.store.pool(), 0)
+            .await
+            .unwrap()
+            .is_empty(),
         "no silence was made"
     );
 
@@ -807,17 +906,28 @@ async fn bad_alert_input_is_refused_and_webhook_urls_stay_secret() {
         ("hooks.slack.com/services/x", "no scheme"),
     ] {
         let res = admin
-            .post("/alerts/webhooks", &[("name", "bad"), ("url", url), ("format", "json")])
+            .post(
+                "/alerts/webhooks",
+                &[("name", "bad"), ("url", url), ("format", "json")],
+            )
             .await;
         assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY, "{why}");
     }
     let res = admin
         .post(
             "/alerts/webhooks",
-            &[("name", "bad"), ("url", "https://example.com/"), ("format", "xml")],
+            &[
+                ("name", "bad"),
+                ("url", "https://example.com/"),
+                ("format", "xml"),
+            ],
         )
         .await;
-    assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY, "an unknown format");
+    assert_eq!(
+        res.status(),
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "an unknown format"
+    );
 
     // A Slack URL carries its secret in the path: it is sealed in the store
     // and shown nowhere, not on the page and not in the audit log.
@@ -825,15 +935,28 @@ async fn bad_alert_input_is_refused_and_webhook_urls_stay_secret() {
     let url = format!("https://hooks.slack.example/services/{secret}");
     add_webhook(&admin, "team", &url, "slack").await;
     let res = admin
-        .post("/alerts/webhooks", &[("name", "team"), ("url", &url), ("format", "slack")])
+        .post(
+            "/alerts/webhooks",
+            &[("name", "team"), ("url", &url), ("format", "slack")],
+        )
         .await;
     assert_eq!(res.status(), StatusCode::CONFLICT, "the name is taken");
     let (_, html) = admin.text("/alerts").await;
     assert!(html.contains("hooks.slack.example"), "the host is shown");
     assert!(!html.contains(secret), "the secret path is not");
     let audit = app.audit().await;
-    assert!(audit.iter().any(|r| r.action == "webhook.create" && r.outcome == "success"));
-    assert!(audit.iter().all(|r| !r.detail.contains(secret) && !r.target.contains(secret)));
-    let stored = custodian::store::alerts::webhooks(app.state.store.pool()).await.unwrap();
+    assert!(
+        audit
+            .iter()
+            .any(|r| r.action == "webhook.create" && r.outcome == "success")
+    );
+    assert!(
+        audit
+            .iter()
+            .all(|r| !r.detail.contains(secret) && !r.target.contains(secret))
+    );
+    let stored = custodian::store::alerts::webhooks(app.state.store.pool())
+        .await
+        .unwrap();
     assert!(stored.iter().all(|w| !w.url_sealed.contains(secret)));
 }

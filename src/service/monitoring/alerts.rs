@@ -137,12 +137,23 @@ async fn notify(monitor: &Monitor, id: i64, event: &str) -> AppResult<()> {
     };
     let silences = rows::silences(pool, now()).await?;
     if let Some(s) = silenced_by(&silences, &alert.database_name, &alert.rule) {
-        tracing::info!(alert = id, silence = s.id, event, "notification held back by a silence");
+        tracing::info!(
+            alert = id,
+            silence = s.id,
+            event,
+            "notification held back by a silence"
+        );
         return Ok(());
     }
     let body = payload(&alert, event, monitor.settings().public_url.as_deref());
     let queued = rows::enqueue(pool, id, event, &body.to_string()).await?;
-    tracing::info!(alert = id, event, webhooks = queued, "alert {event}: {}", alert.message);
+    tracing::info!(
+        alert = id,
+        event,
+        webhooks = queued,
+        "alert {event}: {}",
+        alert.message
+    );
     if queued > 0 {
         monitor.0.wake.notify_one();
     }
@@ -221,7 +232,9 @@ pub async fn acknowledge(store: &Store, actor: &Actor, id: i64) -> AppResult<Ale
             return Err(AppError::not_found(format!("no alert {id}")));
         };
         if !rows::ack(store.pool(), id, &actor.name).await? {
-            return Err(AppError::conflict("the alert is resolved: nothing to acknowledge"));
+            return Err(AppError::conflict(
+                "the alert is resolved: nothing to acknowledge",
+            ));
         }
         Ok(alert)
     })

@@ -151,7 +151,10 @@ const SPECS: &[Spec] = &[
     Spec {
         title: "Transactions per second",
         scale: Scale::PerSecond,
-        lines: &[("commits", "s1", |r| r.commits_ps), ("rollbacks", "s3", |r| r.rollbacks_ps)],
+        lines: &[
+            ("commits", "s1", |r| r.commits_ps),
+            ("rollbacks", "s3", |r| r.rollbacks_ps),
+        ],
     },
     Spec {
         title: "Cache hit ratio",
@@ -289,7 +292,11 @@ fn draw(spec: &Spec, rows: &[SampleRow], since: i64, now: i64, step: i64) -> Cha
                 3 => "end",
                 _ => "middle",
             };
-            Tick { at: x(t), label, anchor }
+            Tick {
+                at: x(t),
+                label,
+                anchor,
+            }
         })
         .collect();
     Chart {
@@ -351,7 +358,13 @@ mod tests {
             ..SampleRow::default()
         };
         // Three points, a gap of ten steps, two points.
-        let rows = vec![row(0, 1.0), row(30, 2.0), row(60, 3.0), row(360, 1.0), row(390, 2.0)];
+        let rows = vec![
+            row(0, 1.0),
+            row(30, 2.0),
+            row(60, 3.0),
+            row(360, 1.0),
+            row(390, 2.0),
+        ];
         let chart = draw(&SPECS[0], &rows, 0, 3600, 30);
         let active = &chart.lines[0];
         assert_eq!(active.points, 5);

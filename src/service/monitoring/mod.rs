@@ -88,7 +88,13 @@ struct Inner {
 }
 
 impl Monitor {
-    pub fn new(store: Store, fleet: Fleet, backups: Backups, secrets: Secrets, settings: Settings) -> Monitor {
+    pub fn new(
+        store: Store,
+        fleet: Fleet,
+        backups: Backups,
+        secrets: Secrets,
+        settings: Settings,
+    ) -> Monitor {
         let http = reqwest::Client::builder()
             .timeout(notify::TIMEOUT)
             .user_agent(concat!("custodian/", env!("CARGO_PKG_VERSION")))

@@ -86,7 +86,13 @@ pub async fn webhooks(monitor: &Monitor) -> AppResult<Vec<WebhookView>> {
 }
 
 /// Add a webhook (admin).
-pub async fn add_webhook(monitor: &Monitor, actor: &Actor, name: &str, url: &str, format: &str) -> AppResult<i64> {
+pub async fn add_webhook(
+    monitor: &Monitor,
+    actor: &Actor,
+    name: &str,
+    url: &str,
+    format: &str,
+) -> AppResult<i64> {
     let name = name.trim();
     let target = format!("webhook:{name}");
     let event = Event {
@@ -102,9 +108,12 @@ pub async fn add_webhook(monitor: &Monitor, actor: &Actor, name: &str, url: &str
             return Err(AppError::invalid("a webhook needs a name of 1 to 64 characters"));
         }
         let format = Format::parse(format)?;
-        let parsed = url::Url::parse(url.trim()).map_err(|_| AppError::invalid("the webhook URL is not a URL"))?;
+        let parsed =
+            url::Url::parse(url.trim()).map_err(|_| AppError::invalid("the webhook URL is not a URL"))?;
         if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
-            return Err(AppError::invalid("the webhook URL must start with http:// or https://"));
+            return Err(AppError::invalid(
+                "the webhook URL must start with http:// or https://",
+            ));
         }
         let sealed = monitor.0.secrets.seal(&seal_context(name), parsed.as_str());
         rows::add_webhook(store.pool(), name, &sealed, format.as_str(), &actor.name)
@@ -155,7 +164,11 @@ pub fn slack_body(payload: &Value) -> Value {
     let firing = s("event") == "firing";
     let mut text = format!(
         "{} *{}* on *{}*: {}",
-        if firing { ":rotating_light: FIRING" } else { ":white_check_mark: RESOLVED" },
+        if firing {
+            ":rotating_light: FIRING"
+        } else {
+            ":white_check_mark: RESOLVED"
+        },
         s("title"),
         s("database"),
         s("message")

@@ -76,7 +76,12 @@ pub async fn exposition(monitor: &Monitor) -> anyhow::Result<String> {
             Health::Down => Some(0.0),
             Health::Unknown => None,
         };
-        sheet.set("custodian_database_up", "1 if the last status check reached the database", db.clone(), up);
+        sheet.set(
+            "custodian_database_up",
+            "1 if the last status check reached the database",
+            db.clone(),
+            up,
+        );
         poll_errors.get_or_create(&db).inc_by(m.poll_errors());
 
         // Backups: age of the last good one, and the RPO it is held to.
@@ -120,18 +125,66 @@ pub async fn exposition(monitor: &Monitor) -> anyhow::Result<String> {
             sheet.set("custodian_sessions", "The database's sessions by state", l, value);
         }
         let figures: [(&'static str, &str, Option<f64>); 12] = [
-            ("custodian_server_connections", "Client connections on the whole server", row.connections),
-            ("custodian_max_connections", "The server's max_connections", row.max_connections),
-            ("custodian_commits_per_second", "Commits per second over the last sample interval", row.commits_ps),
-            ("custodian_rollbacks_per_second", "Rollbacks per second over the last sample interval", row.rollbacks_ps),
-            ("custodian_cache_hit_ratio", "Share of block reads served from memory (0 to 1)", row.cache_hit),
-            ("custodian_database_size_bytes", "Size of the database", row.size_bytes),
-            ("custodian_longest_query_seconds", "Age of the oldest running query", Some(row.longest_query_s.unwrap_or(0.0))),
-            ("custodian_longest_transaction_seconds", "Age of the oldest open transaction", Some(row.longest_xact_s.unwrap_or(0.0))),
-            ("custodian_longest_idle_transaction_seconds", "How long the oldest idle-in-transaction session has been idle", Some(row.longest_idle_xact_s.unwrap_or(0.0))),
-            ("custodian_dead_tuples", "Dead tuples in the database's tables", row.dead_tuples),
-            ("custodian_xid_age", "Age of the database's oldest unfrozen transaction ID", row.xid_age),
-            ("custodian_wal_archiving_failing", "1 if the last WAL archiving attempt failed", row.archive_failing),
+            (
+                "custodian_server_connections",
+                "Client connections on the whole server",
+                row.connections,
+            ),
+            (
+                "custodian_max_connections",
+                "The server's max_connections",
+                row.max_connections,
+            ),
+            (
+                "custodian_commits_per_second",
+                "Commits per second over the last sample interval",
+                row.commits_ps,
+            ),
+            (
+                "custodian_rollbacks_per_second",
+                "Rollbacks per second over the last sample interval",
+                row.rollbacks_ps,
+            ),
+            (
+                "custodian_cache_hit_ratio",
+                "Share of block reads served from memory (0 to 1)",
+                row.cache_hit,
+            ),
+            (
+                "custodian_database_size_bytes",
+                "Size of the database",
+                row.size_bytes,
+            ),
+            (
+                "custodian_longest_query_seconds",
+                "Age of the oldest running query",
+                Some(row.longest_query_s.unwrap_or(0.0)),
+            ),
+            (
+                "custodian_longest_transaction_seconds",
+                "Age of the oldest open transaction",
+                Some(row.longest_xact_s.unwrap_or(0.0)),
+            ),
+            (
+                "custodian_longest_idle_transaction_seconds",
+                "How long the oldest idle-in-transaction session has been idle",
+                Some(row.longest_idle_xact_s.unwrap_or(0.0)),
+            ),
+            (
+                "custodian_dead_tuples",
+                "Dead tuples in the database's tables",
+                row.dead_tuples,
+            ),
+            (
+                "custodian_xid_age",
+                "Age of the database's oldest unfrozen transaction ID",
+                row.xid_age,
+            ),
+            (
+                "custodian_wal_archiving_failing",
+                "1 if the last WAL archiving attempt failed",
+                row.archive_failing,
+            ),
         ];
         for (metric, help, value) in figures {
             sheet.set(metric, help, db.clone(), value);

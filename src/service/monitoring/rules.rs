@@ -176,7 +176,10 @@ pub enum Observed {
     /// Nothing to judge by (no figure, or the database is down).
     Unknown,
     Clear,
-    Breach { value: Option<f64>, message: String },
+    Breach {
+        value: Option<f64>,
+        message: String,
+    },
 }
 
 fn breach(value: Option<f64>, message: String) -> Observed {
@@ -213,7 +216,12 @@ pub fn observe(rule: &Rule, setting: &Setting, facts: &Facts<'_>) -> Observed {
     match rule.key {
         "long_query" => match &r.longest_query {
             Some(q) => above(Some(q.seconds), t, |v| {
-                format!("pid {} has been running for {}: {}", q.pid, fmt_age(v as i64), q.query)
+                format!(
+                    "pid {} has been running for {}: {}",
+                    q.pid,
+                    fmt_age(v as i64),
+                    q.query
+                )
             }),
             None => Observed::Clear,
         },
@@ -247,10 +255,7 @@ pub fn observe(rule: &Rule, setting: &Setting, facts: &Facts<'_>) -> Observed {
             })
         }
         "replication_lag" => {
-            let worst = r
-                .replicas
-                .iter()
-                .max_by(|a, b| a.lag_s.total_cmp(&b.lag_s));
+            let worst = r.replicas.iter().max_by(|a, b| a.lag_s.total_cmp(&b.lag_s));
             match worst {
                 Some(w) => above(Some(w.lag_s), t, |v| {
                     format!("replica {} is {} behind", w.name, fmt_age(v as i64))
@@ -276,7 +281,12 @@ pub fn observe(rule: &Rule, setting: &Setting, facts: &Facts<'_>) -> Observed {
     }
 }
 
-fn observe_backups(rule: &Rule, threshold: Option<f64>, facts: &Facts<'_>, backups: &[BackupRow]) -> Observed {
+fn observe_backups(
+    rule: &Rule,
+    threshold: Option<f64>,
+    facts: &Facts<'_>,
+    backups: &[BackupRow],
+) -> Observed {
     let good: Vec<&BackupRow> = backups.iter().filter(|b| b.state == "good").collect();
     if rule.key == "backup_rpo" {
         let Some(rpo) = facts.entry.rpo else {
@@ -335,7 +345,10 @@ fn observe_backups(rule: &Rule, threshold: Option<f64>, facts: &Facts<'_>, backu
             if age as f64 > window {
                 breach(
                     Some(age as f64),
-                    format!("backups of {} have never been verified by a restore", fmt_age(age)),
+                    format!(
+                        "backups of {} have never been verified by a restore",
+                        fmt_age(age)
+                    ),
                 )
             } else {
                 Observed::Clear
@@ -423,21 +436,45 @@ mod tests {
         let rpo = |f: &Facts<'_>| judge("backup_rpo", None, f);
         // No RPO: nothing to judge against.
         assert_eq!(with(&entry(None), &[], &rpo), Observed::Clear);
-        assert!(is_breach(&with(&entry(Some(3600)), &[], &rpo)), "no good backup at all");
-        assert!(is_breach(&with(&entry(Some(3600)), &[backup(NOW - 7200, None)], &rpo)));
-        assert_eq!(with(&entry(Some(3600)), &[backup(NOW - 600, None)], &rpo), Observed::Clear);
+        assert!(
+            is_breach(&with(&entry(Some(3600)), &[], &rpo)),
+            "no good backup at all"
+        );
+        assert!(is_breach(&with(
+            &entry(Some(3600)),
+            &[backup(NOW - 7200, None)],
+            &rpo
+        )));
+        assert_eq!(
+            with(&entry(Some(3600)), &[backup(NOW - 600, None)], &rpo),
+            Observed::Clear
+        );
 
         let stale = |f: &Facts<'_>| judge("verify_stale", Some(86_400.0), f);
         let e = entry(None);
         assert_eq!(with(&e, &[], &stale), Observed::Clear, "nothing to verify yet");
-        assert_eq!(with(&e, &[backup(NOW - 600, None)], &stale), Observed::Clear, "a young backup");
-        assert!(is_breach(&with(&e, &[backup(NOW - 2 * 86_400, None)], &stale)), "never verified");
-        assert!(is_breach(&with(&e, &[backup(NOW - 600, Some((NOW - 60, false)))], &stale)), "failed");
+        assert_eq!(
+            with(&e, &[backup(NOW - 600, None)], &stale),
+            Observed::Clear,
+            "a young backup"
+        );
+        assert!(
+            is_breach(&with(&e, &[backup(NOW - 2 * 86_400, None)], &stale)),
+            "never verified"
+        );
+        assert!(
+            is_breach(&with(&e, &[backup(NOW - 600, Some((NOW - 60, false)))], &stale)),
+            "failed"
+        );
         assert_eq!(
             with(&e, &[backup(NOW - 600, Some((NOW - 60, true)))], &stale),
             Observed::Clear
         );
-        assert!(is_breach(&with(&e, &[backup(NOW - 9 * 86_400, Some((NOW - 8 * 86_400, true)))], &stale)));
+        assert!(is_breach(&with(
+            &e,
+            &[backup(NOW - 9 * 86_400, Some((NOW - 8 * 86_400, true)))],
+            &stale
+        )));
         // The catalog could not be read: no verdict either way.
         let facts = Facts {
             now: NOW,
@@ -491,7 +528,11 @@ mod tests {
         assert_eq!(judge("xid_age", Some(1e9), &facts), Observed::Clear);
         assert!(is_breach(&judge("wal_archiving", None, &facts)));
         assert!(is_breach(&judge("size_growth", Some(1e9), &facts)));
-        assert_eq!(judge("long_query", Some(1.0), &facts), Observed::Clear, "nothing running");
+        assert_eq!(
+            judge("long_query", Some(1.0), &facts),
+            Observed::Clear,
+            "nothing running"
+        );
         assert_eq!(judge("unreachable", None, &facts), Observed::Clear);
 
         let down = Facts {
@@ -502,7 +543,13 @@ mod tests {
             backups: Some(&[]),
         };
         assert!(is_breach(&judge("unreachable", None, &down)));
-        for key in ["long_query", "connections", "replication_lag", "xid_age", "wal_archiving"] {
+        for key in [
+            "long_query",
+            "connections",
+            "replication_lag",
+            "xid_age",
+            "wal_archiving",
+        ] {
             assert_eq!(judge(key, Some(1.0), &down), Observed::Unknown, "{key}");
         }
     }

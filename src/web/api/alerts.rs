@@ -61,7 +61,11 @@ async fn list(State(state): State<AppState>, Viewer(_): Viewer) -> AppResult<Jso
     })))
 }
 
-async fn ack(State(state): State<AppState>, Operator(me): Operator, Path(id): Path<String>) -> AppResult<Json<Value>> {
+async fn ack(
+    State(state): State<AppState>,
+    Operator(me): Operator,
+    Path(id): Path<String>,
+) -> AppResult<Json<Value>> {
     alerts::acknowledge(&state.store, &me.actor(), alert_id(&id)?).await?;
     Ok(Json(json!({ "ok": true })))
 }
@@ -152,5 +156,7 @@ async fn series(
             })
         })
         .collect();
-    Ok(Json(json!({ "range": range.key(), "step_s": range.step(), "points": points })))
+    Ok(Json(
+        json!({ "range": range.key(), "step_s": range.step(), "points": points }),
+    ))
 }
