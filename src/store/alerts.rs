@@ -403,3 +403,28 @@ pub async fn deliveries(pool: &Pool, limit: i64) -> sqlx::Result<Vec<(DeliveryRo
         .await)?;
     Ok(rows.into_iter().map(|j| (j.d, j.webhook)).collect())
 }
+
+/// Forget what is long over: resolved alerts, finished deliveries and
+/// expired silences older than `before`. Open alerts are never touched.
+pub async fn prune(pool: &Pool, before: i64) -> sqlx::Result<u64> {
+    on_pool!(pool, |p| {
+        let mut tx = p.begin().await?;
+        let mut n = sqlx::query("DELETE FROM alert_deliveries WHERE state <> 'pending' AND created_at < $1")
+            .bind(before)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        n += sqlx::query("DELETE FROM alerts WHERE state = 'resolved' AND resolved_at < $1")
+            .bind(before)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        n += sqlx::query("DELETE FROM alert_silences WHERE until_at < $1")
+            .bind(before)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        tx.commit().await?;
+        Ok(n)
+    })
+}

@@ -442,7 +442,37 @@ async fn samples_accumulate_then_roll_up_and_old_ones_are_deleted(store: StoreCh
         .await
         .unwrap();
 
+    // Alert history: one resolved 95 days ago (past three retention
+    // periods), one still firing since 100 days ago.
+    use custodian::store::alerts as alert_rows;
+    let old = alert_rows::open_pending(pool, "history", "xid_age", "old", None, t - 100 * 86_400)
+        .await
+        .unwrap()
+        .unwrap();
+    alert_rows::fire(pool, old, t - 100 * 86_400).await.unwrap();
+    alert_rows::resolve(pool, old, t - 95 * 86_400).await.unwrap();
+    let ongoing = alert_rows::open_pending(
+        pool,
+        "history",
+        "wal_archiving",
+        "ongoing",
+        None,
+        t - 100 * 86_400,
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    alert_rows::fire(pool, ongoing, t - 100 * 86_400).await.unwrap();
+
     let done = app.state.monitor.compact(t).await.unwrap();
+    assert!(
+        alert_rows::get(pool, old).await.unwrap().is_none(),
+        "old history is pruned"
+    );
+    assert!(
+        alert_rows::get(pool, ongoing).await.unwrap().is_some(),
+        "an open alert never is"
+    );
     assert!(done.rolled > 0 && done.deleted > 0, "{done:?}");
     let (raw, rolled) = samples::count(pool, "history").await.unwrap();
     // Raw samples remain only for the last 48 hours...

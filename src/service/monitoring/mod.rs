@@ -155,7 +155,8 @@ impl Monitor {
     }
 
     /// Roll up and prune samples as of `at`; forget databases no longer
-    /// registered (their samples once an hour old, their alerts now).
+    /// registered (their samples once an hour old, their alerts now) and
+    /// alert history older than three retention periods.
     pub async fn compact(&self, at: i64) -> anyhow::Result<samples::Compacted> {
         let known: Vec<String> = self
             .0
@@ -174,6 +175,11 @@ impl Monitor {
         )
         .await?;
         alerts::close_orphans(self, &known).await?;
+        // Alert history and deliveries are kept three times as long as samples.
+        crate::store::alerts::prune(self.0.store.pool(), at - 3 * s.retention.as_secs() as i64).await?;
+        if let Ok(mut probes) = self.0.probes.lock() {
+            probes.retain(|name, _| known.iter().any(|k| k == name.as_str()));
+        }
         tracing::debug!(rolled = done.rolled, deleted = done.deleted, "samples compacted");
         Ok(done)
     }

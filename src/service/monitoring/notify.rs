@@ -158,10 +158,17 @@ pub async fn deliveries(monitor: &Monitor, limit: i64) -> AppResult<Vec<Delivery
         .collect())
 }
 
+/// Slack reads `&`, `<` and `>` in text as markup: escape them.
+fn slack_escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
 /// The Slack-style body of a notification.
 pub fn slack_body(payload: &Value) -> Value {
-    let s = |k: &str| payload.get(k).and_then(Value::as_str).unwrap_or("");
-    let firing = s("event") == "firing";
+    let s = |k: &str| slack_escape(payload.get(k).and_then(Value::as_str).unwrap_or(""));
+    let firing = payload.get("event").and_then(Value::as_str) == Some("firing");
     let mut text = format!(
         "{} *{}* on *{}*: {}",
         if firing {
@@ -177,6 +184,40 @@ pub fn slack_body(payload: &Value) -> Value {
         text.push_str(&format!(" <{url}|open alerts>"));
     }
     json!({ "text": text })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slack_text_escapes_what_slack_reads_as_markup() {
+        let body = slack_body(&json!({
+            "event": "firing",
+            "title": "Query running longer than",
+            "database": "orders",
+            "message": "pid 7: SELECT a < b & c > d",
+            "url": "https://custodian.example/alerts",
+        }));
+        let text = body["text"].as_str().unwrap();
+        assert!(
+            text.starts_with(":rotating_light: FIRING *Query running longer than* on *orders*"),
+            "{text}"
+        );
+        assert!(text.contains("SELECT a &lt; b &amp; c &gt; d"), "{text}");
+        assert!(
+            text.ends_with("<https://custodian.example/alerts|open alerts>"),
+            "{text}"
+        );
+        let resolved =
+            slack_body(&json!({"event": "resolved", "title": "t", "database": "d", "message": "m"}));
+        assert!(
+            resolved["text"]
+                .as_str()
+                .unwrap()
+                .starts_with(":white_check_mark: RESOLVED")
+        );
+    }
 }
 
 impl Monitor {
@@ -201,6 +242,9 @@ impl Monitor {
             return Ok(());
         }
         let hooks = rows::webhooks(pool).await?;
+        // Claimed one by one, sent all at once: a receiver that hangs until
+        // the timeout holds up none of the others.
+        let mut sending = tokio::task::JoinSet::new();
         for d in due {
             let s = &self.0.settings;
             // The wait before the next attempt doubles with each failure.
@@ -208,15 +252,24 @@ impl Monitor {
             if !rows::claim(pool, d.id, at + wait, at).await? {
                 continue;
             }
-            let Some(hook) = hooks.iter().find(|h| h.id == d.webhook_id) else {
+            let Some(hook) = hooks.iter().find(|h| h.id == d.webhook_id).cloned() else {
                 continue;
             };
-            let outcome = self.send(hook, &d).await;
+            let me = self.clone();
+            sending.spawn(async move {
+                let outcome = me.send(&hook, &d).await;
+                (hook, d, outcome)
+            });
+        }
+        while let Some(done) = sending.join_next().await {
+            let Ok((hook, d, outcome)) = done else {
+                continue;
+            };
             let attempts = d.attempts + 1;
             match outcome {
                 Ok(()) => rows::attempted(pool, d.id, "delivered", None).await?,
                 Err(why) => {
-                    let state = if attempts >= s.webhook_attempts as i64 {
+                    let state = if attempts >= self.0.settings.webhook_attempts as i64 {
                         "failed"
                     } else {
                         "pending"
