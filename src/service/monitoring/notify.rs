@@ -186,40 +186,6 @@ pub fn slack_body(payload: &Value) -> Value {
     json!({ "text": text })
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn slack_text_escapes_what_slack_reads_as_markup() {
-        let body = slack_body(&json!({
-            "event": "firing",
-            "title": "Query running longer than",
-            "database": "orders",
-            "message": "pid 7: SELECT a < b & c > d",
-            "url": "https://custodian.example/alerts",
-        }));
-        let text = body["text"].as_str().unwrap();
-        assert!(
-            text.starts_with(":rotating_light: FIRING *Query running longer than* on *orders*"),
-            "{text}"
-        );
-        assert!(text.contains("SELECT a &lt; b &amp; c &gt; d"), "{text}");
-        assert!(
-            text.ends_with("<https://custodian.example/alerts|open alerts>"),
-            "{text}"
-        );
-        let resolved =
-            slack_body(&json!({"event": "resolved", "title": "t", "database": "d", "message": "m"}));
-        assert!(
-            resolved["text"]
-                .as_str()
-                .unwrap()
-                .starts_with(":white_check_mark: RESOLVED")
-        );
-    }
-}
-
 impl Monitor {
     /// Send what is due, then wait for more (woken when something is queued).
     pub(super) async fn deliver_loop(self) {
@@ -308,5 +274,39 @@ impl Monitor {
         } else {
             Err(format!("the receiver answered HTTP {}", status.as_u16()))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slack_text_escapes_what_slack_reads_as_markup() {
+        let body = slack_body(&json!({
+            "event": "firing",
+            "title": "Query running longer than",
+            "database": "orders",
+            "message": "pid 7: SELECT a < b & c > d",
+            "url": "https://custodian.example/alerts",
+        }));
+        let text = body["text"].as_str().unwrap();
+        assert!(
+            text.starts_with(":rotating_light: FIRING *Query running longer than* on *orders*"),
+            "{text}"
+        );
+        assert!(text.contains("SELECT a &lt; b &amp; c &gt; d"), "{text}");
+        assert!(
+            text.ends_with("<https://custodian.example/alerts|open alerts>"),
+            "{text}"
+        );
+        let resolved =
+            slack_body(&json!({"event": "resolved", "title": "t", "database": "d", "message": "m"}));
+        assert!(
+            resolved["text"]
+                .as_str()
+                .unwrap()
+                .starts_with(":white_check_mark: RESOLVED")
+        );
     }
 }
