@@ -11,6 +11,7 @@ pub mod alerts;
 pub mod audit;
 pub mod backups;
 pub mod jobs;
+pub mod leases;
 pub mod metrics;
 pub mod migrations;
 pub mod registry;

@@ -990,3 +990,37 @@ async fn bad_alert_input_is_refused_and_webhook_urls_stay_secret() {
         .unwrap();
     assert!(stored.iter().all(|w| !w.url_sealed.contains(secret)));
 }
+
+on_both_stores!(panels_sharing_a_store_take_turns_to_sample);
+async fn panels_sharing_a_store_take_turns_to_sample(store: StoreChoice) {
+    use custodian::store::leases;
+    let app = fast_panel_on(store).await;
+    let pool = app.state.store.pool();
+    let lease = "monitoring.sampler";
+    // The running panel took the lease at start; another instance cannot.
+    eventually("the panel to hold the sampling lease", || async {
+        let t = now();
+        (app.state.monitor.lead(t).await && !leases::acquire(pool, lease, "other", t + 30, t).await.unwrap())
+            .then_some(())
+    })
+    .await;
+    // Once the holder stops renewing, the other takes over, and keeps it
+    // while it renews; the first no longer samples.
+    let later = now() + 3600;
+    assert!(
+        leases::acquire(pool, lease, "other", later + 30, later)
+            .await
+            .unwrap()
+    );
+    assert!(!app.state.monitor.lead(later + 1).await);
+    assert!(
+        leases::acquire(pool, lease, "other", later + 60, later + 20)
+            .await
+            .unwrap()
+    );
+    assert!(!app.state.monitor.lead(later + 40).await);
+    assert!(
+        app.state.monitor.lead(later + 61).await,
+        "the lease ran out: back to the first"
+    );
+}

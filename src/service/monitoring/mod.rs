@@ -20,8 +20,12 @@ use crate::engine::{self, metrics::Reading};
 use crate::secrets::Secrets;
 use crate::service::backup::Backups;
 use crate::service::fleet::{Fleet, Member};
+use crate::store::leases;
 use crate::store::metrics::{self as samples, SampleRow};
 use crate::store::{Store, now};
+
+/// The lease that decides which panel instance samples the fleet.
+const SAMPLER_LEASE: &str = "monitoring.sampler";
 
 /// The settings monitoring reads from the configuration.
 #[derive(Clone, Debug)]
@@ -85,6 +89,8 @@ struct Inner {
     http: reqwest::Client,
     /// Wakes the delivery worker when something is queued.
     wake: tokio::sync::Notify,
+    /// This instance, for the sampling lease.
+    instance: String,
 }
 
 impl Monitor {
@@ -109,6 +115,7 @@ impl Monitor {
             probes: Mutex::new(HashMap::new()),
             http,
             wake: tokio::sync::Notify::new(),
+            instance: uuid::Uuid::new_v4().to_string(),
         }))
     }
 
@@ -137,12 +144,37 @@ impl Monitor {
         tokio::spawn(self.clone().deliver_loop());
     }
 
+    /// Whether this instance samples the fleet now. Panels sharing a store
+    /// take turns through a lease of three intervals (at least 30 s), renewed
+    /// every round, so the fleet is sampled once and alerts judged once; if
+    /// the holder stops, another instance takes over when it runs out.
+    pub async fn lead(&self, at: i64) -> bool {
+        let hold = (3 * self.0.settings.interval.as_secs() as i64).max(30);
+        match leases::acquire(
+            self.0.store.pool(),
+            SAMPLER_LEASE,
+            &self.0.instance,
+            at + hold,
+            at,
+        )
+        .await
+        {
+            Ok(held) => held,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the sampling lease");
+                false
+            }
+        }
+    }
+
     async fn sample_loop(self) {
         let mut compacted_at = 0;
         loop {
-            for m in self.0.fleet.members() {
-                let me = self.clone();
-                tokio::spawn(async move { me.sample(&m).await });
+            if self.lead(now()).await {
+                for m in self.0.fleet.members() {
+                    let me = self.clone();
+                    tokio::spawn(async move { me.sample(&m).await });
+                }
             }
             if now() - compacted_at >= 3600 {
                 compacted_at = now();
