@@ -151,6 +151,19 @@ pub async fn first_since(pool: &Pool, database: &str, at: i64) -> sqlx::Result<O
         .await)
 }
 
+/// A database's newest raw sample (for an instance that does not sample).
+pub async fn newest(pool: &Pool, database: &str) -> sqlx::Result<Option<SampleRow>> {
+    let sql = format!(
+        "SELECT database_name, at, {} FROM metric_samples WHERE database_name = $1 AND step = 0 \
+         ORDER BY at DESC LIMIT 1",
+        columns()
+    );
+    on_pool!(pool, |p| sqlx::query_as::<_, SampleRow>(&sql)
+        .bind(database)
+        .fetch_optional(p)
+        .await)
+}
+
 /// Rows by step (0 raw, 300 roll-ups), for tests and the monitoring page.
 pub async fn count(pool: &Pool, database: &str) -> sqlx::Result<(i64, i64)> {
     on_pool!(pool, |p| sqlx::query_as(

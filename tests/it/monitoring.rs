@@ -1024,3 +1024,56 @@ async fn panels_sharing_a_store_take_turns_to_sample(store: StoreChoice) {
         "the lease ran out: back to the first"
     );
 }
+
+#[tokio::test]
+async fn two_panels_on_one_store_sample_once_and_both_serve_metrics() {
+    let key = "c".repeat(64);
+    let first = TestApp::spawn_with(StoreChoice::Sqlite, |c| {
+        c.sample_interval = Duration::from_secs(1);
+        c.secret_key = Some(key.clone().into());
+    })
+    .await;
+    let shared = format!(
+        "sqlite://{}",
+        first.data_dir.path().join("custodian.db").display()
+    );
+    let second = TestApp::spawn_with(StoreChoice::Sqlite, |c| {
+        c.sample_interval = Duration::from_secs(1);
+        c.poll_interval = Duration::from_secs(1);
+        c.secret_key = Some(key.clone().into());
+        c.store_url = Some(custodian::config::SecretUrl::new(shared.clone()));
+    })
+    .await;
+    let db = TestDb::postgres().await;
+    first.register("shop", &db.url).await;
+    let name = custodian::domain::DatabaseName::parse("shop").unwrap();
+    // The second panel learns of the database from the store, then both
+    // run their samplers; only the lease holder samples.
+    eventually("the second panel to know shop", || async {
+        second.state.fleet.get(&name).map(|_| ())
+    })
+    .await;
+    let token = first.token_for("prometheus", Role::Viewer).await;
+    let http = reqwest::Client::new();
+    for app in [&first, &second] {
+        eventually("fresh figures of shop in /metrics", || async {
+            let text = http
+                .get(app.url("/metrics"))
+                .bearer_auth(&token)
+                .send()
+                .await
+                .ok()?
+                .text()
+                .await
+                .ok()?;
+            let samples = parse_exposition(&text);
+            find(&samples, "custodian_database_size_bytes", &[("database", "shop")]).map(|_| ())
+        })
+        .await;
+    }
+    let sampled = [&first, &second]
+        .iter()
+        .filter(|app| app.state.monitor.latest(&name).is_some())
+        .count();
+    assert_eq!(sampled, 1, "exactly one panel samples the fleet");
+}

@@ -15,6 +15,7 @@ use super::Monitor;
 use crate::service::fleet::Health;
 use crate::store::alerts as alert_rows;
 use crate::store::jobs as job_rows;
+use crate::store::metrics as samples;
 use crate::store::now;
 
 /// The content type prometheus-client's text encoding is.
@@ -103,16 +104,28 @@ pub async fn exposition(monitor: &Monitor) -> anyhow::Result<String> {
             m.entry.rpo.map(|d| d.as_secs_f64()),
         );
 
-        let Some(latest) = monitor.latest(&m.entry.name) else {
-            continue;
+        // This instance's own last sample; or, where another instance holds
+        // the sampling lease, the newest one it stored (fresh ones only).
+        let (at, row, replicas) = match monitor.latest(&m.entry.name) {
+            Some(latest) => (
+                latest.at,
+                latest.row,
+                latest.reading.map(|r| r.replicas).unwrap_or_default(),
+            ),
+            None => match samples::newest(pool, &name).await? {
+                Some(row) if at - row.at <= 3 * monitor.settings().interval.as_secs() as i64 => {
+                    (row.at, Some(row), Vec::new())
+                }
+                _ => continue,
+            },
         };
         sheet.set(
             "custodian_sample_timestamp_seconds",
             "When the figures below were sampled (unix time)",
             db.clone(),
-            Some(latest.at as f64),
+            Some(at as f64),
         );
-        let Some(row) = latest.row else {
+        let Some(row) = row else {
             continue;
         };
         for (state, value) in [
@@ -189,17 +202,15 @@ pub async fn exposition(monitor: &Monitor) -> anyhow::Result<String> {
         for (metric, help, value) in figures {
             sheet.set(metric, help, db.clone(), value);
         }
-        if let Ok(reading) = &latest.reading {
-            for replica in &reading.replicas {
-                let mut l = db.clone();
-                l.push(("replica".into(), replica.name.clone()));
-                sheet.set(
-                    "custodian_replication_lag_seconds",
-                    "How far a replica is behind",
-                    l,
-                    Some(replica.lag_s),
-                );
-            }
+        for replica in &replicas {
+            let mut l = db.clone();
+            l.push(("replica".into(), replica.name.clone()));
+            sheet.set(
+                "custodian_replication_lag_seconds",
+                "How far a replica is behind",
+                l,
+                Some(replica.lag_s),
+            );
         }
     }
 
