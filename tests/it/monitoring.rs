@@ -600,6 +600,19 @@ async fn charts_are_svg_with_one_point_per_bucket_of_the_range(store: StoreChoic
         .unwrap();
     assert_eq!(runs, 2, "a gap in the samples is a gap in the line");
 
+    // The overview draws the day as sparklines.
+    let (_, overview) = viewer.text("/").await;
+    let spark = overview
+        .split("aria-label=\"connections over the last day\"><polyline points=\"")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .expect("a connections sparkline");
+    assert_eq!(
+        spark.split(' ').count(),
+        buckets.len(),
+        "one point per five-minute bucket"
+    );
+
     // A range nobody asked for falls back to the day; the API agrees with the chart.
     let token = app.token_for("ci", Role::Viewer).await;
     let v: Value = api_get(&app, &token, "/api/v1/databases/charted/samples?range=24h")
@@ -1076,4 +1089,31 @@ async fn two_panels_on_one_store_sample_once_and_both_serve_metrics() {
         .filter(|app| app.state.monitor.latest(&name).is_some())
         .count();
     assert_eq!(sampled, 1, "exactly one panel samples the fleet");
+}
+
+#[tokio::test]
+async fn a_sqlite_database_is_sampled_for_its_size() {
+    let app = TestApp::spawn_with(StoreChoice::Sqlite, |c| {
+        c.sample_interval = Duration::from_secs(1);
+        c.demo = true;
+    })
+    .await;
+    let pool = app.state.store.pool();
+    let row = eventually("a sample of the demo database", || async {
+        samples::newest(pool, "demo").await.ok().flatten()
+    })
+    .await;
+    // The same figure read directly from the file.
+    let file = app.data_dir.path().join("demo").join("demo.sqlite");
+    let mut direct = sqlx::SqliteConnection::connect(&format!("sqlite://{}", file.display()))
+        .await
+        .unwrap();
+    let size: i64 = sqlx::query_scalar(
+        "SELECT (SELECT page_count FROM pragma_page_count()) * (SELECT page_size FROM pragma_page_size())",
+    )
+    .fetch_one(&mut direct)
+    .await
+    .unwrap();
+    assert_eq!(row.size_bytes, Some(size as f64));
+    assert_eq!(row.longest_query_s, None, "SQLite has no sessions to read");
 }
