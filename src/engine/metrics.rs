@@ -134,14 +134,18 @@ pub async fn postgres(pool: &PgPool) -> EngineResult<Reading> {
             reading.longest_idle_xact = Some(c);
         }
     }
-    // Replicas of a primary; on a standby, the standby's own replay delay.
+    // Replicas of a primary, named application_name@address (standbys all
+    // default to "walreceiver"); on a standby, its own replay delay, zero
+    // when it has replayed all it received (an idle primary sends nothing,
+    // and the last replayed transaction only grows older).
     let replicas: Vec<(String, f64)> = sqlx::query_as(
-        "SELECT COALESCE(NULLIF(application_name, ''), host(client_addr), pid::text), \
+        "SELECT COALESCE(NULLIF(application_name, ''), 'replica') || '@' || COALESCE(host(client_addr), 'local'), \
                 COALESCE(extract(epoch FROM replay_lag), 0)::float8 \
            FROM pg_stat_replication \
          UNION ALL \
          SELECT 'this standby', \
-                COALESCE(extract(epoch FROM now() - pg_last_xact_replay_timestamp()), 0)::float8 \
+                CASE WHEN pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() THEN 0 \
+                     ELSE COALESCE(extract(epoch FROM now() - pg_last_xact_replay_timestamp()), 0) END::float8 \
           WHERE pg_is_in_recovery()",
     )
     .fetch_all(&mut *conn)
@@ -154,7 +158,7 @@ pub async fn postgres(pool: &PgPool) -> EngineResult<Reading> {
     Ok(reading)
 }
 
-/// SHOW GLOBAL STATUS (connections, Com_commit/Com_rollback, InnoDB buffer
+/// SHOW GLOBAL STATUS (connections, Handler_commit/rollback, InnoDB buffer
 /// pool reads), information_schema.PROCESSLIST and INNODB_TRX for this
 /// schema's sessions, table sizes, and SHOW SLAVE STATUS on a replica.
 /// A running statement's COMMAND is Query (text protocol) or Execute
@@ -162,7 +166,7 @@ pub async fn postgres(pool: &PgPool) -> EngineResult<Reading> {
 pub async fn mysql(pool: &MySqlPool) -> EngineResult<Reading> {
     let vars: Vec<(String, String)> = sqlx::query_as(
         "SHOW GLOBAL STATUS WHERE Variable_name IN \
-         ('Threads_connected', 'Com_commit', 'Com_rollback', \
+         ('Threads_connected', 'Handler_commit', 'Handler_rollback', \
           'Innodb_buffer_pool_read_requests', 'Innodb_buffer_pool_reads')",
     )
     .fetch_all(pool)
@@ -201,8 +205,10 @@ pub async fn mysql(pool: &MySqlPool) -> EngineResult<Reading> {
         active: i("active")?,
         idle: i("idle")?,
         idle_in_xact: i("idle_in_xact")?,
-        commits: var("Com_commit"),
-        rollbacks: var("Com_rollback"),
+        // Handler_*: every commit, autocommitted statements included
+        // (Com_commit counts only explicit COMMIT statements).
+        commits: var("Handler_commit"),
+        rollbacks: var("Handler_rollback"),
         // Pages served from the pool: read requests less those that went to disk.
         cache_hits: reads.zip(misses).map(|(r, m)| (r - m).max(0.0)),
         cache_reads: reads,
@@ -239,13 +245,23 @@ pub async fn mysql(pool: &MySqlPool) -> EngineResult<Reading> {
     }
     // A replica reports its own delay; a primary knows none of its replicas' lag.
     // Without the REPLICATION CLIENT privilege there is simply no figure.
-    if let Ok(Some(row)) = sqlx::query("SHOW SLAVE STATUS").fetch_optional(pool).await
-        && let Ok(Some(lag)) = row.try_get::<Option<u64>, _>("Seconds_Behind_Master")
-    {
-        reading.replicas.push(Replica {
-            name: "this replica".into(),
-            lag_s: lag as f64,
-        });
+    // SHOW REPLICA STATUS: MySQL 8.0.22+ (Seconds_Behind_Source), MariaDB
+    // 10.5+ (Seconds_Behind_Master); MySQL 8.4 no longer knows SHOW SLAVE STATUS.
+    for sql in ["SHOW REPLICA STATUS", "SHOW SLAVE STATUS"] {
+        if let Ok(found) = sqlx::query(sql).fetch_optional(pool).await {
+            let lag = found.and_then(|row| {
+                ["Seconds_Behind_Source", "Seconds_Behind_Master"]
+                    .iter()
+                    .find_map(|col| row.try_get::<Option<u64>, _>(*col).ok().flatten())
+            });
+            if let Some(lag) = lag {
+                reading.replicas.push(Replica {
+                    name: "this replica".into(),
+                    lag_s: lag as f64,
+                });
+            }
+            break;
+        }
     }
     Ok(reading)
 }

@@ -58,10 +58,14 @@ pub struct AlertRow {
     pub acked_by: Option<String>,
     pub acked_at: Option<i64>,
     pub updated_at: i64,
+    /// Its "firing" notification was queued.
+    pub notified: bool,
+    /// The statement behind it (pages only).
+    pub query: Option<String>,
 }
 
 const ALERT_COLUMNS: &str = "id, database_name, rule, state, message, value, started_at, fired_at, resolved_at, \
-                             acked_by, acked_at, updated_at";
+                             acked_by, acked_at, updated_at, notified, query";
 
 /// The open (pending or firing) alerts of one database.
 pub async fn open_for(pool: &Pool, database: &str) -> sqlx::Result<Vec<AlertRow>> {
@@ -110,30 +114,40 @@ pub async fn open_pending(
     database: &str,
     rule: &str,
     message: &str,
+    query: Option<&str>,
     value: Option<f64>,
     at: i64,
 ) -> sqlx::Result<Option<i64>> {
     on_pool!(pool, |p| sqlx::query_scalar(
-        "INSERT INTO alerts (database_name, rule, state, message, value, started_at, updated_at) \
-         VALUES ($1, $2, 'pending', $3, $4, $5, $5) \
+        "INSERT INTO alerts (database_name, rule, state, message, query, value, started_at, updated_at) \
+         VALUES ($1, $2, 'pending', $3, $4, $5, $6, $6) \
          ON CONFLICT (database_name, rule) WHERE state IN ('pending', 'firing') DO NOTHING RETURNING id"
     )
     .bind(database)
     .bind(rule)
     .bind(message)
+    .bind(query)
     .bind(value)
     .bind(at)
     .fetch_optional(p)
     .await)
 }
 
-/// Refresh an open alert's message and value.
-pub async fn touch(pool: &Pool, id: i64, message: &str, value: Option<f64>, at: i64) -> sqlx::Result<()> {
+/// Refresh an open alert's message, statement and value.
+pub async fn touch(
+    pool: &Pool,
+    id: i64,
+    message: &str,
+    query: Option<&str>,
+    value: Option<f64>,
+    at: i64,
+) -> sqlx::Result<()> {
     on_pool!(pool, |p| sqlx::query(
-        "UPDATE alerts SET message = $2, value = $3, updated_at = $4 WHERE id = $1"
+        "UPDATE alerts SET message = $2, query = $3, value = $4, updated_at = $5 WHERE id = $1"
     )
     .bind(id)
     .bind(message)
+    .bind(query)
     .bind(value)
     .bind(at)
     .execute(p)
@@ -168,6 +182,17 @@ pub async fn resolve(pool: &Pool, id: i64, at: i64) -> sqlx::Result<bool> {
     .await
     .map(|r| r.rows_affected() == 1)
     })
+}
+
+/// Mark a firing alert's notification as queued; false if it already was.
+pub async fn mark_notified(pool: &Pool, id: i64) -> sqlx::Result<bool> {
+    on_pool!(pool, |p| sqlx::query(
+        "UPDATE alerts SET notified = TRUE WHERE id = $1 AND state = 'firing' AND NOT notified"
+    )
+    .bind(id)
+    .execute(p)
+    .await
+    .map(|r| r.rows_affected() == 1))
 }
 
 /// A pending alert whose condition cleared before it fired is forgotten.
@@ -350,8 +375,9 @@ pub async fn due(pool: &Pool, at: i64, limit: i64) -> sqlx::Result<Vec<DeliveryR
         .await)
 }
 
-/// Claim a due delivery for one attempt (pushing its next try out), so two
-/// panel instances never send it twice at once. False if someone else did.
+/// Claim a due delivery for one attempt, pushing its next try past the
+/// longest a send may take, so two panel instances never send it at once.
+/// False if someone else did.
 pub async fn claim(pool: &Pool, id: i64, next_at: i64, at: i64) -> sqlx::Result<bool> {
     on_pool!(pool, |p| sqlx::query(
         "UPDATE alert_deliveries SET next_at = $2, attempts = attempts + 1 \
@@ -365,16 +391,28 @@ pub async fn claim(pool: &Pool, id: i64, next_at: i64, at: i64) -> sqlx::Result<
     .map(|r| r.rows_affected() == 1))
 }
 
-/// Record an attempt's outcome: delivered, failed for good, or pending again.
-pub async fn attempted(pool: &Pool, id: i64, state: &str, error: Option<&str>) -> sqlx::Result<()> {
+/// Record attempt number `attempt`'s outcome: delivered, failed for good,
+/// or pending again from `next_at`. Only if no later attempt has been
+/// claimed meanwhile (a slow send must not undo a newer one's outcome).
+pub async fn attempted(
+    pool: &Pool,
+    id: i64,
+    attempt: i64,
+    state: &str,
+    error: Option<&str>,
+    next_at: i64,
+) -> sqlx::Result<()> {
     on_pool!(pool, |p| sqlx::query(
-        "UPDATE alert_deliveries SET state = $2, last_error = $3, \
-           delivered_at = CASE WHEN $2 = 'delivered' THEN $4 ELSE delivered_at END WHERE id = $1"
+        "UPDATE alert_deliveries SET state = $3, last_error = $4, next_at = $6, \
+           delivered_at = CASE WHEN $3 = 'delivered' THEN $5 ELSE delivered_at END \
+         WHERE id = $1 AND attempts = $2 AND state = 'pending'"
     )
     .bind(id)
+    .bind(attempt)
     .bind(state)
     .bind(error)
     .bind(now())
+    .bind(next_at)
     .execute(p)
     .await
     .map(|_| ()))

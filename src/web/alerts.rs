@@ -49,6 +49,8 @@ pub struct AlertLine {
     pub title: &'static str,
     pub state: String,
     pub message: String,
+    /// The statement behind it, if any.
+    pub query: String,
     pub started: String,
     pub fired: String,
     pub resolved: String,
@@ -67,6 +69,7 @@ impl From<&AlertView> for AlertLine {
             title: v.title,
             state: a.state.clone(),
             message: a.message.clone(),
+            query: a.query.clone().unwrap_or_default(),
             started: format!("{} ago", fmt_age(now() - a.started_at)),
             fired: a.fired_at.map(fmt_time).unwrap_or_default(),
             resolved: a.resolved_at.map(fmt_time).unwrap_or_default(),

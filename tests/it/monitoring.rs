@@ -161,7 +161,10 @@ async fn a_long_query_fires_its_alert_notifies_and_resolves_after_cancel() {
             .contains(&format!("pid {pid}")),
         "the alert names the session: {firing}"
     );
-    assert!(firing["message"].as_str().unwrap().contains("pg_sleep"));
+    assert!(
+        firing["query"].as_str().unwrap().contains("pg_sleep(120)"),
+        "the page and API show the statement: {firing}"
+    );
     let sent = json_hook
         .received("the firing notification", |b| {
             b["event"] == "firing" && b["rule"] == "long_query"
@@ -178,6 +181,9 @@ async fn a_long_query_fires_its_alert_notifies_and_resolves_after_cancel() {
         })
         .await;
     assert!(slack["text"].as_str().unwrap().contains("orders"), "{slack}");
+    // SQL can carry secrets: notifications name the pid, never the statement.
+    assert!(!sent.to_string().contains("pg_sleep"), "{sent}");
+    assert!(!slack.to_string().contains("pg_sleep"), "{slack}");
 
     // Cancel it through the API, as a DBA would: the query really stops...
     let res = api_post(
@@ -291,7 +297,6 @@ async fn viewers_see_alerts_but_only_operators_silence_and_silences_are_audited(
     app.register("quiet", "postgres://postgres@127.0.0.1:1/quiet")
         .await;
     let admin = app.signed_in("root", Role::Admin).await;
-    set_rule(&admin, "quiet", "unreachable", "", "0").await;
     let hook = Receiver::start(0).await;
     add_webhook(&admin, "pager", &hook.url, "json").await;
 
@@ -350,6 +355,8 @@ async fn viewers_see_alerts_but_only_operators_silence_and_silences_are_audited(
         ok.detail
     );
 
+    // Only now may it fire at once.
+    set_rule(&admin, "quiet", "unreachable", "", "0").await;
     // The alert fires and shows as silenced; no notification is queued,
     // even after further samples have been judged.
     let token = app.token_for("v", Role::Viewer).await;
@@ -445,7 +452,7 @@ async fn samples_accumulate_then_roll_up_and_old_ones_are_deleted(store: StoreCh
     // Alert history: one resolved 95 days ago (past three retention
     // periods), one still firing since 100 days ago.
     use custodian::store::alerts as alert_rows;
-    let old = alert_rows::open_pending(pool, "history", "xid_age", "old", None, t - 100 * 86_400)
+    let old = alert_rows::open_pending(pool, "history", "xid_age", "old", None, None, t - 100 * 86_400)
         .await
         .unwrap()
         .unwrap();
@@ -456,6 +463,7 @@ async fn samples_accumulate_then_roll_up_and_old_ones_are_deleted(store: StoreCh
         "history",
         "wal_archiving",
         "ongoing",
+        None,
         None,
         t - 100 * 86_400,
     )
@@ -914,6 +922,7 @@ async fn bad_alert_input_is_refused_and_webhook_urls_stay_secret() {
         (json!({"duration": "forever"}), "a duration that is not one"),
         (json!({"duration": "90d"}), "longer than 30 days"),
         (json!({"duration": "0s"}), "no time at all"),
+        (json!({"duration": "500ms"}), "less than a minute"),
         (json!({"duration": "1h", "rule": "nosuch"}), "an unknown rule"),
         (
             json!({"duration": "1h", "reason": "x".repeat(501)}),
@@ -1116,4 +1125,72 @@ async fn a_sqlite_database_is_sampled_for_its_size() {
     .unwrap();
     assert_eq!(row.size_bytes, Some(size as f64));
     assert_eq!(row.longest_query_s, None, "SQLite has no sessions to read");
+}
+
+#[tokio::test]
+async fn notifications_come_in_pairs_whatever_the_silences() {
+    let app = fast_panel().await;
+    let db = TestDb::postgres().await;
+    app.register("pairs", &db.url).await;
+    let admin = app.signed_in("root", Role::Admin).await;
+    let operator = app.signed_in("dba", Role::Operator).await;
+    let token = app.token_for("ops", Role::Operator).await;
+    let hook = Receiver::start(0).await;
+    add_webhook(&admin, "pager", &hook.url, "json").await;
+    set_rule(&admin, "pairs", "idle_in_transaction", "1", "0").await;
+    let events = |id: &Value| -> Vec<String> {
+        hook.bodies()
+            .iter()
+            .filter(|b| b["alert_id"] == *id)
+            .map(|b| b["event"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let mut idle = sqlx::PgConnection::connect(&db.url).await.unwrap();
+
+    // 1. Fired and announced, then silenced: its end is still announced.
+    sqlx::raw_sql("BEGIN; SELECT 1").execute(&mut idle).await.unwrap();
+    let first = alert_in(&app, &token, "pairs", "idle_in_transaction", "firing").await;
+    hook.received("the first firing", |b| b["alert_id"] == first["id"])
+        .await;
+    let res = api_post(
+        &app,
+        &token,
+        "/api/v1/databases/pairs/silences",
+        json!({"duration": "1h", "reason": "looking into it"}),
+    )
+    .await;
+    assert_eq!(res.status(), StatusCode::CREATED);
+    let silence: Value = res.json().await.unwrap();
+    sqlx::query("ROLLBACK").execute(&mut idle).await.unwrap();
+    hook.received("the first resolved, despite the silence", |b| {
+        b["alert_id"] == first["id"] && b["event"] == "resolved"
+    })
+    .await;
+    assert_eq!(events(&first["id"]), ["firing", "resolved"]);
+
+    // 2. Fired under the silence: nothing; the silence ends: the firing
+    // goes out late, and its end follows.
+    sqlx::raw_sql("BEGIN; SELECT 1").execute(&mut idle).await.unwrap();
+    let second = alert_in(&app, &token, "pairs", "idle_in_transaction", "firing").await;
+    assert!(second["silenced_until"].is_string(), "{second}");
+    let res = operator
+        .post(&format!("/alerts/silences/{}/end", silence["id"]), &[])
+        .await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    hook.received("the late firing once the silence ended", |b| {
+        b["alert_id"] == second["id"] && b["event"] == "firing"
+    })
+    .await;
+    sqlx::query("ROLLBACK").execute(&mut idle).await.unwrap();
+    hook.received("the second resolved", |b| {
+        b["alert_id"] == second["id"] && b["event"] == "resolved"
+    })
+    .await;
+    assert_eq!(events(&second["id"]), ["firing", "resolved"]);
+    assert!(
+        app.audit()
+            .await
+            .iter()
+            .any(|r| r.action == "alert.unsilence" && r.actor == "dba" && r.outcome == "success")
+    );
 }

@@ -60,28 +60,45 @@ pub async fn evaluate(monitor: &Monitor, entry: &DbEntry, facts: &Facts<'_>) -> 
         let at = facts.now;
         match (observed, open.get(rule.key)) {
             (Observed::Unknown, _) | (Observed::Clear, None) => {}
-            (Observed::Breach { value, message }, None) => {
-                if let Some(id) = rows::open_pending(pool, name, rule.key, &message, value, at).await?
+            (
+                Observed::Breach {
+                    value,
+                    message,
+                    query,
+                },
+                None,
+            ) => {
+                if let Some(id) =
+                    rows::open_pending(pool, name, rule.key, &message, query.as_deref(), value, at).await?
                     && setting.for_seconds <= 0
                     && rows::fire(pool, id, at).await?
                 {
-                    notify(monitor, id, "firing").await?;
+                    announce_firing(monitor, id).await?;
                 }
             }
-            (Observed::Breach { value, message }, Some(alert)) => {
-                rows::touch(pool, alert.id, &message, value, at).await?;
-                if alert.state == "pending"
+            (
+                Observed::Breach {
+                    value,
+                    message,
+                    query,
+                },
+                Some(alert),
+            ) => {
+                rows::touch(pool, alert.id, &message, query.as_deref(), value, at).await?;
+                let fired_now = alert.state == "pending"
                     && at - alert.started_at >= setting.for_seconds
-                    && rows::fire(pool, alert.id, at).await?
-                {
-                    notify(monitor, alert.id, "firing").await?;
+                    && rows::fire(pool, alert.id, at).await?;
+                // Firing under a silence that has since ended: say so now.
+                let unannounced = alert.state == "firing" && !alert.notified;
+                if fired_now || unannounced {
+                    announce_firing(monitor, alert.id).await?;
                 }
             }
             (Observed::Clear, Some(alert)) => {
                 if alert.state == "pending" {
                     rows::drop_pending(pool, alert.id).await?;
-                } else if rows::resolve(pool, alert.id, at).await? {
-                    notify(monitor, alert.id, "resolved").await?;
+                } else if rows::resolve(pool, alert.id, at).await? && alert.notified {
+                    enqueue(monitor, alert.id, "resolved").await?;
                 }
             }
         }
@@ -89,15 +106,16 @@ pub async fn evaluate(monitor: &Monitor, entry: &DbEntry, facts: &Facts<'_>) -> 
     Ok(())
 }
 
-/// Alerts of databases no longer registered end quietly.
+/// Alerts of databases no longer registered end, with a "resolved" where
+/// a "firing" went out, so no receiver keeps an incident open.
 pub async fn close_orphans(monitor: &Monitor, known: &[String]) -> AppResult<()> {
     let pool = monitor.store().pool();
     for alert in rows::open(pool).await? {
         if !known.contains(&alert.database_name) {
             if alert.state == "pending" {
                 rows::drop_pending(pool, alert.id).await?;
-            } else {
-                rows::resolve(pool, alert.id, now()).await?;
+            } else if rows::resolve(pool, alert.id, now()).await? && alert.notified {
+                enqueue(monitor, alert.id, "resolved").await?;
             }
         }
     }
@@ -129,22 +147,31 @@ pub fn payload(alert: &AlertRow, event: &str, public_url: Option<&str>) -> serde
     })
 }
 
-/// Queue the alert's notification to every webhook, unless silenced.
-async fn notify(monitor: &Monitor, id: i64, event: &str) -> AppResult<()> {
+/// Announce a firing alert unless a silence covers it; once only (the
+/// mark is a conditional update). Its "resolved" follows only if this went out.
+async fn announce_firing(monitor: &Monitor, id: i64) -> AppResult<()> {
     let pool = monitor.store().pool();
     let Some(alert) = rows::get(pool, id).await? else {
         return Ok(());
     };
     let silences = rows::silences(pool, now()).await?;
     if let Some(s) = silenced_by(&silences, &alert.database_name, &alert.rule) {
-        tracing::info!(
-            alert = id,
-            silence = s.id,
-            event,
-            "notification held back by a silence"
-        );
+        tracing::info!(alert = id, silence = s.id, "firing alert held back by a silence");
         return Ok(());
     }
+    if rows::mark_notified(pool, id).await? {
+        enqueue(monitor, id, "firing").await?;
+    }
+    Ok(())
+}
+
+/// Queue the alert's notification to every webhook. The payload and the
+/// log line carry the message, never the statement behind it.
+async fn enqueue(monitor: &Monitor, id: i64, event: &str) -> AppResult<()> {
+    let pool = monitor.store().pool();
+    let Some(alert) = rows::get(pool, id).await? else {
+        return Ok(());
+    };
     let body = payload(&alert, event, monitor.settings().public_url.as_deref());
     let queued = rows::enqueue(pool, id, event, &body.to_string()).await?;
     tracing::info!(
@@ -278,7 +305,7 @@ pub async fn silence(
         {
             return Err(AppError::invalid(format!("no alert rule named {rule:?}")));
         }
-        if length.is_zero() || length > MAX_SILENCE {
+        if length < Duration::from_secs(60) || length > MAX_SILENCE {
             return Err(AppError::invalid("a silence lasts between a minute and 30 days"));
         }
         if reason.chars().count() > 500 {

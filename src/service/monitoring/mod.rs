@@ -170,13 +170,16 @@ impl Monitor {
     async fn sample_loop(self) {
         let mut compacted_at = 0;
         loop {
-            if self.lead(now()).await {
+            let leading = self.lead(now()).await;
+            if leading {
                 for m in self.0.fleet.members() {
                     let me = self.clone();
                     tokio::spawn(async move { me.sample(&m).await });
                 }
             }
-            if now() - compacted_at >= 3600 {
+            // Compaction and closing orphaned alerts judge by this instance's
+            // fleet: only the instance that judges alerts does them.
+            if leading && now() - compacted_at >= 3600 {
                 compacted_at = now();
                 if let Err(e) = self.compact(now()).await {
                     tracing::warn!(error = %e, "sample compaction failed");
@@ -239,7 +242,14 @@ impl Monitor {
         let name = member.entry.name.to_string();
         let row = reading.as_ref().ok().map(|r| {
             let mut previous = probe.previous.lock().unwrap_or_else(|e| e.into_inner());
-            let row = derive(&name, at, r, previous.as_ref().map(|(t, p)| (precise - t, p)));
+            // Rates over a long gap (this instance did not hold the lease,
+            // or the database was down) would be averages, not rates.
+            let window = 3.0 * self.0.settings.interval.as_secs_f64();
+            let since = previous
+                .as_ref()
+                .map(|(t, p)| (precise - t, p))
+                .filter(|(elapsed, _)| *elapsed <= window);
+            let row = derive(&name, at, r, since);
             *previous = Some((precise, r.clone()));
             row
         });

@@ -2,7 +2,8 @@
 //! database URLs: a Slack URL is a secret), and the worker that sends the
 //! queue. A failed delivery is retried after `webhook_retry`, doubling each
 //! time, `webhook_attempts` times in all; each attempt is claimed in the
-//! store first, so two panel instances never send one twice.
+//! store first (for longer than a send may take) and its outcome recorded
+//! only against that attempt, so two panel instances never send one twice.
 
 use std::time::Duration;
 
@@ -212,11 +213,15 @@ impl Monitor {
         // the timeout holds up none of the others.
         let mut sending = tokio::task::JoinSet::new();
         for d in due {
-            let s = &self.0.settings;
-            // The wait before the next attempt doubles with each failure.
-            let wait = s.webhook_retry.as_secs() as i64 * (1i64 << d.attempts.clamp(0, 20));
-            if !rows::claim(pool, d.id, at + wait, at).await? {
-                continue;
+            // The claim outlasts a send, so no other instance takes it meanwhile.
+            let hold = TIMEOUT.as_secs() as i64 + 5;
+            match rows::claim(pool, d.id, at + hold, at).await {
+                Ok(true) => {}
+                Ok(false) => continue,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot claim a webhook delivery");
+                    continue;
+                }
             }
             let Some(hook) = hooks.iter().find(|h| h.id == d.webhook_id).cloned() else {
                 continue;
@@ -231,18 +236,24 @@ impl Monitor {
             let Ok((hook, d, outcome)) = done else {
                 continue;
             };
-            let attempts = d.attempts + 1;
-            match outcome {
-                Ok(()) => rows::attempted(pool, d.id, "delivered", None).await?,
+            let attempt = d.attempts + 1;
+            // The wait before the next attempt doubles with each failure.
+            let backoff = self.0.settings.webhook_retry.as_secs() as i64 * (1i64 << d.attempts.clamp(0, 20));
+            let next_at = now() + backoff;
+            let recorded = match outcome {
+                Ok(()) => rows::attempted(pool, d.id, attempt, "delivered", None, next_at).await,
                 Err(why) => {
-                    let state = if attempts >= self.0.settings.webhook_attempts as i64 {
+                    let state = if attempt >= self.0.settings.webhook_attempts as i64 {
                         "failed"
                     } else {
                         "pending"
                     };
-                    tracing::warn!(webhook = %hook.name, attempt = attempts, error = %why, "webhook delivery failed");
-                    rows::attempted(pool, d.id, state, Some(&why)).await?
+                    tracing::warn!(webhook = %hook.name, attempt, error = %why, "webhook delivery failed");
+                    rows::attempted(pool, d.id, attempt, state, Some(&why), next_at).await
                 }
+            };
+            if let Err(e) = recorded {
+                tracing::warn!(error = %e, "cannot record a webhook delivery");
             }
         }
         Ok(())

@@ -104,18 +104,17 @@ pub async fn exposition(monitor: &Monitor) -> anyhow::Result<String> {
             m.entry.rpo.map(|d| d.as_secs_f64()),
         );
 
-        // This instance's own last sample; or, where another instance holds
-        // the sampling lease, the newest one it stored (fresh ones only).
-        let (at, row, replicas) = match monitor.latest(&m.entry.name) {
+        // This instance's own last sample if it is fresh; else (another
+        // instance holds the sampling lease) the newest stored one, if fresh.
+        let fresh = 3 * monitor.settings().interval.as_secs() as i64;
+        let (at, row, replicas) = match monitor.latest(&m.entry.name).filter(|l| at - l.at <= fresh) {
             Some(latest) => (
                 latest.at,
                 latest.row,
                 latest.reading.map(|r| r.replicas).unwrap_or_default(),
             ),
             None => match samples::newest(pool, &name).await? {
-                Some(row) if at - row.at <= 3 * monitor.settings().interval.as_secs() as i64 => {
-                    (row.at, Some(row), Vec::new())
-                }
+                Some(row) if at - row.at <= fresh => (row.at, Some(row), Vec::new()),
                 _ => continue,
             },
         };

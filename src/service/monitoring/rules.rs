@@ -178,12 +178,32 @@ pub enum Observed {
     Clear,
     Breach {
         value: Option<f64>,
+        /// What happened, in words fit for a chat channel: never SQL text.
         message: String,
+        /// The statement behind it, for the panel's own pages only (SQL
+        /// can carry literals such as passwords).
+        query: Option<String>,
     },
 }
 
 fn breach(value: Option<f64>, message: String) -> Observed {
-    Observed::Breach { value, message }
+    Observed::Breach {
+        value,
+        message,
+        query: None,
+    }
+}
+
+/// The same verdict, naming the statement behind it.
+fn with_query(observed: Observed, sql: &str) -> Observed {
+    match observed {
+        Observed::Breach { value, message, .. } => Observed::Breach {
+            value,
+            message,
+            query: Some(sql.to_string()).filter(|q| !q.is_empty()),
+        },
+        other => other,
+    }
 }
 
 /// `value` against `threshold`: a breach with `message` above it.
@@ -215,29 +235,25 @@ pub fn observe(rule: &Rule, setting: &Setting, facts: &Facts<'_>) -> Observed {
     };
     match rule.key {
         "long_query" => match &r.longest_query {
-            Some(q) => above(Some(q.seconds), t, |v| {
-                format!(
-                    "pid {} has been running for {}: {}",
-                    q.pid,
-                    fmt_age(v as i64),
-                    q.query
-                )
-            }),
+            Some(q) => with_query(
+                above(Some(q.seconds), t, |v| {
+                    format!("pid {} has been running a query for {}", q.pid, fmt_age(v as i64))
+                }),
+                &q.query,
+            ),
             None => Observed::Clear,
         },
         "idle_in_transaction" => match &r.longest_idle_xact {
-            Some(q) => above(Some(q.seconds), t, |v| {
-                let last = if q.query.is_empty() {
-                    String::new()
-                } else {
-                    format!(" (last query: {})", q.query)
-                };
-                format!(
-                    "pid {} has been idle in transaction for {}{last}",
-                    q.pid,
-                    fmt_age(v as i64)
-                )
-            }),
+            Some(q) => with_query(
+                above(Some(q.seconds), t, |v| {
+                    format!(
+                        "pid {} has been idle in transaction for {}",
+                        q.pid,
+                        fmt_age(v as i64)
+                    )
+                }),
+                &q.query,
+            ),
             None => Observed::Clear,
         },
         "connections" => {
@@ -514,7 +530,7 @@ mod tests {
             backups: Some(&[]),
         };
         match judge("connections", Some(80.0), &facts) {
-            Observed::Breach { value, message } => {
+            Observed::Breach { value, message, .. } => {
                 assert_eq!(value, Some(90.0));
                 assert!(message.contains("90 of 100"), "{message}");
             }

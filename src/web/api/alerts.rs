@@ -36,6 +36,7 @@ fn alert_json(v: &AlertView) -> Value {
         "title": v.title,
         "state": a.state,
         "message": a.message,
+        "query": a.query,
         "value": a.value,
         "started_at": rfc3339(a.started_at),
         "fired_at": a.fired_at.map(rfc3339),
