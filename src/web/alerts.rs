@@ -169,11 +169,16 @@ async fn page(State(state): State<AppState>, Viewer(_): Viewer, ctx: PageCtx) ->
     })
 }
 
-pub(crate) fn alert_id(raw: &str) -> AppResult<i64> {
+/// An id from the path: anything but a positive number names nothing.
+fn path_id(raw: &str, what: &str) -> AppResult<i64> {
     raw.parse::<i64>()
         .ok()
         .filter(|id| *id > 0)
-        .ok_or_else(|| AppError::not_found(format!("There is no alert {raw:?}.")))
+        .ok_or_else(|| AppError::not_found(format!("There is no {what} {raw:?}.")))
+}
+
+pub(crate) fn alert_id(raw: &str) -> AppResult<i64> {
+    path_id(raw, "alert")
 }
 
 /// Where a form sends the user back to: this page, or the database's
@@ -254,10 +259,7 @@ async fn end_silence(
     session: Session,
     Path(id): Path<String>,
 ) -> AppResult<Redirect> {
-    let id = id
-        .parse::<i64>()
-        .map_err(|_| AppError::not_found(format!("There is no silence {id:?}.")))?;
-    alerts::unsilence(&state.store, &me.actor(), id).await?;
+    alerts::unsilence(&state.store, &me.actor(), path_id(&id, "silence")?).await?;
     flash(&session, "ok", "The silence has ended.").await?;
     Ok(Redirect::to("/alerts"))
 }
@@ -287,10 +289,7 @@ async fn remove_webhook(
     session: Session,
     Path(id): Path<String>,
 ) -> AppResult<Redirect> {
-    let id = id
-        .parse::<i64>()
-        .map_err(|_| AppError::not_found(format!("There is no webhook {id:?}.")))?;
-    notify::remove_webhook(&state.monitor, &me.actor(), id).await?;
+    notify::remove_webhook(&state.monitor, &me.actor(), path_id(&id, "webhook")?).await?;
     flash(&session, "ok", "Webhook removed.").await?;
     Ok(Redirect::to("/alerts"))
 }
