@@ -322,6 +322,17 @@ async fn still_there(conn: &mut PgConnection, rel: &Relation, kinds: &str) -> En
     .map_err(err)
 }
 
+/// pg_cancel_backend on the job's own backend; true once the server took it.
+async fn cancel_backend(pool: &PgPool, pid: i32) -> bool {
+    matches!(
+        sqlx::query_scalar::<_, bool>("SELECT pg_cancel_backend($1)")
+            .bind(pid)
+            .fetch_one(pool)
+            .await,
+        Ok(true)
+    )
+}
+
 /// Run `action` on `target` on a connection of its own (no statement
 /// timeout: VACUUM FULL may run for hours), reporting progress from the
 /// pg_stat_progress_* views and cancelling the backend when asked.
@@ -368,6 +379,10 @@ pub async fn maintain(
         };
         let base = i as f64 / n;
         control.report(Some(base), &format!("{} {}", action.label(), rel.display()));
+        // Asked to stop, and whether the server has taken the cancel: a
+        // cancel that could not be sent (the pool busy, the server slow) is
+        // sent again at the next tick rather than forgotten.
+        let mut cancel_asked = false;
         let mut cancel_sent = false;
         let result = {
             let exec = sqlx::query(&sql).persistent(false).execute(&mut conn);
@@ -376,20 +391,23 @@ pub async fn maintain(
                 tokio::select! {
                     r = &mut exec => break r,
                     _ = tokio::time::sleep(Duration::from_millis(500)) => {
+                        if cancel_asked && !cancel_sent {
+                            cancel_sent = cancel_backend(pool, pid).await;
+                        }
                         if let Some((phase, fraction)) = progress_of(pool, pid).await {
                             let done = base + fraction.unwrap_or(0.0).clamp(0.0, 1.0) / n;
                             control.report(Some(done), &format!("{} {}: {phase}", action.label(), rel.display()));
                         }
                     }
-                    _ = control.cancelled(), if !cancel_sent => {
-                        cancel_sent = true;
-                        let _ = sqlx::query("SELECT pg_cancel_backend($1)").bind(pid).execute(pool).await;
+                    _ = control.cancelled(), if !cancel_asked => {
+                        cancel_asked = true;
+                        cancel_sent = cancel_backend(pool, pid).await;
                     }
                 }
             }
         };
         if let Err(e) = result {
-            if cancel_sent {
+            if cancel_asked {
                 return Err(cancelled());
             }
             return Err(EngineError(format!(

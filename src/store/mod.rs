@@ -19,6 +19,7 @@ mod sessions;
 pub mod settings;
 pub mod tokens;
 pub mod users;
+pub mod webhooks;
 
 use std::str::FromStr;
 use std::time::Duration;

@@ -173,7 +173,7 @@ async fn enqueue(monitor: &Monitor, id: i64, event: &str) -> AppResult<()> {
         return Ok(());
     };
     let body = payload(&alert, event, monitor.settings().public_url.as_deref());
-    let queued = rows::enqueue(pool, id, event, &body.to_string()).await?;
+    let queued = crate::store::webhooks::enqueue(pool, id, event, &body.to_string()).await?;
     tracing::info!(
         alert = id,
         event,

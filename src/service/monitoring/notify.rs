@@ -15,7 +15,7 @@ use crate::error::{AppError, AppResult};
 use crate::service::Actor;
 use crate::service::audit::{Event, audited};
 use crate::service::users::require;
-use crate::store::alerts::{self as rows, DeliveryRow, WebhookRow};
+use crate::store::webhooks::{self as rows, DeliveryRow, WebhookRow};
 use crate::store::{ConflictOnUnique, now};
 
 /// How long one delivery may take.

@@ -437,7 +437,7 @@ async fn bad_alert_input_is_refused_and_webhook_urls_stay_secret() {
             .iter()
             .all(|r| !r.detail.contains(secret) && !r.target.contains(secret))
     );
-    let stored = custodian::store::alerts::webhooks(app.state.store.pool())
+    let stored = custodian::store::webhooks::webhooks(app.state.store.pool())
         .await
         .unwrap();
     assert!(stored.iter().all(|w| !w.url_sealed.contains(secret)));
