@@ -86,7 +86,9 @@ struct Inner {
     secrets: Secrets,
     settings: Settings,
     probes: Mutex<HashMap<DatabaseName, Arc<Probe>>>,
-    http: reqwest::Client,
+    /// The webhook client, or why it could not be built (no usable TLS
+    /// roots, say): deliveries then fail with that reason, nothing panics.
+    http: Result<reqwest::Client, String>,
     /// Wakes the delivery worker when something is queued.
     wake: tokio::sync::Notify,
     /// This instance, for the sampling lease.
@@ -105,7 +107,10 @@ impl Monitor {
             .timeout(notify::TIMEOUT)
             .user_agent(concat!("custodian/", env!("CARGO_PKG_VERSION")))
             .build()
-            .unwrap_or_default();
+            .map_err(|e| format!("the panel's HTTP client could not start: {e}"));
+        if let Err(e) = &http {
+            tracing::error!(error = %e, "webhooks cannot be sent");
+        }
         Monitor(Arc::new(Inner {
             store,
             fleet,

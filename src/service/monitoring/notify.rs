@@ -271,9 +271,8 @@ impl Monitor {
             Ok(Format::Slack) => slack_body(&payload),
             _ => payload,
         };
-        let response = self
-            .0
-            .http
+        let http = self.0.http.as_ref().map_err(Clone::clone)?;
+        let response = http
             .post(url)
             .json(&body)
             .send()
