@@ -39,9 +39,11 @@ pub fn request_path(parts: &Parts) -> &str {
         .unwrap_or_else(|| parts.uri.path())
 }
 
-/// Is this path the JSON API's?
+/// Is this path for machines: the JSON API, or `/metrics` for Prometheus?
+/// Such requests authenticate with bearer tokens only (never cookies, so no
+/// CSRF), and their errors are JSON, never a redirect to sign-in.
 pub fn is_api_path(path: &str) -> bool {
-    path == "/api" || path.starts_with("/api/")
+    path == "/api" || path.starts_with("/api/") || path == "/metrics"
 }
 
 /// The client's address: the peer, or with `trust_proxy_headers` the last

@@ -1,7 +1,8 @@
 //! `GET /metrics` for Prometheus. Readable with a bearer token (the
 //! configured `metrics_token`, or any active user's API token) or from an
-//! address in `metrics_allow`; anyone else gets a 401 with a JSON error
-//! (never the sign-in redirect pages get: a scraper cannot sign in).
+//! address in `metrics_allow`; anyone else gets a 401 with a JSON error.
+//! `auth::is_api_path` counts it as a machine path: bearer tokens are
+//! resolved as for the API, cookies are not, errors are never a redirect.
 
 use axum::Json;
 use axum::extract::State;
@@ -12,33 +13,37 @@ use serde_json::json;
 use subtle::ConstantTimeEq;
 
 use crate::service::monitoring::prometheus;
-use crate::service::tokens;
 use crate::web::AppState;
-use crate::web::auth::ClientAddr;
+use crate::web::auth::{ClientAddr, CurrentUser};
 
-async fn allowed(state: &AppState, headers: &HeaderMap, client: &str) -> bool {
+/// Any active user's API token (resolved as for the API), the configured
+/// metrics token, or an allowed client address.
+fn allowed(state: &AppState, user: Option<&CurrentUser>, headers: &HeaderMap, client: &str) -> bool {
+    if user.is_some() {
+        return true;
+    }
     let bearer = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::trim);
-    if let Some(token) = bearer {
-        if let Some(expected) = &state.config.metrics_token
-            && bool::from(expected.expose_secret().as_bytes().ct_eq(token.as_bytes()))
-        {
-            return true;
-        }
-        if matches!(tokens::authenticate(&state.store, token).await, Ok(Some(_))) {
-            return true;
-        }
+    if let (Some(token), Some(expected)) = (bearer, &state.config.metrics_token)
+        && bool::from(expected.expose_secret().as_bytes().ct_eq(token.as_bytes()))
+    {
+        return true;
     }
     client
         .parse::<std::net::IpAddr>()
         .is_ok_and(|ip| state.config.metrics_allow.iter().any(|net| net.contains(&ip)))
 }
 
-pub async fn metrics(State(state): State<AppState>, client: ClientAddr, headers: HeaderMap) -> Response {
-    if !allowed(&state, &headers, &client.0).await {
+pub async fn metrics(
+    State(state): State<AppState>,
+    user: Option<CurrentUser>,
+    client: ClientAddr,
+    headers: HeaderMap,
+) -> Response {
+    if !allowed(&state, user.as_ref(), &headers, &client.0) {
         return (
             StatusCode::UNAUTHORIZED,
             [(header::WWW_AUTHENTICATE, "Bearer")],

@@ -325,15 +325,31 @@ impl TestApp {
 
     /// Wait for a job to end; its final JSON (GET /api/v1/jobs/{id}).
     pub async fn job_finished(&self, token: &str, id: i64) -> serde_json::Value {
-        eventually(&format!("job {id} to end"), || async {
-            let v: serde_json::Value = api_get(self, token, &format!("/api/v1/jobs/{id}"))
-                .await
-                .json()
-                .await
-                .ok()?;
-            (!matches!(v["state"].as_str(), Some("queued" | "running"))).then_some(v)
-        })
-        .await
+        // The last answer, so a job that never ends says where it stood.
+        let last = std::sync::Mutex::new(serde_json::Value::Null);
+        let waited = tokio::time::timeout(
+            Duration::from_secs(29),
+            eventually(&format!("job {id} to end"), || async {
+                let v: serde_json::Value = api_get(self, token, &format!("/api/v1/jobs/{id}"))
+                    .await
+                    .json()
+                    .await
+                    .ok()?;
+                *last.lock().unwrap() = v.clone();
+                (!matches!(v["state"].as_str(), Some("queued" | "running"))).then_some(v)
+            }),
+        )
+        .await;
+        match waited {
+            Ok(v) => v,
+            Err(_) => {
+                let row = custodian::store::jobs::get(self.state.store.pool(), id).await;
+                panic!(
+                    "job {id} never ended; last seen: {}; in the store: {row:?}",
+                    last.lock().unwrap()
+                )
+            }
+        }
     }
 
     /// A database's JSON detail through the API, as an admin bot sees it.

@@ -216,11 +216,15 @@ pub async fn board(store: &Store, database: Option<&str>, history: i64) -> AppRe
         .filter(|a| database.is_none_or(|d| a.database_name == d))
         .map(view)
         .collect();
-    let history = rows::recent(pool, database, history)
-        .await?
-        .into_iter()
-        .map(view)
-        .collect();
+    let history = if history > 0 {
+        rows::recent(pool, database, history)
+            .await?
+            .into_iter()
+            .map(view)
+            .collect()
+    } else {
+        Vec::new()
+    };
     let silences = silences
         .into_iter()
         .filter(|s| database.is_none_or(|d| s.database_name == d))

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use crate::engine::metrics::Reading;
 use crate::format::{fmt_age, fmt_bytes, fmt_duration};
+use crate::service::backup::status;
 use crate::service::registry::DbEntry;
 use crate::store::backups::BackupRow;
 
@@ -303,12 +304,15 @@ fn observe_backups(
     facts: &Facts<'_>,
     backups: &[BackupRow],
 ) -> Observed {
-    let good: Vec<&BackupRow> = backups.iter().filter(|b| b.state == "good").collect();
+    // The backups tab's judgement picks the last good and the last verified
+    // backup; these rules hold them to their own thresholds.
+    // (Its level and reasons, with their own window, are not used here.)
+    let health = status::judge(facts.entry, backups, facts.now, Duration::ZERO);
     if rule.key == "backup_rpo" {
         let Some(rpo) = facts.entry.rpo else {
             return Observed::Clear;
         };
-        return match good.first() {
+        return match &health.last_good {
             None => breach(None, format!("no good backup; RPO is {}", fmt_duration(rpo))),
             Some(b) => {
                 let age = facts.now - b.finished_at.unwrap_or(b.started_at);
@@ -329,14 +333,11 @@ fn observe_backups(
     }
     // verify_stale: the newest verification failed, or none passed within
     // the threshold (counted from the first good backup when never verified).
-    let Some(oldest_good) = good.last() else {
+    let Some(oldest_good) = backups.iter().rfind(|b| b.state == "good") else {
         return Observed::Clear;
     };
     let window = threshold.unwrap_or(f64::MAX);
-    let last = good
-        .iter()
-        .filter(|b| b.verified_at.is_some())
-        .max_by_key(|b| b.verified_at);
+    let last = health.last_verified.as_ref();
     match last {
         Some(v) if v.verify_ok == Some(false) => breach(
             None,
