@@ -254,7 +254,7 @@ async fn a_blocked_vacuum_full_is_cancelled_from_the_job_page() {
     eventually("VACUUM FULL to be waiting in the database", || async {
         let mut c = PgConnection::connect(&pg.url).await.ok()?;
         let n: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'VACUUM FULL%' AND wait_event_type = 'Lock'",
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND query LIKE 'VACUUM FULL%' AND wait_event_type = 'Lock'",
         )
         .fetch_one(&mut c)
         .await
@@ -270,7 +270,7 @@ async fn a_blocked_vacuum_full_is_cancelled_from_the_job_page() {
     eventually("the VACUUM FULL backend to be gone", || async {
         let mut c = PgConnection::connect(&pg.url).await.ok()?;
         let n: i64 =
-            sqlx::query_scalar("SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'VACUUM FULL%'")
+            sqlx::query_scalar("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND query LIKE 'VACUUM FULL%'")
                 .fetch_one(&mut c)
                 .await
                 .ok()?;
