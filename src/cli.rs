@@ -409,7 +409,8 @@ async fn db(config: &Config, cmd: DbCommand) -> anyhow::Result<()> {
             };
             let entry = registry.add(&actor, new).await?;
             println!("added {} ({}, {})", entry.name, entry.engine, entry.url_redacted);
-            match test_connection(&SecretUrl::new(url.trim())).await? {
+            let servers = crate::engine::Servers::new(config.max_connections_per_server);
+            match test_connection(&SecretUrl::new(url.trim()), &servers).await? {
                 Ok(status) => println!("connected: version {}", status.version),
                 Err(e) => eprintln!("warning: cannot connect yet: {e}"),
             }
@@ -729,7 +730,7 @@ async fn open_fleet(config: &Config) -> anyhow::Result<(Store, crate::service::f
     let store = Store::open(&config.store_url()).await?;
     let registry = Registry::new(store.clone(), Secrets::load(config)?, config.databases.clone());
     registry.verify_key().await?;
-    let fleet = crate::service::fleet::Fleet::new();
+    let fleet = crate::service::fleet::Fleet::new(config.max_connections_per_server);
     fleet.sync(registry.connections().await?).await;
     Ok((store, fleet))
 }

@@ -35,6 +35,7 @@ const ENV_KEYS: &[&str] = &[
     "long_query_warn",
     "long_query_alert",
     "max_jobs_per_database",
+    "max_connections_per_server",
     "verify_window",
     "backup_dir",
     "backup_parallel_jobs",
@@ -97,6 +98,9 @@ pub struct Config {
     pub long_query_alert: Duration,
     /// Jobs (maintenance, backups, …) that may run at once on one database.
     pub max_jobs_per_database: usize,
+    /// The most connections the panel holds to one server (host:port),
+    /// however many of its databases are registered: the panel is a guest.
+    pub max_connections_per_server: usize,
     /// Where backups are written. Unset means `<data_dir>/backups`.
     pub backup_dir: Option<PathBuf>,
     /// PostgreSQL: above 1, dump in directory format with this many parallel
@@ -179,6 +183,7 @@ impl Default for Config {
             long_query_warn: Duration::from_secs(30),
             long_query_alert: Duration::from_secs(300),
             max_jobs_per_database: 2,
+            max_connections_per_server: 4,
             verify_window: Duration::from_secs(7 * 86_400),
             backup_dir: None,
             backup_parallel_jobs: 1,
@@ -260,6 +265,9 @@ impl Config {
         }
         if self.sample_interval < Duration::from_secs(1) {
             bail!("sample_interval must be at least 1s");
+        }
+        if self.max_connections_per_server == 0 {
+            bail!("max_connections_per_server must be at least 1");
         }
         if self.samples_full_resolution > self.samples_retention {
             bail!("samples_full_resolution must not be longer than samples_retention");

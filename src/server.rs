@@ -44,7 +44,7 @@ pub async fn prepare(config: Config) -> anyhow::Result<Prepared> {
 
     // The fleet knows every database before the first request; the poller
     // checks them all at once, then every poll_interval.
-    let fleet = Fleet::new();
+    let fleet = Fleet::new(config.max_connections_per_server);
     fleet.sync(registry.connections().await?).await;
     tokio::spawn(fleet.clone().run(registry.clone(), config.poll_interval));
 

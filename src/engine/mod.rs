@@ -12,13 +12,17 @@ pub mod metrics;
 mod mysql;
 mod mysql_maintenance;
 mod other_migrate;
+pub mod pool;
 mod postgres;
 mod postgres_maintenance;
 mod postgres_migrate;
 
 pub use postgres::ACTIVITY_SQL as POSTGRES_ACTIVITY_SQL;
+pub mod server;
 mod sqlite;
 mod sqlite_maintenance;
+
+pub use server::{ServerConnections, Servers};
 
 use std::fmt;
 use std::sync::Arc;
@@ -39,7 +43,8 @@ use crate::error::AppError;
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// The longest a catalog query may run on the managed server.
 pub const STATEMENT_TIMEOUT: Duration = Duration::from_secs(10);
-/// Connections per managed database: the panel is a guest on the server.
+/// Connections to one SQLite file (PostgreSQL and MySQL/MariaDB share
+/// their server's budget instead: see [`pool`]).
 pub const POOL_SIZE: u32 = 3;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
@@ -259,7 +264,7 @@ impl EngineError {
                     CONNECT_TIMEOUT.as_secs()
                 )
             }
-            sqlx::Error::Io(io) => format!("cannot reach the server: {io}"),
+            sqlx::Error::Io(io) => format!("could not connect to the server: {io}"),
             sqlx::Error::Database(db) => db.message().to_string(),
             sqlx::Error::Configuration(e) => format!("bad connection settings: {e}"),
             sqlx::Error::Tls(e) => format!("TLS failed: {e}"),
@@ -271,11 +276,41 @@ impl EngineError {
 
 pub type EngineResult<T> = Result<T, EngineError>;
 
+/// What the poller learns in one check of a database.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Check {
+    pub status: ServerStatus,
+    pub databases: Vec<DatabaseEntry>,
+    pub schemas: Vec<SchemaEntry>,
+}
+
 /// A managed database the panel talks to. Later areas add their methods
 /// (activity, maintenance, backups, migrations) here.
 #[async_trait]
 pub trait ManagedDb: Send + Sync {
     fn kind(&self) -> EngineKind;
+
+    /// The panel's connections to this database's server (`None` for a
+    /// file, which has no server).
+    fn server(&self) -> Option<ServerConnections> {
+        None
+    }
+
+    /// The server (host:port) this database lives on: databases with the
+    /// same label share a connection budget and server-wide readings.
+    fn server_label(&self) -> Option<String> {
+        None
+    }
+
+    /// Status, databases and schemas, for the poller. Engines with servers
+    /// read the server-wide part once for all their databases.
+    async fn check(&self) -> EngineResult<Check> {
+        Ok(Check {
+            status: self.status().await?,
+            databases: self.databases().await?,
+            schemas: self.schemas().await?,
+        })
+    }
 
     /// Version, uptime, size and connections, in as few queries as the engine allows.
     async fn status(&self) -> EngineResult<ServerStatus>;
@@ -393,22 +428,23 @@ where
         .collect()
 }
 
-/// The pool every managed database gets: a few connections, none kept
-/// open when idle for long, and a bounded wait to connect.
+/// The pool of a SQLite file: a few connections, closed when idle for a
+/// few seconds, and a bounded wait to connect.
 fn pool_options<DB: sqlx::Database>() -> sqlx::pool::PoolOptions<DB> {
     sqlx::pool::PoolOptions::new()
         .max_connections(POOL_SIZE)
         .min_connections(0)
         .acquire_timeout(CONNECT_TIMEOUT)
-        .idle_timeout(Duration::from_secs(120))
+        .idle_timeout(pool::IDLE_CLOSE)
 }
 
 /// A lazy connection to the database at `url`: nothing is dialled until the
-/// first query, so a down server never blocks the caller.
-pub fn connect(url: &SecretUrl) -> Result<Arc<dyn ManagedDb>, AppError> {
+/// first query, so a down server never blocks the caller. Connections to a
+/// server come out of its budget in `servers`.
+pub fn connect(url: &SecretUrl, servers: &Servers) -> Result<Arc<dyn ManagedDb>, AppError> {
     match EngineKind::of_url(url.expose())? {
-        EngineKind::Postgres => Ok(Arc::new(postgres::Postgres::connect(url)?)),
-        EngineKind::Mysql => Ok(Arc::new(mysql::Mysql::connect(url)?)),
+        EngineKind::Postgres => Ok(Arc::new(postgres::Postgres::connect(url, servers)?)),
+        EngineKind::Mysql => Ok(Arc::new(mysql::Mysql::connect(url, servers)?)),
         EngineKind::Sqlite => Ok(Arc::new(sqlite::Sqlite::connect(url)?)),
     }
 }
@@ -416,7 +452,7 @@ pub fn connect(url: &SecretUrl) -> Result<Arc<dyn ManagedDb>, AppError> {
 /// Check that `url` is a well-formed URL for its engine, without connecting.
 pub fn validate_url(url: &str) -> Result<EngineKind, AppError> {
     let kind = EngineKind::of_url(url)?;
-    connect(&SecretUrl::new(url))?;
+    connect(&SecretUrl::new(url), &Servers::new(1))?;
     Ok(kind)
 }
 

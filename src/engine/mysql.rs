@@ -1,34 +1,91 @@
 //! MySQL and MariaDB catalog queries (information_schema and server status
 //! variables; MySQL 5.7+, MariaDB 10.3+). The protocol has no application
 //! name, so the panel's sessions are recognised by their connection ids.
+//! Server-wide views (the process list, global status, schema sizes) are
+//! read once per server and shared by every schema registered on it.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::str::FromStr;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use async_trait::async_trait;
-use sqlx::mysql::{MySqlConnectOptions, MySqlPool};
-use sqlx::{Executor, Row};
+use sqlx::mysql::MySqlConnectOptions;
+use sqlx::{Connection, Executor, MySqlConnection, Row};
 
+use super::Check;
 use super::mysql_maintenance as maintenance;
+use super::pool::{AcquireError, Lease, ServerPool, owner_of};
+use super::server::{ServerConnections, ServerKey, Servers, Shared};
 use super::{
     Action, ActivitySample, Control, DatabaseEntry, EngineError, EngineKind, EngineResult, ManagedDb,
     Relation, STATEMENT_TIMEOUT, SchemaEntry, ServerStatus, Session, SessionLookup, Signal, TableList,
-    TableQuery, Target, bad_url, pool_options,
+    TableQuery, Target, bad_url,
 };
 use crate::config::SecretUrl;
 use crate::error::AppError;
 
+/// How long one server-wide reading serves every database of the server
+/// (see the PostgreSQL engine for the reasoning).
+const STATUS_SHARE: Duration = Duration::from_secs(3);
+const ACTIVITY_SHARE: Duration = Duration::from_secs(1);
+const METRICS_SHARE: Duration = Duration::from_secs(5);
+
+/// One MySQL/MariaDB server: the panel's connections to it and its
+/// server-wide readings, per login user.
+pub struct MyServer {
+    pub(super) pool: ServerPool<MySqlConnection>,
+    views: Mutex<HashMap<String, Arc<MyViews>>>,
+}
+
+#[derive(Default)]
+struct MyViews {
+    status: Shared<ServerWide>,
+    activity: Shared<ActivitySample>,
+    metrics: Shared<super::metrics::ServerReading>,
+}
+
+struct ServerWide {
+    status: ServerStatus,
+    databases: Vec<DatabaseEntry>,
+}
+
+impl MyServer {
+    pub(super) fn new(pool: ServerPool<MySqlConnection>) -> MyServer {
+        MyServer {
+            pool,
+            views: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn views_for(&self, user: &str) -> Arc<MyViews> {
+        let mut views = self.views.lock().unwrap_or_else(|e| e.into_inner());
+        views.entry(user.to_string()).or_default().clone()
+    }
+
+    pub(super) fn connections(&self, engine: EngineKind) -> ServerConnections {
+        ServerConnections {
+            server: self.pool.server().to_string(),
+            engine,
+            panel_connections: self.pool.in_use(),
+            limit: self.pool.limit(),
+            opened: self.pool.opened(),
+        }
+    }
+}
+
+/// One managed MySQL/MariaDB schema and a share of its server's connections.
 pub struct Mysql {
-    pool: MySqlPool,
-    /// For maintenance jobs' own connections.
+    server: Arc<MyServer>,
+    views: Arc<MyViews>,
     options: MySqlConnectOptions,
-    /// Connection ids of the panel's own pool connections.
-    own: Arc<Mutex<HashSet<i64>>>,
+    owner: u64,
+    /// The schema the URL names (`None`: the server as a whole).
+    database: Option<String>,
 }
 
 impl Mysql {
-    pub fn connect(url: &SecretUrl) -> Result<Self, AppError> {
+    pub fn connect(url: &SecretUrl, servers: &Servers) -> Result<Self, AppError> {
         // sqlx speaks mysql://; mariadb:// is the same protocol.
         let raw = url.expose();
         let normalised = match raw.strip_prefix("mariadb://") {
@@ -37,40 +94,186 @@ impl Mysql {
         };
         let options =
             MySqlConnectOptions::from_str(&normalised).map_err(|e| bad_url(EngineKind::Mysql, e))?;
-        let secs = STATEMENT_TIMEOUT.as_secs();
-        let own: Arc<Mutex<HashSet<i64>>> = Arc::default();
-        let record = own.clone();
-        let maintenance_options = options.clone();
-        let pool = pool_options::<sqlx::MySql>()
-            .after_connect(move |conn, _meta| {
-                let record = record.clone();
-                Box::pin(async move {
-                    let id: i64 = sqlx::query_scalar("SELECT CAST(CONNECTION_ID() AS SIGNED)")
-                        .fetch_one(&mut *conn)
-                        .await?;
-                    if let Ok(mut own) = record.lock() {
-                        own.insert(id);
-                    }
-                    // Bound catalog queries: MariaDB's max_statement_time
-                    // (seconds) or MySQL's max_execution_time (ms, SELECTs).
-                    let mariadb = conn
-                        .execute(format!("SET SESSION max_statement_time = {secs}").as_str())
-                        .await;
-                    if mariadb.is_err() {
-                        let _ = conn
-                            .execute(format!("SET SESSION max_execution_time = {}", secs * 1000).as_str())
-                            .await;
-                    }
-                    Ok(())
-                })
-            })
-            .connect_lazy_with(options);
+        let host = match options.get_socket() {
+            Some(path) => path.display().to_string(),
+            None => options.get_host().to_ascii_lowercase(),
+        };
+        let key = ServerKey {
+            engine: EngineKind::Mysql,
+            host,
+            port: options.get_port(),
+        };
+        let server = servers.mysql(&key);
+        let views = server.views_for(options.get_username());
         Ok(Mysql {
-            pool,
-            options: maintenance_options,
-            own,
+            server,
+            views,
+            database: options.get_database().map(str::to_string),
+            owner: owner_of(raw),
+            options,
         })
     }
+
+    async fn conn(&self) -> Result<Lease<MySqlConnection>, AcquireError> {
+        let options = &self.options;
+        self.server.pool.acquire(self.owner, || open(options, true)).await
+    }
+
+    pub(super) async fn lease(&self) -> EngineResult<Lease<MySqlConnection>> {
+        self.conn().await.map_err(EngineError::from)
+    }
+
+    /// A connection of its own for long work, without the catalog
+    /// queries' statement limit, from the server's budget.
+    pub(super) async fn long_lease(&self) -> EngineResult<Lease<MySqlConnection>> {
+        let options = &self.options;
+        self.server
+            .pool
+            .acquire_long(self.owner, || open(options, false))
+            .await
+            .map_err(EngineError::from)
+    }
+
+    async fn server_wide(&self) -> EngineResult<Arc<ServerWide>> {
+        self.views
+            .status
+            .get(STATUS_SHARE, || async {
+                let mut conn = self.conn().await?;
+                Ok(read_server(&mut conn).await?)
+            })
+            .await
+    }
+}
+
+/// Open a connection, learn its id, and bound its statements (catalog
+/// connections): MariaDB's max_statement_time (seconds) or MySQL's
+/// max_execution_time (ms, SELECTs only).
+async fn open(options: &MySqlConnectOptions, bounded: bool) -> Result<(MySqlConnection, i64), sqlx::Error> {
+    let mut conn = MySqlConnection::connect_with(options).await?;
+    let id: i64 = sqlx::query_scalar("SELECT CAST(CONNECTION_ID() AS SIGNED)")
+        .fetch_one(&mut conn)
+        .await?;
+    let secs = if bounded { STATEMENT_TIMEOUT.as_secs() } else { 0 };
+    let mariadb = conn
+        .execute(format!("SET SESSION max_statement_time = {secs}").as_str())
+        .await;
+    if mariadb.is_err() {
+        let _ = conn
+            .execute(format!("SET SESSION max_execution_time = {}", secs * 1000).as_str())
+            .await;
+    }
+    Ok((conn, id))
+}
+
+/// VERSION(), @@max_connections, global status Uptime and
+/// Threads_connected; information_schema.SCHEMATA with per-schema sizes
+/// from information_schema.TABLES.
+async fn read_server(conn: &mut MySqlConnection) -> EngineResult<ServerWide> {
+    let (version, max_connections): (String, Option<i64>) =
+        sqlx::query_as("SELECT VERSION(), CAST(@@max_connections AS SIGNED)")
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(EngineError::from_sqlx)?;
+    let vars: Vec<(String, String)> =
+        sqlx::query_as("SHOW GLOBAL STATUS WHERE Variable_name IN ('Uptime', 'Threads_connected')")
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(EngineError::from_sqlx)?;
+    let var = |name: &str| {
+        vars.iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .and_then(|(_, v)| v.parse::<i64>().ok())
+    };
+    let rows: Vec<(String, Option<i64>)> = sqlx::query_as(
+        "SELECT s.schema_name, \
+                CAST(SUM(t.data_length + t.index_length) AS SIGNED) \
+         FROM information_schema.schemata s \
+         LEFT JOIN information_schema.tables t ON t.table_schema = s.schema_name \
+         GROUP BY s.schema_name ORDER BY s.schema_name",
+    )
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(EngineError::from_sqlx)?;
+    Ok(ServerWide {
+        status: ServerStatus {
+            version,
+            uptime_s: var("Uptime"),
+            size_bytes: None,
+            connections: var("Threads_connected"),
+            max_connections,
+        },
+        databases: rows
+            .into_iter()
+            .map(|(name, size_bytes)| DatabaseEntry { name, size_bytes })
+            .collect(),
+    })
+}
+
+/// In MySQL a schema is a database: the current one, with its base tables.
+async fn read_schemas(conn: &mut MySqlConnection) -> EngineResult<Vec<SchemaEntry>> {
+    let rows: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT DATABASE(), CAST(COUNT(*) AS SIGNED) FROM information_schema.tables \
+         WHERE table_schema = DATABASE() AND table_type = 'BASE TABLE' HAVING DATABASE() IS NOT NULL",
+    )
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(EngineError::from_sqlx)?;
+    Ok(rows
+        .into_iter()
+        .map(|(name, tables)| SchemaEntry { name, tables })
+        .collect())
+}
+
+/// information_schema.PROCESSLIST for every connection of the server, with
+/// InnoDB's transactions (INNODB_TRX) and lock waits (INNODB_LOCK_WAITS,
+/// INNODB_LOCKS: MariaDB and MySQL 5.7). MySQL 8 moved lock waits to
+/// performance_schema: there the sample comes without blocking detail.
+async fn read_activity(conn: &mut MySqlConnection) -> EngineResult<ActivitySample> {
+    let rows = match sqlx::query(&activity_sql(true)).fetch_all(&mut *conn).await {
+        Err(sqlx::Error::Database(e)) if e.message().contains("Unknown table") => {
+            sqlx::query(&activity_sql(false)).fetch_all(&mut *conn).await
+        }
+        other => other,
+    }
+    .map_err(EngineError::from_sqlx)?;
+    let mut sample = ActivitySample::default();
+    for row in rows {
+        let get = |e| EngineError::from_sqlx(e);
+        let command: String = row.try_get("command").map_err(get)?;
+        let in_trx: bool = row.try_get::<i64, _>("in_trx").map_err(get)? != 0;
+        let seconds: Option<i64> = row.try_get("seconds").map_err(get)?;
+        let blocked_by: Option<String> = row.try_get("blocked_by").map_err(get)?;
+        let state = state_of(&command, in_trx);
+        sample.server_connections = row.try_get("server_conns").map_err(get)?;
+        sample.max_connections = row.try_get("max_conns").map_err(get)?;
+        sample.sessions.push(Session {
+            pid: row.try_get("pid").map_err(get)?,
+            own: false,
+            user: row.try_get("usr").map_err(get)?,
+            application: None,
+            client: row.try_get("host").map_err(get)?,
+            database: row.try_get("db").map_err(get)?,
+            query_age_s: if state == "active" {
+                seconds.map(|s| s as f64)
+            } else {
+                None
+            },
+            state: Some(state),
+            wait_event: row
+                .try_get::<Option<String>, _>("wait")
+                .map_err(get)?
+                .filter(|w| !w.is_empty()),
+            query: row.try_get("info").map_err(get)?,
+            xact_age_s: row.try_get("xact_age").map_err(get)?,
+            blocked_by: blocked_by
+                .unwrap_or_default()
+                .split(',')
+                .filter_map(|p| p.trim().parse().ok())
+                .collect(),
+            lock_mode: row.try_get("lock_mode").map_err(get)?,
+        });
+    }
+    Ok(sample)
 }
 
 #[async_trait]
@@ -79,161 +282,114 @@ impl ManagedDb for Mysql {
         EngineKind::Mysql
     }
 
-    /// VERSION(), global status Uptime and Threads_connected, @@max_connections,
-    /// and information_schema.tables for the current database's size.
-    async fn status(&self) -> EngineResult<ServerStatus> {
-        let row = sqlx::query(
-            "SELECT VERSION() AS version, \
-                    @@max_connections AS max_connections, \
-                    (SELECT CAST(COALESCE(SUM(data_length + index_length), 0) AS SIGNED) \
-                       FROM information_schema.tables WHERE table_schema = DATABASE()) AS size_bytes, \
-                    DATABASE() AS db",
-        )
-        .fetch_one(&self.pool)
-        .await
-        .map_err(EngineError::from_sqlx)?;
-        let version: String = row.try_get("version").map_err(EngineError::from_sqlx)?;
-        let max_connections: Option<i64> = row
-            .try_get::<Option<u64>, _>("max_connections")
-            .ok()
-            .flatten()
-            .map(|v| v as i64);
-        let db: Option<String> = row.try_get("db").map_err(EngineError::from_sqlx)?;
-        let size_bytes: Option<i64> = if db.is_some() {
-            row.try_get("size_bytes").map_err(EngineError::from_sqlx)?
-        } else {
-            None
-        };
-        let vars: Vec<(String, String)> =
-            sqlx::query_as("SHOW GLOBAL STATUS WHERE Variable_name IN ('Uptime', 'Threads_connected')")
-                .fetch_all(&self.pool)
-                .await
-                .map_err(EngineError::from_sqlx)?;
-        let var = |name: &str| {
-            vars.iter()
-                .find(|(n, _)| n.eq_ignore_ascii_case(name))
-                .and_then(|(_, v)| v.parse::<i64>().ok())
-        };
-        Ok(ServerStatus {
-            version,
-            uptime_s: var("Uptime"),
-            size_bytes,
-            connections: var("Threads_connected"),
-            max_connections,
+    fn server(&self) -> Option<ServerConnections> {
+        Some(self.server.connections(EngineKind::Mysql))
+    }
+
+    fn server_label(&self) -> Option<String> {
+        Some(self.server.pool.server().to_string())
+    }
+
+    async fn check(&self) -> EngineResult<Check> {
+        let wide = self.server_wide().await?;
+        let mut conn = self.lease().await?;
+        let schemas = read_schemas(&mut conn).await?;
+        let size_bytes = self.database.as_ref().map(|db| {
+            wide.databases
+                .iter()
+                .find(|d| &d.name == db)
+                .and_then(|d| d.size_bytes)
+                .unwrap_or(0)
+        });
+        Ok(Check {
+            status: ServerStatus {
+                size_bytes,
+                ..wide.status.clone()
+            },
+            databases: wide.databases.clone(),
+            schemas,
         })
     }
 
-    /// information_schema.schemata with per-schema sizes from information_schema.tables.
-    async fn databases(&self) -> EngineResult<Vec<DatabaseEntry>> {
-        let rows: Vec<(String, Option<i64>)> = sqlx::query_as(
-            "SELECT s.schema_name, \
-                    CAST(SUM(t.data_length + t.index_length) AS SIGNED) \
-             FROM information_schema.schemata s \
-             LEFT JOIN information_schema.tables t ON t.table_schema = s.schema_name \
-             GROUP BY s.schema_name ORDER BY s.schema_name",
-        )
-        .fetch_all(&self.pool)
-        .await
-        .map_err(EngineError::from_sqlx)?;
-        Ok(rows
-            .into_iter()
-            .map(|(name, size_bytes)| DatabaseEntry { name, size_bytes })
-            .collect())
+    async fn status(&self) -> EngineResult<ServerStatus> {
+        Ok(self.check().await?.status)
     }
 
-    /// In MySQL a schema is a database: the current one, with its base tables.
+    async fn databases(&self) -> EngineResult<Vec<DatabaseEntry>> {
+        Ok(self.server_wide().await?.databases.clone())
+    }
+
     async fn schemas(&self) -> EngineResult<Vec<SchemaEntry>> {
-        let rows: Vec<(String, i64)> = sqlx::query_as(
-            "SELECT DATABASE(), CAST(COUNT(*) AS SIGNED) FROM information_schema.tables \
-             WHERE table_schema = DATABASE() AND table_type = 'BASE TABLE' HAVING DATABASE() IS NOT NULL",
-        )
-        .fetch_all(&self.pool)
-        .await
-        .map_err(EngineError::from_sqlx)?;
-        Ok(rows
-            .into_iter()
-            .map(|(name, tables)| SchemaEntry { name, tables })
-            .collect())
+        read_schemas(&mut *self.lease().await?).await
     }
 
     async fn apply_migration(
         &self,
         run: &super::history::MigrationRun,
     ) -> EngineResult<super::history::RunOutcome> {
+        let conn = self.long_lease().await?;
         // On a task of its own: a dropped caller never abandons it halfway.
-        tokio::spawn(super::other_migrate::mysql(self.pool.clone(), run.clone()))
+        tokio::spawn(super::other_migrate::mysql(conn, run.clone()))
             .await
             .map_err(|e| EngineError(format!("the migration task failed: {e}")))?
     }
 
+    /// The server's sample (shared by its schemas), this schema's figures.
     async fn reading(&self) -> EngineResult<super::metrics::Reading> {
-        super::metrics::mysql(&self.pool).await
+        let own = self.server.pool.own_ids();
+        let server = self
+            .views
+            .metrics
+            .get(METRICS_SHARE, || async {
+                let mut conn = self.conn().await?;
+                Ok(super::metrics::mysql_server(&mut conn, &own).await?)
+            })
+            .await?;
+        let database = self.database.as_deref().unwrap_or("");
+        let mut reading = server.reading_for(database, None);
+        if self.database.is_none() {
+            // No schema named: the figures of no schema in particular.
+            reading.size_bytes = None;
+        }
+        Ok(reading)
     }
 
     async fn text_rows(&self, sql: &str) -> EngineResult<Vec<Vec<Option<String>>>> {
         let rows = sqlx::query(sql)
-            .fetch_all(&self.pool)
+            .fetch_all(&mut *self.lease().await?)
             .await
             .map_err(EngineError::from_sqlx)?;
         rows.iter().map(super::text_cells).collect()
     }
 
     async fn close(&self) {
-        self.pool.close().await;
+        self.server.pool.close_owner(self.owner);
     }
 
-    /// information_schema.PROCESSLIST for this database's connections, with
-    /// InnoDB's transactions (INNODB_TRX) and lock waits (INNODB_LOCK_WAITS,
-    /// INNODB_LOCKS: MariaDB and MySQL 5.7). MySQL 8 moved lock waits to
-    /// performance_schema: there the sample comes without blocking detail.
+    /// The server's process list (read once for its schemas), this schema's rows.
     async fn activity(&self) -> EngineResult<ActivitySample> {
-        let rows = match sqlx::query(&activity_sql(true)).fetch_all(&self.pool).await {
-            Err(sqlx::Error::Database(e)) if e.message().contains("Unknown table") => {
-                sqlx::query(&activity_sql(false)).fetch_all(&self.pool).await
-            }
-            other => other,
-        }
-        .map_err(EngineError::from_sqlx)?;
-        let own = self.own.lock().map(|o| o.clone()).unwrap_or_default();
-        let mut sample = ActivitySample::default();
-        for row in rows {
-            let get = |e| EngineError::from_sqlx(e);
-            let pid: i64 = row.try_get("pid").map_err(get)?;
-            let command: String = row.try_get("command").map_err(get)?;
-            let in_trx: bool = row.try_get::<i64, _>("in_trx").map_err(get)? != 0;
-            let seconds: Option<i64> = row.try_get("seconds").map_err(get)?;
-            let blocked_by: Option<String> = row.try_get("blocked_by").map_err(get)?;
-            let state = state_of(&command, in_trx);
-            sample.server_connections = row.try_get("server_conns").map_err(get)?;
-            sample.max_connections = row.try_get("max_conns").map_err(get)?;
-            sample.sessions.push(Session {
-                pid,
-                own: own.contains(&pid),
-                user: row.try_get("usr").map_err(get)?,
-                application: None,
-                client: row.try_get("host").map_err(get)?,
-                database: row.try_get("db").map_err(get)?,
-                query_age_s: if state == "active" {
-                    seconds.map(|s| s as f64)
-                } else {
-                    None
-                },
-                state: Some(state),
-                wait_event: row
-                    .try_get::<Option<String>, _>("wait")
-                    .map_err(get)?
-                    .filter(|w| !w.is_empty()),
-                query: row.try_get("info").map_err(get)?,
-                xact_age_s: row.try_get("xact_age").map_err(get)?,
-                blocked_by: blocked_by
-                    .unwrap_or_default()
-                    .split(',')
-                    .filter_map(|p| p.trim().parse().ok())
-                    .collect(),
-                lock_mode: row.try_get("lock_mode").map_err(get)?,
-            });
-        }
-        Ok(sample)
+        let all = self
+            .views
+            .activity
+            .get(ACTIVITY_SHARE, || async {
+                let mut conn = self.conn().await?;
+                Ok(read_activity(&mut conn).await?)
+            })
+            .await?;
+        let own = self.server.pool.own_ids();
+        Ok(ActivitySample {
+            sessions: all
+                .sessions
+                .iter()
+                .filter(|s| self.database.is_some() && s.database == self.database)
+                .map(|s| Session {
+                    own: own.contains(&s.pid),
+                    ..s.clone()
+                })
+                .collect(),
+            server_connections: all.server_connections,
+            max_connections: all.max_connections,
+        })
     }
 
     /// PROCESSLIST for one connection id, in any database.
@@ -246,10 +402,10 @@ impl ManagedDb for Mysql {
              WHERE p.ID = ?",
         )
         .bind(pid)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *self.lease().await?)
         .await
         .map_err(EngineError::from_sqlx)?;
-        let own = self.own.lock().map(|o| o.contains(&pid)).unwrap_or(false);
+        let own = self.server.pool.own_ids().contains(&pid);
         Ok(row.map(|(in_database, command, query, in_trx)| SessionLookup {
             in_database: in_database != 0,
             own,
@@ -259,25 +415,38 @@ impl ManagedDb for Mysql {
     }
 
     async fn tables(&self, query: &TableQuery) -> EngineResult<TableList> {
-        maintenance::tables(&self.pool, query).await
+        maintenance::tables(&mut *self.lease().await?, query).await
     }
 
     async fn resolve_tables(&self, names: &[String]) -> EngineResult<Vec<Relation>> {
-        maintenance::resolve_tables(&self.pool, names).await
+        maintenance::resolve_tables(&mut *self.lease().await?, names).await
     }
 
     async fn maintain(&self, action: Action, target: &Target, control: &Control) -> EngineResult<String> {
-        maintenance::maintain(&self.pool, &self.options, action, target, control).await
+        maintenance::maintain(self, action, target, control).await
     }
 
     /// KILL QUERY / KILL. The id is a number checked against PROCESSLIST
     /// by the caller, so formatting it into the statement is safe.
     async fn signal(&self, pid: i64, signal: Signal) -> EngineResult<bool> {
-        let sql = match signal {
-            Signal::Cancel => format!("KILL QUERY {pid}"),
-            Signal::Terminate => format!("KILL {pid}"),
-        };
-        match sqlx::raw_sql(&sql).execute(&self.pool).await {
+        let mut conn = self.lease().await?;
+        kill(&mut conn, pid, signal).await
+    }
+}
+
+/// KILL QUERY / KILL `pid`; false when it had already ended. Boxed: the
+/// raw-SQL future is not provably `Send` inside the trait's futures.
+pub(super) fn kill(
+    conn: &mut MySqlConnection,
+    pid: i64,
+    signal: Signal,
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = EngineResult<bool>> + Send + '_>> {
+    let sql = match signal {
+        Signal::Cancel => format!("KILL QUERY {pid}"),
+        Signal::Terminate => format!("KILL {pid}"),
+    };
+    Box::pin(async move {
+        match conn.execute(sqlx::raw_sql(&sql)).await {
             Ok(_) => Ok(true),
             // ER_NO_SUCH_THREAD: it ended in the meantime.
             Err(sqlx::Error::Database(e))
@@ -287,7 +456,7 @@ impl ManagedDb for Mysql {
             }
             Err(e) => Err(EngineError::from_sqlx(e)),
         }
-    }
+    })
 }
 
 /// PostgreSQL's words for a MySQL/MariaDB connection's COMMAND.
@@ -323,7 +492,7 @@ fn activity_sql(with_locks: bool) -> String {
                 CAST(@@max_connections AS SIGNED) AS max_conns \
          FROM information_schema.PROCESSLIST p \
          LEFT JOIN information_schema.INNODB_TRX t ON t.trx_mysql_thread_id = p.ID \
-         WHERE p.DB = DATABASE() AND p.COMMAND NOT IN ('Daemon', 'Binlog Dump') \
+         WHERE p.COMMAND NOT IN ('Daemon', 'Binlog Dump') \
          ORDER BY p.TIME DESC, p.ID"
     )
 }

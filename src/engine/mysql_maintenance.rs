@@ -2,19 +2,19 @@
 //! (information_schema.TABLES), and ANALYZE / OPTIMIZE / CHECK TABLE run on a
 //! connection of their own, cancelled with KILL QUERY.
 
-use sqlx::mysql::{MySqlConnectOptions, MySqlPool};
-use sqlx::{Connection, MySqlConnection, Row};
+use sqlx::{MySqlConnection, Row};
 
 use super::maintenance::{
     Action, Control, Relation, TableHealth, TableList, TableQuery, TableSort, Target, cancelled, quote_mysql,
 };
+use super::mysql::Mysql;
 use super::{EngineError, EngineResult};
 
 fn err(e: sqlx::Error) -> EngineError {
     EngineError::from_sqlx(e)
 }
 
-pub async fn tables(pool: &MySqlPool, q: &TableQuery) -> EngineResult<TableList> {
+pub async fn tables(conn: &mut MySqlConnection, q: &TableQuery) -> EngineResult<TableList> {
     // ORDER BY from this fixed list only.
     let order = match q.sort {
         TableSort::Name => "TABLE_NAME",
@@ -36,7 +36,7 @@ pub async fn tables(pool: &MySqlPool, q: &TableQuery) -> EngineResult<TableList>
         .bind(q.search.as_deref())
         .bind(q.limit)
         .bind(q.offset)
-        .fetch_all(pool)
+        .fetch_all(&mut *conn)
         .await
         .map_err(err)?;
     let mut list = TableList::default();
@@ -59,7 +59,7 @@ pub async fn tables(pool: &MySqlPool, q: &TableQuery) -> EngineResult<TableList>
     Ok(list)
 }
 
-pub async fn resolve_tables(pool: &MySqlPool, names: &[String]) -> EngineResult<Vec<Relation>> {
+pub async fn resolve_tables(conn: &mut MySqlConnection, names: &[String]) -> EngineResult<Vec<Relation>> {
     let mut found = Vec::new();
     for raw in names {
         let row: Option<(String, String)> = sqlx::query_as(
@@ -69,7 +69,7 @@ pub async fn resolve_tables(pool: &MySqlPool, names: &[String]) -> EngineResult<
         )
         .bind(raw)
         .bind(raw)
-        .fetch_optional(pool)
+        .fetch_optional(&mut *conn)
         .await
         .map_err(err)?;
         let (schema, name) =
@@ -79,9 +79,10 @@ pub async fn resolve_tables(pool: &MySqlPool, names: &[String]) -> EngineResult<
     Ok(found)
 }
 
+/// Run `action` on a connection of its own from the server's budget,
+/// cancelled with KILL QUERY over a catalog connection.
 pub async fn maintain(
-    pool: &MySqlPool,
-    options: &MySqlConnectOptions,
+    db: &Mysql,
     action: Action,
     target: &Target,
     control: &Control,
@@ -99,7 +100,7 @@ pub async fn maintain(
                 "SELECT TABLE_SCHEMA, TABLE_NAME FROM information_schema.TABLES \
                  WHERE TABLE_SCHEMA = DATABASE() AND TABLE_TYPE = 'BASE TABLE' ORDER BY TABLE_NAME",
             )
-            .fetch_all(pool)
+            .fetch_all(&mut *db.lease().await?)
             .await
             .map_err(err)?;
             all.into_iter()
@@ -112,15 +113,11 @@ pub async fn maintain(
             ));
         }
     };
-    // Its own connection, without the catalog queries' statement limit.
-    let mut conn = MySqlConnection::connect_with(options).await.map_err(err)?;
-    let _ = sqlx::query("SET SESSION max_statement_time = 0")
-        .execute(&mut conn)
-        .await;
-    let id: i64 = sqlx::query_scalar("SELECT CAST(CONNECTION_ID() AS SIGNED)")
-        .fetch_one(&mut conn)
-        .await
-        .map_err(err)?;
+    let mut conn = tokio::select! {
+        c = db.long_lease() => c?,
+        _ = control.cancelled() => return Err(cancelled()),
+    };
+    let id = conn.id();
     let n = relations.len().max(1) as f64;
     let mut notes = Vec::new();
     for (i, rel) in relations.iter().enumerate() {
@@ -132,7 +129,7 @@ pub async fn maintain(
         )
         .bind(&rel.schema)
         .bind(&rel.name)
-        .fetch_optional(&mut conn)
+        .fetch_optional(&mut *conn)
         .await
         .map_err(err)?;
         if still.is_none() {
@@ -142,14 +139,16 @@ pub async fn maintain(
         let sql = format!("{verb} {}.{}", quote_mysql(&rel.schema)?, quote_mysql(&rel.name)?);
         let mut cancel_sent = false;
         let result = {
-            let exec = sqlx::query(&sql).persistent(false).fetch_all(&mut conn);
+            let exec = sqlx::query(&sql).persistent(false).fetch_all(&mut *conn);
             tokio::pin!(exec);
             loop {
                 tokio::select! {
                     r = &mut exec => break r,
                     _ = control.cancelled(), if !cancel_sent => {
                         cancel_sent = true;
-                        let _ = sqlx::query(&format!("KILL QUERY {id}")).execute(pool).await;
+                        if let Ok(mut other) = db.lease().await {
+                            let _ = super::mysql::kill(&mut other, id, super::Signal::Cancel).await;
+                        }
                     }
                 }
             }
@@ -174,7 +173,7 @@ pub async fn maintain(
             notes.push(format!("{}: {kind} {text}", rel.display()));
         }
     }
-    let _ = conn.close().await;
+    drop(conn);
     Ok(format!(
         "{verb} on {} table(s). {}",
         relations.len(),

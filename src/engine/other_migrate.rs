@@ -5,9 +5,10 @@
 
 use std::time::Instant;
 
-use sqlx::{Executor, MySqlConnection, MySqlPool, SqliteConnection, SqlitePool};
+use sqlx::{Executor, MySqlConnection, SqliteConnection, SqlitePool};
 
 use super::history::{DELETE_SQL, MigrationRun, RunOutcome, UPSERT_SQL, record_history};
+use super::pool::Lease;
 use super::{EngineError, EngineResult};
 
 const SQLITE_HISTORY: &str = super::history::HISTORY_TABLE_SQL;
@@ -81,8 +82,9 @@ async fn sqlite_record(
     record_history!(conn, run, started, success, UPSERT_SQL, DELETE_SQL)
 }
 
-pub async fn mysql(pool: MySqlPool, run: MigrationRun) -> EngineResult<RunOutcome> {
-    let mut conn = pool.acquire().await.map_err(EngineError::from_sqlx)?;
+/// On a connection of its own (closed afterwards, so a lock it might still
+/// hold dies with it).
+pub async fn mysql(mut conn: Lease<MySqlConnection>, run: MigrationRun) -> EngineResult<RunOutcome> {
     conn.execute(MYSQL_HISTORY)
         .await
         .map_err(EngineError::from_sqlx)?;
@@ -101,7 +103,7 @@ pub async fn mysql(pool: MySqlPool, run: MigrationRun) -> EngineResult<RunOutcom
         .await
         .is_err()
     {
-        conn.detach();
+        conn.discard();
     }
     result
 }

@@ -2,27 +2,33 @@
 //! login role (pg_stat_activity shows other roles' rows without detail,
 //! which is enough to count them); all work on PostgreSQL 10 and later.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::str::FromStr;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use async_trait::async_trait;
-use sqlx::Row;
-use sqlx::postgres::{PgConnectOptions, PgPool};
+use sqlx::postgres::PgConnectOptions;
+use sqlx::{Connection, PgConnection, Row};
 
+use super::Check;
+use super::pool::{AcquireError, Lease, ServerPool, owner_of};
 use super::postgres_maintenance as maintenance;
+use super::server::{ServerConnections, ServerKey, Servers, Shared};
 use super::{
     Action, ActivitySample, Control, DatabaseEntry, DatabaseHealth, EngineError, EngineKind, EngineResult,
     IndexHealth, ManagedDb, Relation, STATEMENT_TIMEOUT, SchemaEntry, ServerStatus, Session, SessionLookup,
-    Signal, Statement, StatementOrder, TableList, TableQuery, Target, bad_url, pool_options,
+    Signal, Statement, StatementOrder, TableList, TableQuery, Target, bad_url,
 };
 use crate::config::SecretUrl;
 use crate::error::AppError;
 
-/// The activity sample: pg_stat_activity (PG 10+ for backend_type) for
-/// this database's client backends; pg_blocking_pids (9.6+) and pg_locks
-/// only for sessions waiting on a lock, since pg_blocking_pids is not free.
-/// Public so the benchmark times the very query the panel runs.
+/// The activity sample of a whole server: pg_stat_activity (PG 10+ for
+/// backend_type) for every client backend; pg_blocking_pids (9.6+) and
+/// pg_locks only for sessions waiting on a lock, since pg_blocking_pids is
+/// not free. Read once per server and shared by its databases' pages, each
+/// keeping its own rows. Public so the benchmark times the very query the
+/// panel runs.
 pub const ACTIVITY_SQL: &str = "SELECT a.pid::int8 AS pid, a.usename::text AS usr, a.application_name AS app, \
                     host(a.client_addr) AS client, a.datname::text AS db, a.state, \
                     CASE WHEN a.wait_event IS NOT NULL THEN a.wait_event_type || ': ' || a.wait_event END AS wait, \
@@ -32,51 +38,249 @@ pub const ACTIVITY_SQL: &str = "SELECT a.pid::int8 AS pid, a.usename::text AS us
                     CASE WHEN a.wait_event_type = 'Lock' THEN pg_blocking_pids(a.pid) ELSE '{}'::int[] END AS blocked_by, \
                     CASE WHEN a.wait_event_type = 'Lock' THEN \
                          (SELECT l.mode FROM pg_locks l WHERE l.pid = a.pid AND NOT l.granted LIMIT 1) END AS lock_mode, \
-                    (SELECT count(*) FROM pg_stat_activity s WHERE s.backend_type = 'client backend') AS server_conns, \
                     current_setting('max_connections')::int8 AS max_conns \
              FROM pg_stat_activity a \
-             WHERE a.backend_type = 'client backend' AND a.datname = current_database() \
+             WHERE a.backend_type = 'client backend' \
              ORDER BY a.query_start NULLS LAST, a.pid";
 
+/// How long one server-wide reading serves every database of the server.
+/// The poller and the sampler walk a server's databases one after another
+/// within these windows, so each reads the server once per round.
+const STATUS_SHARE: Duration = Duration::from_secs(3);
+const ACTIVITY_SHARE: Duration = Duration::from_secs(1);
+const METRICS_SHARE: Duration = Duration::from_secs(5);
+
+/// One PostgreSQL server: the panel's connections to it and its
+/// server-wide readings (per login role, since what pg_stat_activity shows
+/// depends on who asks).
+pub struct PgServer {
+    pub(super) pool: ServerPool<PgConnection>,
+    views: Mutex<HashMap<String, Arc<PgViews>>>,
+}
+
+#[derive(Default)]
+struct PgViews {
+    status: Shared<ServerWide>,
+    activity: Shared<ActivitySample>,
+    metrics: Shared<super::metrics::ServerReading>,
+}
+
+/// The server's figures and its databases with their sizes.
+struct ServerWide {
+    status: ServerStatus,
+    databases: Vec<DatabaseEntry>,
+}
+
+impl PgServer {
+    pub(super) fn new(pool: ServerPool<PgConnection>) -> PgServer {
+        PgServer {
+            pool,
+            views: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn views_for(&self, user: &str) -> Arc<PgViews> {
+        let mut views = self.views.lock().unwrap_or_else(|e| e.into_inner());
+        views.entry(user.to_string()).or_default().clone()
+    }
+
+    pub(super) fn connections(&self, engine: EngineKind) -> ServerConnections {
+        ServerConnections {
+            server: self.pool.server().to_string(),
+            engine,
+            panel_connections: self.pool.in_use(),
+            limit: self.pool.limit(),
+            opened: self.pool.opened(),
+        }
+    }
+}
+
+/// One managed PostgreSQL database: its connection settings and a share of
+/// its server's connections.
 pub struct Postgres {
-    pool: PgPool,
-    /// For maintenance jobs' own connections.
+    server: Arc<PgServer>,
+    views: Arc<PgViews>,
+    /// Catalog connections: named "custodian", statement_timeout set.
     options: PgConnectOptions,
-    /// Backend pids of the panel's own pool connections.
-    own: Arc<Mutex<HashSet<i64>>>,
+    /// Which idle connections are this database's.
+    owner: u64,
+    database: String,
 }
 
 impl Postgres {
-    pub fn connect(url: &SecretUrl) -> Result<Self, AppError> {
+    pub fn connect(url: &SecretUrl, servers: &Servers) -> Result<Self, AppError> {
         let timeout_ms = STATEMENT_TIMEOUT.as_millis().to_string();
         let options = PgConnectOptions::from_str(url.expose())
             .map_err(|e| bad_url(EngineKind::Postgres, e))?
             .application_name("custodian")
             // Catalog queries must never hang on a busy server.
             .options([("statement_timeout", timeout_ms.as_str())]);
-        let own: Arc<Mutex<HashSet<i64>>> = Arc::default();
-        let record = own.clone();
-        let maintenance_options = options.clone();
-        let pool = pool_options::<sqlx::Postgres>()
-            .after_connect(move |conn, _meta| {
-                let record = record.clone();
-                Box::pin(async move {
-                    let pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
-                        .fetch_one(&mut *conn)
-                        .await?;
-                    if let Ok(mut own) = record.lock() {
-                        own.insert(i64::from(pid));
-                    }
-                    Ok(())
-                })
-            })
-            .connect_lazy_with(options);
+        let host = match options.get_socket() {
+            Some(dir) => dir.display().to_string(),
+            None => options.get_host().to_ascii_lowercase(),
+        };
+        let key = ServerKey {
+            engine: EngineKind::Postgres,
+            host,
+            port: options.get_port(),
+        };
+        let server = servers.postgres(&key);
+        let views = server.views_for(options.get_username());
+        let database = options
+            .get_database()
+            .unwrap_or(options.get_username())
+            .to_string();
         Ok(Postgres {
-            pool,
-            options: maintenance_options,
-            own,
+            server,
+            views,
+            options,
+            owner: owner_of(url.expose()),
+            database,
         })
     }
+
+    /// A catalog connection from the server's budget.
+    async fn conn(&self) -> Result<Lease<PgConnection>, AcquireError> {
+        let options = &self.options;
+        self.server.pool.acquire(self.owner, || open(options)).await
+    }
+
+    /// [`Postgres::conn`], for callers that want the plain error.
+    pub(super) async fn lease(&self) -> EngineResult<Lease<PgConnection>> {
+        self.conn().await.map_err(EngineError::from)
+    }
+
+    /// A connection of its own for long work (maintenance, a migration),
+    /// from the server's budget, closed afterwards. `unbounded` lifts the
+    /// statement and lock timeouts (VACUUM FULL may run for hours).
+    pub(super) async fn long_lease(&self, unbounded: bool) -> EngineResult<Lease<PgConnection>> {
+        let options = if unbounded {
+            self.options
+                .clone()
+                .options([("statement_timeout", "0"), ("lock_timeout", "0")])
+        } else {
+            self.options.clone()
+        };
+        self.server
+            .pool
+            .acquire_long(self.owner, || open(&options))
+            .await
+            .map_err(EngineError::from)
+    }
+
+    /// The server's figures and databases, read at most once per
+    /// [`STATUS_SHARE`] for all its databases; a server that does not answer
+    /// is reported down to every one of them at once.
+    async fn server_wide(&self) -> EngineResult<Arc<ServerWide>> {
+        self.views
+            .status
+            .get(STATUS_SHARE, || async {
+                let mut conn = self.conn().await?;
+                Ok(read_server(&mut conn).await?)
+            })
+            .await
+    }
+}
+
+/// Open one catalog connection and learn its backend pid.
+async fn open(options: &PgConnectOptions) -> Result<(PgConnection, i64), sqlx::Error> {
+    let mut conn = PgConnection::connect_with(options).await?;
+    let pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
+        .fetch_one(&mut conn)
+        .await?;
+    Ok((conn, i64::from(pid)))
+}
+
+/// server_version, pg_postmaster_start_time(), pg_stat_activity (client
+/// backends, PG 10+), max_connections; pg_database: databases that accept
+/// connections, with sizes only where we may connect (pg_database_size
+/// needs CONNECT).
+async fn read_server(conn: &mut PgConnection) -> EngineResult<ServerWide> {
+    let row: (String, Option<f64>, i64, String) = sqlx::query_as(
+        "SELECT current_setting('server_version'), \
+                extract(epoch FROM now() - pg_postmaster_start_time())::float8, \
+                (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend'), \
+                current_setting('max_connections')",
+    )
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(EngineError::from_sqlx)?;
+    let rows: Vec<(String, Option<i64>)> = sqlx::query_as(
+        "SELECT datname, \
+                CASE WHEN has_database_privilege(datname, 'CONNECT') \
+                     THEN pg_database_size(datname) END \
+         FROM pg_database WHERE datallowconn AND NOT datistemplate ORDER BY datname",
+    )
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(EngineError::from_sqlx)?;
+    Ok(ServerWide {
+        status: ServerStatus {
+            version: row.0,
+            uptime_s: row.1.map(|s| s as i64),
+            size_bytes: None,
+            connections: Some(row.2),
+            max_connections: row.3.parse().ok(),
+        },
+        databases: rows
+            .into_iter()
+            .map(|(name, size_bytes)| DatabaseEntry { name, size_bytes })
+            .collect(),
+    })
+}
+
+/// pg_namespace and pg_class: user schemas with their ordinary and
+/// partitioned tables.
+async fn read_schemas(conn: &mut PgConnection) -> EngineResult<Vec<SchemaEntry>> {
+    let rows: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT n.nspname, count(c.oid) \
+         FROM pg_namespace n \
+         LEFT JOIN pg_class c ON c.relnamespace = n.oid AND c.relkind IN ('r', 'p') \
+         WHERE n.nspname NOT LIKE 'pg\\_%' AND n.nspname <> 'information_schema' \
+         GROUP BY n.nspname ORDER BY n.nspname",
+    )
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(EngineError::from_sqlx)?;
+    Ok(rows
+        .into_iter()
+        .map(|(name, tables)| SchemaEntry { name, tables })
+        .collect())
+}
+
+/// See [`ACTIVITY_SQL`]: every client backend of the server.
+async fn read_activity(conn: &mut PgConnection) -> EngineResult<ActivitySample> {
+    let rows = sqlx::query(ACTIVITY_SQL)
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(EngineError::from_sqlx)?;
+    let mut sample = ActivitySample {
+        server_connections: Some(rows.len() as i64),
+        ..ActivitySample::default()
+    };
+    // Columns by position (the order of ACTIVITY_SQL): a name lookup per
+    // cell adds up over thousands of sessions.
+    for row in rows {
+        let get = |e| EngineError::from_sqlx(e);
+        let blocked_by: Vec<i32> = row.try_get(10).map_err(get)?;
+        sample.max_connections = row.try_get(12).map_err(get)?;
+        sample.sessions.push(Session {
+            pid: row.try_get(0).map_err(get)?,
+            own: false,
+            user: row.try_get(1).map_err(get)?,
+            application: row.try_get(2).map_err(get)?,
+            client: row.try_get(3).map_err(get)?,
+            database: row.try_get(4).map_err(get)?,
+            state: row.try_get(5).map_err(get)?,
+            wait_event: row.try_get(6).map_err(get)?,
+            query: row.try_get(7).map_err(get)?,
+            query_age_s: row.try_get(8).map_err(get)?,
+            xact_age_s: row.try_get(9).map_err(get)?,
+            blocked_by: blocked_by.into_iter().map(i64::from).collect(),
+            lock_mode: row.try_get(11).map_err(get)?,
+        });
+    }
+    Ok(sample)
 }
 
 #[async_trait]
@@ -85,126 +289,112 @@ impl ManagedDb for Postgres {
         EngineKind::Postgres
     }
 
-    /// server_version, pg_postmaster_start_time(), pg_database_size(),
-    /// pg_stat_activity (client backends, PG 10+) and max_connections.
-    async fn status(&self) -> EngineResult<ServerStatus> {
-        let row: (String, Option<f64>, Option<i64>, i64, String) = sqlx::query_as(
-            "SELECT current_setting('server_version'), \
-                    extract(epoch FROM now() - pg_postmaster_start_time())::float8, \
-                    pg_database_size(current_database()), \
-                    (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend'), \
-                    current_setting('max_connections')",
-        )
-        .fetch_one(&self.pool)
-        .await
-        .map_err(EngineError::from_sqlx)?;
-        Ok(ServerStatus {
-            version: row.0,
-            uptime_s: row.1.map(|s| s as i64),
-            size_bytes: row.2,
-            connections: Some(row.3),
-            max_connections: row.4.parse().ok(),
+    fn server(&self) -> Option<ServerConnections> {
+        Some(self.server.connections(EngineKind::Postgres))
+    }
+
+    fn server_label(&self) -> Option<String> {
+        Some(self.server.pool.server().to_string())
+    }
+
+    /// The server's shared figures, this database's size among them, and
+    /// this database's schemas over its own connection.
+    async fn check(&self) -> EngineResult<Check> {
+        let wide = self.server_wide().await?;
+        let mut conn = self.lease().await?;
+        let schemas = read_schemas(&mut conn).await?;
+        let size_bytes = wide
+            .databases
+            .iter()
+            .find(|d| d.name == self.database)
+            .and_then(|d| d.size_bytes);
+        Ok(Check {
+            status: ServerStatus {
+                size_bytes,
+                ..wide.status.clone()
+            },
+            databases: wide.databases.clone(),
+            schemas,
         })
     }
 
-    /// pg_database: databases that accept connections; sizes only where we
-    /// may connect (pg_database_size needs CONNECT).
-    async fn databases(&self) -> EngineResult<Vec<DatabaseEntry>> {
-        let rows: Vec<(String, Option<i64>)> = sqlx::query_as(
-            "SELECT datname, \
-                    CASE WHEN has_database_privilege(datname, 'CONNECT') \
-                         THEN pg_database_size(datname) END \
-             FROM pg_database WHERE datallowconn AND NOT datistemplate ORDER BY datname",
-        )
-        .fetch_all(&self.pool)
-        .await
-        .map_err(EngineError::from_sqlx)?;
-        Ok(rows
-            .into_iter()
-            .map(|(name, size_bytes)| DatabaseEntry { name, size_bytes })
-            .collect())
+    async fn status(&self) -> EngineResult<ServerStatus> {
+        Ok(self.check().await?.status)
     }
 
-    /// pg_namespace and pg_class: user schemas with their ordinary and
-    /// partitioned tables.
+    async fn databases(&self) -> EngineResult<Vec<DatabaseEntry>> {
+        Ok(self.server_wide().await?.databases.clone())
+    }
+
     async fn schemas(&self) -> EngineResult<Vec<SchemaEntry>> {
-        let rows: Vec<(String, i64)> = sqlx::query_as(
-            "SELECT n.nspname, count(c.oid) \
-             FROM pg_namespace n \
-             LEFT JOIN pg_class c ON c.relnamespace = n.oid AND c.relkind IN ('r', 'p') \
-             WHERE n.nspname NOT LIKE 'pg\\_%' AND n.nspname <> 'information_schema' \
-             GROUP BY n.nspname ORDER BY n.nspname",
-        )
-        .fetch_all(&self.pool)
-        .await
-        .map_err(EngineError::from_sqlx)?;
-        Ok(rows
-            .into_iter()
-            .map(|(name, tables)| SchemaEntry { name, tables })
-            .collect())
+        read_schemas(&mut *self.lease().await?).await
     }
 
     async fn apply_migration(
         &self,
         run: &super::history::MigrationRun,
     ) -> EngineResult<super::history::RunOutcome> {
+        let conn = self.long_lease(false).await?;
         // On a task of its own: a caller that goes away (a dropped request)
         // never abandons a migration halfway.
-        tokio::spawn(super::postgres_migrate::apply(self.pool.clone(), run.clone()))
+        tokio::spawn(super::postgres_migrate::apply(conn, run.clone()))
             .await
             .map_err(|e| EngineError(format!("the migration task failed: {e}")))?
     }
 
+    /// The server-wide figures (shared by the server's databases) and this
+    /// database's own (dead tuples) over its connection.
     async fn reading(&self) -> EngineResult<super::metrics::Reading> {
-        super::metrics::postgres(&self.pool).await
+        let own = self.server.pool.own_ids();
+        let server = self
+            .views
+            .metrics
+            .get(METRICS_SHARE, || async {
+                let mut conn = self.conn().await?;
+                Ok(super::metrics::postgres_server(&mut conn, &own).await?)
+            })
+            .await?;
+        let mut conn = self.lease().await?;
+        let dead_tuples = super::metrics::postgres_dead_tuples(&mut conn).await?;
+        Ok(server.reading_for(&self.database, dead_tuples))
     }
 
     async fn text_rows(&self, sql: &str) -> EngineResult<Vec<Vec<Option<String>>>> {
         let rows = sqlx::query(sql)
-            .fetch_all(&self.pool)
+            .fetch_all(&mut *self.lease().await?)
             .await
             .map_err(EngineError::from_sqlx)?;
         rows.iter().map(super::text_cells).collect()
     }
 
     async fn close(&self) {
-        self.pool.close().await;
+        self.server.pool.close_owner(self.owner);
     }
 
-    /// See [`ACTIVITY_SQL`].
+    /// The server's sample (see [`ACTIVITY_SQL`]), this database's rows.
     async fn activity(&self) -> EngineResult<ActivitySample> {
-        let rows = sqlx::query(ACTIVITY_SQL)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(EngineError::from_sqlx)?;
-        let own = self.own.lock().map(|o| o.clone()).unwrap_or_default();
-        let mut sample = ActivitySample::default();
-        // Columns by position (the order of ACTIVITY_SQL): a name lookup per
-        // cell adds up over hundreds of sessions.
-        for row in rows {
-            let get = |e| EngineError::from_sqlx(e);
-            let pid: i64 = row.try_get(0).map_err(get)?;
-            let application: Option<String> = row.try_get(2).map_err(get)?;
-            let blocked_by: Vec<i32> = row.try_get(10).map_err(get)?;
-            sample.server_connections = row.try_get(12).map_err(get)?;
-            sample.max_connections = row.try_get(13).map_err(get)?;
-            sample.sessions.push(Session {
-                pid,
-                own: own.contains(&pid) && application.as_deref() == Some("custodian"),
-                user: row.try_get(1).map_err(get)?,
-                application,
-                client: row.try_get(3).map_err(get)?,
-                database: row.try_get(4).map_err(get)?,
-                state: row.try_get(5).map_err(get)?,
-                wait_event: row.try_get(6).map_err(get)?,
-                query: row.try_get(7).map_err(get)?,
-                query_age_s: row.try_get(8).map_err(get)?,
-                xact_age_s: row.try_get(9).map_err(get)?,
-                blocked_by: blocked_by.into_iter().map(i64::from).collect(),
-                lock_mode: row.try_get(11).map_err(get)?,
-            });
-        }
-        Ok(sample)
+        let all = self
+            .views
+            .activity
+            .get(ACTIVITY_SHARE, || async {
+                let mut conn = self.conn().await?;
+                Ok(read_activity(&mut conn).await?)
+            })
+            .await?;
+        let own = self.server.pool.own_ids();
+        Ok(ActivitySample {
+            sessions: all
+                .sessions
+                .iter()
+                .filter(|s| s.database.as_deref() == Some(self.database.as_str()))
+                .map(|s| Session {
+                    own: own.contains(&s.pid) && s.application.as_deref() == Some("custodian"),
+                    ..s.clone()
+                })
+                .collect(),
+            server_connections: all.server_connections,
+            max_connections: all.max_connections,
+        })
     }
 
     /// pg_stat_activity for one pid, in any database, so the caller can
@@ -218,14 +408,10 @@ impl ManagedDb for Postgres {
              FROM pg_stat_activity WHERE pid = $1 AND backend_type = 'client backend'",
         )
         .bind(pid)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *self.lease().await?)
         .await
         .map_err(EngineError::from_sqlx)?;
-        let own = self
-            .own
-            .lock()
-            .map(|o| o.contains(&i64::from(pid)))
-            .unwrap_or(false);
+        let own = self.server.pool.own_ids().contains(&i64::from(pid));
         Ok(row.map(|(in_database, state, query, app)| SessionLookup {
             in_database,
             own: own && app.as_deref() == Some("custodian"),
@@ -246,7 +432,7 @@ impl ManagedDb for Postgres {
         };
         sqlx::query_scalar(sql)
             .bind(pid)
-            .fetch_one(&self.pool)
+            .fetch_one(&mut *self.lease().await?)
             .await
             .map_err(EngineError::from_sqlx)
     }
@@ -259,10 +445,11 @@ impl ManagedDb for Postgres {
         order: StatementOrder,
         limit: i64,
     ) -> EngineResult<Option<Vec<Statement>>> {
+        let mut conn = self.lease().await?;
         let (installed, version): (bool, i32) = sqlx::query_as(
             "SELECT to_regclass('pg_stat_statements') IS NOT NULL, current_setting('server_version_num')::int",
         )
-        .fetch_one(&self.pool)
+        .fetch_one(&mut *conn)
         .await
         .map_err(EngineError::from_sqlx)?;
         if !installed {
@@ -286,7 +473,7 @@ impl ManagedDb for Postgres {
         );
         let rows: Vec<(String, i64, f64, f64, i64)> = sqlx::query_as(&sql)
             .bind(limit)
-            .fetch_all(&self.pool)
+            .fetch_all(&mut *conn)
             .await
             .map_err(EngineError::from_sqlx)?;
         Ok(Some(
@@ -304,33 +491,33 @@ impl ManagedDb for Postgres {
 
     async fn reset_statements(&self) -> EngineResult<()> {
         sqlx::query("SELECT pg_stat_statements_reset()")
-            .execute(&self.pool)
+            .execute(&mut *self.lease().await?)
             .await
             .map(|_| ())
             .map_err(EngineError::from_sqlx)
     }
 
     async fn tables(&self, query: &TableQuery) -> EngineResult<TableList> {
-        maintenance::tables(&self.pool, query).await
+        maintenance::tables(&mut *self.lease().await?, query).await
     }
 
     async fn indexes(&self, limit: i64) -> EngineResult<Vec<IndexHealth>> {
-        maintenance::indexes(&self.pool, limit).await
+        maintenance::indexes(&mut *self.lease().await?, limit).await
     }
 
     async fn database_health(&self) -> EngineResult<DatabaseHealth> {
-        maintenance::database_health(&self.pool).await
+        maintenance::database_health(&mut *self.lease().await?).await
     }
 
     async fn resolve_tables(&self, names: &[String]) -> EngineResult<Vec<Relation>> {
-        maintenance::resolve_tables(&self.pool, names).await
+        maintenance::resolve_tables(&mut *self.lease().await?, names).await
     }
 
     async fn resolve_index(&self, name: &str) -> EngineResult<Relation> {
-        maintenance::resolve_index(&self.pool, name).await
+        maintenance::resolve_index(&mut *self.lease().await?, name).await
     }
 
     async fn maintain(&self, action: Action, target: &Target, control: &Control) -> EngineResult<String> {
-        maintenance::maintain(&self.pool, &self.options, action, target, control).await
+        maintenance::maintain(self, action, target, control).await
     }
 }

@@ -5,13 +5,13 @@
 
 use std::time::Duration;
 
-use sqlx::postgres::{PgConnectOptions, PgPool};
-use sqlx::{Connection, PgConnection, Row};
+use sqlx::{PgConnection, Row};
 
 use super::maintenance::{
     Action, Control, DatabaseHealth, IndexHealth, Relation, TableHealth, TableList, TableQuery, TableSort,
     Target, cancelled, quote_pg,
 };
+use super::postgres::Postgres;
 use super::{EngineError, EngineResult};
 
 const USER_SCHEMAS: &str =
@@ -30,7 +30,7 @@ fn err(e: sqlx::Error) -> EngineError {
 }
 
 /// pg_stat_user_tables with sizes, one sorted page, and the total.
-pub async fn tables(pool: &PgPool, q: &TableQuery) -> EngineResult<TableList> {
+pub async fn tables(conn: &mut PgConnection, q: &TableQuery) -> EngineResult<TableList> {
     // ORDER BY comes from this fixed list, never from input.
     let order = match q.sort {
         TableSort::TotalSize => "pg_total_relation_size(c.oid)",
@@ -67,7 +67,7 @@ pub async fn tables(pool: &PgPool, q: &TableQuery) -> EngineResult<TableList> {
         .bind(q.search.as_deref())
         .bind(q.limit)
         .bind(q.offset)
-        .fetch_all(pool)
+        .fetch_all(&mut *conn)
         .await
         .map_err(err)?;
     let mut list = TableList::default();
@@ -104,7 +104,7 @@ pub async fn tables(pool: &PgPool, q: &TableQuery) -> EngineResult<TableList> {
 /// unused (no scans, enforcing no key or constraint), duplicate (its
 /// columns lead another index of the table, same predicate, no
 /// expressions; of two identical ones the newer is reported).
-pub async fn indexes(pool: &PgPool, limit: i64) -> EngineResult<Vec<IndexHealth>> {
+pub async fn indexes(conn: &mut PgConnection, limit: i64) -> EngineResult<Vec<IndexHealth>> {
     let sql = format!(
         "SELECT i.indexrelid::int8, n.nspname::text, t.relname::text, ic.relname::text, \
                 pg_relation_size(i.indexrelid), s.idx_scan, i.indisunique, i.indisprimary, i.indisvalid, \
@@ -127,7 +127,11 @@ pub async fn indexes(pool: &PgPool, limit: i64) -> EngineResult<Vec<IndexHealth>
          ORDER BY i.indisvalid, 10 DESC, 11 IS NULL, pg_relation_size(i.indexrelid) DESC \
          LIMIT $1"
     );
-    let rows = sqlx::query(&sql).bind(limit).fetch_all(pool).await.map_err(err)?;
+    let rows = sqlx::query(&sql)
+        .bind(limit)
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(err)?;
     rows.into_iter()
         .map(|r| {
             Ok(IndexHealth {
@@ -150,10 +154,10 @@ pub async fn indexes(pool: &PgPool, limit: i64) -> EngineResult<Vec<IndexHealth>
 
 /// age(datfrozenxid) per database, the oldest tables here, autovacuum
 /// settings and per-table overrides.
-pub async fn database_health(pool: &PgPool) -> EngineResult<DatabaseHealth> {
+pub async fn database_health(conn: &mut PgConnection) -> EngineResult<DatabaseHealth> {
     let xid_ages: Vec<(String, i64)> =
         sqlx::query_as("SELECT datname::text, age(datfrozenxid)::int8 FROM pg_database ORDER BY 2 DESC")
-            .fetch_all(pool)
+            .fetch_all(&mut *conn)
             .await
             .map_err(err)?;
     let oldest_tables: Vec<(String, i64)> = sqlx::query_as(&format!(
@@ -161,7 +165,7 @@ pub async fn database_health(pool: &PgPool) -> EngineResult<DatabaseHealth> {
          FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
          WHERE c.relkind IN ('r', 'm') AND {USER_SCHEMAS} ORDER BY 2 DESC LIMIT 10"
     ))
-    .fetch_all(pool)
+    .fetch_all(&mut *conn)
     .await
     .map_err(err)?;
     let settings: Vec<(String, String)> = sqlx::query_as(
@@ -169,7 +173,7 @@ pub async fn database_health(pool: &PgPool) -> EngineResult<DatabaseHealth> {
          WHERE name LIKE 'autovacuum%' OR name IN ('vacuum_cost_limit', 'vacuum_cost_delay', 'maintenance_work_mem') \
          ORDER BY name",
     )
-    .fetch_all(pool)
+    .fetch_all(&mut *conn)
     .await
     .map_err(err)?;
     let overrides: Vec<(String, String)> = sqlx::query_as(&format!(
@@ -179,7 +183,7 @@ pub async fn database_health(pool: &PgPool) -> EngineResult<DatabaseHealth> {
            AND EXISTS (SELECT 1 FROM unnest(c.reloptions) o WHERE o LIKE 'autovacuum%' OR o LIKE 'toast.autovacuum%') \
          ORDER BY 1 LIMIT 200"
     ))
-    .fetch_all(pool)
+    .fetch_all(&mut *conn)
     .await
     .map_err(err)?;
     Ok(DatabaseHealth {
@@ -192,7 +196,7 @@ pub async fn database_health(pool: &PgPool) -> EngineResult<DatabaseHealth> {
 }
 
 /// Tables by `oid:N` or `schema.table`, as they are in pg_class now.
-pub async fn resolve_tables(pool: &PgPool, names: &[String]) -> EngineResult<Vec<Relation>> {
+pub async fn resolve_tables(conn: &mut PgConnection, names: &[String]) -> EngineResult<Vec<Relation>> {
     let mut found = Vec::new();
     for raw in names {
         let rows: Vec<(String, String)> = match raw.strip_prefix("oid:") {
@@ -206,7 +210,7 @@ pub async fn resolve_tables(pool: &PgPool, names: &[String]) -> EngineResult<Vec
                      WHERE c.oid = $1::int8::oid AND c.relkind IN ('r', 'm', 'p') AND {USER_SCHEMAS}"
                 ))
                 .bind(oid)
-                .fetch_all(pool)
+                .fetch_all(&mut *conn)
                 .await
                 .map_err(err)?
             }
@@ -216,7 +220,7 @@ pub async fn resolve_tables(pool: &PgPool, names: &[String]) -> EngineResult<Vec
                  WHERE n.nspname || '.' || c.relname = $1 AND c.relkind IN ('r', 'm', 'p') AND {USER_SCHEMAS}"
             ))
             .bind(raw)
-            .fetch_all(pool)
+            .fetch_all(&mut *conn)
             .await
             .map_err(err)?,
         };
@@ -241,7 +245,7 @@ pub async fn resolve_tables(pool: &PgPool, names: &[String]) -> EngineResult<Vec
 }
 
 /// An index by `oid:N` or `schema.index`.
-pub async fn resolve_index(pool: &PgPool, raw: &str) -> EngineResult<Relation> {
+pub async fn resolve_index(conn: &mut PgConnection, raw: &str) -> EngineResult<Relation> {
     let (clause, value) = match raw.strip_prefix("oid:") {
         Some(oid) => (
             "c.oid = $1::int8::oid",
@@ -258,10 +262,10 @@ pub async fn resolve_index(pool: &PgPool, raw: &str) -> EngineResult<Relation> {
     let rows = if raw.starts_with("oid:") {
         query
             .bind(value.parse::<i64>().unwrap_or(0))
-            .fetch_all(pool)
+            .fetch_all(&mut *conn)
             .await
     } else {
-        query.bind(value).fetch_all(pool).await
+        query.bind(value).fetch_all(&mut *conn).await
     }
     .map_err(err)?;
     match rows.as_slice() {
@@ -279,12 +283,12 @@ pub async fn resolve_index(pool: &PgPool, raw: &str) -> EngineResult<Relation> {
 }
 
 /// Every user table, for a whole-database run.
-async fn all_tables(pool: &PgPool) -> EngineResult<Vec<Relation>> {
+async fn all_tables(conn: &mut PgConnection) -> EngineResult<Vec<Relation>> {
     let rows: Vec<(String, String)> = sqlx::query_as(&format!(
         "SELECT n.nspname::text, c.relname::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
          WHERE c.relkind IN ('r', 'm') AND {USER_SCHEMAS} ORDER BY 1, 2"
     ))
-    .fetch_all(pool)
+    .fetch_all(&mut *conn)
     .await
     .map_err(err)?;
     Ok(rows
@@ -293,8 +297,10 @@ async fn all_tables(pool: &PgPool) -> EngineResult<Vec<Relation>> {
         .collect())
 }
 
-/// The progress views for one backend: (phase, fraction done).
-async fn progress_of(pool: &PgPool, pid: i32) -> Option<(String, Option<f64>)> {
+/// The progress views for one backend: (phase, fraction done). Read over
+/// a catalog connection from the budget; `None` when none was free.
+async fn progress_of(db: &Postgres, pid: i32) -> Option<(String, Option<f64>)> {
+    let mut conn = db.lease().await.ok()?;
     sqlx::query_as(
         "SELECT phase, heap_blks_scanned::float8 / NULLIF(heap_blks_total, 0) FROM pg_stat_progress_vacuum WHERE pid = $1 \
          UNION ALL SELECT phase, sample_blks_scanned::float8 / NULLIF(sample_blks_total, 0) FROM pg_stat_progress_analyze WHERE pid = $1 \
@@ -302,7 +308,7 @@ async fn progress_of(pool: &PgPool, pid: i32) -> Option<(String, Option<f64>)> {
          UNION ALL SELECT phase, blocks_done::float8 / NULLIF(blocks_total, 0) FROM pg_stat_progress_create_index WHERE pid = $1",
     )
     .bind(pid)
-    .fetch_optional(pool)
+    .fetch_optional(&mut *conn)
     .await
     .ok()
     .flatten()
@@ -323,22 +329,25 @@ async fn still_there(conn: &mut PgConnection, rel: &Relation, kinds: &str) -> En
 }
 
 /// pg_cancel_backend on the job's own backend; true once the server took it.
-async fn cancel_backend(pool: &PgPool, pid: i32) -> bool {
+async fn cancel_backend(db: &Postgres, pid: i32) -> bool {
+    let Ok(mut conn) = db.lease().await else {
+        return false;
+    };
     matches!(
         sqlx::query_scalar::<_, bool>("SELECT pg_cancel_backend($1)")
             .bind(pid)
-            .fetch_one(pool)
+            .fetch_one(&mut *conn)
             .await,
         Ok(true)
     )
 }
 
-/// Run `action` on `target` on a connection of its own (no statement
-/// timeout: VACUUM FULL may run for hours), reporting progress from the
-/// pg_stat_progress_* views and cancelling the backend when asked.
+/// Run `action` on `target` on a connection of its own from the server's
+/// budget (no statement timeout: VACUUM FULL may run for hours), reporting
+/// progress from the pg_stat_progress_* views and cancelling the backend
+/// when asked.
 pub async fn maintain(
-    pool: &PgPool,
-    options: &PgConnectOptions,
+    db: &Postgres,
     action: Action,
     target: &Target,
     control: &Control,
@@ -346,19 +355,18 @@ pub async fn maintain(
     let (relations, kinds) = match target {
         Target::Tables(t) => (t.clone(), "'r', 'm', 'p'"),
         Target::Index(i) => (vec![i.clone()], "'i', 'I'"),
-        Target::Database => (all_tables(pool).await?, "'r', 'm', 'p'"),
+        Target::Database => (all_tables(&mut *db.lease().await?).await?, "'r', 'm', 'p'"),
     };
     if relations.is_empty() {
         return Ok("no tables to work on".into());
     }
-    let options = options
-        .clone()
-        .options([("statement_timeout", "0"), ("lock_timeout", "0")]);
-    let mut conn = PgConnection::connect_with(&options).await.map_err(err)?;
-    let pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
-        .fetch_one(&mut conn)
-        .await
-        .map_err(err)?;
+    // Waiting for a slot (other jobs hold the server's budget) ends when
+    // the job is cancelled.
+    let mut conn = tokio::select! {
+        c = db.long_lease(true) => c?,
+        _ = control.cancelled() => return Err(cancelled()),
+    };
+    let pid = conn.id() as i32;
     let n = relations.len() as f64;
     for (i, rel) in relations.iter().enumerate() {
         if control.is_cancelled() {
@@ -385,23 +393,23 @@ pub async fn maintain(
         let mut cancel_asked = false;
         let mut cancel_sent = false;
         let result = {
-            let exec = sqlx::query(&sql).persistent(false).execute(&mut conn);
+            let exec = sqlx::query(&sql).persistent(false).execute(&mut *conn);
             tokio::pin!(exec);
             loop {
                 tokio::select! {
                     r = &mut exec => break r,
                     _ = tokio::time::sleep(Duration::from_millis(500)) => {
                         if cancel_asked && !cancel_sent {
-                            cancel_sent = cancel_backend(pool, pid).await;
+                            cancel_sent = cancel_backend(db, pid).await;
                         }
-                        if let Some((phase, fraction)) = progress_of(pool, pid).await {
+                        if let Some((phase, fraction)) = progress_of(db, pid).await {
                             let done = base + fraction.unwrap_or(0.0).clamp(0.0, 1.0) / n;
                             control.report(Some(done), &format!("{} {}: {phase}", action.label(), rel.display()));
                         }
                     }
                     _ = control.cancelled(), if !cancel_asked => {
                         cancel_asked = true;
-                        cancel_sent = cancel_backend(pool, pid).await;
+                        cancel_sent = cancel_backend(db, pid).await;
                     }
                 }
             }
@@ -417,7 +425,7 @@ pub async fn maintain(
             )));
         }
     }
-    let _ = conn.close().await;
+    drop(conn);
     Ok(match relations.as_slice() {
         [one] => format!("{} {}", action.label(), one.display()),
         many => format!("{} on {} tables", action.label(), many.len()),

@@ -6,17 +6,18 @@
 
 use std::time::Instant;
 
-use sqlx::{Connection, Executor, PgConnection, PgPool};
+use sqlx::{Connection, Executor, PgConnection};
 
 use super::history::{DELETE_SQL, HISTORY_TABLE_SQL, MigrationRun, RunOutcome, UPSERT_SQL, record_history};
+use super::pool::Lease;
 use super::{EngineError, EngineResult};
 
 /// The advisory lock key every Custodian apply takes ("custodia" in ASCII).
 const LOCK_KEY: i64 = 0x6375_7374_6f64_6961;
 
 /// Owned arguments: the future must be `Send` for any caller's lifetimes.
-pub async fn apply(pool: PgPool, run: MigrationRun) -> EngineResult<RunOutcome> {
-    let mut conn = pool.acquire().await.map_err(EngineError::from_sqlx)?;
+/// On a connection of its own from the server's budget, closed afterwards.
+pub async fn apply(mut conn: Lease<PgConnection>, run: MigrationRun) -> EngineResult<RunOutcome> {
     let locked = lock(&mut conn).await.map_err(EngineError::from_sqlx)?;
     if !locked {
         return Err(EngineError(
@@ -26,7 +27,7 @@ pub async fn apply(pool: PgPool, run: MigrationRun) -> EngineResult<RunOutcome> 
     let result = apply_locked(&mut conn, &run).await;
     if unlock(&mut conn).await.is_err() {
         // Never hand a connection that may still hold the lock back to the pool.
-        conn.detach();
+        conn.discard();
     }
     result
 }

@@ -1,7 +1,11 @@
-//! The fleet: a small lazy pool per registered database and its last known
-//! status, kept fresh by a background poller. Pages read the status and
-//! never wait on a database, so one that is down or slow blocks nothing;
-//! its lazy pool reconnects by itself when the server is back.
+//! The fleet: every registered database with its last known status, kept
+//! fresh by a background poller. Connections come from each server's budget
+//! (`engine::Servers`: at most `max_connections_per_server` per host:port,
+//! however many databases live there), and the poller walks one server's
+//! databases one after another, so the server-wide reading is taken once
+//! per server. Pages read the status and never wait on a database, so one
+//! that is down or slow blocks nothing; it reconnects by itself when the
+//! server is back.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -12,7 +16,9 @@ use tokio::sync::Mutex;
 
 use crate::config::SecretUrl;
 use crate::domain::DatabaseName;
-use crate::engine::{self, Capabilities, DatabaseEntry, ManagedDb, SchemaEntry, ServerStatus};
+use crate::engine::{
+    self, Capabilities, DatabaseEntry, ManagedDb, SchemaEntry, ServerConnections, ServerStatus, Servers,
+};
 use crate::service::activity::ActivityCache;
 use crate::service::registry::{Connection, DbEntry, Registry};
 use crate::store::now;
@@ -79,6 +85,16 @@ impl Member {
         self.url.clone()
     }
 
+    /// The panel's connections to this database's server, if it has one.
+    pub fn server(&self) -> Option<ServerConnections> {
+        self.db.as_ref().ok()?.server()
+    }
+
+    /// The host:port this database shares with others (`None`: a file).
+    pub fn server_label(&self) -> Option<String> {
+        self.db.as_ref().ok()?.server_label()
+    }
+
     fn set(&self, update: impl FnOnce(&mut Status)) {
         if let Ok(mut s) = self.status.write() {
             update(&mut s);
@@ -114,21 +130,15 @@ impl Member {
             }
         };
         let limit = engine::CONNECT_TIMEOUT + engine::STATEMENT_TIMEOUT;
-        let reading = tokio::time::timeout(limit, async {
-            let server = db.status().await?;
-            let databases = db.databases().await?;
-            let schemas = db.schemas().await?;
-            Ok::<_, engine::EngineError>((server, databases, schemas))
-        })
-        .await;
+        let reading = tokio::time::timeout(limit, db.check()).await;
         let at = now();
         match reading {
-            Ok(Ok((server, databases, schemas))) => self.set(|s| {
+            Ok(Ok(check)) => self.set(|s| {
                 *s = Status {
                     health: Health::Up,
-                    server: Some(server),
-                    databases,
-                    schemas,
+                    server: Some(check.status),
+                    databases: check.databases,
+                    schemas: check.schemas,
                     error: None,
                     checked_at: Some(at),
                     last_ok_at: Some(at),
@@ -153,17 +163,27 @@ impl Member {
     }
 }
 
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct Fleet(Arc<Inner>);
 
-#[derive(Default)]
 struct Inner {
     members: RwLock<BTreeMap<DatabaseName, Arc<Member>>>,
+    servers: Servers,
 }
 
 impl Fleet {
-    pub fn new() -> Self {
-        Fleet::default()
+    /// A fleet holding at most `max_connections_per_server` connections to
+    /// any one server.
+    pub fn new(max_connections_per_server: usize) -> Self {
+        Fleet(Arc::new(Inner {
+            members: RwLock::new(BTreeMap::new()),
+            servers: Servers::new(max_connections_per_server),
+        }))
+    }
+
+    /// The servers behind the fleet, with the panel's connections to each.
+    pub fn servers(&self) -> &Servers {
+        &self.0.servers
     }
 
     /// Bring the members in line with the registry: add new databases,
@@ -207,9 +227,9 @@ impl Fleet {
                             retired.push(old.clone());
                         }
                         let url = c.url;
-                        let db = url
-                            .clone()
-                            .and_then(|url| engine::connect(&url).map_err(|e| e.to_string()));
+                        let db = url.clone().and_then(|url| {
+                            engine::connect(&url, &self.0.servers).map_err(|e| e.to_string())
+                        });
                         members.insert(
                             name.clone(),
                             Arc::new(Member {
@@ -248,11 +268,31 @@ impl Fleet {
             .unwrap_or_default()
     }
 
-    /// Start a check of every database that is not being checked already,
-    /// each in its own task: a slow or hanging one delays none of the others.
-    pub fn check_all(&self) {
+    /// The members grouped by server: databases sharing a server come in
+    /// one group (in name order), each file database in a group of its own.
+    pub fn by_server(&self) -> Vec<Vec<Arc<Member>>> {
+        let mut servers: BTreeMap<String, Vec<Arc<Member>>> = BTreeMap::new();
+        let mut alone = Vec::new();
         for m in self.members() {
-            tokio::spawn(async move { m.check_if_idle().await });
+            match m.server_label() {
+                Some(label) => servers.entry(label).or_default().push(m),
+                None => alone.push(vec![m]),
+            }
+        }
+        servers.into_values().chain(alone).collect()
+    }
+
+    /// Start a check of every database that is not being checked already:
+    /// one task per server, walking its databases one at a time (the first
+    /// reads the server-wide views for all; a server that does not answer
+    /// fails them all at once), so a slow or hanging server delays no other.
+    pub fn check_all(&self) {
+        for group in self.by_server() {
+            tokio::spawn(async move {
+                for m in group {
+                    m.check_if_idle().await;
+                }
+            });
         }
     }
 
@@ -289,12 +329,41 @@ impl Fleet {
         }
     }
 
-    /// Close every pool (shutdown).
+    /// Close every connection (shutdown).
     pub async fn close(&self) {
         for m in self.members() {
             if let Ok(db) = &m.db {
                 db.close().await;
             }
         }
+        self.0.servers.close_idle();
+    }
+}
+
+/// One server as the servers page shows it: the panel's connections there
+/// and the registered databases that share them.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct ServerView {
+    #[serde(flatten)]
+    pub connections: ServerConnections,
+    pub databases: Vec<String>,
+}
+
+impl Fleet {
+    /// Every server with registered databases, in host:port order.
+    pub fn server_views(&self) -> Vec<ServerView> {
+        let mut views: BTreeMap<String, ServerView> = BTreeMap::new();
+        for m in self.members() {
+            let Some(connections) = m.server() else { continue };
+            views
+                .entry(format!("{}/{}", connections.server, connections.engine.as_str()))
+                .or_insert_with(|| ServerView {
+                    connections,
+                    databases: Vec::new(),
+                })
+                .databases
+                .push(m.entry.name.to_string());
+        }
+        views.into_values().collect()
     }
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use crate::config::{DeclaredDatabase, SecretUrl};
 use crate::domain::{DatabaseName, Role};
-use crate::engine::{self, EngineKind, ServerStatus};
+use crate::engine::{self, EngineKind, ServerStatus, Servers};
 use crate::error::{AppError, AppResult};
 use crate::secrets::Secrets;
 use crate::service::Actor;
@@ -417,9 +417,10 @@ fn check_folder(dir: Option<&str>) -> AppResult<()> {
 }
 
 /// Connect to `url` once, read its status, and close: the "Test connection"
-/// button. The error is the driver's, in plain words.
-pub async fn test_connection(url: &SecretUrl) -> AppResult<Result<ServerStatus, String>> {
-    let db = engine::connect(url)?;
+/// button. The connection comes out of the server's budget in `servers`.
+/// The error is the driver's, in plain words.
+pub async fn test_connection(url: &SecretUrl, servers: &Servers) -> AppResult<Result<ServerStatus, String>> {
+    let db = engine::connect(url, servers)?;
     let limit = engine::CONNECT_TIMEOUT + engine::STATEMENT_TIMEOUT;
     let result = match tokio::time::timeout(limit, db.status()).await {
         Ok(Ok(status)) => Ok(status),

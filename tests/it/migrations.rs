@@ -598,7 +598,8 @@ async fn two_concurrent_applies_apply_each_migration_once() {
         rollback: false,
     };
     // Two panels (two pools) on the same database.
-    let other = custodian::engine::connect(&custodian::config::SecretUrl::new(&pg.url)).unwrap();
+    let servers = custodian::engine::Servers::new(4);
+    let other = custodian::engine::connect(&custodian::config::SecretUrl::new(&pg.url), &servers).unwrap();
     let db = member.db().unwrap();
     let (a, b) = tokio::join!(db.apply_migration(&run), other.apply_migration(&run));
     let done = [&a, &b]

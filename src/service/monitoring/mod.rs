@@ -177,9 +177,15 @@ impl Monitor {
         loop {
             let leading = self.lead(now()).await;
             if leading {
-                for m in self.0.fleet.members() {
+                // One task per server, its databases one after another: the
+                // first reads the server-wide views for all of them.
+                for group in self.0.fleet.by_server() {
                     let me = self.clone();
-                    tokio::spawn(async move { me.sample(&m).await });
+                    tokio::spawn(async move {
+                        for m in group {
+                            me.sample(&m).await;
+                        }
+                    });
                 }
             }
             // Compaction and closing orphaned alerts judge by this instance's

@@ -12,7 +12,7 @@ use crate::config::SecretUrl;
 use crate::domain::DatabaseName;
 use crate::engine::{Capabilities, DatabaseEntry, SchemaEntry};
 use crate::error::{AppError, AppResult};
-use crate::service::fleet::{Health, Member};
+use crate::service::fleet::{Health, Member, ServerView};
 use crate::service::registry::{Changes, NewDatabase, Schedules, Source};
 use crate::web::AppState;
 use crate::web::auth::{Admin, Viewer};
@@ -22,6 +22,13 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/databases", get(list).post(create))
         .route("/databases/{name}", get(show).put(update).delete(remove))
+        .route("/servers", get(servers))
+}
+
+/// The servers behind the registered databases, with the panel's own
+/// connections to each: `[{"server","engine","panel_connections","limit","opened","databases"}]`.
+async fn servers(State(state): State<AppState>, Viewer(_): Viewer) -> Json<Vec<ServerView>> {
+    Json(state.fleet.server_views())
 }
 
 /// One database in the list: the shape DESIGN.md fixes.
@@ -58,6 +65,11 @@ struct DbDetail {
     capabilities: Capabilities,
     databases: Vec<DatabaseEntry>,
     schemas: Vec<SchemaEntry>,
+    /// host:port, shared with the other databases registered there.
+    server: Option<String>,
+    /// The panel's connections to that server now, and its budget.
+    panel_connections: Option<usize>,
+    panel_connection_limit: Option<usize>,
 }
 
 fn summary(m: &Member) -> DbSummary {
@@ -79,6 +91,7 @@ fn summary(m: &Member) -> DbSummary {
 fn detail(m: &Member) -> DbDetail {
     let status = m.status();
     let server = status.server.clone().unwrap_or_default();
+    let budget = m.server();
     DbDetail {
         summary: summary(m),
         managed_by: match m.entry.source {
@@ -100,6 +113,9 @@ fn detail(m: &Member) -> DbDetail {
         capabilities: m.capabilities(),
         databases: status.databases,
         schemas: status.schemas,
+        server: budget.as_ref().map(|b| b.server.clone()),
+        panel_connections: budget.as_ref().map(|b| b.panel_connections),
+        panel_connection_limit: budget.as_ref().map(|b| b.limit),
     }
 }
 

@@ -308,7 +308,7 @@ pub(super) async fn test_connection(
             conn.url.map_err(AppError::invalid)?
         }
     };
-    let result = match registry::test_connection(&url).await? {
+    let result = match registry::test_connection(&url, state.fleet.servers()).await? {
         Ok(server) => TestResult {
             ok: true,
             message: format!(

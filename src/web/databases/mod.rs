@@ -20,7 +20,7 @@ use tower_sessions::Session;
 use crate::domain::DatabaseName;
 use crate::engine::{Capabilities, DatabaseEntry, SchemaEntry};
 use crate::error::{AppError, AppResult};
-use crate::service::fleet::{Health, Member};
+use crate::service::fleet::{Health, Member, ServerView};
 use crate::service::registry::Source;
 use crate::store::now;
 use crate::web::AppState;
@@ -30,6 +30,7 @@ use crate::web::page::{PageCtx, flash, fmt_age, fmt_bytes, fmt_duration};
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/databases", get(list).post(form::create))
+        .route("/servers", get(servers))
         .route("/databases/new", get(form::new_form))
         .route("/databases/test-connection", post(form::test_connection))
         .route("/databases/{name}", get(show).post(form::update))
@@ -102,6 +103,10 @@ pub struct DbView {
     pub caps: Capabilities,
     pub databases: Vec<DatabaseEntry>,
     pub schemas: Vec<SchemaEntry>,
+    /// host:port (empty for a file) and the panel's connections there,
+    /// e.g. "2 of 4".
+    pub server: String,
+    pub panel_connections: String,
     /// Filled by pages that show backup status: level and last good age.
     pub backup_level: String,
     pub backup_age: String,
@@ -159,6 +164,11 @@ impl DbView {
             caps: member.capabilities(),
             databases: status.databases.clone(),
             schemas: status.schemas.clone(),
+            server: member.server_label().unwrap_or_default(),
+            panel_connections: member
+                .server()
+                .map(|c| format!("{} of {}", c.panel_connections, c.limit))
+                .unwrap_or_default(),
             backup_level: String::new(),
             backup_age: String::new(),
             firing: 0,
@@ -216,6 +226,22 @@ async fn list(State(state): State<AppState>, Viewer(_): Viewer, ctx: PageCtx) ->
     ListPage {
         ctx,
         dbs: fleet_views(&state),
+    }
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "databases/servers.html")]
+struct ServersPage {
+    ctx: PageCtx,
+    servers: Vec<ServerView>,
+}
+
+/// The servers behind the registered databases and the panel's own
+/// connections to each, against `max_connections_per_server`.
+async fn servers(State(state): State<AppState>, Viewer(_): Viewer, ctx: PageCtx) -> ServersPage {
+    ServersPage {
+        ctx,
+        servers: state.fleet.server_views(),
     }
 }
 

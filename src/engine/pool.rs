@@ -1,0 +1,426 @@
+//! The panel's connections to one managed server (host:port), shared by
+//! every registered database that lives on it: at most `limit` open at once
+//! (idle, busy or being opened), idle ones closed within seconds.
+//!
+//! A connection belongs to the database it was opened for (its `owner`: a
+//! fingerprint of the URL); an idle one is reused by the same database, and
+//! closed to make room when another database needs a slot. Long work (a
+//! VACUUM, a migration) takes a "long" lease: at most `limit - 1` of those
+//! at once, so short catalog reads always have a slot, and the connection is
+//! closed afterwards rather than pooled (its settings differ).
+
+use std::collections::HashSet;
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+use sqlx::Connection;
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
+use tokio::time::Instant;
+
+use super::{CONNECT_TIMEOUT, EngineError};
+
+/// An idle connection is closed after this long unused.
+pub const IDLE_CLOSE: Duration = Duration::from_secs(5);
+/// How long a reused connection may take to answer a ping.
+const PING_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long a short lease waits for a free slot before giving up.
+const WAIT_FOR_SLOT: Duration = Duration::from_secs(5);
+
+/// Why no connection could be had.
+#[derive(Debug)]
+pub enum AcquireError {
+    /// Every slot stayed busy for the whole wait.
+    Busy { server: String, limit: usize },
+    /// Opening took longer than the connect timeout.
+    ConnectTimeout,
+    /// The driver refused (server down, wrong password, no such database).
+    Connect(sqlx::Error),
+}
+
+impl AcquireError {
+    /// The server itself did not answer (as opposed to refusing this one
+    /// database or user): every database on it is unreachable for now.
+    pub fn server_down(&self) -> bool {
+        match self {
+            AcquireError::ConnectTimeout => true,
+            AcquireError::Connect(sqlx::Error::Io(_)) => true,
+            AcquireError::Connect(sqlx::Error::Tls(_)) => true,
+            _ => false,
+        }
+    }
+}
+
+impl From<AcquireError> for EngineError {
+    fn from(e: AcquireError) -> EngineError {
+        match e {
+            AcquireError::Busy { server, limit } => EngineError(format!(
+                "all {limit} of the panel's connections to {server} stayed busy for {} seconds \
+                 (max_connections_per_server); try again in a moment",
+                WAIT_FOR_SLOT.as_secs()
+            )),
+            AcquireError::ConnectTimeout => EngineError::from_sqlx(sqlx::Error::PoolTimedOut),
+            AcquireError::Connect(e) => EngineError::from_sqlx(e),
+        }
+    }
+}
+
+struct Idle<C> {
+    owner: u64,
+    conn: C,
+    id: i64,
+    since: Instant,
+    permit: OwnedSemaphorePermit,
+}
+
+struct Inner<C> {
+    server: String,
+    limit: usize,
+    /// One permit per open connection, idle or busy.
+    slots: Arc<Semaphore>,
+    /// Leases held for long work.
+    long_slots: Arc<Semaphore>,
+    idle: Mutex<Vec<Idle<C>>>,
+    /// A connection went back to idle: a waiter may reuse or evict it.
+    returned: Notify,
+    /// Server-side ids (backend pids, connection ids) of pooled connections.
+    own: Mutex<HashSet<i64>>,
+    opened: AtomicU64,
+}
+
+/// The connections to one server; cheap to clone.
+pub struct ServerPool<C: Connection> {
+    inner: Arc<Inner<C>>,
+}
+
+impl<C: Connection> Clone for ServerPool<C> {
+    fn clone(&self) -> Self {
+        ServerPool {
+            inner: self.inner.clone(),
+        }
+    }
+}
+
+/// A connection on loan. Short leases go back to the idle list when
+/// dropped; long leases (and any marked with [`Lease::discard`]) are closed.
+pub struct Lease<C: Connection + 'static> {
+    conn: Option<C>,
+    id: i64,
+    owner: u64,
+    pooled: bool,
+    permit: Option<OwnedSemaphorePermit>,
+    _long: Option<OwnedSemaphorePermit>,
+    inner: Arc<Inner<C>>,
+}
+
+impl<C: Connection + 'static> Lease<C> {
+    /// The server's id for this connection (backend pid, connection id).
+    pub fn id(&self) -> i64 {
+        self.id
+    }
+
+    /// Close this connection instead of pooling it (its session state may
+    /// be left dirty: a lock not released, a setting changed).
+    pub fn discard(&mut self) {
+        self.pooled = false;
+    }
+}
+
+impl<C: Connection + 'static> std::ops::Deref for Lease<C> {
+    type Target = C;
+    fn deref(&self) -> &C {
+        self.conn
+            .as_ref()
+            .expect("a lease holds its connection until dropped")
+    }
+}
+
+impl<C: Connection + 'static> std::ops::DerefMut for Lease<C> {
+    fn deref_mut(&mut self) -> &mut C {
+        self.conn
+            .as_mut()
+            .expect("a lease holds its connection until dropped")
+    }
+}
+
+impl<C: Connection + 'static> Drop for Lease<C> {
+    fn drop(&mut self) {
+        let (Some(conn), Some(permit)) = (self.conn.take(), self.permit.take()) else {
+            return;
+        };
+        if self.pooled {
+            if let Ok(mut idle) = self.inner.idle.lock() {
+                idle.push(Idle {
+                    owner: self.owner,
+                    conn,
+                    id: self.id,
+                    since: Instant::now(),
+                    permit,
+                });
+                drop(idle);
+                self.inner.returned.notify_one();
+                return;
+            }
+        }
+        retire(&self.inner, conn, self.id, permit);
+    }
+}
+
+/// Close `conn` in the background; its slot is freed only once it is closed,
+/// so the server never sees more than `limit` connections.
+fn retire<C: Connection + 'static>(inner: &Arc<Inner<C>>, conn: C, id: i64, permit: OwnedSemaphorePermit) {
+    if let Ok(mut own) = inner.own.lock() {
+        own.remove(&id);
+    }
+    match tokio::runtime::Handle::try_current() {
+        Ok(rt) => {
+            rt.spawn(async move {
+                let _ = tokio::time::timeout(PING_TIMEOUT, conn.close()).await;
+                drop(permit);
+            });
+        }
+        Err(_) => drop(conn),
+    }
+}
+
+impl<C: Connection + 'static> ServerPool<C> {
+    /// A pool for `server` (shown on pages) holding at most `limit` connections.
+    pub fn new(server: String, limit: usize) -> Self {
+        let limit = limit.max(1);
+        let inner = Arc::new(Inner {
+            server,
+            limit,
+            slots: Arc::new(Semaphore::new(limit)),
+            long_slots: Arc::new(Semaphore::new((limit - 1).max(1))),
+            idle: Mutex::new(Vec::new()),
+            returned: Notify::new(),
+            own: Mutex::new(HashSet::new()),
+            opened: AtomicU64::new(0),
+        });
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(reap(Arc::downgrade(&inner)));
+        }
+        ServerPool { inner }
+    }
+
+    pub fn server(&self) -> &str {
+        &self.inner.server
+    }
+
+    pub fn limit(&self) -> usize {
+        self.inner.limit
+    }
+
+    /// Connections open (or being opened or closed) right now.
+    pub fn in_use(&self) -> usize {
+        self.inner.limit - self.inner.slots.available_permits()
+    }
+
+    /// Connections opened since the panel started.
+    pub fn opened(&self) -> u64 {
+        self.inner.opened.load(Ordering::Relaxed)
+    }
+
+    /// Ids of the pooled connections (the panel's own sessions).
+    pub fn own_ids(&self) -> HashSet<i64> {
+        self.inner.own.lock().map(|o| o.clone()).unwrap_or_default()
+    }
+
+    /// A pooled connection for `owner`, opened with `open` if none is idle.
+    /// `open` returns the connection and its server-side id.
+    pub async fn acquire<F, Fut>(&self, owner: u64, open: F) -> Result<Lease<C>, AcquireError>
+    where
+        F: Fn() -> Fut,
+        Fut: Future<Output = Result<(C, i64), sqlx::Error>>,
+    {
+        let deadline = Instant::now() + WAIT_FOR_SLOT;
+        loop {
+            let notified = self.inner.returned.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if let Some(mut idle) = self.take_idle(Some(owner)) {
+                match tokio::time::timeout(PING_TIMEOUT, idle.conn.ping()).await {
+                    Ok(Ok(())) => {
+                        return Ok(self.lease(idle.conn, idle.id, owner, true, idle.permit, None));
+                    }
+                    _ => {
+                        retire(&self.inner, idle.conn, idle.id, idle.permit);
+                        continue;
+                    }
+                }
+            }
+            let permit = match self.free_slot().await {
+                Some(permit) => permit,
+                None => {
+                    tokio::select! {
+                        _ = &mut notified => continue,
+                        p = self.inner.slots.clone().acquire_owned() => match p {
+                            Ok(p) => p,
+                            Err(_) => return Err(self.busy()),
+                        },
+                        _ = tokio::time::sleep_until(deadline) => return Err(self.busy()),
+                    }
+                }
+            };
+            return self.open(owner, true, permit, None, &open).await;
+        }
+    }
+
+    /// A connection of its own for long work, closed when the lease ends.
+    /// Waits for a slot as long as it takes: callers race it against their
+    /// own cancellation.
+    pub async fn acquire_long<F, Fut>(&self, owner: u64, open: F) -> Result<Lease<C>, AcquireError>
+    where
+        F: Fn() -> Fut,
+        Fut: Future<Output = Result<(C, i64), sqlx::Error>>,
+    {
+        let long = self
+            .inner
+            .long_slots
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| self.busy())?;
+        let permit = loop {
+            let notified = self.inner.returned.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if let Some(permit) = self.free_slot().await {
+                break permit;
+            }
+            tokio::select! {
+                _ = &mut notified => continue,
+                p = self.inner.slots.clone().acquire_owned() => break p.map_err(|_| self.busy())?,
+            }
+        };
+        self.open(owner, false, permit, Some(long), &open).await
+    }
+
+    /// Close the idle connections of `owner` (its database was removed).
+    pub fn close_owner(&self, owner: u64) {
+        while let Some(idle) = self.take_idle(Some(owner)) {
+            retire(&self.inner, idle.conn, idle.id, idle.permit);
+        }
+    }
+
+    /// Close every idle connection.
+    pub fn close_idle(&self) {
+        while let Some(idle) = self.take_idle(None) {
+            retire(&self.inner, idle.conn, idle.id, idle.permit);
+        }
+    }
+
+    fn busy(&self) -> AcquireError {
+        AcquireError::Busy {
+            server: self.inner.server.clone(),
+            limit: self.inner.limit,
+        }
+    }
+
+    /// A slot now: a free one, or one freed by closing the oldest idle
+    /// connection (of another database: the caller's own were reused first).
+    async fn free_slot(&self) -> Option<OwnedSemaphorePermit> {
+        if let Ok(permit) = self.inner.slots.clone().try_acquire_owned() {
+            return Some(permit);
+        }
+        let victim = self.take_idle(None)?;
+        if let Ok(mut own) = self.inner.own.lock() {
+            own.remove(&victim.id);
+        }
+        // Closed before the new one opens: the server never sees limit + 1.
+        let _ = tokio::time::timeout(PING_TIMEOUT, victim.conn.close()).await;
+        Some(victim.permit)
+    }
+
+    /// Take an idle connection: the newest of `owner`, or the oldest of any.
+    fn take_idle(&self, owner: Option<u64>) -> Option<Idle<C>> {
+        let mut idle = self.inner.idle.lock().ok()?;
+        let at = match owner {
+            Some(owner) => idle.iter().rposition(|i| i.owner == owner)?,
+            None => {
+                if idle.is_empty() {
+                    return None;
+                }
+                0
+            }
+        };
+        Some(idle.remove(at))
+    }
+
+    async fn open<F, Fut>(
+        &self,
+        owner: u64,
+        pooled: bool,
+        permit: OwnedSemaphorePermit,
+        long: Option<OwnedSemaphorePermit>,
+        open: &F,
+    ) -> Result<Lease<C>, AcquireError>
+    where
+        F: Fn() -> Fut,
+        Fut: Future<Output = Result<(C, i64), sqlx::Error>>,
+    {
+        match tokio::time::timeout(CONNECT_TIMEOUT, open()).await {
+            Ok(Ok((conn, id))) => {
+                self.inner.opened.fetch_add(1, Ordering::Relaxed);
+                if pooled && let Ok(mut own) = self.inner.own.lock() {
+                    own.insert(id);
+                }
+                Ok(self.lease(conn, id, owner, pooled, permit, long))
+            }
+            Ok(Err(e)) => Err(AcquireError::Connect(e)),
+            Err(_) => Err(AcquireError::ConnectTimeout),
+        }
+    }
+
+    fn lease(
+        &self,
+        conn: C,
+        id: i64,
+        owner: u64,
+        pooled: bool,
+        permit: OwnedSemaphorePermit,
+        long: Option<OwnedSemaphorePermit>,
+    ) -> Lease<C> {
+        Lease {
+            conn: Some(conn),
+            id,
+            owner,
+            pooled,
+            permit: Some(permit),
+            _long: long,
+            inner: self.inner.clone(),
+        }
+    }
+}
+
+/// Close connections idle longer than [`IDLE_CLOSE`], until the pool is gone.
+async fn reap<C: Connection + 'static>(pool: Weak<Inner<C>>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let Some(inner) = pool.upgrade() else { return };
+        let stale: Vec<Idle<C>> = match inner.idle.lock() {
+            Ok(mut idle) => {
+                let (old, keep): (Vec<_>, Vec<_>) =
+                    idle.drain(..).partition(|i| i.since.elapsed() >= IDLE_CLOSE);
+                *idle = keep;
+                old
+            }
+            Err(_) => Vec::new(),
+        };
+        for i in stale {
+            retire(&inner, i.conn, i.id, i.permit);
+        }
+    }
+}
+
+/// A stable fingerprint of a connection URL: which database (and user) an
+/// idle connection may be reused for.
+pub fn owner_of(url: &str) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    url.hash(&mut h);
+    h.finish()
+}
