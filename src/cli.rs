@@ -590,7 +590,7 @@ fn migrate_lint(files: &[PathBuf], engine: EngineKind, server_version: Option<&s
 async fn migrate_status(config: &Config, name: &str, json: bool) -> anyhow::Result<()> {
     let (_, fleet) = open_fleet(config).await?;
     let (name, member) = member_named(&fleet, name)?;
-    let status = crate::service::migrations::status(&member).await;
+    let status = crate::service::migrations::status_now(&member).await;
     fleet.close().await;
     let status = status?;
     if json {
@@ -659,7 +659,7 @@ async fn migrate_apply(config: &Config, name: &str) -> anyhow::Result<()> {
                     "{name} has no approved request to apply: request one (panel or POST .../migrations/requests) and have an approver approve it"
                 );
             }
-            let status = crate::service::migrations::status(&member).await?;
+            let status = crate::service::migrations::status_now(&member).await?;
             if status.pending.is_empty() {
                 println!("{name}: nothing pending");
                 return Ok(());

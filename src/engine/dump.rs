@@ -303,85 +303,74 @@ pub async fn drop_database(url: &SecretUrl, name: &str) -> EngineResult<()> {
     Ok(())
 }
 
-/// Point-in-time readiness: (setting, value, problem?) lines.
-pub async fn pitr_readiness(url: &SecretUrl) -> EngineResult<Vec<(String, String, bool)>> {
-    match EngineKind::of_url(url.expose()).map_err(|e| EngineError(e.to_string()))? {
-        EngineKind::Postgres => {
-            let mut conn = PgConnection::connect_with(&pg_options(url)?).await.map_err(err)?;
-            // pg_settings and pg_stat_archiver (9.4+).
-            let (wal_level, archive_mode, archive_command): (String, String, String) = sqlx::query_as(
-                "SELECT current_setting('wal_level'), current_setting('archive_mode'), current_setting('archive_command')",
-            )
-            .fetch_one(&mut conn)
-            .await
-            .map_err(err)?;
-            let (archived, last_wal, last_time, failed, last_failed): (i64, Option<String>, Option<String>, i64, Option<String>) =
-                sqlx::query_as(
-                    "SELECT archived_count, last_archived_wal, last_archived_time::text, failed_count, \
-                            CASE WHEN last_failed_time > COALESCE(last_archived_time, 'epoch') THEN last_failed_time::text END \
-                     FROM pg_stat_archiver",
-                )
-                .fetch_one(&mut conn)
-                .await
-                .map_err(err)?;
-            let archiving = archive_mode != "off";
-            Ok(vec![
-                ("wal_level".into(), wal_level.clone(), wal_level == "minimal"),
-                ("archive_mode".into(), archive_mode.clone(), false),
-                (
-                    "archive_command".into(),
-                    if archive_command.is_empty() {
-                        "(not set)".into()
-                    } else {
-                        archive_command
-                    },
-                    false,
-                ),
-                ("archived WAL files".into(), archived.to_string(), false),
-                (
-                    "last archived".into(),
-                    match (last_wal, last_time) {
-                        (Some(w), Some(t)) => format!("{w} at {t}"),
-                        _ => "never".into(),
-                    },
-                    false,
-                ),
-                (
-                    "archiving failures".into(),
-                    match &last_failed {
-                        Some(t) => format!("{failed}, last at {t}: archiving is failing"),
-                        None => failed.to_string(),
-                    },
-                    archiving && last_failed.is_some(),
-                ),
-            ])
-        }
-        EngineKind::Mysql => {
-            let mut conn = MySqlConnection::connect_with(&mysql_options(url)?)
-                .await
-                .map_err(err)?;
-            let log_bin: Option<(String, String)> = sqlx::query_as("SHOW VARIABLES LIKE 'log_bin'")
-                .fetch_optional(&mut conn)
-                .await
-                .map_err(err)?;
-            let format: Option<(String, String)> = sqlx::query_as("SHOW VARIABLES LIKE 'binlog_format'")
-                .fetch_optional(&mut conn)
-                .await
-                .map_err(err)?;
-            let on = log_bin.as_ref().is_some_and(|(_, v)| v == "ON");
-            Ok(vec![
-                ("log_bin".into(), log_bin.map(|(_, v)| v).unwrap_or_default(), !on),
-                (
-                    "binlog_format".into(),
-                    format.map(|(_, v)| v).unwrap_or_default(),
-                    false,
-                ),
-            ])
-        }
-        EngineKind::Sqlite => Ok(vec![(
-            "point-in-time recovery".into(),
-            "not available for SQLite: backups are whole-file copies".into(),
+/// Point-in-time readiness of a PostgreSQL server: (setting, value,
+/// problem?) lines from pg_settings and pg_stat_archiver (9.4+).
+pub async fn pg_pitr_readiness(conn: &mut PgConnection) -> EngineResult<Vec<(String, String, bool)>> {
+    let (wal_level, archive_mode, archive_command): (String, String, String) = sqlx::query_as(
+        "SELECT current_setting('wal_level'), current_setting('archive_mode'), current_setting('archive_command')",
+    )
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(err)?;
+    let (archived, last_wal, last_time, failed, last_failed): (i64, Option<String>, Option<String>, i64, Option<String>) =
+        sqlx::query_as(
+            "SELECT archived_count, last_archived_wal, last_archived_time::text, failed_count, \
+                    CASE WHEN last_failed_time > COALESCE(last_archived_time, 'epoch') THEN last_failed_time::text END \
+             FROM pg_stat_archiver",
+        )
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(err)?;
+    let archiving = archive_mode != "off";
+    Ok(vec![
+        ("wal_level".into(), wal_level.clone(), wal_level == "minimal"),
+        ("archive_mode".into(), archive_mode.clone(), false),
+        (
+            "archive_command".into(),
+            if archive_command.is_empty() {
+                "(not set)".into()
+            } else {
+                archive_command
+            },
             false,
-        )]),
-    }
+        ),
+        ("archived WAL files".into(), archived.to_string(), false),
+        (
+            "last archived".into(),
+            match (last_wal, last_time) {
+                (Some(w), Some(t)) => format!("{w} at {t}"),
+                _ => "never".into(),
+            },
+            false,
+        ),
+        (
+            "archiving failures".into(),
+            match &last_failed {
+                Some(t) => format!("{failed}, last at {t}: archiving is failing"),
+                None => failed.to_string(),
+            },
+            archiving && last_failed.is_some(),
+        ),
+    ])
+}
+
+/// Point-in-time readiness of a MySQL/MariaDB server: the binary log.
+pub async fn mysql_pitr_readiness(conn: &mut MySqlConnection) -> EngineResult<Vec<(String, String, bool)>> {
+    let log_bin: Option<(String, String)> = sqlx::query_as("SHOW VARIABLES LIKE 'log_bin'")
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(err)?;
+    let format: Option<(String, String)> = sqlx::query_as("SHOW VARIABLES LIKE 'binlog_format'")
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(err)?;
+    let on = log_bin.as_ref().is_some_and(|(_, v)| v == "ON");
+    Ok(vec![
+        ("log_bin".into(), log_bin.map(|(_, v)| v).unwrap_or_default(), !on),
+        (
+            "binlog_format".into(),
+            format.map(|(_, v)| v).unwrap_or_default(),
+            false,
+        ),
+    ])
 }

@@ -405,6 +405,15 @@ pub trait ManagedDb: Send + Sync {
         })
     }
 
+    /// Point-in-time recovery readiness: (setting, value, problem?) lines.
+    async fn pitr_readiness(&self) -> EngineResult<Vec<(String, String, bool)>> {
+        Ok(vec![(
+            "point-in-time recovery".into(),
+            "not available for SQLite: backups are whole-file copies".into(),
+            false,
+        )])
+    }
+
     /// Run a read-only SELECT whose columns are all text (or NULL), for
     /// reading tables of known shape such as migration histories.
     async fn text_rows(&self, sql: &str) -> EngineResult<Vec<Vec<Option<String>>>>;

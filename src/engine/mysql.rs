@@ -80,6 +80,7 @@ pub struct Mysql {
     views: Arc<MyViews>,
     options: MySqlConnectOptions,
     owner: u64,
+    group: u64,
     /// The schema the URL names (`None`: the server as a whole).
     database: Option<String>,
 }
@@ -110,13 +111,28 @@ impl Mysql {
             views,
             database: options.get_database().map(str::to_string),
             owner: owner_of(raw),
+            group: owner_of(options.get_username()),
             options,
         })
     }
 
+    /// A catalog connection to this schema from the server's budget.
     async fn conn(&self) -> Result<Lease<MySqlConnection>, AcquireError> {
         let options = &self.options;
-        self.server.pool.acquire(self.owner, || open(options, true)).await
+        self.server
+            .pool
+            .acquire(self.owner, self.group, false, || open(options, true))
+            .await
+    }
+
+    /// Any catalog connection of this login role: server-wide views (the
+    /// process list, global status) read the same from every schema.
+    async fn server_conn(&self) -> Result<Lease<MySqlConnection>, AcquireError> {
+        let options = &self.options;
+        self.server
+            .pool
+            .acquire(self.owner, self.group, true, || open(options, true))
+            .await
     }
 
     pub(super) async fn lease(&self) -> EngineResult<Lease<MySqlConnection>> {
@@ -138,7 +154,7 @@ impl Mysql {
         self.views
             .status
             .get(STATUS_SHARE, || async {
-                let mut conn = self.conn().await?;
+                let mut conn = self.server_conn().await?;
                 Ok(read_server(&mut conn).await?)
             })
             .await
@@ -341,7 +357,7 @@ impl ManagedDb for Mysql {
             .views
             .metrics
             .get(METRICS_SHARE, || async {
-                let mut conn = self.conn().await?;
+                let mut conn = self.server_conn().await?;
                 Ok(super::metrics::mysql_server(&mut conn, &own).await?)
             })
             .await?;
@@ -352,6 +368,10 @@ impl ManagedDb for Mysql {
             reading.size_bytes = None;
         }
         Ok(reading)
+    }
+
+    async fn pitr_readiness(&self) -> EngineResult<Vec<(String, String, bool)>> {
+        super::dump::mysql_pitr_readiness(&mut *self.lease().await?).await
     }
 
     async fn text_rows(&self, sql: &str) -> EngineResult<Vec<Vec<Option<String>>>> {
@@ -372,7 +392,7 @@ impl ManagedDb for Mysql {
             .views
             .activity
             .get(ACTIVITY_SHARE, || async {
-                let mut conn = self.conn().await?;
+                let mut conn = self.server_conn().await?;
                 Ok(read_activity(&mut conn).await?)
             })
             .await?;

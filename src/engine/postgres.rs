@@ -104,6 +104,8 @@ pub struct Postgres {
     options: PgConnectOptions,
     /// Which idle connections are this database's.
     owner: u64,
+    /// Its login role's: any of those reads server-wide views.
+    group: u64,
     database: String,
 }
 
@@ -133,16 +135,30 @@ impl Postgres {
         Ok(Postgres {
             server,
             views,
+            group: owner_of(options.get_username()),
             options,
             owner: owner_of(url.expose()),
             database,
         })
     }
 
-    /// A catalog connection from the server's budget.
+    /// A catalog connection to this database from the server's budget.
     async fn conn(&self) -> Result<Lease<PgConnection>, AcquireError> {
         let options = &self.options;
-        self.server.pool.acquire(self.owner, || open(options)).await
+        self.server
+            .pool
+            .acquire(self.owner, self.group, false, || open(options))
+            .await
+    }
+
+    /// A catalog connection to any database of the server under this login
+    /// role, for server-wide views: no connection is opened just for them.
+    async fn server_conn(&self) -> Result<Lease<PgConnection>, AcquireError> {
+        let options = &self.options;
+        self.server
+            .pool
+            .acquire(self.owner, self.group, true, || open(options))
+            .await
     }
 
     /// [`Postgres::conn`], for callers that want the plain error.
@@ -175,7 +191,7 @@ impl Postgres {
         self.views
             .status
             .get(STATUS_SHARE, || async {
-                let mut conn = self.conn().await?;
+                let mut conn = self.server_conn().await?;
                 Ok(read_server(&mut conn).await?)
             })
             .await
@@ -350,13 +366,17 @@ impl ManagedDb for Postgres {
             .views
             .metrics
             .get(METRICS_SHARE, || async {
-                let mut conn = self.conn().await?;
+                let mut conn = self.server_conn().await?;
                 Ok(super::metrics::postgres_server(&mut conn, &own).await?)
             })
             .await?;
         let mut conn = self.lease().await?;
         let dead_tuples = super::metrics::postgres_dead_tuples(&mut conn).await?;
         Ok(server.reading_for(&self.database, dead_tuples))
+    }
+
+    async fn pitr_readiness(&self) -> EngineResult<Vec<(String, String, bool)>> {
+        super::dump::pg_pitr_readiness(&mut *self.lease().await?).await
     }
 
     async fn text_rows(&self, sql: &str) -> EngineResult<Vec<Vec<Option<String>>>> {
@@ -377,7 +397,7 @@ impl ManagedDb for Postgres {
             .views
             .activity
             .get(ACTIVITY_SHARE, || async {
-                let mut conn = self.conn().await?;
+                let mut conn = self.server_conn().await?;
                 Ok(read_activity(&mut conn).await?)
             })
             .await?;

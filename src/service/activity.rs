@@ -11,11 +11,11 @@ use std::time::{Duration, Instant};
 use tokio::sync::Mutex;
 
 use crate::domain::Role;
-use crate::engine::{self, ActivitySample, Session, Signal, Statement, StatementOrder};
+use crate::engine::{ActivitySample, Session, Signal, Statement, StatementOrder};
 use crate::error::{AppError, AppResult};
 use crate::service::Actor;
 use crate::service::audit::{Event, Outcome, record};
-use crate::service::fleet::{Health, Member};
+use crate::service::fleet::{Member, PAGE_READ_LIMIT};
 use crate::service::users::require;
 use crate::store::{Store, now};
 
@@ -57,16 +57,20 @@ pub async fn sample(member: &Member, ttl: Duration) -> Result<Snapshot, String> 
     if !member.capabilities().activity {
         return Err(format!("{} has no sessions to show", member.entry.engine.label()));
     }
-    let status = member.status();
-    if status.health == Health::Down {
-        return Err(format!(
-            "{} is unreachable: {}",
-            member.entry.name,
-            status.error.unwrap_or_default()
-        ));
+    if let Some(why) = member.unavailable() {
+        return Err(why);
     }
     let cache = &member.activity;
-    let mut slot = cache.slot.lock().await;
+    // Waiting for another viewer's sample in flight is time-boxed too.
+    let mut slot = tokio::time::timeout(PAGE_READ_LIMIT, cache.slot.lock())
+        .await
+        .map_err(|_| {
+            format!(
+                "{} did not answer within {} seconds",
+                member.entry.name,
+                PAGE_READ_LIMIT.as_secs()
+            )
+        })?;
     if let Some(cached) = slot.as_ref()
         && cached.at.elapsed() < ttl
     {
@@ -74,15 +78,10 @@ pub async fn sample(member: &Member, ttl: Duration) -> Result<Snapshot, String> 
     }
     let db = member.db()?;
     cache.taken.fetch_add(1, Ordering::Relaxed);
-    let limit = engine::CONNECT_TIMEOUT + engine::STATEMENT_TIMEOUT;
-    let snapshot = match tokio::time::timeout(limit, db.activity()).await {
-        Ok(Ok(sample)) => Ok(Snapshot {
-            sample: Arc::new(sample),
-            taken_at: now(),
-        }),
-        Ok(Err(e)) => Err(e.to_string()),
-        Err(_) => Err(format!("no answer within {} seconds", limit.as_secs())),
-    };
+    let snapshot = member.live(db.activity()).await.map(|sample| Snapshot {
+        sample: Arc::new(sample),
+        taken_at: now(),
+    });
     *slot = Some(Cached {
         at: Instant::now(),
         snapshot: snapshot.clone(),

@@ -16,9 +16,11 @@ use tokio::sync::Mutex;
 
 use crate::config::SecretUrl;
 use crate::domain::DatabaseName;
+use crate::engine::pool::SlotWaits;
 use crate::engine::{
     self, Capabilities, DatabaseEntry, ManagedDb, SchemaEntry, ServerConnections, ServerStatus, Servers,
 };
+use crate::format::{fmt_age, fmt_time};
 use crate::service::activity::ActivityCache;
 use crate::service::registry::{Connection, DbEntry, Registry};
 use crate::store::now;
@@ -44,6 +46,8 @@ pub struct Status {
     pub error: Option<String>,
     pub checked_at: Option<i64>,
     pub last_ok_at: Option<i64>,
+    /// When the database went from answering to not (kept while it stays down).
+    pub down_since: Option<i64>,
 }
 
 /// One registered database in the fleet.
@@ -60,7 +64,20 @@ pub struct Member {
     pub activity: ActivityCache,
     /// Checks that failed since the panel started (for `/metrics`).
     poll_errors: AtomicU64,
+    /// Pages' live reads, one at a time: a slow database never has a pile
+    /// of them waiting on it.
+    live: Mutex<()>,
+    /// Set when a live read or a check ran out of time; cleared by a quick
+    /// check. While set, pages answer from what is known.
+    slow_since: RwLock<Option<i64>>,
+    /// The migration history as last read, and when: what pages show while
+    /// the database cannot be read.
+    known_history: RwLock<Option<(i64, Vec<engine::history::Applied>)>>,
 }
+
+/// How long a page waits on a live catalog read (and on another page's
+/// read of the same database) before answering from what is known.
+pub const PAGE_READ_LIMIT: Duration = Duration::from_secs(2);
 
 impl Member {
     pub fn status(&self) -> Status {
@@ -95,6 +112,91 @@ impl Member {
         self.db.as_ref().ok()?.server_label()
     }
 
+    /// Why a page shows what is known instead of reading live, if it must:
+    /// the poller found the database down, or it answers too slowly.
+    pub fn unavailable(&self) -> Option<String> {
+        let status = self.status();
+        if status.health == Health::Down {
+            let since = status
+                .down_since
+                .map(|t| format!(" since {} ({} ago)", fmt_time(t), fmt_age(now() - t)))
+                .unwrap_or_default();
+            return Some(format!(
+                "{} is unreachable{since}: {}",
+                self.entry.name,
+                status.error.unwrap_or_default()
+            ));
+        }
+        let slow = self.slow_since.read().ok().and_then(|s| *s)?;
+        Some(format!(
+            "{} is answering too slowly (a read took over {} seconds, {} ago); showing what is known until it answers quickly again",
+            self.entry.name,
+            PAGE_READ_LIMIT.as_secs(),
+            fmt_age(now() - slow)
+        ))
+    }
+
+    /// A live read for a page: refused at once when the database is known
+    /// down or slow, waiting at most [`PAGE_READ_LIMIT`] for another page's
+    /// read of it and for its own. A read that runs out of time marks the
+    /// database slow.
+    pub async fn live<T>(
+        &self,
+        read: impl std::future::Future<Output = engine::EngineResult<T>>,
+    ) -> Result<T, String> {
+        if let Some(why) = self.unavailable() {
+            return Err(why);
+        }
+        let limit = || {
+            format!(
+                "{} did not answer within {} seconds",
+                self.entry.name,
+                PAGE_READ_LIMIT.as_secs()
+            )
+        };
+        // The limit counts the database's time, not the time the read
+        // queues for a slot in the server's connection budget.
+        let waits = Arc::new(SlotWaits::default());
+        let started = std::time::Instant::now();
+        let read = engine::pool::counting_slot_waits(waits.clone(), async {
+            let _one_at_a_time = self.live.lock().await;
+            read.await
+        });
+        tokio::pin!(read);
+        let mut tick = tokio::time::interval(Duration::from_millis(50));
+        loop {
+            tokio::select! {
+                outcome = &mut read => return outcome.map_err(|e| e.to_string()),
+                _ = tick.tick() => {
+                    if started.elapsed().saturating_sub(waits.waited()) > PAGE_READ_LIMIT {
+                        self.mark_slow();
+                        return Err(limit());
+                    }
+                }
+            }
+        }
+    }
+
+    /// Remember the migration history just read.
+    pub fn remember_history(&self, applied: &[engine::history::Applied]) {
+        if let Ok(mut known) = self.known_history.write() {
+            *known = Some((now(), applied.to_vec()));
+        }
+    }
+
+    /// The migration history as last read, and when.
+    pub fn known_history(&self) -> Option<(i64, Vec<engine::history::Applied>)> {
+        self.known_history.read().ok()?.clone()
+    }
+
+    fn mark_slow(&self) {
+        if let Ok(mut slow) = self.slow_since.write()
+            && slow.is_none()
+        {
+            *slow = Some(now());
+        }
+    }
+
     fn set(&self, update: impl FnOnce(&mut Status)) {
         if let Ok(mut s) = self.status.write() {
             update(&mut s);
@@ -122,6 +224,9 @@ impl Member {
             Err(why) => {
                 let why = why.clone();
                 self.set(|s| {
+                    if s.health != Health::Down {
+                        s.down_since = Some(now());
+                    }
                     s.health = Health::Down;
                     s.error = Some(why);
                     s.checked_at = Some(now());
@@ -130,30 +235,48 @@ impl Member {
             }
         };
         let limit = engine::CONNECT_TIMEOUT + engine::STATEMENT_TIMEOUT;
-        let reading = tokio::time::timeout(limit, db.check()).await;
+        let started = std::time::Instant::now();
+        let waits = Arc::new(SlotWaits::default());
+        let reading = tokio::time::timeout(
+            limit,
+            engine::pool::counting_slot_waits(waits.clone(), db.check()),
+        )
+        .await;
+        // The database's time, not the time spent queueing for a slot.
+        let took = started.elapsed().saturating_sub(waits.waited());
         let at = now();
+        let down = |s: &mut Status, error: String| {
+            if s.health != Health::Down {
+                s.down_since = Some(at);
+            }
+            s.health = Health::Down;
+            s.error = Some(error);
+            s.checked_at = Some(at);
+        };
         match reading {
-            Ok(Ok(check)) => self.set(|s| {
-                *s = Status {
-                    health: Health::Up,
-                    server: Some(check.status),
-                    databases: check.databases,
-                    schemas: check.schemas,
-                    error: None,
-                    checked_at: Some(at),
-                    last_ok_at: Some(at),
+            Ok(Ok(check)) => {
+                self.set(|s| {
+                    *s = Status {
+                        health: Health::Up,
+                        server: Some(check.status),
+                        databases: check.databases,
+                        schemas: check.schemas,
+                        error: None,
+                        checked_at: Some(at),
+                        last_ok_at: Some(at),
+                        down_since: None,
+                    }
+                });
+                if took < PAGE_READ_LIMIT {
+                    if let Ok(mut slow) = self.slow_since.write() {
+                        *slow = None;
+                    }
+                } else {
+                    self.mark_slow();
                 }
-            }),
-            Ok(Err(e)) => self.set(|s| {
-                s.health = Health::Down;
-                s.error = Some(e.to_string());
-                s.checked_at = Some(at);
-            }),
-            Err(_) => self.set(|s| {
-                s.health = Health::Down;
-                s.error = Some(format!("no answer within {} seconds", limit.as_secs()));
-                s.checked_at = Some(at);
-            }),
+            }
+            Ok(Err(e)) => self.set(|s| down(s, e.to_string())),
+            Err(_) => self.set(|s| down(s, format!("no answer within {} seconds", limit.as_secs()))),
         }
         if let Some(e) = self.status().error {
             self.poll_errors.fetch_add(1, Ordering::Relaxed);
@@ -169,6 +292,42 @@ pub struct Fleet(Arc<Inner>);
 struct Inner {
     members: RwLock<BTreeMap<DatabaseName, Arc<Member>>>,
     servers: Servers,
+    /// Servers whose round of checks is still running.
+    checking: Rounds,
+}
+
+/// Rounds of work over a server's databases (checks, samples), at most one
+/// at a time per server: a round that outlasts its interval is not joined
+/// by a second one competing for the same connections.
+#[derive(Default)]
+pub struct Rounds(std::sync::Mutex<std::collections::HashSet<String>>);
+
+/// A round in progress; it ends when this is dropped.
+pub struct Round<'a> {
+    rounds: &'a Rounds,
+    key: String,
+}
+
+impl Rounds {
+    /// Start a round over `group`, unless one is running for its server.
+    pub fn start(&self, group: &[Arc<Member>]) -> Option<Round<'_>> {
+        let first = group.first()?;
+        let key = first
+            .server_label()
+            .unwrap_or_else(|| format!("file:{}", first.entry.name));
+        let mut running = self.0.lock().ok()?;
+        // `then`, not `then_some`: a Round made for nothing would end the
+        // running one (and lock this mutex again) when dropped.
+        running.insert(key.clone()).then(|| Round { rounds: self, key })
+    }
+}
+
+impl Drop for Round<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut running) = self.rounds.0.lock() {
+            running.remove(&self.key);
+        }
+    }
 }
 
 impl Fleet {
@@ -178,6 +337,7 @@ impl Fleet {
         Fleet(Arc::new(Inner {
             members: RwLock::new(BTreeMap::new()),
             servers: Servers::new(max_connections_per_server),
+            checking: Rounds::default(),
         }))
     }
 
@@ -218,6 +378,9 @@ impl Fleet {
                                 checking: Mutex::new(()),
                                 activity: ActivityCache::default(),
                                 poll_errors: AtomicU64::new(m.poll_errors()),
+                                live: Mutex::new(()),
+                                slow_since: RwLock::new(None),
+                                known_history: RwLock::new(m.known_history()),
                             });
                             members.insert(name, replaced);
                         }
@@ -241,6 +404,9 @@ impl Fleet {
                                 checking: Mutex::new(()),
                                 activity: ActivityCache::default(),
                                 poll_errors: AtomicU64::new(0),
+                                live: Mutex::new(()),
+                                slow_since: RwLock::new(None),
+                                known_history: RwLock::new(None),
                             }),
                         );
                         fresh.push(name);
@@ -288,8 +454,12 @@ impl Fleet {
     /// fails them all at once), so a slow or hanging server delays no other.
     pub fn check_all(&self) {
         for group in self.by_server() {
+            let fleet = self.clone();
             tokio::spawn(async move {
-                for m in group {
+                let Some(_round) = fleet.0.checking.start(&group) else {
+                    return;
+                };
+                for m in &group {
                     m.check_if_idle().await;
                 }
             });

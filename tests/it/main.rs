@@ -10,6 +10,7 @@ mod audit;
 mod backups;
 mod bad_input;
 mod browser;
+mod budget;
 mod cli;
 mod csrf;
 mod demo;

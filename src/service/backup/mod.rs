@@ -289,3 +289,11 @@ impl Backups {
         });
     }
 }
+
+/// What point-in-time recovery needs of the server (WAL archiving, the
+/// binary log), read live for the backups page: time-boxed, and not at all
+/// while the database is known down or slow.
+pub async fn pitr_readiness(member: &Member) -> Result<Vec<(String, String, bool)>, String> {
+    let db = member.db()?;
+    member.live(db.pitr_readiness()).await
+}

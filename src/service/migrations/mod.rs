@@ -36,6 +36,10 @@ pub struct Status {
     pub drift: Vec<DriftView>,
     /// Files that could not be used, or why the directory could not be read.
     pub problems: Vec<String>,
+    /// Why the history shown is not live (the database is down or slow),
+    /// and when it was read (RFC 3339; `null` when live or never read).
+    pub stale: Option<String>,
+    pub history_read_at: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -60,21 +64,68 @@ pub struct DriftView {
 /// ids and Alembic revisions are not, and are shown but not compared).
 const COMPARABLE: &[&str] = &["custodian", "flyway", "sqlx", "rails"];
 
-/// Read the files and the histories and compare them; lint what is pending
-/// against the server's real version.
+/// The status for pages and the API: never waits on a database that is
+/// down or slow (the history as last read, saying so), and reads a live one
+/// within the pages' time limit.
 pub async fn status(member: &Member) -> AppResult<Status> {
+    let db = member.db().map_err(AppError::invalid)?;
+    match member.live(history::read(&*db)).await {
+        Ok(applied) => {
+            member.remember_history(&applied);
+            compare(member, applied, None).await
+        }
+        Err(why) => match member.known_history() {
+            Some((at, applied)) => compare(member, applied, Some((why, Some(at)))).await,
+            None => compare(member, Vec::new(), Some((why, None))).await,
+        },
+    }
+}
+
+/// The status from a fresh read of the history, however long it takes
+/// within the catalog limits: for deciding (requests, applies, the CLI).
+pub async fn status_now(member: &Member) -> AppResult<Status> {
     let db = member.db().map_err(AppError::invalid)?;
     let applied = history::read(&*db)
         .await
         .map_err(|e| AppError::invalid(format!("cannot read the migration history: {e}")))?;
+    member.remember_history(&applied);
+    compare(member, applied, None).await
+}
+
+/// Read the files and compare them with `applied`; lint what is pending
+/// against the server's real version. `stale`: why `applied` is not live,
+/// and when it was read.
+async fn compare(
+    member: &Member,
+    applied: Vec<Applied>,
+    stale: Option<(String, Option<i64>)>,
+) -> AppResult<Status> {
     let migrations_dir = member.entry.migrations_dir.clone();
+    let (stale, history_read_at) = match stale {
+        Some((why, Some(at))) => (
+            Some(format!(
+                "{why}. The history shown was read {} ago.",
+                crate::format::fmt_age(crate::store::now() - at)
+            )),
+            Some(crate::format::rfc3339(at)),
+        ),
+        Some((why, None)) => (Some(format!("{why}. Its history has not been read yet.")), None),
+        None => (None, None),
+    };
     let mut status = Status {
         migrations_dir: migrations_dir.clone(),
         applied,
         pending: vec![],
         drift: vec![],
         problems: vec![],
+        stale,
+        history_read_at,
     };
+    if status.stale.is_some() && status.history_read_at.is_none() {
+        // Nothing known to compare the files with: listing every file as
+        // pending would be wrong.
+        return Ok(status);
+    }
     let Some(dir) = migrations_dir else {
         status
             .problems
@@ -95,10 +146,8 @@ pub async fn status(member: &Member) -> AppResult<Status> {
         .cloned()
         .collect();
     let plan = plan::compare(&source, &comparable);
-    let version = match member.status().server {
-        Some(server) => Some(server.version),
-        None => db.status().await.ok().map(|s| s.version),
-    };
+    // The version the poller read; lint assumes the newest without one.
+    let version = member.status().server.map(|server| server.version);
     status.pending = plan
         .pending
         .iter()

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use super::{source, status};
+use super::{source, status_now};
 use crate::domain::Role;
 use crate::engine::history::{MigrationRun, RunOutcome};
 use crate::error::{AppError, AppResult};
@@ -77,7 +77,7 @@ pub async fn request(store: &Store, member: &Member, actor: &Actor, versions: &[
         if versions.is_empty() {
             return Err(AppError::invalid("choose at least one pending migration"));
         }
-        let status = status(member).await?;
+        let status = status_now(member).await?;
         let mut files = Vec::new();
         for v in versions {
             let pending = status.pending.iter().find(|p| p.version == *v).ok_or_else(|| {
@@ -119,7 +119,7 @@ pub async fn request_rollback(
         if confirm.trim() != version {
             return Err(AppError::invalid(format!("type the version ({version}) to confirm the rollback")));
         }
-        let status = status(member).await?;
+        let status = status_now(member).await?;
         let newest = status
             .applied
             .iter()

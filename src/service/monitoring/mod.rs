@@ -19,7 +19,7 @@ use crate::domain::DatabaseName;
 use crate::engine::{self, metrics::Reading};
 use crate::secrets::Secrets;
 use crate::service::backup::Backups;
-use crate::service::fleet::{Fleet, Member};
+use crate::service::fleet::{Fleet, Member, Rounds};
 use crate::store::leases;
 use crate::store::metrics::{self as samples, SampleRow};
 use crate::store::{Store, now};
@@ -86,6 +86,8 @@ struct Inner {
     secrets: Secrets,
     settings: Settings,
     probes: Mutex<HashMap<DatabaseName, Arc<Probe>>>,
+    /// Servers whose round of samples is still running.
+    rounds: Rounds,
     /// The webhook client, or why it could not be built (no usable TLS
     /// roots, say): deliveries then fail with that reason, nothing panics.
     http: Result<reqwest::Client, String>,
@@ -118,6 +120,7 @@ impl Monitor {
             secrets,
             settings,
             probes: Mutex::new(HashMap::new()),
+            rounds: Rounds::default(),
             http,
             wake: tokio::sync::Notify::new(),
             instance: uuid::Uuid::new_v4().to_string(),
@@ -182,8 +185,11 @@ impl Monitor {
                 for group in self.0.fleet.by_server() {
                     let me = self.clone();
                     tokio::spawn(async move {
-                        for m in group {
-                            me.sample(&m).await;
+                        let Some(_round) = me.0.rounds.start(&group) else {
+                            return;
+                        };
+                        for m in &group {
+                            me.sample(m).await;
                         }
                     });
                 }

@@ -10,12 +10,10 @@ use axum::response::Redirect;
 use serde::Deserialize;
 
 use super::{DbView, member, path_name};
-use crate::engine::dump;
 use crate::error::{AppError, AppResult};
 use crate::format::{fmt_age, fmt_bytes, fmt_time};
 use crate::service::backup::RestoreInto;
 use crate::service::backup::status::{self, BackupHealth};
-use crate::service::fleet::Health;
 use crate::store::backups::BackupRow;
 use crate::store::now;
 use crate::web::AppState;
@@ -108,17 +106,9 @@ pub(super) async fn page(
     let m = member(&state, &name)?;
     let rows = state.backups.list(name.as_str(), 100).await?;
     let health = status::judge(&m.entry, &rows, now(), state.config.verify_window);
-    let (pitr, pitr_error) = match (m.status().health, m.url()) {
-        (Health::Down, _) => (Vec::new(), Some("the database is unreachable".to_string())),
-        (_, Err(e)) => (Vec::new(), Some(e)),
-        (_, Ok(url)) => {
-            let limit = crate::engine::CONNECT_TIMEOUT + crate::engine::STATEMENT_TIMEOUT;
-            match tokio::time::timeout(limit, dump::pitr_readiness(&url)).await {
-                Ok(Ok(lines)) => (lines, None),
-                Ok(Err(e)) => (Vec::new(), Some(e.to_string())),
-                Err(_) => (Vec::new(), Some("no answer".into())),
-            }
-        }
+    let (pitr, pitr_error) = match crate::service::backup::pitr_readiness(&m).await {
+        Ok(lines) => (lines, None),
+        Err(e) => (Vec::new(), Some(e)),
     };
     let schedules = m.entry.schedules.clone();
     Ok(BackupsTab {

@@ -9,11 +9,8 @@ use axum::response::Redirect;
 use serde::Deserialize;
 
 use super::{DbView, member, path_name};
-use crate::engine::{
-    self, Action, DatabaseHealth, EngineKind, IndexHealth, TableHealth, TableQuery, TableSort,
-};
+use crate::engine::{Action, DatabaseHealth, EngineKind, IndexHealth, TableHealth, TableQuery, TableSort};
 use crate::error::{AppError, AppResult};
-use crate::service::fleet::Health;
 use crate::service::maintenance::{self, Request};
 use crate::web::AppState;
 use crate::web::auth::{Operator, Viewer};
@@ -227,16 +224,11 @@ pub(super) async fn page(
         error: None,
         view,
     };
-    let status = m.status();
-    if status.health == Health::Down {
-        page.error = Some(format!(
-            "{name} is unreachable: {}",
-            status.error.unwrap_or_default()
-        ));
+    if let Some(why) = m.unavailable() {
+        page.error = Some(why);
         return Ok(page);
     }
     let db = m.db().map_err(AppError::invalid)?;
-    let limit = engine::CONNECT_TIMEOUT + engine::STATEMENT_TIMEOUT;
     let search = Some(page.view.q.trim().to_string()).filter(|s| !s.is_empty());
     let read = async {
         match tab {
@@ -261,10 +253,8 @@ pub(super) async fn page(
             }
         }
     };
-    match tokio::time::timeout(limit, read).await {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) => page.error = Some(e.to_string()),
-        Err(_) => page.error = Some(format!("no answer within {} seconds", limit.as_secs())),
+    if let Err(e) = m.live(read).await {
+        page.error = Some(e);
     }
     Ok(page)
 }

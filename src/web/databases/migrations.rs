@@ -52,6 +52,8 @@ pub struct MigrationsTab {
     pending: Vec<PendingView>,
     drift: Vec<DriftView>,
     problems: Vec<String>,
+    /// Why the history shown is not live.
+    stale: Option<String>,
     requests: Vec<RequestView>,
     /// The signed-in user's name, to hide approval of one's own request.
     me: String,
@@ -123,6 +125,7 @@ pub(super) async fn page(
         pending: vec![],
         drift: vec![],
         problems: vec![],
+        stale: None,
         requests: vec![],
         me: me.user.name.to_string(),
         can_approve: me.user.can_approve,
@@ -149,6 +152,7 @@ pub(super) async fn page(
             tab.pending = s.pending.into_iter().map(pending_view).collect();
             tab.drift = s.drift;
             tab.problems = s.problems;
+            tab.stale = s.stale;
         }
         Err(e) => tab.error = Some(e.to_string()),
     }
