@@ -48,12 +48,12 @@ impl AcquireError {
     /// The server itself did not answer (as opposed to refusing this one
     /// database or user): every database on it is unreachable for now.
     pub fn server_down(&self) -> bool {
-        match self {
-            AcquireError::ConnectTimeout => true,
-            AcquireError::Connect(sqlx::Error::Io(_)) => true,
-            AcquireError::Connect(sqlx::Error::Tls(_)) => true,
-            _ => false,
-        }
+        matches!(
+            self,
+            AcquireError::ConnectTimeout
+                | AcquireError::Connect(sqlx::Error::Io(_))
+                | AcquireError::Connect(sqlx::Error::Tls(_))
+        )
     }
 }
 
@@ -157,20 +157,20 @@ impl<C: Connection + 'static> Drop for Lease<C> {
         let (Some(conn), Some(permit)) = (self.conn.take(), self.permit.take()) else {
             return;
         };
-        if self.pooled {
-            if let Ok(mut idle) = self.inner.idle.lock() {
-                idle.push(Idle {
-                    owner: self.owner,
-                    group: self.group,
-                    conn,
-                    id: self.id,
-                    since: Instant::now(),
-                    permit,
-                });
-                drop(idle);
-                self.inner.returned.notify_one();
-                return;
-            }
+        if self.pooled
+            && let Ok(mut idle) = self.inner.idle.lock()
+        {
+            idle.push(Idle {
+                owner: self.owner,
+                group: self.group,
+                conn,
+                id: self.id,
+                since: Instant::now(),
+                permit,
+            });
+            drop(idle);
+            self.inner.returned.notify_one();
+            return;
         }
         retire(&self.inner, conn, self.id, permit);
     }

@@ -77,8 +77,11 @@ impl From<EngineError> for Failure {
 /// One reading shared by every database of a server for `ttl`:
 /// single-flight, so concurrent callers wait for the one read in flight.
 pub struct Shared<T> {
-    slot: tokio::sync::Mutex<Option<(Instant, Result<Arc<T>, EngineError>)>>,
+    slot: tokio::sync::Mutex<Option<Taken<T>>>,
 }
+
+/// A reading (or a server-wide failure) and when it was taken.
+type Taken<T> = (Instant, Result<Arc<T>, EngineError>);
 
 impl<T> Default for Shared<T> {
     fn default() -> Self {
