@@ -9,6 +9,7 @@ use axum::routing::{get, post};
 use axum::{Form, Router};
 use serde::Deserialize;
 use tower_sessions::Session;
+use url::{Position, Url};
 
 use crate::domain::{Password, Username};
 use crate::error::{AppError, AppResult};
@@ -44,13 +45,26 @@ struct NextQuery {
     next: String,
 }
 
-/// Only same-site paths: never `//evil.example` or a full URL.
+/// Where to go after signing in: a path of this panel, or "/". `next` is
+/// resolved against a fixed base as a browser would resolve it, and kept
+/// only if it stays on that origin; anything with a control character or a
+/// backslash (raw or percent-encoded) is refused outright, since browsers
+/// drop or reinterpret those (`/\t/evil.example` is read as
+/// `//evil.example`). The answer is the resolved path, never the input.
 fn safe_next(next: &str) -> String {
-    let ok = next.starts_with('/')
-        && !next.starts_with("//")
-        && !next.starts_with("/\\")
-        && !next.contains(['\r', '\n']);
-    if ok { next.to_string() } else { "/".to_string() }
+    const BASE: &str = "http://panel.invalid/";
+    let suspicious = |s: &str| s.chars().any(|c| c.is_control() || c == '\\');
+    let decoded = percent_encoding::percent_decode_str(next).decode_utf8_lossy();
+    if !next.starts_with('/') || suspicious(next) || suspicious(&decoded) {
+        return "/".to_string();
+    }
+    let base = Url::parse(BASE).expect("the base is a URL");
+    match base.join(next) {
+        Ok(url) if url.origin() == base.origin() && url.username().is_empty() => {
+            url[Position::BeforePath..].to_string()
+        }
+        _ => "/".to_string(),
+    }
 }
 
 async fn login_page(

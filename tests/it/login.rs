@@ -240,3 +240,106 @@ async fn sign_in_returns_to_the_page_asked_for_but_never_off_site() {
         .await;
     assert_eq!(res.headers()["location"], "/", "an off-site next is ignored");
 }
+
+/// Targets that browsers would read as another site, or that carry bytes no
+/// sane path has. Each must send the user to "/", never elsewhere.
+const HOSTILE_NEXTS: &[&str] = &[
+    "/\t/evil.example",
+    "/\t\t/evil.example/x",
+    "/%09/evil.example",
+    "/\n/evil.example",
+    "/\r\n/evil.example",
+    "/%0d%0aSet-Cookie:%20x=y",
+    "/\\evil.example",
+    "\\\\evil.example",
+    "/%5Cevil.example",
+    "//evil.example",
+    "///evil.example",
+    " //evil.example",
+    "https://evil.example/",
+    "HTTPS://evil.example/",
+    "javascript:alert(1)",
+    "/\u{0}/evil.example",
+    "/\u{7f}/evil.example",
+    "/\u{85}/evil.example",
+];
+
+fn location(res: &reqwest::Response) -> String {
+    res.headers()["location"].to_str().unwrap().to_string()
+}
+
+#[tokio::test]
+async fn sign_in_never_redirects_to_a_target_browsers_read_as_another_site() {
+    let app = TestApp::spawn().await;
+    app.create_user("mona", Role::Viewer).await;
+    for next in HOSTILE_NEXTS {
+        let mut browser = app.client();
+        let (_, html) = browser.text("/login").await;
+        browser.csrf = crate::helpers::csrf_in(&html).unwrap();
+        let res = browser
+            .post(
+                "/login",
+                &[
+                    ("name", "mona"),
+                    ("password", &password_of("mona")),
+                    ("next", next),
+                ],
+            )
+            .await;
+        assert_eq!(res.status(), StatusCode::SEE_OTHER, "next {next:?}");
+        assert_eq!(location(&res), "/", "next {next:?} is refused");
+    }
+}
+
+#[tokio::test]
+async fn a_signed_in_visit_to_the_login_page_never_redirects_off_site() {
+    let app = TestApp::spawn().await;
+    let browser = app.signed_in("nina", Role::Viewer).await;
+    for next in HOSTILE_NEXTS {
+        let query: String = form_urlencoded::byte_serialize(next.as_bytes()).collect();
+        let res = browser.get(&format!("/login?next={query}")).await;
+        assert_eq!(res.status(), StatusCode::SEE_OTHER, "next {next:?}");
+        assert_eq!(location(&res), "/", "next {next:?} is refused");
+    }
+    // The exact request of the report.
+    let res = browser.get("/login?next=%2F%09%2Fevil.example").await;
+    assert_eq!(location(&res), "/");
+}
+
+#[tokio::test]
+async fn the_login_form_does_not_carry_a_hostile_next() {
+    let app = TestApp::spawn().await;
+    let (_, html) = app.client().text("/login?next=%2F%09%2Fevil.example").await;
+    assert!(html.contains(r#"name="next" value="/""#), "{html}");
+}
+
+#[tokio::test]
+async fn paths_of_the_panel_survive_the_round_trip_through_sign_in() {
+    let app = TestApp::spawn().await;
+    app.create_user("olga", Role::Viewer).await;
+    for (next, expected) in [
+        ("/users", "/users"),
+        (
+            "/databases/demo/activity?sort=age&dir=desc",
+            "/databases/demo/activity?sort=age&dir=desc",
+        ),
+        ("/audit?actor=olga#top", "/audit?actor=olga#top"),
+        ("/jobs/../users", "/users"),
+        ("", "/"),
+    ] {
+        let mut browser = app.client();
+        let (_, html) = browser.text("/login").await;
+        browser.csrf = crate::helpers::csrf_in(&html).unwrap();
+        let res = browser
+            .post(
+                "/login",
+                &[
+                    ("name", "olga"),
+                    ("password", &password_of("olga")),
+                    ("next", next),
+                ],
+            )
+            .await;
+        assert_eq!(location(&res), expected, "next {next:?}");
+    }
+}
