@@ -23,5 +23,6 @@ mod registry;
 mod registry_guards;
 mod roles;
 mod secrecy;
+mod sessions;
 mod setup;
 mod tokens;
