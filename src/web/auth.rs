@@ -22,6 +22,8 @@ pub mod keys {
     pub const USER_ID: &str = "user_id";
     pub const LOGIN_AT: &str = "login_at";
     pub const LAST_SEEN: &str = "last_seen";
+    /// The user's `session_epoch` at sign-in: a password change ends it.
+    pub const EPOCH: &str = "session_epoch";
     pub const CSRF: &str = "csrf";
     pub const FLASH: &str = "flash";
 }
@@ -144,7 +146,8 @@ async fn from_bearer(parts: &Parts, state: &AppState) -> AppResult<Option<User>>
 }
 
 /// The session's user, ending the session if it has passed its idle or
-/// absolute timeout or its user has been disabled.
+/// absolute timeout, its user has been disabled, or their password has
+/// changed since it signed in (its epoch is older).
 async fn from_session(parts: &Parts, state: &AppState) -> AppResult<Option<User>> {
     let Some(session) = parts.extensions.get::<Session>() else {
         return Ok(None);
@@ -165,6 +168,10 @@ async fn from_session(parts: &Parts, state: &AppState) -> AppResult<Option<User>
         session.flush().await?;
         return Ok(None);
     };
+    if session.get::<i64>(keys::EPOCH).await? != Some(user.session_epoch) {
+        session.flush().await?;
+        return Ok(None);
+    }
     if now - last_seen >= LAST_SEEN_RESOLUTION_SECS {
         session.insert(keys::LAST_SEEN, now).await?;
     }

@@ -104,6 +104,7 @@ async fn start_session(session: &Session, user: &User) -> AppResult<()> {
     session.insert(keys::USER_ID, user.id).await?;
     session.insert(keys::LOGIN_AT, now).await?;
     session.insert(keys::LAST_SEEN, now).await?;
+    session.insert(keys::EPOCH, user.session_epoch).await?;
     csrf::rotate(session).await?;
     Ok(())
 }

@@ -122,6 +122,7 @@ const API: &[(M, &str, u16, u16, u16, u16)] = &[
     (M::Get, "/api/v1/users", 401, 403, 403, 200),
     (M::Post, "/api/v1/users", 401, 403, 403, 422),
     (M::Post, "/api/v1/users/nobody/disable", 401, 403, 403, 404),
+    (M::Post, "/api/v1/users/nobody/password", 401, 403, 403, 422),
     (M::Get, "/api/v1/audit", 401, 403, 200, 200),
     (M::Get, "/api/v1/databases", 401, 200, 200, 200),
     (M::Post, "/api/v1/databases", 401, 403, 403, 422),
