@@ -28,9 +28,13 @@ pub mod keys {
     pub const FLASH: &str = "flash";
 }
 
-/// How often the idle clock is written back (a session write per request
-/// would make every poll a store write).
-const LAST_SEEN_RESOLUTION_SECS: i64 = 60;
+/// How often the idle clock is written back: a session write per request
+/// would make every poll a store write, so at most once a minute, but well
+/// within the idle timeout (a quarter of it), so a user in the middle of
+/// their work is never taken for idle.
+fn last_seen_resolution(idle_secs: i64) -> i64 {
+    (idle_secs / 4).min(60)
+}
 
 /// The request's full path: nested routers see only their part in `parts.uri`.
 pub fn request_path(parts: &Parts) -> &str {
@@ -172,7 +176,7 @@ async fn from_session(parts: &Parts, state: &AppState) -> AppResult<Option<User>
         session.flush().await?;
         return Ok(None);
     }
-    if now - last_seen >= LAST_SEEN_RESOLUTION_SECS {
+    if now - last_seen >= last_seen_resolution(idle) {
         session.insert(keys::LAST_SEEN, now).await?;
     }
     Ok(Some(user))

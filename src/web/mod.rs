@@ -131,10 +131,16 @@ pub fn router(state: AppState, sessions: SessionBackend) -> Router {
     // Layers run outside-in from the bottom: request id, tracing, panic
     // catching, security headers, body limit, sessions, error rendering, then CSRF.
     routes
-        .layer(middleware::from_fn(csrf::verify))
+        .layer(middleware::from_fn_with_state(state.clone(), csrf::verify))
         .layer(middleware::from_fn_with_state(state.clone(), errors::render))
         .layer(session_layer)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        // Pages show SQL, audit rows and tokens: no cache keeps them (assets
+        // set their own, revalidated, policy).
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("no-store"),
+        ))
         .layer(SetResponseHeaderLayer::overriding(
             header::CONTENT_SECURITY_POLICY,
             HeaderValue::from_static(CSP),

@@ -223,3 +223,101 @@ async fn a_token_from_another_session_does_not_work() {
     assert_eq!(res.status(), StatusCode::FORBIDDEN);
     assert!(app.user("cross").await.is_none());
 }
+
+/// POST /users as `admin`'s browser, with this Origin header (or none).
+async fn create_user_with_origin(
+    admin: &crate::helpers::Client,
+    name: &str,
+    origin: Option<&str>,
+) -> StatusCode {
+    let mut req = admin.http.post(format!("{}/users", admin.base)).form(&[
+        ("csrf_token", admin.csrf.as_str()),
+        ("name", name),
+        ("password", "a-long-password"),
+        ("role", "viewer"),
+    ]);
+    if let Some(origin) = origin {
+        req = req.header("origin", origin);
+    }
+    req.send().await.unwrap().status()
+}
+
+#[tokio::test]
+async fn a_cross_site_origin_is_refused_even_with_the_right_token() {
+    let app = TestApp::spawn().await;
+    let admin = app.signed_in("root", Role::Admin).await;
+    let audit_before = app.audit().await.len();
+    for origin in [
+        "https://evil.example",
+        "http://evil.example",
+        "null",
+        "http://127.0.0.1.evil.example",
+        &format!("http://{}.evil.example", app.addr),
+        &format!("http://127.0.0.1:{}", app.addr.port() + 1),
+        &format!("ftp://{}", app.addr),
+        "not a url",
+    ] {
+        assert_eq!(
+            create_user_with_origin(&admin, "cross-origin", Some(origin)).await,
+            StatusCode::FORBIDDEN,
+            "Origin: {origin}"
+        );
+    }
+    assert!(app.user("cross-origin").await.is_none(), "nothing changed");
+    assert_eq!(app.audit().await.len(), audit_before, "nothing ran");
+
+    // The panel's own origin, and no Origin at all, are fine.
+    let own = format!("http://{}", app.addr);
+    assert_eq!(
+        create_user_with_origin(&admin, "same-origin", Some(&own)).await,
+        StatusCode::SEE_OTHER
+    );
+    assert_eq!(
+        create_user_with_origin(&admin, "no-origin", None).await,
+        StatusCode::SEE_OTHER
+    );
+    assert!(app.user("same-origin").await.is_some() && app.user("no-origin").await.is_some());
+}
+
+#[tokio::test]
+async fn the_public_url_is_the_panels_origin_behind_a_proxy() {
+    let app = TestApp::spawn_with(crate::helpers::StoreChoice::Sqlite, |c| {
+        c.public_url = Some("https://custodian.example.com/".into());
+    })
+    .await;
+    let admin = app.signed_in("root", Role::Admin).await;
+    assert_eq!(
+        create_user_with_origin(&admin, "via-proxy", Some("https://custodian.example.com")).await,
+        StatusCode::SEE_OTHER
+    );
+    assert_eq!(
+        create_user_with_origin(&admin, "via-other", Some("https://other.example.com")).await,
+        StatusCode::FORBIDDEN
+    );
+}
+
+#[tokio::test]
+async fn sign_in_from_another_site_is_refused() {
+    let app = TestApp::spawn().await;
+    app.create_user("lou", Role::Admin).await;
+    let mut browser = app.client();
+    let (_, html) = browser.text("/login").await;
+    browser.csrf = crate::helpers::csrf_in(&html).unwrap();
+    let res = browser
+        .http
+        .post(format!("{}/login", browser.base))
+        .header("origin", "https://evil.example")
+        .form(&[
+            ("csrf_token", browser.csrf.as_str()),
+            ("name", "lou"),
+            ("password", &password_of("lou")),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    assert!(
+        app.audit().await.iter().all(|r| r.action != "login"),
+        "no attempt ran"
+    );
+}

@@ -1,5 +1,8 @@
-//! Signed-in sessions: what the store keeps of them, and that a password
-//! change ends the user's other sessions (and, when asked, their API tokens).
+//! Signed-in sessions: what the store keeps of them, how long they live while
+//! in use, that a password change ends the user's other sessions (and, when
+//! asked, their API tokens), and that their pages are never cached.
+
+use std::time::Duration;
 
 use custodian::domain::Role;
 use reqwest::StatusCode;
@@ -37,6 +40,59 @@ async fn the_store_keeps_a_hash_of_the_session_id_not_the_id(store: StoreChoice)
     assert!(app.stored_session_ids().await.is_empty(), "no row left behind");
 }
 on_both_stores!(the_store_keeps_a_hash_of_the_session_id_not_the_id);
+
+#[tokio::test]
+async fn an_active_user_outlives_an_idle_timeout_shorter_than_a_minute() {
+    let app = TestApp::spawn_with(StoreChoice::Sqlite, |c| {
+        c.session_idle_timeout = Duration::from_secs(3);
+    })
+    .await;
+    let browser = app.signed_in("quentin", Role::Viewer).await;
+    // Six seconds of use, a request each second: twice the idle timeout,
+    // never idle for more than a third of it.
+    for second in 1..=6 {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        assert_eq!(
+            browser.text("/").await.0,
+            StatusCode::OK,
+            "still signed in after {second} s of use"
+        );
+    }
+}
+
+#[tokio::test]
+async fn pages_are_never_cached() {
+    let app = TestApp::spawn_with(StoreChoice::Sqlite, |c| c.demo = true).await;
+    let admin = app.signed_in("rita", Role::Admin).await;
+    for path in [
+        "/",
+        "/databases",
+        "/databases/demo",
+        "/databases/demo/activity",
+        "/jobs",
+        "/audit",
+        "/users",
+        "/account",
+        "/alerts",
+        "/no-such-page",
+    ] {
+        let res = admin.get(path).await;
+        assert_eq!(
+            res.headers().get("cache-control").map(|v| v.to_str().unwrap()),
+            Some("no-store"),
+            "GET {path} ({})",
+            res.status()
+        );
+    }
+    let res = app.client().get("/login").await;
+    assert_eq!(res.headers()["cache-control"], "no-store", "the sign-in page");
+    let res = app.client().get("/static/app.css").await;
+    assert_ne!(
+        res.headers().get("cache-control").map(|v| v.to_str().unwrap()),
+        Some("no-store"),
+        "assets keep their own caching"
+    );
+}
 
 /// Sign `name` in twice (two browsers) and give them an API token.
 async fn two_sessions_and_a_token(app: &TestApp, name: &str, role: Role) -> (Client, Client, String) {
