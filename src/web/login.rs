@@ -3,7 +3,7 @@
 use askama::Template;
 use askama_web::WebTemplate;
 use axum::extract::{Query, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Form, Router};
@@ -117,8 +117,20 @@ async fn login_submit(
     Form(form): Form<LoginForm>,
 ) -> AppResult<Response> {
     let next = safe_next(&form.next);
+    let names = &state.keys()?.sign_in_names;
     let attempt = match Password::attempt(form.password) {
-        Ok(password) => auth::login(&state.store, &client, Via::Web, &form.name, &password).await,
+        Ok(password) => {
+            auth::login(
+                &state.store,
+                &state.throttle,
+                names,
+                &client,
+                Via::Web,
+                &form.name,
+                &password,
+            )
+            .await
+        }
         Err(e) => Err(e),
     };
     match attempt {
@@ -126,8 +138,12 @@ async fn login_submit(
             start_session(&session, &user).await?;
             Ok(Redirect::to(&next).into_response())
         }
-        Err(e @ (AppError::Invalid(_) | AppError::Throttled(_))) => {
+        Err(e @ (AppError::Invalid(_) | AppError::Throttled { .. })) => {
             let status = e.status();
+            let retry_after = match &e {
+                AppError::Throttled { retry_after_secs, .. } => Some(*retry_after_secs),
+                _ => None,
+            };
             let page = LoginPage {
                 ctx,
                 next,
@@ -135,7 +151,13 @@ async fn login_submit(
                 error: Some(e.to_string()),
                 no_users: false,
             };
-            Ok((status, page).into_response())
+            let mut response = (status, page).into_response();
+            if let Some(secs) = retry_after {
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+            }
+            Ok(response)
         }
         Err(e) => Err(e),
     }

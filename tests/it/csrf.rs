@@ -321,3 +321,79 @@ async fn sign_in_from_another_site_is_refused() {
         "no attempt ran"
     );
 }
+
+#[tokio::test]
+async fn the_sign_in_token_belongs_to_the_browser_that_loaded_the_form() {
+    let app = TestApp::spawn().await;
+    app.create_user("max", Role::Viewer).await;
+    let form = |token: String| {
+        vec![
+            ("csrf_token", token),
+            ("name", "max".to_string()),
+            ("password", password_of("max")),
+        ]
+    };
+    // A token fetched by an attacker, replayed from a victim's browser
+    // (login CSRF), does not work there.
+    let (_, html) = app.client().text("/login").await;
+    let attackers = crate::helpers::csrf_in(&html).unwrap();
+    let victim = app.client();
+    victim.text("/login").await;
+    let res = victim
+        .post_raw("/login", &as_refs(&form(attackers.clone())))
+        .await;
+    assert_eq!(res.status(), StatusCode::FORBIDDEN, "another browser's token");
+    let res = app.client().post_raw("/login", &as_refs(&form(attackers))).await;
+    assert_eq!(res.status(), StatusCode::FORBIDDEN, "a token without its cookie");
+
+    // Tampered tokens fail; the browser's own one works.
+    let (_, html) = victim.text("/login").await;
+    let own = crate::helpers::csrf_in(&html).unwrap();
+    for forged in [
+        String::new(),
+        "x".into(),
+        format!("{own}x"),
+        own.replacen(|c: char| c.is_ascii_digit(), "9", 1),
+        own.chars().rev().collect(),
+    ] {
+        if forged == own {
+            continue;
+        }
+        let res = victim.post_raw("/login", &as_refs(&form(forged.clone()))).await;
+        assert_eq!(res.status(), StatusCode::FORBIDDEN, "forged token {forged:?}");
+    }
+    assert!(
+        app.audit().await.iter().all(|r| r.action != "login"),
+        "no attempt ran"
+    );
+    let res = victim.post_raw("/login", &as_refs(&form(own))).await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+}
+
+fn as_refs<'a>(fields: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str)> {
+    fields.iter().map(|(k, v)| (*k, v.as_str())).collect()
+}
+
+#[tokio::test]
+async fn the_sign_in_forms_token_is_no_session_token() {
+    let app = TestApp::spawn().await;
+    let mut admin = app.signed_in("root", Role::Admin).await;
+    // The sign-in form's token is no session token: it cannot create a user.
+    let (_, html) = app.client().text("/login").await;
+    let login_token = crate::helpers::csrf_in(&html).unwrap();
+    let res = admin
+        .post_raw(
+            "/users",
+            &[
+                ("csrf_token", &login_token),
+                ("name", "sneaky"),
+                ("password", "a-long-password"),
+                ("role", "viewer"),
+            ],
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    assert!(app.user("sneaky").await.is_none());
+    admin.refresh_csrf().await;
+    assert_eq!(admin.text("/users").await.0, StatusCode::OK);
+}

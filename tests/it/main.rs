@@ -25,4 +25,5 @@ mod roles;
 mod secrecy;
 mod sessions;
 mod setup;
+mod throttle;
 mod tokens;
