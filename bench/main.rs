@@ -88,16 +88,17 @@ async fn start_panel(name: &str, db_url: &str, sample_ttl: &str) -> Panel {
         assert!(Instant::now() < deadline, "the panel did not start");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    // Sign in like a browser: the login form's CSRF token, then the cookie.
+    // Sign in like a browser: the login form's CSRF token and the cookie it
+    // is bound to (the sign-in page stores no session), then the session.
     let login = http.get(format!("{base}/login")).send().await.unwrap();
-    let pre = session_cookie(&login);
+    let pre = cookie_of(&login, "custodian_signin");
     let html = login.text().await.unwrap();
     let marker = "name=\"csrf_token\" value=\"";
     let start = html.find(marker).unwrap() + marker.len();
     let csrf = &html[start..start + html[start..].find('"').unwrap()];
     let res = http
         .post(format!("{base}/login"))
-        .header("cookie", format!("custodian_session={pre}"))
+        .header("cookie", format!("custodian_signin={pre}"))
         .form(&[
             ("csrf_token", csrf),
             ("name", "bench"),
@@ -107,7 +108,7 @@ async fn start_panel(name: &str, db_url: &str, sample_ttl: &str) -> Panel {
         .send()
         .await
         .unwrap();
-    let cookie = session_cookie(&res);
+    let cookie = cookie_of(&res, "custodian_session");
     let panel = Panel { child, base, cookie };
     // Wait for the first status check so the activity page has its database.
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -122,14 +123,14 @@ async fn start_panel(name: &str, db_url: &str, sample_ttl: &str) -> Panel {
     panel
 }
 
-fn session_cookie(res: &reqwest::Response) -> String {
+fn cookie_of(res: &reqwest::Response, name: &str) -> String {
     res.headers()
         .get_all("set-cookie")
         .iter()
         .filter_map(|v| v.to_str().ok())
-        .find_map(|c| c.strip_prefix("custodian_session="))
+        .find_map(|c| c.strip_prefix(&format!("{name}=")).map(str::to_string))
         .map(|c| c.split(';').next().unwrap().to_string())
-        .expect("a session cookie")
+        .unwrap_or_else(|| panic!("a {name} cookie"))
 }
 
 async fn fragment(http: &reqwest::Client, panel: &Panel) -> (u16, String) {

@@ -125,11 +125,14 @@ pub enum UserCommand {
     },
     /// List users.
     List,
-    /// Set a user's password.
+    /// Set a user's password; their sessions in the panel end.
     Passwd {
         name: String,
         #[arg(long)]
         password_stdin: bool,
+        /// Revoke the user's API tokens as well.
+        #[arg(long)]
+        revoke_tokens: bool,
     },
     /// Disable a user: their sessions and API tokens stop working.
     Disable { name: String },
@@ -351,12 +354,20 @@ async fn user(config: &Config, cmd: UserCommand) -> anyhow::Result<()> {
                 );
             }
         }
-        UserCommand::Passwd { name, password_stdin } => {
+        UserCommand::Passwd {
+            name,
+            password_stdin,
+            revoke_tokens,
+        } => {
             let name = Username::parse(&name)?;
             users::by_name(&store, &name).await?;
             let password = read_password(password_stdin)?;
-            users::reset_password(&store, &actor, &name, &password).await?;
-            println!("password changed for {name}");
+            let changed = users::reset_password(&store, &actor, &name, &password, revoke_tokens).await?;
+            println!("password changed for {name}; their sessions have been signed out");
+            if revoke_tokens {
+                let n = changed.tokens_revoked;
+                println!("{n} API token{} revoked", if n == 1 { "" } else { "s" });
+            }
         }
         UserCommand::Disable { name } => {
             let name = Username::parse(&name)?;

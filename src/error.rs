@@ -31,8 +31,9 @@ pub enum AppError {
     NotFound(String),
     #[error("{0}")]
     Conflict(String),
-    #[error("{0}")]
-    Throttled(String),
+    /// Too many attempts; the answer carries `Retry-After`.
+    #[error("{message}")]
+    Throttled { message: String, retry_after_secs: u64 },
     #[error("{0}")]
     TooLarge(String),
     #[error(transparent)]
@@ -74,7 +75,7 @@ impl AppError {
             AppError::Forbidden { .. } => StatusCode::FORBIDDEN,
             AppError::NotFound(_) => StatusCode::NOT_FOUND,
             AppError::Conflict(_) => StatusCode::CONFLICT,
-            AppError::Throttled(_) => StatusCode::TOO_MANY_REQUESTS,
+            AppError::Throttled { .. } => StatusCode::TOO_MANY_REQUESTS,
             AppError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -123,6 +124,11 @@ impl IntoResponse for AppError {
             needed,
         };
         let mut response = status.into_response();
+        if let AppError::Throttled { retry_after_secs, .. } = &self {
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, (*retry_after_secs).into());
+        }
         response.extensions_mut().insert(info);
         response
     }

@@ -3,6 +3,11 @@
 //! as associated data, so a sealed URL cannot be moved to another row.
 //! The key comes from `secret_key` (CUSTODIAN_SECRET_KEY) or from
 //! `<data_dir>/secret.key`, created with mode 0600 on first start.
+//!
+//! The same key also yields MAC keys (HMAC-SHA256), one per purpose, for
+//! values the panel must recognise as its own without storing them: the
+//! sign-in form's token, the hashed names the sign-in throttle counts.
+//! Instances sharing a store share the key, so they agree on these too.
 
 use std::fmt;
 use std::path::Path;
@@ -12,7 +17,9 @@ use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE, URL_SAFE_NO_PAD};
 use chacha20poly1305::aead::{Aead, AeadCore, KeyInit, OsRng, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+use hmac::{Hmac, Mac};
 use secrecy::ExposeSecret;
+use sha2::Sha256;
 
 use crate::config::Config;
 
@@ -23,6 +30,8 @@ const NONCE_LEN: usize = 24;
 #[derive(Clone)]
 pub struct Secrets {
     cipher: XChaCha20Poly1305,
+    /// HMAC keyed with the secret key; MAC keys are derived through it.
+    derive: Hmac<Sha256>,
     /// Where the key came from, for messages.
     pub source: String,
 }
@@ -102,8 +111,20 @@ impl Secrets {
         };
         Ok(Secrets {
             cipher: XChaCha20Poly1305::new(&key.into()),
+            derive: <Hmac<Sha256> as Mac>::new_from_slice(&key).expect("HMAC takes keys of any length"),
             source,
         })
+    }
+
+    /// A MAC key for one `purpose`: HMAC(secret key, purpose), so a tag made
+    /// for one purpose is worthless for another and the secret key itself
+    /// never signs anything.
+    pub fn mac_key(&self, purpose: &str) -> MacKey {
+        let mut derive = self.derive.clone();
+        derive.update(b"custodian mac key\0");
+        derive.update(purpose.as_bytes());
+        let subkey = derive.finalize().into_bytes();
+        MacKey(<Hmac<Sha256> as Mac>::new_from_slice(&subkey).expect("HMAC takes keys of any length"))
     }
 
     /// Encrypt `plaintext`, bound to `context` (e.g. the database's name).
@@ -145,6 +166,38 @@ impl Secrets {
     }
 }
 
+/// An HMAC-SHA256 key for one purpose (see [`Secrets::mac_key`]).
+#[derive(Clone)]
+pub struct MacKey(Hmac<Sha256>);
+
+impl fmt::Debug for MacKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("MacKey(..)")
+    }
+}
+
+impl MacKey {
+    fn over(&self, parts: &[&[u8]]) -> Hmac<Sha256> {
+        let mut mac = self.0.clone();
+        for part in parts {
+            // Length-prefixed, so ("ab", "c") and ("a", "bc") differ.
+            mac.update(&(part.len() as u64).to_be_bytes());
+            mac.update(part);
+        }
+        mac
+    }
+
+    /// The tag of `parts`.
+    pub fn tag(&self, parts: &[&[u8]]) -> [u8; 32] {
+        self.over(parts).finalize().into_bytes().into()
+    }
+
+    /// Is `tag` the tag of `parts`? Compared in constant time.
+    pub fn verify(&self, parts: &[&[u8]], tag: &[u8]) -> bool {
+        self.over(parts).verify_slice(tag).is_ok()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -171,6 +224,27 @@ mod tests {
             a.seal("prod", "x"),
             a.seal("prod", "x"),
             "a fresh nonce each time"
+        );
+    }
+
+    #[test]
+    fn mac_keys_differ_by_purpose_and_secret() {
+        let a = with_key(&STANDARD.encode([7u8; 32]));
+        let tag = a.mac_key("form").tag(&[b"nonce", b"123"]);
+        assert!(a.mac_key("form").verify(&[b"nonce", b"123"], &tag));
+        assert!(!a.mac_key("form").verify(&[b"nonce", b"124"], &tag));
+        assert!(
+            !a.mac_key("form").verify(&[b"nonc", b"e123"], &tag),
+            "parts are framed"
+        );
+        assert!(
+            !a.mac_key("names").verify(&[b"nonce", b"123"], &tag),
+            "another purpose"
+        );
+        let b = with_key(&"ab".repeat(32));
+        assert!(
+            !b.mac_key("form").verify(&[b"nonce", b"123"], &tag),
+            "another secret key"
         );
     }
 

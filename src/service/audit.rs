@@ -65,7 +65,7 @@ impl Outcome {
     fn of(result: &AppError) -> Outcome {
         match result {
             AppError::Forbidden { .. } => Outcome::Denied,
-            AppError::Throttled(_) => Outcome::Throttled,
+            AppError::Throttled { .. } => Outcome::Throttled,
             _ => Outcome::Failure,
         }
     }

@@ -1,39 +1,39 @@
 //! Signing in and out, and who a session or API token belongs to.
 //!
-//! Failed sign-ins are throttled per user and per client address by counting
-//! recent failures in the audit log, so the limit holds across restarts and
-//! across panel instances sharing a store.
+//! Failed sign-ins are throttled by `service::throttle`, per attempted name
+//! and client address and per address, the same whether the name exists or
+//! not; see there for the rules.
 
 use crate::domain::{Password, Username};
 use crate::error::{AppError, AppResult};
+use crate::secrets::MacKey;
 use crate::service::audit::{Event, Outcome, record};
+use crate::service::throttle::{self, Throttle};
 use crate::service::users::User;
 use crate::service::{Actor, Via, passwords};
-use crate::store::audit::{recent_login_failures_for_user, recent_login_failures_from};
+use crate::store::Store;
 use crate::store::users as rows;
-use crate::store::{Store, now};
-
-/// Failures counted within this window.
-pub const THROTTLE_WINDOW_SECS: i64 = 15 * 60;
-/// After this many failures for one user (since their last success), that
-/// user cannot sign in until the window has passed.
-pub const MAX_FAILURES_PER_USER: i64 = 5;
-/// After this many failures from one address, it cannot sign anyone in.
-pub const MAX_FAILURES_PER_CLIENT: i64 = 20;
 
 const BAD_CREDENTIALS: &str = "Wrong user name or password.";
-const THROTTLED: &str = "Too many failed sign-ins. Wait 15 minutes and try again.";
 
-/// Check a user name and password. Every attempt writes one audit row:
-/// success, failure or throttled. The error never says which part was wrong.
+/// Check a user name and password. Every attempt the throttle lets through
+/// writes one audit row (success or failure); refused ones are counted in
+/// aggregate rows (see `service::throttle`). The error never says which
+/// part was wrong, and a refusal reads the same for any name. `names` keys
+/// the hashes the throttle counts typed names under. A form with no name or
+/// no password guesses nothing: it is refused without counting or a row.
 pub async fn login(
     store: &Store,
+    throttle: &Throttle,
+    names: &MacKey,
     client: &str,
     via: Via,
     name: &str,
     password: &Password,
 ) -> AppResult<User> {
-    let since = now() - THROTTLE_WINDOW_SECS;
+    if name.trim().is_empty() || password.expose().is_empty() {
+        return Err(AppError::invalid("Enter your user name and password."));
+    }
     // A typo'd name may be a password typed in the wrong box: never store
     // names that are not users; the row only says "unknown user".
     let known = match Username::parse(name) {
@@ -47,28 +47,22 @@ pub async fn login(
         actor.name = row.name.clone();
         target = format!("user:{}", row.name);
     }
+
+    let key = throttle::name_key(names, name);
+    let claim = match throttle.claim(store, &key, client).await? {
+        Ok(claim) => claim,
+        Err(refusal) => {
+            throttle.refused(store, &actor, &target, &refusal).await?;
+            return Err(refusal.error());
+        }
+    };
+
     let event = |detail| Event {
         action: "login",
         target: &target,
         detail,
         ..Default::default()
     };
-
-    let from_client = recent_login_failures_from(store.pool(), client, since).await?;
-    let for_user = match &known {
-        Some(row) => recent_login_failures_for_user(store.pool(), row.id, since).await?,
-        None => 0,
-    };
-    if from_client >= MAX_FAILURES_PER_CLIENT || for_user >= MAX_FAILURES_PER_USER {
-        let why = if for_user >= MAX_FAILURES_PER_USER {
-            "too many failures for this user"
-        } else {
-            "too many failures from this address"
-        };
-        record(store, &actor, event(why), Outcome::Throttled).await?;
-        return Err(AppError::Throttled(THROTTLED.into()));
-    }
-
     let failure = match &known {
         None => {
             passwords::verify_dummy(password).await?;
@@ -78,6 +72,7 @@ pub async fn login(
             let ok = passwords::verify(password, &row.password_hash).await?;
             match (ok, row.disabled) {
                 (true, false) => {
+                    throttle.succeeded(store, claim).await?;
                     record(store, &actor, event(""), Outcome::Success).await?;
                     return Ok(User::from(row.clone()));
                 }

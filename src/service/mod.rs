@@ -15,6 +15,7 @@ pub mod monitoring;
 pub mod passwords;
 pub mod registry;
 pub mod setup;
+pub mod throttle;
 pub mod tokens;
 pub mod users;
 

@@ -17,6 +17,8 @@ pub struct User {
     pub can_approve: bool,
     pub disabled: bool,
     pub created_at: i64,
+    /// The credential generation sessions must match (see `set_password`).
+    pub session_epoch: i64,
 }
 
 impl From<UserRow> for User {
@@ -28,6 +30,7 @@ impl From<UserRow> for User {
             can_approve: r.can_approve,
             disabled: r.disabled,
             created_at: r.created_at,
+            session_epoch: r.session_epoch,
         }
     }
 }
@@ -149,40 +152,79 @@ pub async fn set_disabled(store: &Store, actor: &Actor, name: &Username, disable
     .await
 }
 
-/// An admin (or the CLI) sets someone's password.
+/// What a password change did. Every session of the user made before it is
+/// over (they hold an older `session_epoch`); the session that made the
+/// change, if it is the user's own, moves to the new epoch and goes on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PasswordChanged {
+    pub user_id: i64,
+    pub session_epoch: i64,
+    pub tokens_revoked: u64,
+}
+
+fn password_detail(revoke_tokens: bool) -> &'static str {
+    if revoke_tokens {
+        "sessions ended, API tokens revoked"
+    } else {
+        "sessions ended"
+    }
+}
+
+async fn set_password(
+    store: &Store,
+    user_id: i64,
+    password: &Password,
+    revoke_tokens: bool,
+) -> AppResult<PasswordChanged> {
+    let hash = passwords::hash(password).await?;
+    let (session_epoch, tokens_revoked) = rows::set_password(store.pool(), user_id, &hash, revoke_tokens)
+        .await?
+        .ok_or_else(|| AppError::not_found("no such user"))?;
+    Ok(PasswordChanged {
+        user_id,
+        session_epoch,
+        tokens_revoked,
+    })
+}
+
+/// An admin (or the CLI) sets someone's password, ending their sessions;
+/// with `revoke_tokens`, their API tokens too.
 pub async fn reset_password(
     store: &Store,
     actor: &Actor,
     name: &Username,
     password: &Password,
-) -> AppResult<()> {
+    revoke_tokens: bool,
+) -> AppResult<PasswordChanged> {
     let target = format!("user:{name}");
     let event = Event {
         action: "user.password",
         target: &target,
+        detail: password_detail(revoke_tokens),
         ..Default::default()
     };
     audited(store, actor, event, async {
         require(actor, Role::Admin)?;
         let user = by_name(store, name).await?;
-        let hash = passwords::hash(password).await?;
-        rows::set_password(store.pool(), user.id, &hash).await?;
-        Ok(())
+        set_password(store, user.id, password, revoke_tokens).await
     })
     .await
 }
 
-/// A signed-in user changes their own password, proving the current one.
+/// A signed-in user changes their own password, proving the current one;
+/// their other sessions end, and with `revoke_tokens` their API tokens.
 pub async fn change_own_password(
     store: &Store,
     actor: &Actor,
     current: &Password,
     new: &Password,
-) -> AppResult<()> {
+    revoke_tokens: bool,
+) -> AppResult<PasswordChanged> {
     let target = format!("user:{}", actor.name);
     let event = Event {
         action: "account.password",
         target: &target,
+        detail: password_detail(revoke_tokens),
         ..Default::default()
     };
     audited(store, actor, event, async {
@@ -195,9 +237,7 @@ pub async fn change_own_password(
         if !passwords::verify(current, &row.password_hash).await? {
             return Err(AppError::invalid("the current password is wrong"));
         }
-        let hash = passwords::hash(new).await?;
-        rows::set_password(store.pool(), id, &hash).await?;
-        Ok(())
+        set_password(store, id, new, revoke_tokens).await
     })
     .await
 }

@@ -118,29 +118,3 @@ pub async fn search(pool: &Pool, f: &Filter) -> sqlx::Result<Vec<AuditRow>> {
         Ok(rows)
     })
 }
-
-/// Failed sign-ins for a user since `since` and after their last success.
-pub async fn recent_login_failures_for_user(pool: &Pool, user_id: i64, since: i64) -> sqlx::Result<i64> {
-    on_pool!(pool, |p| sqlx::query_scalar(
-        "SELECT COUNT(*) FROM audit_log WHERE actor_id = $1 AND action = 'login' \
-         AND outcome = 'failure' AND at >= $2 \
-         AND id > COALESCE((SELECT MAX(id) FROM audit_log WHERE actor_id = $1 \
-                            AND action = 'login' AND outcome = 'success'), 0)"
-    )
-    .bind(user_id)
-    .bind(since)
-    .fetch_one(p)
-    .await)
-}
-
-/// Failed sign-ins from one client address since `since`.
-pub async fn recent_login_failures_from(pool: &Pool, client: &str, since: i64) -> sqlx::Result<i64> {
-    on_pool!(pool, |p| sqlx::query_scalar(
-        "SELECT COUNT(*) FROM audit_log WHERE client_addr = $1 AND action = 'login' \
-         AND outcome = 'failure' AND at >= $2"
-    )
-    .bind(client)
-    .bind(since)
-    .fetch_one(p)
-    .await)
-}

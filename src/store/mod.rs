@@ -1,5 +1,6 @@
-//! The panel's own state: users, API tokens, the audit log, settings and
-//! sessions, in SQLite (the default) or PostgreSQL (several panel instances).
+//! The panel's own state: users, API tokens, the audit log, settings,
+//! sessions and the sign-in throttle, in SQLite (the default) or PostgreSQL
+//! (several panel instances).
 //!
 //! Queries are written once in portable SQL with `$1` binds and run on either
 //! pool through [`on_pool!`]; the schemas differ only in types and live in
@@ -17,6 +18,7 @@ pub mod migrations;
 pub mod registry;
 mod sessions;
 pub mod settings;
+pub mod throttle;
 pub mod tokens;
 pub mod users;
 pub mod webhooks;

@@ -16,9 +16,12 @@ pub struct UserRow {
     pub disabled: bool,
     pub created_at: i64,
     pub password_changed_at: i64,
+    /// Bumped by every password change; sessions of an older one are over.
+    pub session_epoch: i64,
 }
 
-const COLUMNS: &str = "id, name, password_hash, role, can_approve, disabled, created_at, password_changed_at";
+const COLUMNS: &str =
+    "id, name, password_hash, role, can_approve, disabled, created_at, password_changed_at, session_epoch";
 
 pub async fn count(pool: &Pool) -> sqlx::Result<i64> {
     on_pool!(pool, |p| sqlx::query_scalar("SELECT COUNT(*) FROM users")
@@ -70,16 +73,45 @@ pub async fn list(pool: &Pool) -> sqlx::Result<Vec<UserRow>> {
     on_pool!(pool, |p| sqlx::query_as::<_, UserRow>(&sql).fetch_all(p).await)
 }
 
-pub async fn set_password(pool: &Pool, id: i64, password_hash: &str) -> sqlx::Result<u64> {
-    on_pool!(pool, |p| sqlx::query(
-        "UPDATE users SET password_hash = $1, password_changed_at = $2 WHERE id = $3"
-    )
-    .bind(password_hash)
-    .bind(now())
-    .bind(id)
-    .execute(p)
-    .await
-    .map(|r| r.rows_affected()))
+/// Set a new password hash and start a new session epoch (ending the
+/// user's sessions of the old one); with `revoke_tokens`, revoke their live
+/// API tokens in the same transaction. The new epoch and how many tokens
+/// were revoked, or `None` if there is no such user.
+pub async fn set_password(
+    pool: &Pool,
+    id: i64,
+    password_hash: &str,
+    revoke_tokens: bool,
+) -> sqlx::Result<Option<(i64, u64)>> {
+    let at = now();
+    on_pool!(pool, |p| {
+        let mut tx = p.begin().await?;
+        let epoch: Option<i64> = sqlx::query_scalar(
+            "UPDATE users SET password_hash = $1, password_changed_at = $2, \
+             session_epoch = session_epoch + 1 WHERE id = $3 RETURNING session_epoch",
+        )
+        .bind(password_hash)
+        .bind(at)
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(epoch) = epoch else {
+            tx.rollback().await?;
+            return Ok(None);
+        };
+        let revoked = if revoke_tokens {
+            sqlx::query("UPDATE api_tokens SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL")
+                .bind(at)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected()
+        } else {
+            0
+        };
+        tx.commit().await?;
+        Ok(Some((epoch, revoked)))
+    })
 }
 
 /// The guard keeps at least one enabled admin: an update that would remove

@@ -14,7 +14,7 @@ use crate::domain::Password;
 use crate::error::{AppError, AppResult};
 use crate::service::{tokens, users};
 use crate::web::AppState;
-use crate::web::auth::{CurrentUser, Viewer};
+use crate::web::auth::{CurrentUser, Viewer, keys};
 use crate::web::page::{PageCtx, flash, fmt_time};
 
 pub fn router() -> Router<AppState> {
@@ -84,8 +84,12 @@ struct PasswordForm {
     password: String,
     #[serde(default)]
     confirm: String,
+    /// A checkbox: present when ticked.
+    revoke_tokens: Option<String>,
 }
 
+/// Your other sessions end (their epoch is now old); this one moves to the
+/// new epoch and goes on.
 async fn change_password(
     State(state): State<AppState>,
     Viewer(me): Viewer,
@@ -97,8 +101,17 @@ async fn change_password(
     }
     let current = Password::attempt(form.current)?;
     let new = Password::new(form.password)?;
-    users::change_own_password(&state.store, &me.actor(), &current, &new).await?;
-    flash(&session, "ok", "Your password has been changed.").await?;
+    let revoke = form
+        .revoke_tokens
+        .as_deref()
+        .is_some_and(|v| !v.is_empty() && v != "false");
+    let changed = users::change_own_password(&state.store, &me.actor(), &current, &new, revoke).await?;
+    session.insert(keys::EPOCH, changed.session_epoch).await?;
+    let mut message = "Your password has been changed; your other sessions have been signed out.".to_string();
+    if revoke {
+        message.push_str(&format!(" API tokens revoked: {}.", changed.tokens_revoked));
+    }
+    flash(&session, "ok", message).await?;
     Ok(Redirect::to("/account"))
 }
 

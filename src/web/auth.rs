@@ -22,13 +22,19 @@ pub mod keys {
     pub const USER_ID: &str = "user_id";
     pub const LOGIN_AT: &str = "login_at";
     pub const LAST_SEEN: &str = "last_seen";
+    /// The user's `session_epoch` at sign-in: a password change ends it.
+    pub const EPOCH: &str = "session_epoch";
     pub const CSRF: &str = "csrf";
     pub const FLASH: &str = "flash";
 }
 
-/// How often the idle clock is written back (a session write per request
-/// would make every poll a store write).
-const LAST_SEEN_RESOLUTION_SECS: i64 = 60;
+/// How often the idle clock is written back: a session write per request
+/// would make every poll a store write, so at most once a minute, but well
+/// within the idle timeout (a quarter of it), so a user in the middle of
+/// their work is never taken for idle.
+fn last_seen_resolution(idle_secs: i64) -> i64 {
+    (idle_secs / 4).min(60)
+}
 
 /// The request's full path: nested routers see only their part in `parts.uri`.
 pub fn request_path(parts: &Parts) -> &str {
@@ -144,7 +150,8 @@ async fn from_bearer(parts: &Parts, state: &AppState) -> AppResult<Option<User>>
 }
 
 /// The session's user, ending the session if it has passed its idle or
-/// absolute timeout or its user has been disabled.
+/// absolute timeout, its user has been disabled, or their password has
+/// changed since it signed in (its epoch is older).
 async fn from_session(parts: &Parts, state: &AppState) -> AppResult<Option<User>> {
     let Some(session) = parts.extensions.get::<Session>() else {
         return Ok(None);
@@ -165,7 +172,11 @@ async fn from_session(parts: &Parts, state: &AppState) -> AppResult<Option<User>
         session.flush().await?;
         return Ok(None);
     };
-    if now - last_seen >= LAST_SEEN_RESOLUTION_SECS {
+    if session.get::<i64>(keys::EPOCH).await? != Some(user.session_epoch) {
+        session.flush().await?;
+        return Ok(None);
+    }
+    if now - last_seen >= last_seen_resolution(idle) {
         session.insert(keys::LAST_SEEN, now).await?;
     }
     Ok(Some(user))

@@ -134,6 +134,14 @@ pub async fn render(State(state): State<AppState>, request: Request, next: Next)
     if !(status.is_client_error() || status.is_server_error()) {
         return response;
     }
+    // A 429 says when to come back, however it is rendered.
+    let retry_after = response.headers().get(header::RETRY_AFTER).cloned();
+    let keep = |mut res: Response| {
+        if let Some(v) = &retry_after {
+            res.headers_mut().insert(header::RETRY_AFTER, v.clone());
+        }
+        res
+    };
     let info = match response.extensions().get::<ErrorInfo>() {
         Some(info) => info.clone(),
         // A handler's own page or JSON with an error status (a form shown
@@ -148,7 +156,7 @@ pub async fn render(State(state): State<AppState>, request: Request, next: Next)
             res.headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
-        return res;
+        return keep(res);
     }
 
     if info.status == StatusCode::UNAUTHORIZED {
@@ -173,7 +181,7 @@ pub async fn render(State(state): State<AppState>, request: Request, next: Next)
             .insert("hx-retarget", HeaderValue::from_static("#flash"));
         res.headers_mut()
             .insert("hx-reswap", HeaderValue::from_static("innerHTML"));
-        return res;
+        return keep(res);
     }
 
     let user = <CurrentUser as axum::extract::OptionalFromRequestParts<AppState>>::from_request_parts(
@@ -205,7 +213,7 @@ pub async fn render(State(state): State<AppState>, request: Request, next: Next)
         res.headers_mut()
             .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
-    res
+    keep(res)
 }
 
 /// Percent-encode a path for the `next` query parameter.

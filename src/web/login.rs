@@ -3,12 +3,13 @@
 use askama::Template;
 use askama_web::WebTemplate;
 use axum::extract::{Query, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Form, Router};
 use serde::Deserialize;
 use tower_sessions::Session;
+use url::{Position, Url};
 
 use crate::domain::{Password, Username};
 use crate::error::{AppError, AppResult};
@@ -44,13 +45,26 @@ struct NextQuery {
     next: String,
 }
 
-/// Only same-site paths: never `//evil.example` or a full URL.
+/// Where to go after signing in: a path of this panel, or "/". `next` is
+/// resolved against a fixed base as a browser would resolve it, and kept
+/// only if it stays on that origin; anything with a control character or a
+/// backslash (raw or percent-encoded) is refused outright, since browsers
+/// drop or reinterpret those (`/\t/evil.example` is read as
+/// `//evil.example`). The answer is the resolved path, never the input.
 fn safe_next(next: &str) -> String {
-    let ok = next.starts_with('/')
-        && !next.starts_with("//")
-        && !next.starts_with("/\\")
-        && !next.contains(['\r', '\n']);
-    if ok { next.to_string() } else { "/".to_string() }
+    const BASE: &str = "http://panel.invalid/";
+    let suspicious = |s: &str| s.chars().any(|c| c.is_control() || c == '\\');
+    let decoded = percent_encoding::percent_decode_str(next).decode_utf8_lossy();
+    if !next.starts_with('/') || suspicious(next) || suspicious(&decoded) {
+        return "/".to_string();
+    }
+    let base = Url::parse(BASE).expect("the base is a URL");
+    match base.join(next) {
+        Ok(url) if url.origin() == base.origin() && url.username().is_empty() => {
+            url[Position::BeforePath..].to_string()
+        }
+        _ => "/".to_string(),
+    }
 }
 
 async fn login_page(
@@ -90,6 +104,7 @@ async fn start_session(session: &Session, user: &User) -> AppResult<()> {
     session.insert(keys::USER_ID, user.id).await?;
     session.insert(keys::LOGIN_AT, now).await?;
     session.insert(keys::LAST_SEEN, now).await?;
+    session.insert(keys::EPOCH, user.session_epoch).await?;
     csrf::rotate(session).await?;
     Ok(())
 }
@@ -102,8 +117,20 @@ async fn login_submit(
     Form(form): Form<LoginForm>,
 ) -> AppResult<Response> {
     let next = safe_next(&form.next);
+    let names = &state.keys()?.sign_in_names;
     let attempt = match Password::attempt(form.password) {
-        Ok(password) => auth::login(&state.store, &client, Via::Web, &form.name, &password).await,
+        Ok(password) => {
+            auth::login(
+                &state.store,
+                &state.throttle,
+                names,
+                &client,
+                Via::Web,
+                &form.name,
+                &password,
+            )
+            .await
+        }
         Err(e) => Err(e),
     };
     match attempt {
@@ -111,8 +138,12 @@ async fn login_submit(
             start_session(&session, &user).await?;
             Ok(Redirect::to(&next).into_response())
         }
-        Err(e @ (AppError::Invalid(_) | AppError::Throttled(_))) => {
+        Err(e @ (AppError::Invalid(_) | AppError::Throttled { .. })) => {
             let status = e.status();
+            let retry_after = match &e {
+                AppError::Throttled { retry_after_secs, .. } => Some(*retry_after_secs),
+                _ => None,
+            };
             let page = LoginPage {
                 ctx,
                 next,
@@ -120,7 +151,13 @@ async fn login_submit(
                 error: Some(e.to_string()),
                 no_users: false,
             };
-            Ok((status, page).into_response())
+            let mut response = (status, page).into_response();
+            if let Some(secs) = retry_after {
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+            }
+            Ok(response)
         }
         Err(e) => Err(e),
     }

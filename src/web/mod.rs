@@ -20,7 +20,7 @@ mod page;
 mod users;
 
 use std::ops::Deref;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, FromRef};
@@ -35,11 +35,14 @@ use tower_sessions::cookie::SameSite;
 use tower_sessions::{Expiry, SessionManagerLayer};
 
 use crate::config::Config;
+use crate::error::AppResult;
+use crate::secrets::{MacKey, Secrets};
 use crate::service::backup::Backups;
 use crate::service::fleet::Fleet;
 use crate::service::jobs::Jobs;
 use crate::service::monitoring::Monitor;
 use crate::service::registry::Registry;
+use crate::service::throttle::Throttle;
 use crate::store::{SessionBackend, Store};
 
 /// Largest request body accepted. Forms and JSON here are small; a later
@@ -61,6 +64,18 @@ pub struct Inner {
     pub jobs: Jobs,
     pub backups: Backups,
     pub monitor: Monitor,
+    /// The sign-in throttle's in-memory half (counts of refused attempts).
+    pub throttle: Throttle,
+    keys: OnceLock<Keys>,
+}
+
+/// MAC keys the web edge signs and recognises its own values with, derived
+/// from the panel's secret key (so instances sharing it agree).
+pub struct Keys {
+    /// Signs the sign-in and setup forms' stateless CSRF tokens.
+    pub sign_in_form: MacKey,
+    /// Keys the hashes the sign-in throttle counts typed names under.
+    pub sign_in_names: MacKey,
 }
 
 impl AppState {
@@ -81,7 +96,23 @@ impl AppState {
             jobs,
             backups,
             monitor,
+            throttle: Throttle::default(),
+            keys: OnceLock::new(),
         }))
+    }
+
+    /// The MAC keys, derived from the secret key on first use (the server
+    /// has loaded, and if need be created, the key before any request).
+    pub fn keys(&self) -> AppResult<&Keys> {
+        if let Some(keys) = self.keys.get() {
+            return Ok(keys);
+        }
+        let secrets = Secrets::load(&self.config)?;
+        let keys = Keys {
+            sign_in_form: secrets.mac_key("sign-in form token"),
+            sign_in_names: secrets.mac_key("sign-in throttle names"),
+        };
+        Ok(self.keys.get_or_init(|| keys))
     }
 }
 
@@ -131,10 +162,16 @@ pub fn router(state: AppState, sessions: SessionBackend) -> Router {
     // Layers run outside-in from the bottom: request id, tracing, panic
     // catching, security headers, body limit, sessions, error rendering, then CSRF.
     routes
-        .layer(middleware::from_fn(csrf::verify))
+        .layer(middleware::from_fn_with_state(state.clone(), csrf::verify))
         .layer(middleware::from_fn_with_state(state.clone(), errors::render))
         .layer(session_layer)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        // Pages show SQL, audit rows and tokens: no cache keeps them (assets
+        // set their own, revalidated, policy).
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("no-store"),
+        ))
         .layer(SetResponseHeaderLayer::overriding(
             header::CONTENT_SECURITY_POLICY,
             HeaderValue::from_static(CSP),

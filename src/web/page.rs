@@ -122,7 +122,20 @@ where
             <CurrentUser as axum::extract::OptionalFromRequestParts<S>>::from_request_parts(parts, state)
                 .await?;
         let session = parts.extensions.get::<Session>().cloned();
-        PageCtx::load(session.as_ref(), user.as_ref(), request_path(parts), true).await
+        // Only a signed-in session gets a session token: a visitor's page
+        // must not create a session (a row in the store) for one.
+        let mut ctx = PageCtx::load(
+            session.as_ref(),
+            user.as_ref(),
+            request_path(parts),
+            user.is_some(),
+        )
+        .await?;
+        // The sign-in and setup pages' forms carry a stateless token.
+        if let Some(csrf::SignInToken(token)) = parts.extensions.get::<csrf::SignInToken>() {
+            ctx.csrf = token.clone();
+        }
+        Ok(ctx)
     }
 }
 

@@ -14,7 +14,7 @@ use crate::domain::{Password, Role, Username};
 use crate::error::{AppError, AppResult};
 use crate::service::users::{self, NewUser};
 use crate::web::AppState;
-use crate::web::auth::Admin;
+use crate::web::auth::{Admin, keys};
 use crate::web::page::{PageCtx, flash, fmt_time};
 
 pub fn router() -> Router<AppState> {
@@ -162,6 +162,7 @@ async fn enable(
 struct PasswordForm {
     #[serde(default)]
     password: String,
+    revoke_tokens: Option<String>,
 }
 
 async fn reset_password(
@@ -173,7 +174,16 @@ async fn reset_password(
 ) -> AppResult<Redirect> {
     let name = path_user(&name)?;
     let password = Password::new(form.password)?;
-    users::reset_password(&state.store, &me.actor(), &name, &password).await?;
-    flash(&session, "ok", format!("Set a new password for {name}.")).await?;
+    let revoke = ticked(&form.revoke_tokens);
+    let changed = users::reset_password(&state.store, &me.actor(), &name, &password, revoke).await?;
+    // An admin setting their own password keeps this session.
+    if changed.user_id == me.user.id {
+        session.insert(keys::EPOCH, changed.session_epoch).await?;
+    }
+    let mut message = format!("Set a new password for {name}; their sessions have been signed out.");
+    if revoke {
+        message.push_str(&format!(" API tokens revoked: {}.", changed.tokens_revoked));
+    }
+    flash(&session, "ok", message).await?;
     Ok(Redirect::to("/users"))
 }

@@ -223,3 +223,177 @@ async fn a_token_from_another_session_does_not_work() {
     assert_eq!(res.status(), StatusCode::FORBIDDEN);
     assert!(app.user("cross").await.is_none());
 }
+
+/// POST /users as `admin`'s browser, with this Origin header (or none).
+async fn create_user_with_origin(
+    admin: &crate::helpers::Client,
+    name: &str,
+    origin: Option<&str>,
+) -> StatusCode {
+    let mut req = admin.http.post(format!("{}/users", admin.base)).form(&[
+        ("csrf_token", admin.csrf.as_str()),
+        ("name", name),
+        ("password", "a-long-password"),
+        ("role", "viewer"),
+    ]);
+    if let Some(origin) = origin {
+        req = req.header("origin", origin);
+    }
+    req.send().await.unwrap().status()
+}
+
+#[tokio::test]
+async fn a_cross_site_origin_is_refused_even_with_the_right_token() {
+    let app = TestApp::spawn().await;
+    let admin = app.signed_in("root", Role::Admin).await;
+    let audit_before = app.audit().await.len();
+    for origin in [
+        "https://evil.example",
+        "http://evil.example",
+        "null",
+        "http://127.0.0.1.evil.example",
+        &format!("http://{}.evil.example", app.addr),
+        &format!("http://127.0.0.1:{}", app.addr.port() + 1),
+        &format!("ftp://{}", app.addr),
+        "not a url",
+    ] {
+        assert_eq!(
+            create_user_with_origin(&admin, "cross-origin", Some(origin)).await,
+            StatusCode::FORBIDDEN,
+            "Origin: {origin}"
+        );
+    }
+    assert!(app.user("cross-origin").await.is_none(), "nothing changed");
+    assert_eq!(app.audit().await.len(), audit_before, "nothing ran");
+
+    // The panel's own origin, and no Origin at all, are fine.
+    let own = format!("http://{}", app.addr);
+    assert_eq!(
+        create_user_with_origin(&admin, "same-origin", Some(&own)).await,
+        StatusCode::SEE_OTHER
+    );
+    assert_eq!(
+        create_user_with_origin(&admin, "no-origin", None).await,
+        StatusCode::SEE_OTHER
+    );
+    assert!(app.user("same-origin").await.is_some() && app.user("no-origin").await.is_some());
+}
+
+#[tokio::test]
+async fn the_public_url_is_the_panels_origin_behind_a_proxy() {
+    let app = TestApp::spawn_with(crate::helpers::StoreChoice::Sqlite, |c| {
+        c.public_url = Some("https://custodian.example.com/".into());
+    })
+    .await;
+    let admin = app.signed_in("root", Role::Admin).await;
+    assert_eq!(
+        create_user_with_origin(&admin, "via-proxy", Some("https://custodian.example.com")).await,
+        StatusCode::SEE_OTHER
+    );
+    assert_eq!(
+        create_user_with_origin(&admin, "via-other", Some("https://other.example.com")).await,
+        StatusCode::FORBIDDEN
+    );
+}
+
+#[tokio::test]
+async fn sign_in_from_another_site_is_refused() {
+    let app = TestApp::spawn().await;
+    app.create_user("lou", Role::Admin).await;
+    let mut browser = app.client();
+    let (_, html) = browser.text("/login").await;
+    browser.csrf = crate::helpers::csrf_in(&html).unwrap();
+    let res = browser
+        .http
+        .post(format!("{}/login", browser.base))
+        .header("origin", "https://evil.example")
+        .form(&[
+            ("csrf_token", browser.csrf.as_str()),
+            ("name", "lou"),
+            ("password", &password_of("lou")),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    assert!(
+        app.audit().await.iter().all(|r| r.action != "login"),
+        "no attempt ran"
+    );
+}
+
+#[tokio::test]
+async fn the_sign_in_token_belongs_to_the_browser_that_loaded_the_form() {
+    let app = TestApp::spawn().await;
+    app.create_user("max", Role::Viewer).await;
+    let form = |token: String| {
+        vec![
+            ("csrf_token", token),
+            ("name", "max".to_string()),
+            ("password", password_of("max")),
+        ]
+    };
+    // A token fetched by an attacker, replayed from a victim's browser
+    // (login CSRF), does not work there.
+    let (_, html) = app.client().text("/login").await;
+    let attackers = crate::helpers::csrf_in(&html).unwrap();
+    let victim = app.client();
+    victim.text("/login").await;
+    let res = victim
+        .post_raw("/login", &as_refs(&form(attackers.clone())))
+        .await;
+    assert_eq!(res.status(), StatusCode::FORBIDDEN, "another browser's token");
+    let res = app.client().post_raw("/login", &as_refs(&form(attackers))).await;
+    assert_eq!(res.status(), StatusCode::FORBIDDEN, "a token without its cookie");
+
+    // Tampered tokens fail; the browser's own one works.
+    let (_, html) = victim.text("/login").await;
+    let own = crate::helpers::csrf_in(&html).unwrap();
+    for forged in [
+        String::new(),
+        "x".into(),
+        format!("{own}x"),
+        own.replacen(|c: char| c.is_ascii_digit(), "9", 1),
+        own.chars().rev().collect(),
+    ] {
+        if forged == own {
+            continue;
+        }
+        let res = victim.post_raw("/login", &as_refs(&form(forged.clone()))).await;
+        assert_eq!(res.status(), StatusCode::FORBIDDEN, "forged token {forged:?}");
+    }
+    assert!(
+        app.audit().await.iter().all(|r| r.action != "login"),
+        "no attempt ran"
+    );
+    let res = victim.post_raw("/login", &as_refs(&form(own))).await;
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+}
+
+fn as_refs<'a>(fields: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str)> {
+    fields.iter().map(|(k, v)| (*k, v.as_str())).collect()
+}
+
+#[tokio::test]
+async fn the_sign_in_forms_token_is_no_session_token() {
+    let app = TestApp::spawn().await;
+    let mut admin = app.signed_in("root", Role::Admin).await;
+    // The sign-in form's token is no session token: it cannot create a user.
+    let (_, html) = app.client().text("/login").await;
+    let login_token = crate::helpers::csrf_in(&html).unwrap();
+    let res = admin
+        .post_raw(
+            "/users",
+            &[
+                ("csrf_token", &login_token),
+                ("name", "sneaky"),
+                ("password", "a-long-password"),
+                ("role", "viewer"),
+            ],
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    assert!(app.user("sneaky").await.is_none());
+    admin.refresh_csrf().await;
+    assert_eq!(admin.text("/users").await.0, StatusCode::OK);
+}

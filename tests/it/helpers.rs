@@ -240,6 +240,46 @@ impl TestApp {
         Client::new(&self.url(""))
     }
 
+    /// A browser-like client whose requests say (in X-Forwarded-For) that
+    /// they come from `addr`; the panel believes it with `trust_proxy_headers`.
+    pub fn client_from(&self, addr: &str) -> Client {
+        Client::from_address(&self.url(""), addr)
+    }
+
+    /// Run a `SELECT COUNT(*) …`-like query on the panel's own store.
+    pub async fn store_i64(&self, sql: &str) -> i64 {
+        match self.state.store.pool() {
+            custodian::store::Pool::Sqlite(p) => sqlx::query_scalar(sql).fetch_one(p).await,
+            custodian::store::Pool::Postgres(p) => sqlx::query_scalar(sql).fetch_one(p).await,
+        }
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+    }
+
+    /// Run one statement on the panel's own store (to move its clocks).
+    pub async fn store_exec(&self, sql: &str) {
+        match self.state.store.pool() {
+            custodian::store::Pool::Sqlite(p) => sqlx::query(sql).execute(p).await.map(|_| ()),
+            custodian::store::Pool::Postgres(p) => sqlx::query(sql).execute(p).await.map(|_| ()),
+        }
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+    }
+
+    /// The ids of every row in the session table (tower-sessions' own).
+    pub async fn stored_session_ids(&self) -> Vec<String> {
+        match self.state.store.pool() {
+            custodian::store::Pool::Sqlite(p) => sqlx::query_scalar("SELECT id FROM tower_sessions")
+                .fetch_all(p)
+                .await
+                .unwrap(),
+            custodian::store::Pool::Postgres(p) => {
+                sqlx::query_scalar("SELECT id FROM tower_sessions.session")
+                    .fetch_all(p)
+                    .await
+                    .unwrap()
+            }
+        }
+    }
+
     /// Create a user directly through the service layer (as the CLI would).
     pub async fn create_user(&self, name: &str, role: Role) -> User {
         let new = NewUser {
@@ -484,9 +524,21 @@ impl Client {
         Client::with_jar(base, jar)
     }
 
+    /// A new client whose requests carry `X-Forwarded-For: addr`.
+    pub fn from_address(base: &str, addr: &str) -> Client {
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.insert("x-forwarded-for", addr.parse().expect("an address"));
+        Client::build(base, Arc::new(Jar::default()), headers)
+    }
+
     fn with_jar(base: &str, jar: Arc<Jar>) -> Client {
+        Client::build(base, jar, reqwest::header::HeaderMap::new())
+    }
+
+    fn build(base: &str, jar: Arc<Jar>, headers: reqwest::header::HeaderMap) -> Client {
         Client {
             http: reqwest::Client::builder()
+                .default_headers(headers)
                 .cookie_provider(jar.clone())
                 .redirect(Policy::none())
                 .timeout(Duration::from_secs(30))

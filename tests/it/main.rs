@@ -24,5 +24,7 @@ mod registry;
 mod registry_guards;
 mod roles;
 mod secrecy;
+mod sessions;
 mod setup;
+mod throttle;
 mod tokens;

@@ -19,6 +19,7 @@ pub fn router() -> Router<AppState> {
         .route("/me", get(me))
         .route("/users", get(list_users).post(create_user))
         .route("/users/{name}/disable", post(disable_user))
+        .route("/users/{name}/password", post(set_password))
         .route("/audit", get(audit_log))
 }
 
@@ -85,6 +86,39 @@ async fn disable_user(
     let name = Username::parse(&name).map_err(|_| AppError::not_found("no such user"))?;
     let user = users::set_disabled(&state.store, &me.actor(), &name, true).await?;
     Ok(Json(user.into()))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SetPassword {
+    password: String,
+    /// Revoke the user's API tokens as well.
+    #[serde(default)]
+    revoke_tokens: bool,
+}
+
+#[derive(Serialize)]
+struct PasswordSetJson {
+    ok: bool,
+    tokens_revoked: u64,
+}
+
+/// An admin sets a user's password; the user's sessions end (a bearer
+/// token is no session, so none is kept).
+async fn set_password(
+    State(state): State<AppState>,
+    Admin(me): Admin,
+    Path(name): Path<String>,
+    Json(body): Json<SetPassword>,
+) -> AppResult<Json<PasswordSetJson>> {
+    let name = Username::parse(&name).map_err(|_| AppError::not_found("no such user"))?;
+    let password = Password::new(body.password)?;
+    let changed =
+        users::reset_password(&state.store, &me.actor(), &name, &password, body.revoke_tokens).await?;
+    Ok(Json(PasswordSetJson {
+        ok: true,
+        tokens_revoked: changed.tokens_revoked,
+    }))
 }
 
 #[derive(Serialize)]
