@@ -286,6 +286,11 @@ async fn check(loaded: &crate::config::Loaded) -> anyhow::Result<()> {
         humantime::format_duration(c.session_idle_timeout),
         humantime::format_duration(c.session_absolute_timeout)
     );
+    println!(
+        "http limits:      header timeout {}, {} connections",
+        humantime::format_duration(c.header_timeout),
+        c.max_connections
+    );
     let store = Store::open(&c.store_url()).await?;
     let users = users::count(&store).await?;
     println!("store check:      ok ({users} users)");

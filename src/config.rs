@@ -45,6 +45,8 @@ const ENV_KEYS: &[&str] = &[
     "metrics_allow",
     "webhook_retry",
     "webhook_attempts",
+    "header_timeout",
+    "max_connections",
 ];
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -130,6 +132,13 @@ pub struct Config {
     pub webhook_retry: Duration,
     /// ...this many times in all.
     pub webhook_attempts: u32,
+    /// A client must send a request's head within this of the connection
+    /// being ready for one; so an idle keep-alive connection is closed
+    /// after this long too.
+    #[serde(with = "humantime_serde")]
+    pub header_timeout: Duration,
+    /// HTTP connections open at once; more wait until one closes.
+    pub max_connections: usize,
     /// Databases declared here rather than in the browser; read-only there.
     pub databases: Vec<DeclaredDatabase>,
 }
@@ -189,6 +198,8 @@ impl Default for Config {
             metrics_allow: Vec::new(),
             webhook_retry: Duration::from_secs(10),
             webhook_attempts: 8,
+            header_timeout: Duration::from_secs(10),
+            max_connections: 1024,
             databases: Vec::new(),
         }
     }
@@ -266,6 +277,13 @@ impl Config {
         }
         if self.webhook_attempts == 0 || self.webhook_retry < Duration::from_secs(1) {
             bail!("webhook_attempts must be at least 1 and webhook_retry at least 1s");
+        }
+        if self.header_timeout < Duration::from_secs(1) {
+            bail!("header_timeout must be at least 1s");
+        }
+        let most = crate::server::Limits::MAX_CONNECTIONS;
+        if !(1..=most).contains(&self.max_connections) {
+            bail!("max_connections must be between 1 and {most}");
         }
         if self.long_query_warn > self.long_query_alert {
             bail!("long_query_warn must not be longer than long_query_alert");

@@ -24,4 +24,5 @@ mod registry_guards;
 mod roles;
 mod secrecy;
 mod setup;
+mod slow_clients;
 mod tokens;
