@@ -191,6 +191,9 @@ fn parse_role(s: &str) -> Result<Role, String> {
 }
 
 pub fn main() -> ExitCode {
+    // Before anything is created: the store, the key, backups and what the
+    // SQLite driver and dump tools write are private whatever the umask.
+    crate::files::private_umask();
     let cli = Cli::parse();
     // Linting files needs no store or configuration: CI runs it anywhere.
     if let Some(Command::Migrate(MigrateCommand::Lint {

@@ -332,18 +332,7 @@ impl Config {
     }
 }
 
-/// Create `dir` (and parents) if missing; a directory created here is
-/// private to the panel's user (0700), since it holds the store and the key.
-pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
-    if dir.is_dir() {
-        return Ok(());
-    }
-    let mut builder = std::fs::DirBuilder::new();
-    builder.recursive(true);
-    #[cfg(unix)]
-    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
-    builder.create(dir)
-}
+pub use crate::files::create_private_dir;
 
 /// Which database the store lives in, decided by the URL scheme.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

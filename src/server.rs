@@ -35,6 +35,8 @@ pub struct Prepared {
 /// Open the store (creating and migrating it) and build the application.
 pub async fn prepare(config: Config) -> anyhow::Result<Prepared> {
     let store = Store::open(&config.store_url()).await?;
+    // Files an older version (or another umask) left readable to others.
+    crate::files::tighten_panel_files(&config.data_dir, &config.backup_dir());
     let sessions = store
         .session_backend()
         .await

@@ -19,6 +19,7 @@ mod login;
 mod maintenance;
 mod migrations;
 mod monitoring;
+mod permissions;
 mod registry;
 mod registry_guards;
 mod roles;
