@@ -11,7 +11,7 @@ use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
 
 use crate::config::{Config, Overrides, SecretUrl};
-use crate::domain::{DatabaseName, Password, Role, Username};
+use crate::domain::{DatabaseName, Password, RecoveryTarget, Role, Username};
 use crate::engine::EngineKind;
 use crate::secrets::Secrets;
 use crate::service::registry::{NewDatabase, Registry, Schedules, Source, test_connection};
@@ -154,11 +154,11 @@ pub enum DbCommand {
         url: String,
         #[arg(long, value_name = "DIR")]
         migrations_dir: Option<PathBuf>,
-        /// Recovery point objective, e.g. 24h.
-        #[arg(long, value_parser = humantime::parse_duration)]
+        /// Recovery point objective, e.g. 24h (at most ten years).
+        #[arg(long, value_parser = parse_rpo)]
         rpo: Option<std::time::Duration>,
-        /// Recovery time objective, e.g. 4h.
-        #[arg(long, value_parser = humantime::parse_duration)]
+        /// Recovery time objective, e.g. 4h (at most ten years).
+        #[arg(long, value_parser = parse_rto)]
         rto: Option<std::time::Duration>,
     },
     /// List registered databases (URLs shown without passwords).
@@ -184,6 +184,22 @@ fn parse_engine(s: &str) -> Result<EngineKind, String> {
         "sqlite" => Ok(EngineKind::Sqlite),
         other => Err(format!("unknown engine {other:?}: use postgres, mysql or sqlite")),
     }
+}
+
+fn parse_target(what: &str, s: &str) -> Result<std::time::Duration, String> {
+    match RecoveryTarget::parse(what, s) {
+        Ok(Some(target)) => Ok(target.duration()),
+        Ok(None) => Err(format!("{what} must be a duration like 24h, 30m or 7d")),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+fn parse_rpo(s: &str) -> Result<std::time::Duration, String> {
+    parse_target("RPO", s)
+}
+
+fn parse_rto(s: &str) -> Result<std::time::Duration, String> {
+    parse_target("RTO", s)
 }
 
 fn parse_role(s: &str) -> Result<Role, String> {

@@ -295,6 +295,12 @@ impl Config {
             if !seen.insert(db.name.as_str()) {
                 bail!("databases: {:?} is declared twice", db.name);
             }
+            for (what, target) in [("RPO", db.rpo), ("RTO", db.rto)] {
+                if let Some(d) = target {
+                    crate::domain::RecoveryTarget::from_duration(what, d)
+                        .map_err(|e| anyhow::anyhow!("databases: {:?}: {e}", db.name))?;
+                }
+            }
             if db.url.is_some() == db.url_env.is_some() {
                 bail!("databases: {:?} needs exactly one of url or url_env", db.name);
             }

@@ -47,8 +47,7 @@ async fn start(
     Path(name): Path<String>,
     Json(body): Json<MaintenanceBody>,
 ) -> AppResult<(StatusCode, Json<Started>)> {
-    let name =
-        DatabaseName::parse(&name).map_err(|_| AppError::not_found(format!("no database named {name:?}")))?;
+    let name = DatabaseName::from_path(&name)?;
     let member = state
         .fleet
         .get(&name)

@@ -6,7 +6,7 @@ use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
 use crate::domain::{Password, Role, Username};
-use crate::error::{AppError, AppResult};
+use crate::error::AppResult;
 use crate::service::audit;
 use crate::service::users::{self, NewUser, User};
 use crate::web::AppState;
@@ -82,7 +82,7 @@ async fn disable_user(
     Admin(me): Admin,
     Path(name): Path<String>,
 ) -> AppResult<Json<UserJson>> {
-    let name = Username::parse(&name).map_err(|_| AppError::not_found("no such user"))?;
+    let name = Username::from_path(&name)?;
     let user = users::set_disabled(&state.store, &me.actor(), &name, true).await?;
     Ok(Json(user.into()))
 }
