@@ -87,12 +87,13 @@ async fn show(
     Path(id): Path<String>,
 ) -> AppResult<Json<JobJson>> {
     let job = state.jobs.get(job_id(&id)?).await?;
+    let error = maintenance::interrupted_error(&state.fleet, &job);
     Ok(Json(JobJson {
         id: job.id,
         kind: job.kind,
         state: job.state,
         progress: job.progress,
-        error: job.error,
+        error,
     }))
 }
 
