@@ -22,6 +22,7 @@ mod monitoring;
 mod permissions;
 mod registry;
 mod registry_guards;
+mod robustness;
 mod roles;
 mod secrecy;
 mod setup;
