@@ -28,7 +28,7 @@ pub async fn refuse_oversized(request: Request, next: Next) -> Response {
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok());
-    if !declared.is_some_and(|n| n > BODY_LIMIT as u64) {
+    if declared.is_none_or(|n| n <= BODY_LIMIT as u64) {
         return next.run(request).await;
     }
     let body = request.into_body();
