@@ -11,7 +11,7 @@ use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
 
 use crate::config::{Config, Overrides, SecretUrl};
-use crate::domain::{DatabaseName, Password, Role, Username};
+use crate::domain::{DatabaseName, Password, RecoveryTarget, Role, Username};
 use crate::engine::EngineKind;
 use crate::secrets::Secrets;
 use crate::service::registry::{NewDatabase, Registry, Schedules, Source, test_connection};
@@ -157,11 +157,11 @@ pub enum DbCommand {
         url: String,
         #[arg(long, value_name = "DIR")]
         migrations_dir: Option<PathBuf>,
-        /// Recovery point objective, e.g. 24h.
-        #[arg(long, value_parser = humantime::parse_duration)]
+        /// Recovery point objective, e.g. 24h (at most ten years).
+        #[arg(long, value_parser = parse_rpo)]
         rpo: Option<std::time::Duration>,
-        /// Recovery time objective, e.g. 4h.
-        #[arg(long, value_parser = humantime::parse_duration)]
+        /// Recovery time objective, e.g. 4h (at most ten years).
+        #[arg(long, value_parser = parse_rto)]
         rto: Option<std::time::Duration>,
     },
     /// List registered databases (URLs shown without passwords).
@@ -189,11 +189,30 @@ fn parse_engine(s: &str) -> Result<EngineKind, String> {
     }
 }
 
+fn parse_target(what: &str, s: &str) -> Result<std::time::Duration, String> {
+    match RecoveryTarget::parse(what, s) {
+        Ok(Some(target)) => Ok(target.duration()),
+        Ok(None) => Err(format!("{what} must be a duration like 24h, 30m or 7d")),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+fn parse_rpo(s: &str) -> Result<std::time::Duration, String> {
+    parse_target("RPO", s)
+}
+
+fn parse_rto(s: &str) -> Result<std::time::Duration, String> {
+    parse_target("RTO", s)
+}
+
 fn parse_role(s: &str) -> Result<Role, String> {
     s.parse::<Role>().map_err(|e| e.to_string())
 }
 
 pub fn main() -> ExitCode {
+    // Before anything is created: the store, the key, backups and what the
+    // SQLite driver and dump tools write are private whatever the umask.
+    crate::files::private_umask();
     let cli = Cli::parse();
     // Linting files needs no store or configuration: CI runs it anywhere.
     if let Some(Command::Migrate(MigrateCommand::Lint {
@@ -288,6 +307,11 @@ async fn check(loaded: &crate::config::Loaded) -> anyhow::Result<()> {
         "session timeouts: idle {}, absolute {}",
         humantime::format_duration(c.session_idle_timeout),
         humantime::format_duration(c.session_absolute_timeout)
+    );
+    println!(
+        "http limits:      header timeout {}, {} connections",
+        humantime::format_duration(c.header_timeout),
+        c.max_connections
     );
     let store = Store::open(&c.store_url()).await?;
     let users = users::count(&store).await?;

@@ -46,6 +46,8 @@ const ENV_KEYS: &[&str] = &[
     "metrics_allow",
     "webhook_retry",
     "webhook_attempts",
+    "header_timeout",
+    "max_connections",
 ];
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -134,6 +136,13 @@ pub struct Config {
     pub webhook_retry: Duration,
     /// ...this many times in all.
     pub webhook_attempts: u32,
+    /// A client must send a request's head within this of the connection
+    /// being ready for one; so an idle keep-alive connection is closed
+    /// after this long too.
+    #[serde(with = "humantime_serde")]
+    pub header_timeout: Duration,
+    /// HTTP connections open at once; more wait until one closes.
+    pub max_connections: usize,
     /// Databases declared here rather than in the browser; read-only there.
     pub databases: Vec<DeclaredDatabase>,
 }
@@ -194,6 +203,8 @@ impl Default for Config {
             metrics_allow: Vec::new(),
             webhook_retry: Duration::from_secs(10),
             webhook_attempts: 8,
+            header_timeout: Duration::from_secs(10),
+            max_connections: 1024,
             databases: Vec::new(),
         }
     }
@@ -275,6 +286,13 @@ impl Config {
         if self.webhook_attempts == 0 || self.webhook_retry < Duration::from_secs(1) {
             bail!("webhook_attempts must be at least 1 and webhook_retry at least 1s");
         }
+        if self.header_timeout < Duration::from_secs(1) {
+            bail!("header_timeout must be at least 1s");
+        }
+        let most = crate::server::Limits::MAX_CONNECTIONS;
+        if !(1..=most).contains(&self.max_connections) {
+            bail!("max_connections must be between 1 and {most}");
+        }
         if self.long_query_warn > self.long_query_alert {
             bail!("long_query_warn must not be longer than long_query_alert");
         }
@@ -284,6 +302,12 @@ impl Config {
                 .map_err(|e| anyhow::anyhow!("databases: {:?}: {e}", db.name))?;
             if !seen.insert(db.name.as_str()) {
                 bail!("databases: {:?} is declared twice", db.name);
+            }
+            for (what, target) in [("RPO", db.rpo), ("RTO", db.rto)] {
+                if let Some(d) = target {
+                    crate::domain::RecoveryTarget::from_duration(what, d)
+                        .map_err(|e| anyhow::anyhow!("databases: {:?}: {e}", db.name))?;
+                }
             }
             if db.url.is_some() == db.url_env.is_some() {
                 bail!("databases: {:?} needs exactly one of url or url_env", db.name);
@@ -322,18 +346,7 @@ impl Config {
     }
 }
 
-/// Create `dir` (and parents) if missing; a directory created here is
-/// private to the panel's user (0700), since it holds the store and the key.
-pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
-    if dir.is_dir() {
-        return Ok(());
-    }
-    let mut builder = std::fs::DirBuilder::new();
-    builder.recursive(true);
-    #[cfg(unix)]
-    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
-    builder.create(dir)
-}
+pub use crate::files::create_private_dir;
 
 /// Which database the store lives in, decided by the URL scheme.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

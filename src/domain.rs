@@ -3,6 +3,7 @@
 
 use std::fmt;
 use std::str::FromStr;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
@@ -41,6 +42,15 @@ impl Username {
             ));
         }
         Ok(Username(name.to_string()))
+    }
+
+    /// A name as a URL path segment carries it (`/users/{name}`): exactly a
+    /// valid name, nothing trimmed, or not found.
+    pub fn from_path(raw: &str) -> Result<Self, AppError> {
+        match Self::parse(raw) {
+            Ok(name) if name.0 == raw => Ok(name),
+            _ => Err(AppError::not_found("no such user")),
+        }
     }
 
     pub fn as_str(&self) -> &str {
@@ -97,8 +107,65 @@ impl DatabaseName {
         Ok(DatabaseName(name.to_string()))
     }
 
+    /// A name as a URL path segment carries it (`/databases/{name}`,
+    /// `/api/v1/databases/{name}`): exactly a valid name, nothing trimmed,
+    /// or not found — `%20pg` is not `pg`.
+    pub fn from_path(raw: &str) -> Result<Self, AppError> {
+        match Self::parse(raw) {
+            Ok(name) if name.0 == raw => Ok(name),
+            _ => Err(AppError::not_found(format!("no database named {raw:?}"))),
+        }
+    }
+
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+}
+
+/// A recovery point or recovery time objective (RPO, RTO): whole seconds,
+/// at least one, at most ten years. Longer is no target at all, and the
+/// store keeps seconds in a signed 64-bit column, where 2^63 and up would
+/// wrap. The one place the API, the form, the CLI and the config file
+/// check them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RecoveryTarget(Duration);
+
+impl RecoveryTarget {
+    /// Ten years of 365 days.
+    pub const MAX_SECS: u64 = 10 * 365 * 86_400;
+
+    /// `what` ("RPO" or "RTO") names it in the error.
+    pub fn from_secs(what: &str, secs: u64) -> Result<Self, AppError> {
+        if secs == 0 {
+            return Err(AppError::invalid(format!("{what} must be longer than zero")));
+        }
+        if secs > Self::MAX_SECS {
+            return Err(AppError::invalid(format!(
+                "{what} must be at most 10 years ({}d)",
+                Self::MAX_SECS / 86_400
+            )));
+        }
+        Ok(RecoveryTarget(Duration::from_secs(secs)))
+    }
+
+    /// A duration as configured (whole seconds count).
+    pub fn from_duration(what: &str, d: Duration) -> Result<Self, AppError> {
+        Self::from_secs(what, d.as_secs())
+    }
+
+    /// Typed text like `24h`, `30m` or `7d`; empty means no target.
+    pub fn parse(what: &str, raw: &str) -> Result<Option<Self>, AppError> {
+        let raw = raw.trim();
+        if raw.is_empty() {
+            return Ok(None);
+        }
+        let d = humantime::parse_duration(raw)
+            .map_err(|_| AppError::invalid(format!("{what} must be a duration like 24h, 30m or 7d")))?;
+        Self::from_duration(what, d).map(Some)
+    }
+
+    pub fn duration(self) -> Duration {
+        self.0
     }
 }
 
@@ -232,6 +299,48 @@ mod tests {
             &"d".repeat(64),
         ] {
             assert!(DatabaseName::parse(bad).is_err(), "{bad:?} should be refused");
+        }
+    }
+
+    #[test]
+    fn names_in_paths_are_exact() {
+        assert!(DatabaseName::from_path("pg").is_ok());
+        assert!(Username::from_path("alice").is_ok());
+        for bad in [" pg", "pg ", "\tpg", "pg\n", "\u{a0}pg", "PG", ""] {
+            let err = DatabaseName::from_path(bad).unwrap_err();
+            assert!(matches!(err, AppError::NotFound(_)), "{bad:?}: {err:?}");
+            assert!(
+                matches!(Username::from_path(bad), Err(AppError::NotFound(_))),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn recovery_targets_are_bounded() {
+        let ok = |s: &str| {
+            RecoveryTarget::parse("RPO", s)
+                .unwrap()
+                .map(|t| t.duration().as_secs())
+        };
+        assert_eq!(ok("24h"), Some(86_400));
+        assert_eq!(ok(" 3650d "), Some(RecoveryTarget::MAX_SECS));
+        assert_eq!(ok(""), None);
+        for bad in [
+            "3651d",
+            "11y",
+            "300000000000y",
+            "0s",
+            "10ms",
+            "soon",
+            "-1h",
+            "99999999999999999999y",
+        ] {
+            assert!(RecoveryTarget::parse("RPO", bad).is_err(), "{bad:?}");
+        }
+        for secs in [0, RecoveryTarget::MAX_SECS + 1, 1 << 63, u64::MAX] {
+            let err = RecoveryTarget::from_secs("RTO", secs).unwrap_err().to_string();
+            assert!(err.starts_with("RTO must be"), "{secs}: {err}");
         }
     }
 

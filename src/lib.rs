@@ -9,6 +9,7 @@ pub mod config;
 pub mod domain;
 pub mod engine;
 pub mod error;
+pub mod files;
 pub mod format;
 pub mod lint;
 pub mod secrets;

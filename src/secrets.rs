@@ -76,9 +76,15 @@ fn decode_key(text: &str) -> anyhow::Result<[u8; 32]> {
 fn key_file(dir: &Path) -> anyhow::Result<[u8; 32]> {
     let path = dir.join(KEY_FILE);
     match std::fs::read_to_string(&path) {
-        Ok(text) => decode_key(&text).with_context(|| format!("bad key file {}", path.display())),
+        Ok(text) => {
+            // A key file an older version left readable is made private.
+            if let Err(e) = crate::files::tighten(&path) {
+                tracing::warn!(path = %path.display(), error = %e, "cannot make the key file private");
+            }
+            decode_key(&text).with_context(|| format!("bad key file {}", path.display()))
+        }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            crate::config::create_private_dir(dir)
+            crate::files::create_private_dir(dir)
                 .with_context(|| format!("cannot create {}", dir.display()))?;
             let key = XChaCha20Poly1305::generate_key(&mut OsRng);
             let mut options = std::fs::OpenOptions::new();

@@ -1,9 +1,12 @@
 //! Starting and stopping the panel: open the store, build the router, print
-//! the first-run setup link, serve until SIGTERM or Ctrl-C.
+//! the first-run setup link, serve until SIGTERM or Ctrl-C. The accept loop
+//! and its limits on slow and idle clients are in [`http`].
 
-use std::future::Future;
+mod http;
+
+pub use http::{Limits, serve};
+
 use std::io::Write;
-use std::net::SocketAddr;
 
 use anyhow::Context;
 use axum::Router;
@@ -32,6 +35,8 @@ pub struct Prepared {
 /// Open the store (creating and migrating it) and build the application.
 pub async fn prepare(config: Config) -> anyhow::Result<Prepared> {
     let store = Store::open(&config.store_url()).await?;
+    // Files an older version (or another umask) left readable to others.
+    crate::files::tighten_panel_files(&config.data_dir, &config.backup_dir());
     let sessions = store
         .session_backend()
         .await
@@ -92,17 +97,6 @@ pub async fn prepare(config: Config) -> anyhow::Result<Prepared> {
     })
 }
 
-/// Serve on `listener` until `shutdown` resolves, then finish open requests.
-pub async fn serve(
-    listener: TcpListener,
-    app: Router,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(shutdown)
-        .await
-}
-
 /// `custodian serve`: run in the foreground until a signal.
 pub async fn run(config: Config) -> anyhow::Result<()> {
     let listen = config.listen;
@@ -124,7 +118,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             "\n  No users yet. Create the first admin here (the link works once):\n  {base}/setup?token={token}\n"
         );
     }
-    serve(listener, prepared.app, shutdown_signal()).await?;
+    let limits = Limits::of(&prepared.state.config);
+    serve(listener, prepared.app, limits, shutdown_signal()).await?;
     prepared.state.fleet.close().await;
     prepared.state.store.close().await;
     tracing::info!("custodian stopped");

@@ -92,15 +92,17 @@ fn sha256_hex(text: &str) -> String {
 
 /// Write the migration files and build the database; returns its absolute path.
 async fn create(dir: &Path) -> anyhow::Result<std::path::PathBuf> {
+    // In the data dir, so private like the rest of it (crate::files).
     let migrations = dir.join("migrations");
-    std::fs::create_dir_all(&migrations)?;
+    crate::files::create_private_dir(&migrations)?;
     for (file, sql, _) in MIGRATIONS {
-        std::fs::write(migrations.join(file), sql)?;
+        crate::files::write_private(&migrations.join(file), sql.as_bytes())?;
     }
     let path = dir.canonicalize()?.join("demo.sqlite");
     if path.exists() {
         return Ok(path);
     }
+    crate::files::create_private(&path)?;
     let options =
         SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))?.create_if_missing(true);
     let mut conn = SqliteConnection::connect_with(&options).await?;

@@ -5,12 +5,13 @@
 use std::sync::Arc;
 
 use crate::domain::Role;
-use crate::engine::{Action, Control, Relation, Target};
+use crate::engine::{Action, Control, EngineKind, Relation, Target};
 use crate::error::{AppError, AppResult};
 use crate::service::Actor;
-use crate::service::fleet::{Health, Member};
+use crate::service::fleet::{Fleet, Health, Member};
 use crate::service::jobs::{JobFailure, JobSpec, Jobs, WHOLE_DATABASE};
 use crate::service::users::require;
+use crate::store::jobs::JobRow;
 
 /// What to maintain, as a request names it.
 #[derive(Clone, Debug, Default)]
@@ -135,4 +136,58 @@ pub async fn start(
         },
     );
     jobs.submit(actor, spec, work).await
+}
+
+/// What an interrupted job's server may have done without the panel.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MayHaveFinished {
+    /// The statement, as people know it: "VACUUM".
+    pub work: &'static str,
+    /// What shows whether it ran: "the table's last vacuum time".
+    pub check: &'static str,
+}
+
+/// A maintenance job the panel died under may have been done anyway: its
+/// statement runs on the database server, which carries on (and commits)
+/// without the client that sent it — a VACUUM waiting for a lock finishes
+/// once the lock is free. For such a job, what to look at before running it
+/// again; `None` when the job is not interrupted, not maintenance, a
+/// read-only check (just run it again), or on SQLite (in the panel's own
+/// process, so rolled back with it).
+pub fn server_may_have_finished(fleet: &Fleet, job: &JobRow) -> Option<MayHaveFinished> {
+    if job.state != "interrupted" {
+        return None;
+    }
+    let name = crate::domain::DatabaseName::parse(job.database_name.as_deref()?).ok()?;
+    if fleet.get(&name)?.entry.engine == EngineKind::Sqlite {
+        return None;
+    }
+    let action = Action::parse(&job.kind)?;
+    let check = match action {
+        Action::Vacuum | Action::VacuumFull => "the table's last vacuum time",
+        Action::VacuumAnalyze => "the table's last vacuum and last analyze times",
+        Action::Analyze => "the table's last analyze time",
+        Action::Reindex => "the index's size and whether it is valid",
+        Action::Optimize => "the table's size and free space",
+        Action::Check | Action::IntegrityCheck => return None,
+    };
+    Some(MayHaveFinished {
+        work: action.label(),
+        check,
+    })
+}
+
+/// The interrupted job's error as the API gives it, saying so when the
+/// server may have finished the work.
+pub fn interrupted_error(fleet: &Fleet, job: &JobRow) -> Option<String> {
+    match server_may_have_finished(fleet, job) {
+        Some(may) => Some(format!(
+            "{}; the server may have completed it: check {} before running it again",
+            job.error
+                .as_deref()
+                .unwrap_or("the panel stopped while this job was running"),
+            may.check
+        )),
+        None => job.error.clone(),
+    }
 }

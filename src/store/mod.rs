@@ -68,12 +68,15 @@ impl Store {
             StoreKind::Sqlite => {
                 let options = SqliteConnectOptions::from_str(url.expose())
                     .with_context(|| format!("bad SQLite store URL {url}"))?;
-                if let Some(dir) = options.get_filename().parent()
+                let file = options.get_filename().to_path_buf();
+                if let Some(dir) = file.parent()
                     && !dir.as_os_str().is_empty()
                 {
-                    crate::config::create_private_dir(dir)
+                    crate::files::create_private_dir(dir)
                         .with_context(|| format!("cannot create store directory {}", dir.display()))?;
                 }
+                private_store_files(&file)
+                    .with_context(|| format!("cannot make the SQLite store {} private", file.display()))?;
                 let options = options
                     .create_if_missing(true)
                     .journal_mode(SqliteJournalMode::Wal)
@@ -134,6 +137,29 @@ impl Store {
     pub async fn close(&self) {
         on_pool!(&self.pool, |p| p.close().await)
     }
+}
+
+/// The SQLite store holds session ids and sealed URLs: it is the panel's
+/// alone. A new store file is created empty with mode 0600 before the
+/// driver opens it (SQLite gives its `-wal` and `-shm` the main file's
+/// mode); existing ones are made private.
+fn private_store_files(file: &std::path::Path) -> std::io::Result<()> {
+    if file.as_os_str() == ":memory:" {
+        return Ok(());
+    }
+    let mut options = crate::files::private_options();
+    options.truncate(false).create_new(true);
+    match options.open(file) {
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(e),
+    }
+    for suffix in ["", "-wal", "-shm", "-journal"] {
+        let mut path = file.as_os_str().to_owned();
+        path.push(suffix);
+        crate::files::tighten(std::path::Path::new(&path))?;
+    }
+    Ok(())
 }
 
 /// Seconds since the Unix epoch: the store's time format.

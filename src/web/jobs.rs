@@ -10,6 +10,7 @@ use serde::Deserialize;
 use tower_sessions::Session;
 
 use crate::error::{AppError, AppResult};
+use crate::service::maintenance;
 use crate::store::jobs::JobRow;
 use crate::web::AppState;
 use crate::web::auth::{Operator, Viewer};
@@ -42,12 +43,35 @@ pub struct JobView {
     pub finished: String,
     pub took: String,
     pub active: bool,
+    /// Interrupted, but the database server may have finished the work:
+    /// what to check (see `maintenance::server_may_have_finished`).
+    pub server_check: Option<maintenance::MayHaveFinished>,
+}
+
+impl JobView {
+    /// The row as shown, with what the server may have done meanwhile.
+    fn of(state: &AppState, j: JobRow) -> JobView {
+        let server_check = maintenance::server_may_have_finished(&state.fleet, &j);
+        JobView {
+            server_check,
+            ..JobView::from(j)
+        }
+    }
+
+    /// The state as the pages name it.
+    pub fn state_label(&self) -> String {
+        match self.server_check {
+            Some(_) => format!("{} — the server may have completed it", self.state),
+            None => self.state.clone(),
+        }
+    }
 }
 
 impl From<JobRow> for JobView {
     fn from(j: JobRow) -> Self {
         let active = matches!(j.state.as_str(), "queued" | "running");
         JobView {
+            server_check: None,
             id: j.id,
             kind: j.kind,
             database: j.database_name.unwrap_or_default(),
@@ -95,7 +119,11 @@ async fn list(
     let database = Some(q.database.trim()).filter(|d| !d.is_empty());
     let rows = state.jobs.list(database, q.before, PAGE + 1).await?;
     let more = rows.len() as i64 > PAGE;
-    let jobs: Vec<JobView> = rows.into_iter().take(PAGE as usize).map(JobView::from).collect();
+    let jobs: Vec<JobView> = rows
+        .into_iter()
+        .take(PAGE as usize)
+        .map(|row| JobView::of(&state, row))
+        .collect();
     let older = match (more, jobs.last()) {
         (true, Some(last)) => Some(match database {
             Some(d) => format!(
@@ -136,7 +164,10 @@ async fn show(
     Path(id): Path<String>,
 ) -> AppResult<ShowPage> {
     let job = state.jobs.get(job_id(&id)?).await?;
-    Ok(ShowPage { ctx, job: job.into() })
+    Ok(ShowPage {
+        ctx,
+        job: JobView::of(&state, job),
+    })
 }
 
 async fn cancel(

@@ -9,6 +9,7 @@ mod assets;
 mod audit;
 pub mod auth;
 pub(crate) mod backups;
+mod body_limit;
 mod csrf;
 mod databases;
 mod errors;
@@ -160,9 +161,11 @@ pub fn router(state: AppState, sessions: SessionBackend) -> Router {
         .fallback(errors::not_found);
 
     // Layers run outside-in from the bottom: request id, tracing, panic
-    // catching, security headers, body limit, sessions, error rendering, then CSRF.
+    // catching, security headers, body limit, sessions, error rendering, a
+    // declared body past the limit refused unread, then CSRF.
     routes
         .layer(middleware::from_fn_with_state(state.clone(), csrf::verify))
+        .layer(middleware::from_fn(body_limit::refuse_oversized))
         .layer(middleware::from_fn_with_state(state.clone(), errors::render))
         .layer(session_layer)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))

@@ -11,7 +11,7 @@ use serde::Deserialize;
 use tower_sessions::Session;
 
 use crate::domain::{Password, Role, Username};
-use crate::error::{AppError, AppResult};
+use crate::error::AppResult;
 use crate::service::users::{self, NewUser};
 use crate::web::AppState;
 use crate::web::auth::{Admin, keys};
@@ -69,8 +69,9 @@ fn ticked(v: &Option<String>) -> bool {
 }
 
 /// A user named in the path: an impossible name is simply not found.
+/// A user named in the path: exactly a valid name, or not found.
 fn path_user(raw: &str) -> AppResult<Username> {
-    Username::parse(raw).map_err(|_| AppError::not_found("no such user"))
+    Username::from_path(raw)
 }
 
 #[derive(Deserialize)]

@@ -214,8 +214,9 @@ impl TestApp {
         let addr = listener.local_addr().unwrap();
         let (tx, rx) = oneshot::channel::<()>();
         let app = prepared.app;
+        let limits = server::Limits::of(&prepared.state.config);
         tokio::spawn(async move {
-            server::serve(listener, app, async {
+            server::serve(listener, app, limits, async {
                 let _ = rx.await;
             })
             .await

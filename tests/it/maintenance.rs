@@ -449,6 +449,119 @@ async fn a_job_running_when_the_panel_dies_is_interrupted_at_the_next_start() {
 }
 
 #[tokio::test]
+async fn a_vacuum_killed_with_the_panel_is_interrupted_and_the_page_says_the_server_may_have_done_it() {
+    let pg = TestDb::postgres().await;
+    let mut direct = PgConnection::connect(&pg.url).await.unwrap();
+    sqlx::raw_sql(
+        "CREATE TABLE t (id int); INSERT INTO t SELECT generate_series(1, 1000); DELETE FROM t WHERE id % 2 = 0",
+    )
+    .execute(&mut direct)
+    .await
+    .unwrap();
+    // A lock VACUUM waits for: the job runs (waiting) when the panel dies.
+    let mut holder = PgConnection::connect(&pg.url).await.unwrap();
+    sqlx::raw_sql("BEGIN; LOCK TABLE t IN SHARE UPDATE EXCLUSIVE MODE")
+        .execute(&mut holder)
+        .await
+        .unwrap();
+
+    let panel = crate::helpers::Binary::new();
+    let token = panel.operator_token();
+    panel.cli(&["db", "add", "shop", "--url", &pg.url], "");
+    let http = reqwest::Client::new();
+    let (mut server, base) = panel.serve();
+    let job_id = eventually("the job to start", || async {
+        let res = http
+            .post(format!("{base}/api/v1/databases/shop/maintenance"))
+            .bearer_auth(&token)
+            .json(&serde_json::json!({"action": "vacuum", "tables": ["public.t"]}))
+            .send()
+            .await
+            .ok()?;
+        if res.status() != StatusCode::ACCEPTED {
+            return None;
+        }
+        res.json::<serde_json::Value>().await.ok()?["job_id"].as_i64()
+    })
+    .await;
+    let watch = sqlx::PgPool::connect(&pg.url).await.unwrap();
+    let waiting = "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
+                   AND query LIKE 'VACUUM%' AND wait_event_type = 'Lock'";
+    eventually("the VACUUM to wait for the lock", || async {
+        let n: i64 = sqlx::query_scalar(waiting).fetch_one(&watch).await.ok()?;
+        (n == 1).then_some(())
+    })
+    .await;
+
+    // The panel dies; the server still has the VACUUM, and finishes it once
+    // the lock is free.
+    server.kill().unwrap();
+    server.wait().unwrap();
+    sqlx::raw_sql("ROLLBACK").execute(&mut holder).await.unwrap();
+    eventually("the server to finish the VACUUM", || async {
+        let done: bool =
+            sqlx::query_scalar("SELECT last_vacuum IS NOT NULL FROM pg_stat_user_tables WHERE relname = 't'")
+                .fetch_one(&watch)
+                .await
+                .ok()?;
+        done.then_some(())
+    })
+    .await;
+
+    let (mut server, base) = panel.serve();
+    let job = |base: String| {
+        let http = http.clone();
+        let token = token.clone();
+        async move {
+            http.get(format!("{base}/api/v1/jobs/{job_id}"))
+                .bearer_auth(&token)
+                .send()
+                .await
+                .ok()?
+                .json::<serde_json::Value>()
+                .await
+                .ok()
+        }
+    };
+    let ended = eventually("the job to show interrupted", || async {
+        let v = job(base.clone()).await?;
+        (v["state"] != "running").then_some(v)
+    })
+    .await;
+    assert_eq!(ended["state"], "interrupted", "never succeeded: {ended}");
+    let error = ended["error"].as_str().unwrap();
+    assert!(
+        error.contains("panel stopped") && error.contains("server may have completed it"),
+        "{ended}"
+    );
+
+    // The job page says so, and where to check, rather than implying that
+    // nothing happened.
+    let mut ops = Client::new(&base);
+    assert_eq!(
+        ops.login("ops", "ops-password-1").await.status(),
+        StatusCode::SEE_OTHER
+    );
+    let (status, html) = ops.text(&format!("/jobs/{job_id}")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        html.contains("interrupted — the server may have completed it"),
+        "{html}"
+    );
+    assert!(
+        html.contains("last vacuum") && html.contains("href=\"/databases/shop/maintenance\""),
+        "the page says what to check and where: {html}"
+    );
+    let (_, list) = ops.text("/jobs").await;
+    assert!(
+        list.contains("the server may have completed it"),
+        "the list says it too"
+    );
+    server.kill().unwrap();
+    server.wait().unwrap();
+}
+
+#[tokio::test]
 async fn mariadb_optimize_and_sqlite_vacuum_run_as_jobs() {
     let my = TestDb::mariadb().await;
     let mut direct = sqlx::MySqlConnection::connect(&my.url).await.unwrap();

@@ -2,6 +2,8 @@
 //! findings, drift (an edited file, a vanished file) reported, and the
 //! histories other tools keep (Flyway, Alembic) shown read-only.
 
+use std::os::unix::fs::PermissionsExt;
+
 use custodian::domain::Role;
 use custodian::service::migrations::checksum;
 
@@ -956,4 +958,104 @@ async fn ci_submits_a_migration_file_through_the_api() {
             .iter()
             .any(|r| r.action == "migration.submit" && r.actor == "ci" && r.outcome == "success")
     );
+}
+
+/// 16 CI jobs submit at once; (status, checksum in the answer) of each.
+async fn submit_at_once(app: &TestApp, token: &str, files: Vec<(String, String)>) -> Vec<(u16, String)> {
+    let mut writers = tokio::task::JoinSet::new();
+    for (name, sql) in files {
+        let url = app.url("/api/v1/databases/race/migrations/files");
+        let token = token.to_string();
+        writers.spawn(async move {
+            let res = reqwest::Client::new()
+                .post(url)
+                .bearer_auth(token)
+                .json(&json!({"name": name, "sql": sql}))
+                .send()
+                .await
+                .unwrap();
+            let status = res.status().as_u16();
+            let body: serde_json::Value = res.json().await.unwrap_or_default();
+            (status, body["checksum"].as_str().unwrap_or_default().to_string())
+        });
+    }
+    writers.join_all().await
+}
+
+// Several worker threads, as the real server has: on one thread the
+// handlers' file work could never interleave.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_submissions_of_one_new_file_create_it_once() {
+    let app = TestApp::spawn().await;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("race.sqlite");
+    let migrations = dir.path().join("migrations");
+    std::fs::create_dir(&migrations).unwrap();
+    // A project's history, as a real migrations directory has one.
+    for i in 0..300 {
+        let name = format!("V{}__existing_{i}.sql", 1000 + i);
+        std::fs::write(migrations.join(name), format!("SELECT {i};\n")).unwrap();
+    }
+    // A group-writable project directory (and, carelessly, world-writable).
+    std::fs::set_permissions(&migrations, std::fs::Permissions::from_mode(0o777)).unwrap();
+    app.register_with_migrations("race", &format!("sqlite://{}", db.display()), Some(&migrations))
+        .await;
+    let ci = app.token_for("ci", Role::Operator).await;
+
+    // The same new name, different SQL from each writer: one wins.
+    for round in 1..=8 {
+        let name = format!("V{round}__race.sql");
+        let files = (0..16)
+            .map(|w| (name.clone(), format!("SELECT {round}{w:02};\n")))
+            .collect();
+        let answers = submit_at_once(&app, &ci, files).await;
+        let created: Vec<&(u16, String)> = answers.iter().filter(|a| a.0 == 201).collect();
+        assert_eq!(created.len(), 1, "round {round}: exactly one 201: {answers:?}");
+        assert!(
+            answers.iter().filter(|a| a.0 != 201).all(|a| a.0 == 409),
+            "round {round}: the others are conflicts: {answers:?}"
+        );
+        let on_disk = std::fs::read_to_string(migrations.join(&name)).unwrap();
+        assert_eq!(
+            checksum(&on_disk),
+            created[0].1,
+            "round {round}: the winner's file survives"
+        );
+        let mode = std::fs::metadata(migrations.join(&name))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777;
+        assert_eq!(mode, 0o664, "the directory's mode, never world-writable");
+    }
+
+    // One new version under sixteen names: one wins too.
+    for round in 1..=4 {
+        let version = 100 + round;
+        let files = (0..16)
+            .map(|w| (format!("V{version}__writer_{w}.sql"), format!("SELECT {w};\n")))
+            .collect();
+        let answers = submit_at_once(&app, &ci, files).await;
+        assert_eq!(
+            answers.iter().filter(|a| a.0 == 201).count(),
+            1,
+            "version {version}: exactly one 201: {answers:?}"
+        );
+        assert!(answers.iter().all(|a| a.0 == 201 || a.0 == 409), "{answers:?}");
+        let taken = std::fs::read_dir(&migrations)
+            .unwrap()
+            .filter(|e| {
+                let name = e.as_ref().unwrap().file_name();
+                name.to_string_lossy().starts_with(&format!("V{version}__"))
+            })
+            .count();
+        assert_eq!(taken, 1, "version {version}: one file on disk");
+    }
+    // Nothing half-written is left behind.
+    let leftovers: Vec<String> = std::fs::read_dir(&migrations)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| !n.ends_with(".sql"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
 }

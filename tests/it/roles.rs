@@ -299,8 +299,9 @@ async fn a_bad_or_missing_token_gets_401_json() {
     assert!(body["error"].is_string());
 }
 
-/// Routes as the router source declares them: (method, path).
-fn declared_routes() -> BTreeSet<(String, String)> {
+/// Routes as the router source declares them: (method, path). The
+/// robustness fuzz draws its routes from here too.
+pub(crate) fn declared_routes() -> BTreeSet<(String, String)> {
     let root = std::path::PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/src/web"));
     let mut files = Vec::new();
     let mut dirs = vec![root];

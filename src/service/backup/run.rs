@@ -279,7 +279,7 @@ impl Take {
     }
 
     async fn sqlite(&self, ctx: &JobCtx) -> Result<Dumped, JobFailure> {
-        std::fs::create_dir_all(&self.work_dir).map_err(|e| failed(format!("work dir: {e}")))?;
+        crate::files::create_private_dir(&self.work_dir).map_err(|e| failed(format!("work dir: {e}")))?;
         let copy = self.work_dir.join(format!("backup-{}.sqlite", self.backup_id));
         let _ = std::fs::remove_file(&copy);
         ctx.progress(None, "copying the database (VACUUM INTO)");
@@ -314,7 +314,7 @@ impl Take {
         let dir = self.work_dir.join(format!("backup-{}.d", self.backup_id));
         let tarball = self.work_dir.join(format!("backup-{}.tar", self.backup_id));
         let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&self.work_dir).map_err(|e| failed(format!("work dir: {e}")))?;
+        crate::files::create_private_dir(&self.work_dir).map_err(|e| failed(format!("work dir: {e}")))?;
         cmd.args([
             "--format=directory".to_string(),
             format!("--jobs={}", self.parallel),
@@ -386,7 +386,7 @@ impl Take {
 
 /// A directory as a tar file (relative paths).
 fn pack(dir: &std::path::Path, to: &std::path::Path) -> std::io::Result<()> {
-    let file = std::fs::File::create(to)?;
+    let file = crate::files::create_private(to)?;
     let mut builder = tar::Builder::new(std::io::BufWriter::new(file));
     builder.append_dir_all(".", dir)?;
     builder
@@ -398,7 +398,7 @@ fn pack(dir: &std::path::Path, to: &std::path::Path) -> std::io::Result<()> {
 
 /// Unpack a tar file into `dir`.
 fn unpack(from: &std::path::Path, dir: &std::path::Path) -> std::io::Result<()> {
-    std::fs::create_dir_all(dir)?;
+    crate::files::create_private_dir(dir)?;
     tar::Archive::new(std::io::BufReader::new(std::fs::File::open(from)?)).unpack(dir)
 }
 
@@ -497,7 +497,7 @@ async fn restore_directory(
     let tool = tools::tool(&["pg_restore"], "the PostgreSQL client (postgresql-client)")
         .await
         .map_err(failed)?;
-    std::fs::create_dir_all(work_dir).map_err(failed)?;
+    crate::files::create_private_dir(work_dir).map_err(failed)?;
     let tarball = work_dir.join(format!(
         "restore-{}-{}.tar",
         backup.id,
@@ -509,7 +509,9 @@ async fn restore_directory(
             .open(&backup.location)
             .await
             .map_err(|e| failed(format!("cannot read the backup: {e}")))?;
-        let mut out = tokio::fs::File::create(&tarball).await.map_err(failed)?;
+        let mut out = crate::files::create_private_async(&tarball)
+            .await
+            .map_err(failed)?;
         pump(ZstdDecoder::new(BufReader::new(file)), &mut out, ctx, "unpack").await?;
         let (from, to) = (tarball.clone(), dir.clone());
         tokio::task::spawn_blocking(move || unpack(&from, &to))
@@ -657,7 +659,7 @@ impl Verify {
         );
         let scratch_url = match engine {
             EngineKind::Sqlite => {
-                std::fs::create_dir_all(&self.work_dir).map_err(failed)?;
+                crate::files::create_private_dir(&self.work_dir).map_err(failed)?;
                 SecretUrl::new(format!(
                     "sqlite://{}",
                     self.work_dir.join(format!("{scratch_name}.sqlite")).display()

@@ -2,7 +2,7 @@
 //! S3-compatible store (the object_store crate) can be a second
 //! implementation with the same four operations. Files are written under a
 //! `.partial` name and renamed when complete, so a reader never sees half
-//! a backup.
+//! a backup. Files are 0600 and directories 0700 (`crate::files`).
 
 use std::path::PathBuf;
 
@@ -68,9 +68,11 @@ impl BackupStorage for LocalDir {
     async fn create(&self, key: &str) -> std::io::Result<Writer> {
         let partial = self.partial(key)?;
         if let Some(dir) = partial.parent() {
-            tokio::fs::create_dir_all(dir).await?;
+            let dir = dir.to_path_buf();
+            tokio::task::spawn_blocking(move || crate::files::create_private_dir(&dir)).await??;
         }
-        let file = tokio::fs::File::create(&partial).await?;
+        // A dump is every row of a database: readable by the panel alone.
+        let file = crate::files::create_private_async(&partial).await?;
         Ok(Box::new(tokio::io::BufWriter::with_capacity(256 * 1024, file)))
     }
 

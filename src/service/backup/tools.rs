@@ -144,7 +144,7 @@ pub struct OptionFile {
 
 impl OptionFile {
     pub fn write(dir: &Path, target: &MysqlTarget) -> std::io::Result<OptionFile> {
-        std::fs::create_dir_all(dir)?;
+        crate::files::create_private_dir(dir)?;
         let path = dir.join(format!("client-{}.cnf", uuid::Uuid::new_v4().simple()));
         let mut options = std::fs::OpenOptions::new();
         options.write(true).create_new(true);

@@ -179,6 +179,9 @@ async fn compare(
     Ok(status)
 }
 
+/// Held while a submission checks the directory and creates its file.
+static SUBMITTING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// What a submitted file became.
 #[derive(Debug, Serialize)]
 pub struct Submitted {
@@ -222,28 +225,39 @@ pub async fn submit(
             .clone()
             .ok_or_else(|| AppError::invalid(format!("{database} has no migrations directory set")))?;
         let path = Path::new(&dir).join(name);
-        match std::fs::read_to_string(&path) {
-            Ok(existing) if existing == sql => {
-                return Ok(Submitted { file: name.into(), checksum: checksum(sql), created: false, findings: vec![] });
-            }
-            Ok(_) => {
-                return Err(AppError::conflict(format!(
+        let already = || -> AppResult<Submitted> {
+            match std::fs::read_to_string(&path) {
+                Ok(existing) if existing == sql => {
+                    Ok(Submitted { file: name.into(), checksum: checksum(sql), created: false, findings: vec![] })
+                }
+                Ok(_) => Err(AppError::conflict(format!(
                     "{name} already exists with other contents: submit a new version instead of editing one"
-                )));
+                ))),
+                Err(e) => Err(AppError::invalid(format!("cannot read {}: {e}", path.display()))),
             }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(AppError::invalid(format!("cannot read {}: {e}", path.display()))),
+        };
+        if path.exists() {
+            return already();
         }
-        let current = source::scan(Path::new(&dir))?;
-        if let Some((version, _, _)) = source::parse_file_name(name)
-            && current.migrations.iter().any(|m| m.version == version && (name.starts_with('V') || name.ends_with(".up.sql")))
         {
-            return Err(AppError::conflict(format!("version {version} already has a migration file")));
+            // One submission at a time checks versions and creates: two
+            // names for one new version would both pass the check otherwise.
+            // (Within this process; across processes the link below still
+            // keeps one name from being created twice.)
+            let _one_at_a_time = SUBMITTING.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            let current = source::scan(Path::new(&dir))?;
+            if let Some((version, _, _)) = source::parse_file_name(name)
+                && current.migrations.iter().any(|m| m.version == version && (name.starts_with('V') || name.ends_with(".up.sql")))
+            {
+                return Err(AppError::conflict(format!("version {version} already has a migration file")));
+            }
+            match source::create_file(Path::new(&dir), name, sql) {
+                Ok(()) => {}
+                // Another writer won the race for this name.
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return already(),
+                Err(e) => return Err(AppError::invalid(format!("cannot write {}: {e}", path.display()))),
+            }
         }
-        let partial = path.with_extension("sql.partial");
-        std::fs::write(&partial, sql)
-            .and_then(|_| std::fs::rename(&partial, &path))
-            .map_err(|e| AppError::invalid(format!("cannot write {}: {e}", path.display())))?;
         let version = member.status().server.map(|s| s.version);
         Ok(Submitted {
             file: name.into(),

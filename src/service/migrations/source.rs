@@ -137,6 +137,45 @@ pub fn parse_file_name(name: &str) -> Option<(Version, String, bool)> {
     parse_name(name).map(|(v, d, dir)| (v, d, dir == Direction::Down))
 }
 
+/// Write `sql` as the new file `dir/name`, never over one that exists:
+/// written and synced under a unique hidden name first (so nobody reads
+/// half a file, and no two writers share a temporary), then hard-linked
+/// into place. link(2) fails if the target exists, so of writers racing for
+/// one name exactly one succeeds; the others get `AlreadyExists`. Where
+/// hard links are not supported the target is created with `create_new`
+/// (still exclusive, briefly visible half-written).
+///
+/// This is the user's migrations directory, not the panel's data: the file
+/// gets the directory's permissions less execute and world-write bits
+/// (0755 gives 0644), whatever the panel's umask.
+pub fn create_file(dir: &Path, name: &str, sql: &str) -> std::io::Result<()> {
+    use std::io::{ErrorKind, Write};
+    let target = dir.join(name);
+    let temp = dir.join(format!(".{name}.{}.partial", uuid::Uuid::new_v4().simple()));
+    let write = |path: &Path| -> std::io::Result<()> {
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(path)?;
+        file.write_all(sql.as_bytes())?;
+        file.sync_all()?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let dir_mode = std::fs::metadata(dir)?.permissions().mode();
+            let mode = dir_mode & 0o666 & !0o002;
+            file.set_permissions(std::fs::Permissions::from_mode(mode | 0o600))?;
+        }
+        Ok(())
+    };
+    let linked = write(&temp).and_then(|()| std::fs::hard_link(&temp, &target));
+    let _ = std::fs::remove_file(&temp);
+    match linked {
+        Err(e) if e.kind() != ErrorKind::AlreadyExists && !target.exists() => write(&target),
+        other => other,
+    }
+}
+
 /// Read `dir`: every `.sql` file directly in it (not recursing).
 pub fn scan(dir: &Path) -> AppResult<Source> {
     let entries = std::fs::read_dir(dir).map_err(|e| {

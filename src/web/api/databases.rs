@@ -9,7 +9,7 @@ use axum::{Json, Router};
 use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::config::SecretUrl;
-use crate::domain::DatabaseName;
+use crate::domain::{DatabaseName, RecoveryTarget};
 use crate::engine::{Capabilities, DatabaseEntry, SchemaEntry};
 use crate::error::{AppError, AppResult};
 use crate::service::fleet::{Health, Member, ServerView};
@@ -120,7 +120,7 @@ fn detail(m: &Member) -> DbDetail {
 }
 
 fn path_name(raw: &str) -> AppResult<DatabaseName> {
-    DatabaseName::parse(raw).map_err(|_| AppError::not_found(format!("no database named {raw:?}")))
+    DatabaseName::from_path(raw)
 }
 
 async fn list(State(state): State<AppState>, Viewer(_): Viewer) -> Json<Vec<DbSummary>> {
@@ -168,8 +168,10 @@ struct CreateDb {
     retention: Option<String>,
 }
 
-fn secs(s: Option<u64>) -> Option<std::time::Duration> {
-    s.map(std::time::Duration::from_secs)
+/// `rpo_s` / `rto_s`: at most ten years (see `RecoveryTarget`).
+fn target(what: &str, secs: Option<u64>) -> AppResult<Option<std::time::Duration>> {
+    secs.map(|s| RecoveryTarget::from_secs(what, s).map(RecoveryTarget::duration))
+        .transpose()
 }
 
 /// The detail of `name` once the fleet knows it (it may not have been checked yet).
@@ -191,8 +193,8 @@ async fn create(
         name: DatabaseName::parse(&body.name)?,
         url: SecretUrl::new(body.url.trim()),
         migrations_dir: body.migrations_dir.filter(|d| !d.trim().is_empty()),
-        rpo: secs(body.rpo_s),
-        rto: secs(body.rto_s),
+        rpo: target("RPO", body.rpo_s)?,
+        rto: target("RTO", body.rto_s)?,
         schedules: Schedules {
             backup: body.backup_schedule,
             verify: body.verify_schedule,
@@ -234,8 +236,14 @@ async fn update(
     let changes = Changes {
         url: body.url.map(|u| SecretUrl::new(u.trim())),
         migrations_dir: body.migrations_dir.unwrap_or(current.migrations_dir),
-        rpo: body.rpo_s.map(secs).unwrap_or(current.rpo),
-        rto: body.rto_s.map(secs).unwrap_or(current.rto),
+        rpo: match body.rpo_s {
+            Some(secs) => target("RPO", secs)?,
+            None => current.rpo,
+        },
+        rto: match body.rto_s {
+            Some(secs) => target("RTO", secs)?,
+            None => current.rto,
+        },
         schedules: Schedules {
             backup: body.backup_schedule.unwrap_or(current.schedules.backup),
             verify: body.verify_schedule.unwrap_or(current.schedules.verify),

@@ -47,8 +47,7 @@ async fn start(
     Path(name): Path<String>,
     Json(body): Json<MaintenanceBody>,
 ) -> AppResult<(StatusCode, Json<Started>)> {
-    let name =
-        DatabaseName::parse(&name).map_err(|_| AppError::not_found(format!("no database named {name:?}")))?;
+    let name = DatabaseName::from_path(&name)?;
     let member = state
         .fleet
         .get(&name)
@@ -88,12 +87,13 @@ async fn show(
     Path(id): Path<String>,
 ) -> AppResult<Json<JobJson>> {
     let job = state.jobs.get(job_id(&id)?).await?;
+    let error = maintenance::interrupted_error(&state.fleet, &job);
     Ok(Json(JobJson {
         id: job.id,
         kind: job.kind,
         state: job.state,
         progress: job.progress,
-        error: job.error,
+        error,
     }))
 }
 

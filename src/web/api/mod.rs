@@ -30,8 +30,7 @@ pub fn router() -> Router<AppState> {
 
 /// The registered database named in a path, or 404.
 fn member(state: &AppState, raw: &str) -> AppResult<std::sync::Arc<Member>> {
-    let name =
-        DatabaseName::parse(raw).map_err(|_| AppError::not_found(format!("no database named {raw:?}")))?;
+    let name = DatabaseName::from_path(raw)?;
     state
         .fleet
         .get(&name)

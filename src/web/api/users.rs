@@ -6,7 +6,7 @@ use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
 use crate::domain::{Password, Role, Username};
-use crate::error::{AppError, AppResult};
+use crate::error::AppResult;
 use crate::service::audit;
 use crate::service::users::{self, NewUser, User};
 use crate::web::AppState;
@@ -83,7 +83,7 @@ async fn disable_user(
     Admin(me): Admin,
     Path(name): Path<String>,
 ) -> AppResult<Json<UserJson>> {
-    let name = Username::parse(&name).map_err(|_| AppError::not_found("no such user"))?;
+    let name = Username::from_path(&name)?;
     let user = users::set_disabled(&state.store, &me.actor(), &name, true).await?;
     Ok(Json(user.into()))
 }
@@ -111,7 +111,7 @@ async fn set_password(
     Path(name): Path<String>,
     Json(body): Json<SetPassword>,
 ) -> AppResult<Json<PasswordSetJson>> {
-    let name = Username::parse(&name).map_err(|_| AppError::not_found("no such user"))?;
+    let name = Username::from_path(&name)?;
     let password = Password::new(body.password)?;
     let changed =
         users::reset_password(&state.store, &me.actor(), &name, &password, body.revoke_tokens).await?;

@@ -14,7 +14,7 @@ use tower_sessions::Session;
 
 use super::path_name;
 use crate::config::SecretUrl;
-use crate::domain::DatabaseName;
+use crate::domain::{DatabaseName, RecoveryTarget};
 use crate::error::{AppError, AppResult};
 use crate::service::registry::{self, Changes, NewDatabase, Schedules, Source};
 use crate::web::AppState;
@@ -135,15 +135,9 @@ impl DbForm {
     }
 }
 
-/// A target like `24h`, `30m` or `7d`; empty means none.
+/// A target like `24h`, `30m` or `7d` (at most ten years); empty means none.
 fn parse_target(raw: &str, what: &str) -> AppResult<Option<Duration>> {
-    let raw = raw.trim();
-    if raw.is_empty() {
-        return Ok(None);
-    }
-    humantime::parse_duration(raw)
-        .map(Some)
-        .map_err(|_| AppError::invalid(format!("{what} must be a duration like 24h, 30m or 7d")))
+    Ok(RecoveryTarget::parse(what, raw)?.map(RecoveryTarget::duration))
 }
 
 fn optional(raw: &str) -> Option<String> {

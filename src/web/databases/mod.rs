@@ -203,9 +203,10 @@ pub fn fleet_views(state: &AppState) -> Vec<DbView> {
     views
 }
 
-/// A database named in the path: an impossible name is simply not found.
+/// A database named in the path: exactly a valid name (nothing trimmed),
+/// or simply not found.
 pub(super) fn path_name(raw: &str) -> AppResult<DatabaseName> {
-    DatabaseName::parse(raw).map_err(|_| AppError::not_found(format!("no database named {raw:?}")))
+    DatabaseName::from_path(raw)
 }
 
 pub(super) fn member(state: &AppState, name: &DatabaseName) -> AppResult<std::sync::Arc<Member>> {
