@@ -374,7 +374,9 @@ impl Registry {
         .await
     }
 
-    /// Forget a database. Nothing on the database itself changes.
+    /// Forget a database: it leaves the registry, and what the panel kept
+    /// about it (backups, jobs, requests, alerts) stays as a removed
+    /// database's until pruned. Nothing on the database itself changes.
     pub async fn remove(&self, actor: &Actor, name: &DatabaseName) -> AppResult<()> {
         let target = format!("database:{name}");
         let event = Event {
@@ -388,7 +390,10 @@ impl Registry {
             if self.is_declared(name) {
                 return Err(Self::read_only(name));
             }
-            if rows::delete(self.store.pool(), name.as_str()).await? == 0 {
+            // Its history moves to a key no registration can take, so a
+            // database registered later under this name starts clean.
+            let key = format!("{name}~{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+            if !rows::remove_and_retire(self.store.pool(), name.as_str(), &key, crate::store::now()).await? {
                 return Err(AppError::not_found(format!("no database named {name}")));
             }
             Ok(())

@@ -107,12 +107,77 @@ pub async fn update(pool: &Pool, f: &DatabaseFields<'_>) -> sqlx::Result<u64> {
     .map(|r| r.rows_affected()))
 }
 
-pub async fn delete(pool: &Pool, name: &str) -> sqlx::Result<u64> {
-    on_pool!(pool, |p| sqlx::query(
-        "DELETE FROM managed_databases WHERE name = $1"
+/// Forget a registration in one transaction: its row goes, its history
+/// (backups, jobs, migration requests, alerts) moves to `key`, its settings
+/// (alert rules, silences, schedule clocks) are deleted, and the removal is
+/// recorded. Returns false (and changes nothing) if there was no such row.
+pub async fn remove_and_retire(pool: &Pool, name: &str, key: &str, at: i64) -> sqlx::Result<bool> {
+    on_pool!(pool, |p| {
+        let mut tx = p.begin().await?;
+        let engine: Option<String> =
+            sqlx::query_scalar("DELETE FROM managed_databases WHERE name = $1 RETURNING engine")
+                .bind(name)
+                .fetch_optional(&mut *tx)
+                .await?;
+        let Some(engine) = engine else {
+            tx.rollback().await?;
+            return Ok(false);
+        };
+        sqlx::query("INSERT INTO removed_databases (key, name, engine, removed_at) VALUES ($1, $2, $3, $4)")
+            .bind(key)
+            .bind(name)
+            .bind(&engine)
+            .bind(at)
+            .execute(&mut *tx)
+            .await?;
+        for table in ["backups", "jobs", "migration_requests", "alerts"] {
+            // Table names from this fixed list only.
+            sqlx::query(&format!("UPDATE {table} SET database_name = $1 WHERE database_name = $2"))
+                .bind(key)
+                .bind(name)
+                .execute(&mut *tx)
+                .await?;
+        }
+        for table in ["alert_rules", "alert_silences", "metric_samples"] {
+            sqlx::query(&format!("DELETE FROM {table} WHERE database_name = $1"))
+                .bind(name)
+                .execute(&mut *tx)
+                .await?;
+        }
+        for kind in ["backup", "verify", "prune"] {
+            sqlx::query("DELETE FROM settings WHERE key = $1")
+                .bind(format!("schedule:{kind}:{name}"))
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(true)
+    })
+}
+
+/// One removed database.
+#[derive(Clone, Debug, FromRow)]
+pub struct RemovedRow {
+    pub key: String,
+    pub name: String,
+    pub engine: String,
+    pub removed_at: i64,
+}
+
+/// Removed databases, most recently removed first.
+pub async fn removed(pool: &Pool) -> sqlx::Result<Vec<RemovedRow>> {
+    on_pool!(pool, |p| sqlx::query_as::<_, RemovedRow>(
+        "SELECT key, name, engine, removed_at FROM removed_databases ORDER BY removed_at DESC, key"
     )
-    .bind(name)
-    .execute(p)
-    .await
-    .map(|r| r.rows_affected()))
+    .fetch_all(p)
+    .await)
+}
+
+/// Forget a removed database once its backups are pruned.
+pub async fn forget_removed(pool: &Pool, key: &str) -> sqlx::Result<u64> {
+    on_pool!(pool, |p| sqlx::query("DELETE FROM removed_databases WHERE key = $1")
+        .bind(key)
+        .execute(p)
+        .await
+        .map(|r| r.rows_affected()))
 }

@@ -4,22 +4,57 @@
 
 use askama::Template;
 use askama_web::WebTemplate;
-use axum::Router;
-use axum::extract::State;
-use axum::routing::get;
+use axum::extract::{Path, State};
+use axum::response::Redirect;
+use axum::routing::{get, post};
+use axum::{Form, Router};
+use serde::Deserialize;
+use tower_sessions::Session;
 
 use crate::error::AppResult;
-use crate::format::{fmt_age, fmt_bytes, fmt_duration};
+use crate::format::{fmt_age, fmt_bytes, fmt_duration, fmt_time};
+use crate::service::backup::Removed;
 use crate::service::backup::status::{self, Level};
 use crate::service::monitoring::charts::spark;
 use crate::store::backups::BackupRow;
 use crate::store::now;
 use crate::web::AppState;
-use crate::web::auth::Viewer;
-use crate::web::page::PageCtx;
+use crate::web::auth::{Admin, Viewer};
+use crate::web::page::{PageCtx, flash};
 
 pub fn router() -> Router<AppState> {
-    Router::new().route("/backups", get(page))
+    Router::new()
+        .route("/backups", get(page))
+        .route("/backups/removed/{key}/prune", post(prune_removed))
+}
+
+/// A removed database's line: what is still kept of it.
+pub struct RemovedRow {
+    pub key: String,
+    pub name: String,
+    pub engine: String,
+    pub removed: String,
+    pub kept: usize,
+    pub bytes: String,
+    pub newest: String,
+}
+
+impl RemovedRow {
+    fn of(r: &Removed) -> RemovedRow {
+        let kept: Vec<&BackupRow> = r.kept().collect();
+        RemovedRow {
+            key: r.key.clone(),
+            name: r.name.clone(),
+            engine: r.engine.clone(),
+            removed: format!("{} ({} ago)", fmt_time(r.removed_at), fmt_age(now() - r.removed_at)),
+            kept: kept.len(),
+            bytes: fmt_bytes(kept.iter().filter_map(|b| b.bytes).sum()),
+            newest: kept
+                .first()
+                .map(|b| fmt_time(b.finished_at.unwrap_or(b.started_at)))
+                .unwrap_or_else(|| "—".into()),
+        }
+    }
 }
 
 /// One database's line.
@@ -98,6 +133,7 @@ pub fn risk_row(state: &AppState, entry: &crate::service::registry::DbEntry, row
 struct BackupsPage {
     ctx: PageCtx,
     rows: Vec<RiskRow>,
+    removed: Vec<RemovedRow>,
 }
 
 async fn page(State(state): State<AppState>, Viewer(_): Viewer, ctx: PageCtx) -> AppResult<BackupsPage> {
@@ -107,5 +143,25 @@ async fn page(State(state): State<AppState>, Viewer(_): Viewer, ctx: PageCtx) ->
         rows.push(risk_row(&state, &m.entry, &backups));
     }
     rows.sort_by(|a, b| a.level.cmp(&b.level).then_with(|| a.name.cmp(&b.name)));
-    Ok(BackupsPage { ctx, rows })
+    let removed = state.backups.removed().await?.iter().map(RemovedRow::of).collect();
+    Ok(BackupsPage { ctx, rows, removed })
+}
+
+#[derive(Deserialize)]
+struct PruneForm {
+    #[serde(default)]
+    confirm: String,
+}
+
+/// Admin: delete a removed database's backups, after typing its name.
+async fn prune_removed(
+    State(state): State<AppState>,
+    Admin(me): Admin,
+    session: Session,
+    Path(key): Path<String>,
+    Form(form): Form<PruneForm>,
+) -> AppResult<Redirect> {
+    let pruned = state.backups.prune_removed(&me.actor(), &key, &form.confirm).await?;
+    flash(&session, "ok", format!("Deleted {pruned} backup(s) of the removed database.")).await?;
+    Ok(Redirect::to("/backups"))
 }

@@ -23,6 +23,7 @@ mod monitoring;
 mod permissions;
 mod registry;
 mod registry_guards;
+mod removal;
 mod robustness;
 mod roles;
 mod secrecy;

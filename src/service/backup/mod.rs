@@ -297,3 +297,78 @@ pub async fn pitr_readiness(member: &Member) -> Result<Vec<(String, String, bool
     let db = member.db()?;
     member.live(db.pitr_readiness()).await
 }
+
+/// A database removed from the registry, with the backups the panel still
+/// keeps of it (newest first).
+#[derive(Clone, Debug)]
+pub struct Removed {
+    /// Its history's key (`name~id`): no registration can take it.
+    pub key: String,
+    pub name: String,
+    pub engine: String,
+    pub removed_at: i64,
+    pub backups: Vec<BackupRow>,
+}
+
+impl Removed {
+    /// Backups that still have a file.
+    pub fn kept(&self) -> impl Iterator<Item = &BackupRow> {
+        self.backups.iter().filter(|b| b.state == "good")
+    }
+}
+
+impl Backups {
+    /// Removed databases whose backups are kept, most recently removed first.
+    pub async fn removed(&self) -> AppResult<Vec<Removed>> {
+        let mut out = Vec::new();
+        for r in crate::store::registry::removed(self.store.pool()).await? {
+            out.push(Removed {
+                backups: rows::list(self.store.pool(), &r.key, 500).await?,
+                key: r.key,
+                name: r.name,
+                engine: r.engine,
+                removed_at: r.removed_at,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Delete every backup of a removed database and forget it (admin; the
+    /// user types the database's name to confirm). Audited. Returns how
+    /// many backups were deleted.
+    pub async fn prune_removed(&self, actor: &Actor, key: &str, confirm: &str) -> AppResult<usize> {
+        let event = crate::service::audit::Event {
+            action: "backup.prune_removed",
+            target: key,
+            database: None,
+            detail: "",
+        };
+        crate::service::audit::audited(&self.store, actor, event, async {
+            require(actor, Role::Admin)?;
+            let removed = self
+                .removed()
+                .await?
+                .into_iter()
+                .find(|r| r.key == key)
+                .ok_or_else(|| AppError::not_found(format!("no removed database {key:?}")))?;
+            if confirm.trim() != removed.name {
+                return Err(AppError::invalid(format!(
+                    "type the database's name, {}, to delete its backups",
+                    removed.name
+                )));
+            }
+            let mut pruned = 0;
+            for b in removed.kept() {
+                self.storage
+                    .remove(&b.location)
+                    .await
+                    .map_err(|e| AppError::invalid(format!("cannot remove backup #{}: {e}", b.id)))?;
+                rows::mark_pruned(self.store.pool(), b.id).await?;
+                pruned += 1;
+            }
+            crate::store::registry::forget_removed(self.store.pool(), key).await?;
+            Ok(pruned)
+        })
+        .await
+    }
+}

@@ -11,12 +11,79 @@ use super::member;
 use crate::error::{AppError, AppResult};
 use crate::format::rfc3339;
 use crate::web::AppState;
-use crate::web::auth::{Operator, Viewer};
+use crate::web::auth::{Admin, Operator, Viewer};
 
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/databases/{name}/backups", get(list).post(start))
         .route("/backups/{id}/verify", post(verify))
+        .route("/removed-databases", get(removed))
+        .route("/removed-databases/{key}/prune", post(prune_removed))
+}
+
+/// A removed database and the backups still kept of it.
+#[derive(Serialize)]
+struct RemovedJson {
+    key: String,
+    name: String,
+    engine: String,
+    removed_at: String,
+    backups: Vec<BackupJson>,
+}
+
+fn backup_json(b: crate::store::backups::BackupRow) -> BackupJson {
+    BackupJson {
+        id: b.id,
+        state: b.state,
+        bytes: b.bytes,
+        sha256: b.sha256,
+        location: b.location,
+        started_at: rfc3339(b.started_at),
+        finished_at: b.finished_at.map(rfc3339),
+        verified_at: b.verified_at.map(rfc3339),
+        verify_ok: b.verify_ok,
+    }
+}
+
+async fn removed(State(state): State<AppState>, Viewer(_): Viewer) -> AppResult<Json<Vec<RemovedJson>>> {
+    Ok(Json(
+        state
+            .backups
+            .removed()
+            .await?
+            .into_iter()
+            .map(|r| RemovedJson {
+                key: r.key,
+                name: r.name,
+                engine: r.engine,
+                removed_at: rfc3339(r.removed_at),
+                backups: r.backups.into_iter().map(backup_json).collect(),
+            })
+            .collect(),
+    ))
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PruneBody {
+    confirm: String,
+}
+
+#[derive(Serialize)]
+struct Pruned {
+    ok: bool,
+    pruned: usize,
+}
+
+/// Admin: delete a removed database's backups (`{"confirm": name}`).
+async fn prune_removed(
+    State(state): State<AppState>,
+    Admin(me): Admin,
+    Path(key): Path<String>,
+    Json(body): Json<PruneBody>,
+) -> AppResult<Json<Pruned>> {
+    let pruned = state.backups.prune_removed(&me.actor(), &key, &body.confirm).await?;
+    Ok(Json(Pruned { ok: true, pruned }))
 }
 
 #[derive(Serialize)]
@@ -39,21 +106,7 @@ async fn list(
 ) -> AppResult<Json<Vec<BackupJson>>> {
     let m = member(&state, &name)?;
     let rows = state.backups.list(m.entry.name.as_str(), 500).await?;
-    Ok(Json(
-        rows.into_iter()
-            .map(|b| BackupJson {
-                id: b.id,
-                state: b.state,
-                bytes: b.bytes,
-                sha256: b.sha256,
-                location: b.location,
-                started_at: rfc3339(b.started_at),
-                finished_at: b.finished_at.map(rfc3339),
-                verified_at: b.verified_at.map(rfc3339),
-                verify_ok: b.verify_ok,
-            })
-            .collect(),
-    ))
+    Ok(Json(rows.into_iter().map(backup_json).collect()))
 }
 
 #[derive(Serialize)]
