@@ -132,11 +132,13 @@ pub async fn remove_and_retire(pool: &Pool, name: &str, key: &str, at: i64) -> s
             .await?;
         for table in ["backups", "jobs", "migration_requests", "alerts"] {
             // Table names from this fixed list only.
-            sqlx::query(&format!("UPDATE {table} SET database_name = $1 WHERE database_name = $2"))
-                .bind(key)
-                .bind(name)
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query(&format!(
+                "UPDATE {table} SET database_name = $1 WHERE database_name = $2"
+            ))
+            .bind(key)
+            .bind(name)
+            .execute(&mut *tx)
+            .await?;
         }
         for table in ["alert_rules", "alert_silences", "metric_samples"] {
             sqlx::query(&format!("DELETE FROM {table} WHERE database_name = $1"))
@@ -175,9 +177,11 @@ pub async fn removed(pool: &Pool) -> sqlx::Result<Vec<RemovedRow>> {
 
 /// Forget a removed database once its backups are pruned.
 pub async fn forget_removed(pool: &Pool, key: &str) -> sqlx::Result<u64> {
-    on_pool!(pool, |p| sqlx::query("DELETE FROM removed_databases WHERE key = $1")
-        .bind(key)
-        .execute(p)
-        .await
-        .map(|r| r.rows_affected()))
+    on_pool!(pool, |p| sqlx::query(
+        "DELETE FROM removed_databases WHERE key = $1"
+    )
+    .bind(key)
+    .execute(p)
+    .await
+    .map(|r| r.rows_affected()))
 }

@@ -46,7 +46,11 @@ impl RemovedRow {
             key: r.key.clone(),
             name: r.name.clone(),
             engine: r.engine.clone(),
-            removed: format!("{} ({} ago)", fmt_time(r.removed_at), fmt_age(now() - r.removed_at)),
+            removed: format!(
+                "{} ({} ago)",
+                fmt_time(r.removed_at),
+                fmt_age(now() - r.removed_at)
+            ),
             kept: kept.len(),
             bytes: fmt_bytes(kept.iter().filter_map(|b| b.bytes).sum()),
             newest: kept
@@ -143,7 +147,13 @@ async fn page(State(state): State<AppState>, Viewer(_): Viewer, ctx: PageCtx) ->
         rows.push(risk_row(&state, &m.entry, &backups));
     }
     rows.sort_by(|a, b| a.level.cmp(&b.level).then_with(|| a.name.cmp(&b.name)));
-    let removed = state.backups.removed().await?.iter().map(RemovedRow::of).collect();
+    let removed = state
+        .backups
+        .removed()
+        .await?
+        .iter()
+        .map(RemovedRow::of)
+        .collect();
     Ok(BackupsPage { ctx, rows, removed })
 }
 
@@ -161,7 +171,15 @@ async fn prune_removed(
     Path(key): Path<String>,
     Form(form): Form<PruneForm>,
 ) -> AppResult<Redirect> {
-    let pruned = state.backups.prune_removed(&me.actor(), &key, &form.confirm).await?;
-    flash(&session, "ok", format!("Deleted {pruned} backup(s) of the removed database.")).await?;
+    let pruned = state
+        .backups
+        .prune_removed(&me.actor(), &key, &form.confirm)
+        .await?;
+    flash(
+        &session,
+        "ok",
+        format!("Deleted {pruned} backup(s) of the removed database."),
+    )
+    .await?;
     Ok(Redirect::to("/backups"))
 }

@@ -98,7 +98,10 @@ fn posts(token_id: i64) -> Vec<(String, Vec<(&'static str, String)>)> {
             vec![("rule", "long_query".into()), ("threshold", "5".into())],
         ),
         ("/databases/demo/delete".into(), vec![]),
-        ("/backups/removed/demo~1/prune".into(), vec![("confirm", "demo".into())]),
+        (
+            "/backups/removed/demo~1/prune".into(),
+            vec![("confirm", "demo".into())],
+        ),
         ("/logout".into(), vec![]),
         (
             "/login".into(),

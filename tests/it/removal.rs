@@ -43,7 +43,13 @@ async fn removal_story(store: StoreChoice) {
         .as_i64()
         .unwrap();
     assert_eq!(app.job_finished(&token, job).await["state"], "succeeded");
-    let res = api_post(&app, &token, "/api/v1/databases/pg/silences", json!({"duration": "1h"})).await;
+    let res = api_post(
+        &app,
+        &token,
+        "/api/v1/databases/pg/silences",
+        json!({"duration": "1h"}),
+    )
+    .await;
     assert!(res.status().is_success(), "{}", res.status());
     let backups: Vec<serde_json::Value> = api_get(&app, &token, "/api/v1/databases/pg/backups")
         .await
@@ -66,8 +72,15 @@ async fn removal_story(store: StoreChoice) {
         .json()
         .await
         .unwrap();
-    assert!(backups.is_empty(), "the old database's backups are not the new one's: {backups:?}");
-    let alerts: serde_json::Value = api_get(&app, &token, "/api/v1/alerts").await.json().await.unwrap();
+    assert!(
+        backups.is_empty(),
+        "the old database's backups are not the new one's: {backups:?}"
+    );
+    let alerts: serde_json::Value = api_get(&app, &token, "/api/v1/alerts")
+        .await
+        .json()
+        .await
+        .unwrap();
     let silences = alerts["silences"].as_array().unwrap();
     assert!(
         silences.iter().all(|s| s["database"] != "pg"),
@@ -89,7 +102,10 @@ async fn removal_story(store: StoreChoice) {
     let admin = app.signed_in("root", Role::Admin).await;
     let (status, page) = admin.text("/backups").await;
     assert_eq!(status, StatusCode::OK);
-    assert!(page.contains("Removed databases") && page.contains("removed"), "{page}");
+    assert!(
+        page.contains("Removed databases") && page.contains("removed"),
+        "{page}"
+    );
 
     // Deleting them asks for the name, and only admins may.
     let operator = app.token_for("op", Role::Operator).await;

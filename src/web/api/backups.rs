@@ -82,7 +82,10 @@ async fn prune_removed(
     Path(key): Path<String>,
     Json(body): Json<PruneBody>,
 ) -> AppResult<Json<Pruned>> {
-    let pruned = state.backups.prune_removed(&me.actor(), &key, &body.confirm).await?;
+    let pruned = state
+        .backups
+        .prune_removed(&me.actor(), &key, &body.confirm)
+        .await?;
     Ok(Json(Pruned { ok: true, pruned }))
 }
 
