@@ -166,6 +166,18 @@ async fn sixty_databases_on_a_small_server_stay_within_the_connection_budget() {
         .expect("one server with all sixty databases");
     assert_eq!(ours["limit"], 4);
     assert!(ours["panel_connections"].as_u64().unwrap() <= 4);
+    let metrics = api_get(&app, &token, "/metrics").await.text().await.unwrap();
+    let limit_line = metrics
+        .lines()
+        .find(|l| {
+            l.starts_with("custodian_panel_connection_limit{")
+                && l.contains(&format!(":{}\"", base.port().unwrap()))
+        })
+        .unwrap_or_else(|| panic!("the budget is in /metrics: {metrics}"));
+    assert!(
+        limit_line.ends_with(" 4") || limit_line.ends_with(" 4.0"),
+        "{limit_line}"
+    );
 
     // An application can still connect while the panel works.
     let mut client = sqlx::PgConnection::connect(&url_of("app30")).await.unwrap();

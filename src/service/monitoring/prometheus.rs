@@ -213,6 +213,25 @@ pub async fn exposition(monitor: &Monitor) -> anyhow::Result<String> {
         }
     }
 
+    // The panel's own footprint on each server it manages.
+    for server in monitor.0.fleet.server_views() {
+        let l = labels(&[
+            ("server", &server.connections.server),
+            ("engine", server.connections.engine.as_str()),
+        ]);
+        sheet.set(
+            "custodian_panel_connections",
+            "Connections the panel holds to the server now",
+            l.clone(),
+            Some(server.connections.panel_connections as f64),
+        );
+        sheet.set(
+            "custodian_panel_connection_limit",
+            "The most connections the panel holds to the server (max_connections_per_server)",
+            l,
+            Some(server.connections.limit as f64),
+        );
+    }
     for (kind, state, count) in job_rows::counts(pool).await? {
         sheet.set(
             "custodian_jobs",
