@@ -146,8 +146,15 @@ async fn compare(
         .cloned()
         .collect();
     let plan = plan::compare(&source, &comparable);
-    // The version the poller read; lint assumes the newest without one.
-    let version = member.status().server.map(|server| server.version);
+    // The version the poller read, or (not checked yet) a live one within
+    // the pages' limit; lint assumes the newest without one.
+    let version = match member.status().server {
+        Some(server) => Some(server.version),
+        None => match member.db() {
+            Ok(db) => member.live(db.status()).await.ok().map(|s| s.version),
+            Err(_) => None,
+        },
+    };
     status.pending = plan
         .pending
         .iter()
