@@ -302,6 +302,13 @@ pub trait ManagedDb: Send + Sync {
         None
     }
 
+    /// Hold room in the server's connection budget for `connections` that a
+    /// tool opens itself (pg_dump and its snapshot, pg_restore): `None` for
+    /// a file, which has no server. Waits until the room is there.
+    async fn reserve(&self, _connections: usize) -> EngineResult<Option<pool::Reservation>> {
+        Ok(None)
+    }
+
     /// Status, databases and schemas, for the poller. Engines with servers
     /// read the server-wide part once for all their databases.
     async fn check(&self) -> EngineResult<Check> {

@@ -370,6 +370,15 @@ impl ManagedDb for Mysql {
         Ok(reading)
     }
 
+    async fn reserve(&self, connections: usize) -> EngineResult<Option<super::pool::Reservation>> {
+        self.server
+            .pool
+            .reserve(connections)
+            .await
+            .map(Some)
+            .map_err(EngineError::from)
+    }
+
     async fn pitr_readiness(&self) -> EngineResult<Vec<(String, String, bool)>> {
         super::dump::mysql_pitr_readiness(&mut *self.lease().await?).await
     }

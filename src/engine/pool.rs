@@ -176,6 +176,21 @@ impl<C: Connection + 'static> Drop for Lease<C> {
     }
 }
 
+/// Slots held for a tool's own connections; released when dropped.
+pub struct Reservation {
+    granted: usize,
+    _long: OwnedSemaphorePermit,
+    _slots: Vec<OwnedSemaphorePermit>,
+}
+
+impl Reservation {
+    /// How many connections the tool may open (the budget may allow fewer
+    /// than were asked for).
+    pub fn granted(&self) -> usize {
+        self.granted
+    }
+}
+
 /// Close `conn` in the background; its slot is freed only once it is closed,
 /// so the server never sees more than `limit` connections.
 fn retire<C: Connection + 'static>(inner: &Arc<Inner<C>>, conn: C, id: i64, permit: OwnedSemaphorePermit) {
@@ -328,6 +343,45 @@ impl<C: Connection + 'static> ServerPool<C> {
         };
         drop(waiting);
         self.open(owner, 0, false, permit, Some(long), &open).await
+    }
+
+    /// Hold `wanted` slots for connections a tool opens itself (pg_dump
+    /// and its snapshot, pg_restore): they count in the budget while the
+    /// reservation lives. At most `limit - 1` (room is left for catalog
+    /// reads), but at least two when the budget has two: a dump needs its
+    /// snapshot and the tool. Waits as long as it takes, like
+    /// [`ServerPool::acquire_long`].
+    pub async fn reserve(&self, wanted: usize) -> Result<Reservation, AcquireError> {
+        let limit = self.inner.limit;
+        let n = wanted.clamp(1, (limit - 1).max(2).min(limit));
+        let waiting = Waiting::start();
+        let long = self
+            .inner
+            .long_slots
+            .clone()
+            .acquire_many_owned(n.min((limit - 1).max(1)) as u32)
+            .await
+            .map_err(|_| self.busy())?;
+        let mut slots = Vec::with_capacity(n);
+        while slots.len() < n {
+            let notified = self.inner.returned.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if let Some(permit) = self.free_slot().await {
+                slots.push(permit);
+                continue;
+            }
+            tokio::select! {
+                _ = &mut notified => continue,
+                p = self.inner.slots.clone().acquire_owned() => slots.push(p.map_err(|_| self.busy())?),
+            }
+        }
+        drop(waiting);
+        Ok(Reservation {
+            granted: n,
+            _long: long,
+            _slots: slots,
+        })
     }
 
     /// Close the idle connections of `owner` (its database was removed).

@@ -375,6 +375,15 @@ impl ManagedDb for Postgres {
         Ok(server.reading_for(&self.database, dead_tuples))
     }
 
+    async fn reserve(&self, connections: usize) -> EngineResult<Option<super::pool::Reservation>> {
+        self.server
+            .pool
+            .reserve(connections)
+            .await
+            .map(Some)
+            .map_err(EngineError::from)
+    }
+
     async fn pitr_readiness(&self) -> EngineResult<Vec<(String, String, bool)>> {
         super::dump::pg_pitr_readiness(&mut *self.lease().await?).await
     }

@@ -296,3 +296,59 @@ async fn mariadb_schemas_on_one_server_share_its_budget() {
     assert!(most >= 1, "the watcher saw the panel at work");
     assert!(most <= 2, "the panel held {most} connections; its budget is 2");
 }
+
+#[tokio::test]
+async fn a_backup_and_its_tools_count_in_the_budget() {
+    let app = TestApp::spawn_with(StoreChoice::Sqlite, |c| {
+        c.poll_interval = Duration::from_secs(1);
+        c.sample_interval = Duration::from_secs(1);
+        c.max_connections_per_server = 3;
+    })
+    .await;
+    let pg = TestDb::postgres().await;
+    // Enough rows that the dump takes a moment.
+    pg.exec("CREATE TABLE big AS SELECT g AS id, md5(g::text) AS v FROM generate_series(1, 200000) g")
+        .await;
+    app.register("pg", &pg.url).await;
+    let token = app.token_for("bot", Role::Operator).await;
+    app.checked(&token, "pg").await;
+    let admin = sqlx::PgConnection::connect(&crate::helpers::pg_admin_url())
+        .await
+        .unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let most = watch_pg(
+        admin,
+        format!(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = '{}' \
+             AND application_name IN ('custodian', 'pg_dump')",
+            pg.name
+        ),
+        stop.clone(),
+    );
+    for _ in 0..2 {
+        let res = crate::helpers::api_post(
+            &app,
+            &token,
+            "/api/v1/databases/pg/backups",
+            serde_json::json!({}),
+        )
+        .await;
+        assert_eq!(res.status(), StatusCode::ACCEPTED);
+        let job = res.json::<serde_json::Value>().await.unwrap()["job_id"]
+            .as_i64()
+            .unwrap();
+        // Pages keep reading while the dump runs.
+        for _ in 0..5 {
+            let r = api_get(&app, &token, "/api/v1/databases/pg/activity").await;
+            assert_eq!(r.status(), StatusCode::OK);
+        }
+        assert_eq!(app.job_finished(&token, job).await["state"], "succeeded");
+    }
+    stop.store(true, Ordering::Relaxed);
+    let most = most.await.unwrap();
+    assert!(most >= 2, "the watcher saw the dump's connections: {most}");
+    assert!(
+        most <= 3,
+        "the panel and its tools held {most} connections; the budget is 3"
+    );
+}

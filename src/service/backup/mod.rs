@@ -100,6 +100,8 @@ impl Backups {
             key,
             work_dir: self.work_dir.clone(),
             parallel: self.parallel,
+            jobs: self.parallel,
+            db: member.db().map_err(AppError::invalid)?,
         };
         let job_id = self
             .jobs
@@ -140,6 +142,7 @@ impl Backups {
             backup,
             work_dir: self.work_dir.clone(),
             parallel: self.parallel,
+            db: member.db().map_err(AppError::invalid)?,
         };
         self.jobs
             .submit(actor, spec, Box::new(move |ctx| Box::pin(task.run(ctx))))
@@ -179,6 +182,7 @@ impl Backups {
             target,
             work_dir: self.work_dir.clone(),
             parallel: self.parallel,
+            db: member.db().map_err(AppError::invalid)?,
         };
         self.jobs
             .submit(actor, spec, Box::new(move |ctx| Box::pin(task.run(ctx))))

@@ -15,8 +15,9 @@ use tokio::process::{Child, Command};
 use super::storage::BackupStorage;
 use super::tools::{self, OptionFile};
 use crate::config::SecretUrl;
-use crate::engine::EngineKind;
 use crate::engine::dump::{self, Counts};
+use crate::engine::pool::Reservation;
+use crate::engine::{EngineKind, ManagedDb};
 use crate::error::{AppError, AppResult};
 use crate::service::fleet::Member;
 use crate::service::jobs::{JobCtx, JobFailure};
@@ -121,7 +122,47 @@ pub struct Take {
     pub backup_id: i64,
     pub key: String,
     pub work_dir: PathBuf,
+    /// Parallel jobs configured (a directory-format dump above 1)...
     pub parallel: usize,
+    /// ...and those the server's connection budget allows this run.
+    pub jobs: usize,
+    /// The database, for room in its server's connection budget.
+    pub db: Arc<dyn ManagedDb>,
+}
+
+/// Wait for room in the server's connection budget for a tool's own
+/// connections (`helpers` of the panel's beside it, one for the tool, or
+/// `parallel + 1` for parallel jobs), and say how many parallel jobs the
+/// room allows: fewer than configured when the budget is smaller.
+async fn room(
+    db: &dyn ManagedDb,
+    helpers: usize,
+    parallel: usize,
+    ctx: &JobCtx,
+) -> Result<(Option<Reservation>, usize), JobFailure> {
+    let tool = if parallel > 1 { parallel + 1 } else { 1 };
+    let wanted = helpers + tool;
+    let reservation = tokio::select! {
+        r = db.reserve(wanted) => r.map_err(failed)?,
+        _ = ctx.cancelled() => return Err(JobFailure::Cancelled),
+    };
+    let allowed = match &reservation {
+        Some(r) if r.granted() < wanted => {
+            let jobs = if r.granted() >= helpers + 3 {
+                r.granted() - helpers - 1
+            } else {
+                1
+            };
+            ctx.log(&format!(
+                "{jobs} parallel job(s) instead of {parallel}: max_connections_per_server leaves room for {} connections",
+                r.granted()
+            ))
+            .await;
+            jobs
+        }
+        _ => parallel,
+    };
+    Ok((reservation, allowed))
 }
 
 /// What a dump produced.
@@ -134,8 +175,11 @@ struct Dumped {
 }
 
 impl Take {
-    pub async fn run(self, ctx: JobCtx) -> Result<String, JobFailure> {
+    pub async fn run(mut self, ctx: JobCtx) -> Result<String, JobFailure> {
         let started = Instant::now();
+        // The dump's snapshot (or counting) connection beside the tool's.
+        let (_room, jobs) = room(&*self.db, 1, self.parallel, &ctx).await?;
+        self.jobs = jobs;
         let result = match self.engine {
             EngineKind::Postgres => self.postgres(&ctx).await,
             EngineKind::Mysql => self.mysql(&ctx).await,
@@ -317,13 +361,13 @@ impl Take {
         crate::files::create_private_dir(&self.work_dir).map_err(|e| failed(format!("work dir: {e}")))?;
         cmd.args([
             "--format=directory".to_string(),
-            format!("--jobs={}", self.parallel),
+            format!("--jobs={}", self.jobs),
             format!("--file={}", dir.display()),
         ])
         .stdout(Stdio::null());
         let result = async {
             let mut child = spawn(cmd, "pg_dump")?;
-            ctx.progress(None, &format!("pg_dump with {} parallel jobs", self.parallel));
+            ctx.progress(None, &format!("pg_dump with {} parallel jobs", self.jobs));
             tokio::select! {
                 _ = child.wait() => {}
                 _ = ctx.cancelled() => {
@@ -613,11 +657,15 @@ pub struct Verify {
     pub backup: BackupRow,
     pub work_dir: PathBuf,
     pub parallel: usize,
+    pub db: Arc<dyn ManagedDb>,
 }
 
 impl Verify {
-    pub async fn run(self, ctx: JobCtx) -> Result<String, JobFailure> {
+    pub async fn run(mut self, ctx: JobCtx) -> Result<String, JobFailure> {
         let id = self.backup.id;
+        // The scratch database's create, count and drop beside pg_restore.
+        let (_room, parallel) = room(&*self.db, 1, self.parallel, &ctx).await?;
+        self.parallel = parallel;
         let started = Instant::now();
         let outcome = self.check(&ctx).await;
         let pool = self.store.pool();
@@ -819,10 +867,13 @@ pub struct Restore {
     pub target: RestoreTarget,
     pub work_dir: PathBuf,
     pub parallel: usize,
+    pub db: Arc<dyn ManagedDb>,
 }
 
 impl Restore {
-    pub async fn run(self, ctx: JobCtx) -> Result<String, JobFailure> {
+    pub async fn run(mut self, ctx: JobCtx) -> Result<String, JobFailure> {
+        let (_room, parallel) = room(&*self.db, 1, self.parallel, &ctx).await?;
+        self.parallel = parallel;
         ctx.progress(Some(0.05), "checking the SHA-256");
         check_sum(&*self.storage, &self.backup, &ctx)
             .await
