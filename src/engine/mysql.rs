@@ -4,10 +4,8 @@
 //! Server-wide views (the process list, global status, schema sizes) are
 //! read once per server and shared by every schema registered on it.
 
-use std::collections::HashMap;
 use std::str::FromStr;
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use sqlx::mysql::MySqlConnectOptions;
@@ -15,8 +13,11 @@ use sqlx::{Connection, Executor, MySqlConnection, Row};
 
 use super::Check;
 use super::mysql_maintenance as maintenance;
-use super::pool::{AcquireError, Lease, ServerPool, owner_of};
-use super::server::{ServerConnections, ServerKey, Servers, Shared};
+use super::pool::{AcquireError, Lease, owner_of};
+use super::server::{
+    ACTIVITY_SHARE, METRICS_SHARE, STATUS_SHARE, Server, ServerConnections, ServerKey, ServerWide, Servers,
+    Views,
+};
 use super::{
     Action, ActivitySample, Control, DatabaseEntry, EngineError, EngineKind, EngineResult, ManagedDb,
     Relation, STATEMENT_TIMEOUT, SchemaEntry, ServerStatus, Session, SessionLookup, Signal, TableList,
@@ -25,59 +26,10 @@ use super::{
 use crate::config::SecretUrl;
 use crate::error::AppError;
 
-/// How long one server-wide reading serves every database of the server
-/// (see the PostgreSQL engine for the reasoning).
-const STATUS_SHARE: Duration = Duration::from_secs(3);
-const ACTIVITY_SHARE: Duration = Duration::from_secs(1);
-const METRICS_SHARE: Duration = Duration::from_secs(5);
-
-/// One MySQL/MariaDB server: the panel's connections to it and its
-/// server-wide readings, per login user.
-pub struct MyServer {
-    pub(super) pool: ServerPool<MySqlConnection>,
-    views: Mutex<HashMap<String, Arc<MyViews>>>,
-}
-
-#[derive(Default)]
-struct MyViews {
-    status: Shared<ServerWide>,
-    activity: Shared<ActivitySample>,
-    metrics: Shared<super::metrics::ServerReading>,
-}
-
-struct ServerWide {
-    status: ServerStatus,
-    databases: Vec<DatabaseEntry>,
-}
-
-impl MyServer {
-    pub(super) fn new(pool: ServerPool<MySqlConnection>) -> MyServer {
-        MyServer {
-            pool,
-            views: Mutex::new(HashMap::new()),
-        }
-    }
-
-    fn views_for(&self, user: &str) -> Arc<MyViews> {
-        let mut views = self.views.lock().unwrap_or_else(|e| e.into_inner());
-        views.entry(user.to_string()).or_default().clone()
-    }
-
-    pub(super) fn connections(&self, engine: EngineKind) -> ServerConnections {
-        ServerConnections {
-            server: self.pool.server().to_string(),
-            engine,
-            panel_connections: self.pool.in_use(),
-            limit: self.pool.limit(),
-            opened: self.pool.opened(),
-        }
-    }
-}
-
 /// One managed MySQL/MariaDB schema and a share of its server's connections.
 pub struct Mysql {
-    server: Arc<MyServer>,
-    views: Arc<MyViews>,
+    server: Arc<Server<MySqlConnection>>,
+    views: Arc<Views>,
     options: MySqlConnectOptions,
     owner: u64,
     group: u64,

@@ -2,19 +2,20 @@
 //! login role (pg_stat_activity shows other roles' rows without detail,
 //! which is enough to count them); all work on PostgreSQL 10 and later.
 
-use std::collections::HashMap;
 use std::str::FromStr;
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{Connection, PgConnection, Row};
 
 use super::Check;
-use super::pool::{AcquireError, Lease, ServerPool, owner_of};
+use super::pool::{AcquireError, Lease, owner_of};
 use super::postgres_maintenance as maintenance;
-use super::server::{ServerConnections, ServerKey, Servers, Shared};
+use super::server::{
+    ACTIVITY_SHARE, METRICS_SHARE, STATUS_SHARE, Server, ServerConnections, ServerKey, ServerWide, Servers,
+    Views,
+};
 use super::{
     Action, ActivitySample, Control, DatabaseEntry, DatabaseHealth, EngineError, EngineKind, EngineResult,
     IndexHealth, ManagedDb, Relation, STATEMENT_TIMEOUT, SchemaEntry, ServerStatus, Session, SessionLookup,
@@ -43,63 +44,11 @@ pub const ACTIVITY_SQL: &str = "SELECT a.pid::int8 AS pid, a.usename::text AS us
              WHERE a.backend_type = 'client backend' \
              ORDER BY a.query_start NULLS LAST, a.pid";
 
-/// How long one server-wide reading serves every database of the server.
-/// The poller and the sampler walk a server's databases one after another
-/// within these windows, so each reads the server once per round.
-const STATUS_SHARE: Duration = Duration::from_secs(3);
-const ACTIVITY_SHARE: Duration = Duration::from_secs(1);
-const METRICS_SHARE: Duration = Duration::from_secs(5);
-
-/// One PostgreSQL server: the panel's connections to it and its
-/// server-wide readings (per login role, since what pg_stat_activity shows
-/// depends on who asks).
-pub struct PgServer {
-    pub(super) pool: ServerPool<PgConnection>,
-    views: Mutex<HashMap<String, Arc<PgViews>>>,
-}
-
-#[derive(Default)]
-struct PgViews {
-    status: Shared<ServerWide>,
-    activity: Shared<ActivitySample>,
-    metrics: Shared<super::metrics::ServerReading>,
-}
-
-/// The server's figures and its databases with their sizes.
-struct ServerWide {
-    status: ServerStatus,
-    databases: Vec<DatabaseEntry>,
-}
-
-impl PgServer {
-    pub(super) fn new(pool: ServerPool<PgConnection>) -> PgServer {
-        PgServer {
-            pool,
-            views: Mutex::new(HashMap::new()),
-        }
-    }
-
-    fn views_for(&self, user: &str) -> Arc<PgViews> {
-        let mut views = self.views.lock().unwrap_or_else(|e| e.into_inner());
-        views.entry(user.to_string()).or_default().clone()
-    }
-
-    pub(super) fn connections(&self, engine: EngineKind) -> ServerConnections {
-        ServerConnections {
-            server: self.pool.server().to_string(),
-            engine,
-            panel_connections: self.pool.in_use(),
-            limit: self.pool.limit(),
-            opened: self.pool.opened(),
-        }
-    }
-}
-
 /// One managed PostgreSQL database: its connection settings and a share of
 /// its server's connections.
 pub struct Postgres {
-    server: Arc<PgServer>,
-    views: Arc<PgViews>,
+    server: Arc<Server<PgConnection>>,
+    views: Arc<Views>,
     /// Catalog connections: named "custodian", statement_timeout set.
     options: PgConnectOptions,
     /// Which idle connections are this database's.

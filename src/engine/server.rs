@@ -12,7 +12,7 @@ use serde::Serialize;
 use tokio::time::Instant;
 
 use super::pool::{AcquireError, ServerPool};
-use super::{EngineError, EngineKind};
+use super::{ActivitySample, DatabaseEntry, EngineError, EngineKind, ServerStatus};
 
 /// The panel's connections to one server, as pages show them.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -123,6 +123,60 @@ impl<T> Shared<T> {
     }
 }
 
+/// How long one server-wide reading serves every database of the server.
+/// The poller and the sampler walk a server's databases one after another
+/// within these windows, so each reads the server once per round.
+pub const STATUS_SHARE: Duration = Duration::from_secs(3);
+pub const ACTIVITY_SHARE: Duration = Duration::from_secs(1);
+pub const METRICS_SHARE: Duration = Duration::from_secs(5);
+
+/// The server's figures and its databases with their sizes.
+pub struct ServerWide {
+    pub status: ServerStatus,
+    pub databases: Vec<DatabaseEntry>,
+}
+
+/// The server-wide readings one login role shares (what the views show
+/// depends on who asks).
+#[derive(Default)]
+pub struct Views {
+    pub status: Shared<ServerWide>,
+    pub activity: Shared<ActivitySample>,
+    pub metrics: Shared<super::metrics::ServerReading>,
+}
+
+/// One managed server: the panel's connections to it and its server-wide
+/// readings, per login role.
+pub struct Server<C: sqlx::Connection + 'static> {
+    pub pool: ServerPool<C>,
+    views: Mutex<HashMap<String, Arc<Views>>>,
+}
+
+impl<C: sqlx::Connection + 'static> Server<C> {
+    fn new(pool: ServerPool<C>) -> Self {
+        Server {
+            pool,
+            views: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The readings shared by the databases registered with login `user`.
+    pub fn views_for(&self, user: &str) -> Arc<Views> {
+        let mut views = self.views.lock().unwrap_or_else(|e| e.into_inner());
+        views.entry(user.to_string()).or_default().clone()
+    }
+
+    pub fn connections(&self, engine: EngineKind) -> ServerConnections {
+        ServerConnections {
+            server: self.pool.server().to_string(),
+            engine,
+            panel_connections: self.pool.in_use(),
+            limit: self.pool.limit(),
+            opened: self.pool.opened(),
+        }
+    }
+}
+
 /// Every server the panel talks to, with its budget. One per panel process
 /// (the fleet holds it); tests and the CLI make their own.
 #[derive(Clone)]
@@ -130,8 +184,8 @@ pub struct Servers(Arc<ServersInner>);
 
 struct ServersInner {
     limit: usize,
-    postgres: Mutex<HashMap<ServerKey, Arc<super::postgres::PgServer>>>,
-    mysql: Mutex<HashMap<ServerKey, Arc<super::mysql::MyServer>>>,
+    postgres: Mutex<HashMap<ServerKey, Arc<Server<sqlx::PgConnection>>>>,
+    mysql: Mutex<HashMap<ServerKey, Arc<Server<sqlx::MySqlConnection>>>>,
 }
 
 impl Servers {
@@ -148,27 +202,17 @@ impl Servers {
         self.0.limit
     }
 
-    pub(super) fn postgres(&self, key: &ServerKey) -> Arc<super::postgres::PgServer> {
+    pub(super) fn postgres(&self, key: &ServerKey) -> Arc<Server<sqlx::PgConnection>> {
         let mut map = self.0.postgres.lock().unwrap_or_else(|e| e.into_inner());
         map.entry(key.clone())
-            .or_insert_with(|| {
-                Arc::new(super::postgres::PgServer::new(ServerPool::new(
-                    key.label(),
-                    self.0.limit,
-                )))
-            })
+            .or_insert_with(|| Arc::new(Server::new(ServerPool::new(key.label(), self.0.limit))))
             .clone()
     }
 
-    pub(super) fn mysql(&self, key: &ServerKey) -> Arc<super::mysql::MyServer> {
+    pub(super) fn mysql(&self, key: &ServerKey) -> Arc<Server<sqlx::MySqlConnection>> {
         let mut map = self.0.mysql.lock().unwrap_or_else(|e| e.into_inner());
         map.entry(key.clone())
-            .or_insert_with(|| {
-                Arc::new(super::mysql::MyServer::new(ServerPool::new(
-                    key.label(),
-                    self.0.limit,
-                )))
-            })
+            .or_insert_with(|| Arc::new(Server::new(ServerPool::new(key.label(), self.0.limit))))
             .clone()
     }
 
