@@ -120,6 +120,15 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     }
     let limits = Limits::of(&prepared.state.config);
     serve(listener, prepared.app, limits, shutdown_signal()).await?;
+    // Refused sign-ins counted in memory are written before the store closes.
+    if let Err(e) = prepared
+        .state
+        .throttle
+        .flush_due(&prepared.state.store, i64::MAX)
+        .await
+    {
+        tracing::warn!(error = ?e, "could not write the sign-in refusal counts");
+    }
     prepared.state.fleet.close().await;
     prepared.state.store.close().await;
     tracing::info!("custodian stopped");
