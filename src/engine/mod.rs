@@ -99,6 +99,11 @@ impl EngineKind {
                 maintenance: true,
                 backups: true,
                 transactional_migrations: true,
+                top_statements: true,
+                index_health: true,
+                vacuum_stats: true,
+                storage_stats: false,
+                file: false,
             },
             EngineKind::Mysql => Capabilities {
                 activity: true,
@@ -108,6 +113,11 @@ impl EngineKind {
                 maintenance: true,
                 backups: true,
                 transactional_migrations: false,
+                top_statements: false,
+                index_health: false,
+                vacuum_stats: false,
+                storage_stats: true,
+                file: false,
             },
             EngineKind::Sqlite => Capabilities {
                 activity: false,
@@ -117,6 +127,11 @@ impl EngineKind {
                 maintenance: true,
                 backups: true,
                 transactional_migrations: true,
+                top_statements: false,
+                index_health: false,
+                vacuum_stats: false,
+                storage_stats: false,
+                file: true,
             },
         }
     }
@@ -143,6 +158,18 @@ pub struct Capabilities {
     pub backups: bool,
     /// DDL runs in a transaction (so a failed migration leaves nothing behind).
     pub transactional_migrations: bool,
+    /// Normalised statement statistics (pg_stat_statements).
+    pub top_statements: bool,
+    /// Index figures: unused, duplicate and invalid indexes.
+    pub index_health: bool,
+    /// Tables report live and dead rows and their last vacuum and analyze.
+    pub vacuum_stats: bool,
+    /// Tables report their storage engine, data and free space.
+    pub storage_stats: bool,
+    /// The database is a file the panel opens itself, not a server: its
+    /// work runs in the panel's process, it restores into a new file only,
+    /// and it lists attached files rather than a server's databases.
+    pub file: bool,
 }
 
 /// A point-in-time reading of a server, as the poller records it.
