@@ -530,9 +530,8 @@ async fn backups(admin_url: &str, panel: &Panel) -> String {
         u.set_path("/pgb");
         u.to_string()
     };
-    let pg_bin = |tool: &str| {
-        custodian::service::backup::tools::find(&[tool]).unwrap_or_else(|| panic!("{tool} not found"))
-    };
+    let pg_bin =
+        |tool: &str| custodian::engine::tools::find(&[tool]).unwrap_or_else(|| panic!("{tool} not found"));
     timed(Command::new(pg_bin("pgbench")).args(["-i", "-s", "30", "-q", &url]));
     let work = env("BENCH_WORK");
 

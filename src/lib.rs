@@ -15,6 +15,7 @@ pub mod lint;
 pub mod secrets;
 pub mod server;
 pub mod service;
+pub mod sqltext;
 pub mod store;
 pub mod web;
 

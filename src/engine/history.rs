@@ -5,7 +5,7 @@
 
 use serde::Serialize;
 
-use super::{EngineKind, EngineResult, ManagedDb};
+use super::{EngineResult, ManagedDb};
 
 /// One applied migration, whichever tool recorded it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -136,42 +136,15 @@ const HISTORIES: &[(&str, &str, &str)] = &[
     ),
 ];
 
-/// The catalog query listing which of `names` exist as tables, one text
-/// column; `{names}` is replaced by the quoted constant names.
-fn existing_tables_sql(kind: EngineKind) -> &'static str {
-    match kind {
-        EngineKind::Postgres => {
-            "SELECT c.relname::text FROM pg_class c \
-             WHERE c.relkind IN ('r', 'p', 'v') AND c.relname IN ({names}) \
-               AND c.relnamespace = ANY (current_schemas(false)::regnamespace[])"
-        }
-        EngineKind::Mysql => {
-            "SELECT CAST(table_name AS CHAR) FROM information_schema.tables \
-             WHERE table_schema = DATABASE() AND table_name IN ({names})"
-        }
-        EngineKind::Sqlite => {
-            "SELECT name FROM sqlite_master WHERE type IN ('table', 'view') AND name IN ({names})"
-        }
-    }
-}
-
-fn text_type(kind: EngineKind) -> &'static str {
-    match kind {
-        EngineKind::Mysql => "CHAR",
-        _ => "TEXT",
-    }
-}
-
 /// Every history present, Custodian's first; per tool in applied order.
 pub async fn read(db: &dyn ManagedDb) -> EngineResult<Vec<Applied>> {
-    let kind = db.kind();
     let names = HISTORIES
         .iter()
         .map(|(_, table, _)| format!("'{table}'"))
         .collect::<Vec<_>>()
         .join(", ");
     let present: Vec<String> = db
-        .text_rows(&existing_tables_sql(kind).replace("{names}", &names))
+        .text_rows(&db.tables_named_sql().replace("{names}", &names))
         .await?
         .into_iter()
         .filter_map(|row| row.into_iter().next().flatten())
@@ -181,7 +154,7 @@ pub async fn read(db: &dyn ManagedDb) -> EngineResult<Vec<Applied>> {
         if !present.iter().any(|p| p == table) {
             continue;
         }
-        for row in db.text_rows(&select.replace("{t}", text_type(kind))).await? {
+        for row in db.text_rows(&select.replace("{t}", db.text_type())).await? {
             let cell = |i: usize| row.get(i).cloned().flatten();
             let Some(version) = cell(0) else { continue };
             out.push(Applied {

@@ -276,14 +276,16 @@ impl Control {
 
 /// The error a maintenance run ends with when it was cancelled.
 pub fn cancelled() -> EngineError {
-    EngineError("cancelled".into())
+    EngineError::Cancelled
 }
 
 /// Quote an identifier for PostgreSQL and SQLite: double quotes, inner
 /// quotes doubled. The only way a name from the catalog enters SQL text.
 pub fn quote_pg(ident: &str) -> Result<String, EngineError> {
     if ident.contains('\0') {
-        return Err(EngineError("an identifier cannot contain a NUL character".into()));
+        return Err(EngineError::Invalid(
+            "an identifier cannot contain a NUL character".into(),
+        ));
     }
     Ok(format!("\"{}\"", ident.replace('"', "\"\"")))
 }
@@ -291,7 +293,9 @@ pub fn quote_pg(ident: &str) -> Result<String, EngineError> {
 /// Quote an identifier for MySQL/MariaDB: backticks, inner backticks doubled.
 pub fn quote_mysql(ident: &str) -> Result<String, EngineError> {
     if ident.contains('\0') {
-        return Err(EngineError("an identifier cannot contain a NUL character".into()));
+        return Err(EngineError::Invalid(
+            "an identifier cannot contain a NUL character".into(),
+        ));
     }
     Ok(format!("`{}`", ident.replace('`', "``")))
 }

@@ -1,30 +1,35 @@
-//! Managed database engines (PostgreSQL, MySQL/MariaDB, SQLite) behind one
-//! trait, [`ManagedDb`], with [`Capabilities`] so pages show only what an
-//! engine supports. All catalog SQL for managed databases lives under this
-//! module, one file per engine. Connections are small lazy pools with a
-//! connect timeout and a statement timeout, named "custodian" on the server
-//! where the engine allows it.
+//! Managed database engines behind one trait, [`ManagedDb`], with
+//! [`Capabilities`] so pages show only what an engine supports. Each engine
+//! is one folder holding everything it does — catalog reads, activity,
+//! maintenance, migrations, dumps and restores, monitoring readings:
+//! `postgres/`, `mysql/` (MySQL and MariaDB), `sqlite/`. Beside them sit the
+//! parts every engine shares: the connection budget per server (`pool`,
+//! `server`), the shared types of each area (`maintenance`, `history`,
+//! `metrics`, `dump`), external tools (`tools`) and errors (`error`).
+//! Nothing outside this module branches on the engine: it asks the trait
+//! or the capabilities. Adding an engine is one folder, one [`EngineKind`]
+//! variant and one capability row.
 
+mod activity;
 pub mod dump;
+mod error;
 pub mod history;
+mod kind;
 pub mod maintenance;
 pub mod metrics;
 mod mysql;
-mod mysql_maintenance;
-mod other_migrate;
 pub mod pool;
 mod postgres;
-mod postgres_maintenance;
-mod postgres_migrate;
-
-pub use postgres::ACTIVITY_SQL as POSTGRES_ACTIVITY_SQL;
 pub mod server;
 mod sqlite;
-mod sqlite_maintenance;
+pub mod tools;
 
+pub use activity::{ActivitySample, Session, SessionLookup, Signal, Statement, StatementOrder};
+pub use error::{EngineError, EngineResult};
+pub use kind::{Capabilities, EngineKind};
+pub use postgres::ACTIVITY_SQL as POSTGRES_ACTIVITY_SQL;
 pub use server::{ServerConnections, Servers};
 
-use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -46,131 +51,6 @@ pub const STATEMENT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Connections to one SQLite file (PostgreSQL and MySQL/MariaDB share
 /// their server's budget instead: see [`pool`]).
 pub const POOL_SIZE: u32 = 3;
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum EngineKind {
-    Postgres,
-    Mysql,
-    Sqlite,
-}
-
-impl EngineKind {
-    /// The engine named by a connection URL's scheme.
-    pub fn of_url(url: &str) -> Result<Self, AppError> {
-        let scheme = url.split_once("://").map(|(s, _)| s).unwrap_or("");
-        match scheme {
-            "postgres" | "postgresql" => Ok(EngineKind::Postgres),
-            "mysql" | "mariadb" => Ok(EngineKind::Mysql),
-            "sqlite" => Ok(EngineKind::Sqlite),
-            "" => Err(AppError::invalid(
-                "the URL needs a scheme: postgres://, mysql://, mariadb:// or sqlite://",
-            )),
-            other => Err(AppError::invalid(format!(
-                "unknown engine {other:?}: use postgres://, mysql://, mariadb:// or sqlite://"
-            ))),
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            EngineKind::Postgres => "postgres",
-            EngineKind::Mysql => "mysql",
-            EngineKind::Sqlite => "sqlite",
-        }
-    }
-
-    /// As people say it.
-    pub fn label(self) -> &'static str {
-        match self {
-            EngineKind::Postgres => "PostgreSQL",
-            EngineKind::Mysql => "MySQL/MariaDB",
-            EngineKind::Sqlite => "SQLite",
-        }
-    }
-
-    pub fn capabilities(self) -> Capabilities {
-        match self {
-            EngineKind::Postgres => Capabilities {
-                activity: true,
-                cancel: true,
-                connections: true,
-                uptime: true,
-                maintenance: true,
-                backups: true,
-                transactional_migrations: true,
-                top_statements: true,
-                index_health: true,
-                vacuum_stats: true,
-                storage_stats: false,
-                file: false,
-            },
-            EngineKind::Mysql => Capabilities {
-                activity: true,
-                cancel: true,
-                connections: true,
-                uptime: true,
-                maintenance: true,
-                backups: true,
-                transactional_migrations: false,
-                top_statements: false,
-                index_health: false,
-                vacuum_stats: false,
-                storage_stats: true,
-                file: false,
-            },
-            EngineKind::Sqlite => Capabilities {
-                activity: false,
-                cancel: false,
-                connections: false,
-                uptime: false,
-                maintenance: true,
-                backups: true,
-                transactional_migrations: true,
-                top_statements: false,
-                index_health: false,
-                vacuum_stats: false,
-                storage_stats: false,
-                file: true,
-            },
-        }
-    }
-}
-
-impl fmt::Display for EngineKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.label())
-    }
-}
-
-/// What an engine can do, so pages offer only what works.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-pub struct Capabilities {
-    /// Live sessions and blocking chains.
-    pub activity: bool,
-    /// Cancel and terminate sessions.
-    pub cancel: bool,
-    /// Connections used against a maximum.
-    pub connections: bool,
-    /// Server start time.
-    pub uptime: bool,
-    pub maintenance: bool,
-    pub backups: bool,
-    /// DDL runs in a transaction (so a failed migration leaves nothing behind).
-    pub transactional_migrations: bool,
-    /// Normalised statement statistics (pg_stat_statements).
-    pub top_statements: bool,
-    /// Index figures: unused, duplicate and invalid indexes.
-    pub index_health: bool,
-    /// Tables report live and dead rows and their last vacuum and analyze.
-    pub vacuum_stats: bool,
-    /// Tables report their storage engine, data and free space.
-    pub storage_stats: bool,
-    /// The database is a file the panel opens itself, not a server: its
-    /// work runs in the panel's process, it restores into a new file only,
-    /// and it lists attached files rather than a server's databases.
-    pub file: bool,
-}
 
 /// A point-in-time reading of a server, as the poller records it.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
@@ -196,112 +76,6 @@ pub struct SchemaEntry {
     pub name: String,
     pub tables: i64,
 }
-
-/// One session (backend, connection) on the managed database.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct Session {
-    pub pid: i64,
-    pub user: Option<String>,
-    pub application: Option<String>,
-    pub client: Option<String>,
-    pub database: Option<String>,
-    /// active, idle, idle in transaction, … (PostgreSQL's words; MariaDB's
-    /// commands are mapped onto them).
-    pub state: Option<String>,
-    pub wait_event: Option<String>,
-    pub query: Option<String>,
-    /// How long the current query has run (not for idle sessions).
-    pub query_age_s: Option<f64>,
-    /// How long the open transaction has run.
-    pub xact_age_s: Option<f64>,
-    /// Sessions holding the lock this one waits for.
-    pub blocked_by: Vec<i64>,
-    /// The lock mode this session waits for, when blocked.
-    pub lock_mode: Option<String>,
-    /// One of the panel's own connections: shown, never killed.
-    pub own: bool,
-}
-
-/// Every session of the managed database at one instant, with the
-/// server-wide figures the summary compares against.
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
-pub struct ActivitySample {
-    pub sessions: Vec<Session>,
-    pub server_connections: Option<i64>,
-    pub max_connections: Option<i64>,
-}
-
-/// What to do to a session.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Signal {
-    /// Stop the running query; the session stays.
-    Cancel,
-    /// Close the session.
-    Terminate,
-}
-
-impl Signal {
-    pub fn verb(self) -> &'static str {
-        match self {
-            Signal::Cancel => "cancel",
-            Signal::Terminate => "terminate",
-        }
-    }
-}
-
-/// One session looked up by pid before it is signalled.
-#[derive(Clone, Debug, PartialEq)]
-pub struct SessionLookup {
-    /// In the managed database (not another one on the same server).
-    pub in_database: bool,
-    pub own: bool,
-    pub state: Option<String>,
-    pub query: Option<String>,
-}
-
-/// One normalised statement from pg_stat_statements.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct Statement {
-    pub query: String,
-    pub calls: i64,
-    pub total_ms: f64,
-    pub mean_ms: f64,
-    pub rows: i64,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum StatementOrder {
-    TotalTime,
-    MeanTime,
-    Calls,
-}
-
-/// A failure talking to a managed database, in plain words. The text is
-/// the driver's message (it never contains the URL or its password).
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct EngineError(pub String);
-
-impl EngineError {
-    pub(crate) fn from_sqlx(err: sqlx::Error) -> Self {
-        let text = match &err {
-            sqlx::Error::PoolTimedOut => {
-                format!(
-                    "could not connect within {} seconds (the server is down, unreachable or refusing connections)",
-                    CONNECT_TIMEOUT.as_secs()
-                )
-            }
-            sqlx::Error::Io(io) => format!("could not connect to the server: {io}"),
-            sqlx::Error::Database(db) => db.message().to_string(),
-            sqlx::Error::Configuration(e) => format!("bad connection settings: {e}"),
-            sqlx::Error::Tls(e) => format!("TLS failed: {e}"),
-            other => other.to_string(),
-        };
-        EngineError(text)
-    }
-}
-
-pub type EngineResult<T> = Result<T, EngineError>;
 
 /// What the poller learns in one check of a database.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -452,8 +226,20 @@ pub trait ManagedDb: Send + Sync {
     /// reading tables of known shape such as migration histories.
     async fn text_rows(&self, sql: &str) -> EngineResult<Vec<Vec<Option<String>>>>;
 
+    /// Dumps and restores with the engine's own tools.
+    fn dumps(&self) -> &dyn dump::Dumps;
+
+    /// The catalog query listing which of `{names}` (quoted constants)
+    /// exist as tables or views, one text column: for the history readers.
+    fn tables_named_sql(&self) -> &'static str;
+
+    /// The type `CAST(x AS …)` turns anything into text with.
+    fn text_type(&self) -> &'static str {
+        "TEXT"
+    }
+
     fn unsupported(&self, what: &str) -> EngineError {
-        EngineError(format!("{} has no {what}", self.kind().label()))
+        EngineError::Invalid(format!("{} has no {what}", self.kind().label()))
     }
 }
 
@@ -490,6 +276,11 @@ pub fn connect(url: &SecretUrl, servers: &Servers) -> Result<Arc<dyn ManagedDb>,
         EngineKind::Mysql => Ok(Arc::new(mysql::Mysql::connect(url, servers)?)),
         EngineKind::Sqlite => Ok(Arc::new(sqlite::Sqlite::connect(url)?)),
     }
+}
+
+/// The engine a connection URL names by its scheme, or why none does.
+pub fn engine_of(url: &SecretUrl) -> Result<EngineKind, AppError> {
+    EngineKind::of_url(url.expose())
 }
 
 /// Check that `url` is a well-formed URL for its engine, without connecting.

@@ -11,7 +11,7 @@ pub mod rules;
 
 use serde::Serialize;
 
-use crate::engine::EngineKind;
+use crate::sqltext::Dialect;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -45,15 +45,16 @@ pub struct Finding {
     pub fix: String,
 }
 
-/// Lint one migration for `engine`; `server_version` like "15.4" (the
-/// managed server's, so version-dependent rules judge correctly).
-pub fn lint(engine: EngineKind, sql: &str, server_version: Option<&str>) -> Vec<Finding> {
-    let mut findings = match engine {
-        EngineKind::Postgres => postgres::lint(sql, server_version),
-        EngineKind::Mysql => mysql::lint(sql),
+/// Lint one migration in `dialect` (an engine's, see its capabilities);
+/// `server_version` like "15.4" (the managed server's, so version-dependent
+/// rules judge correctly).
+pub fn lint(dialect: impl Into<Dialect>, sql: &str, server_version: Option<&str>) -> Vec<Finding> {
+    let mut findings = match dialect.into() {
+        Dialect::Postgres => postgres::lint(sql, server_version),
+        Dialect::Mysql => mysql::lint(sql),
         // SQLite's DDL is transactional and mostly cheap: the
         // PostgreSQL rules would mislead. Only parse problems matter.
-        EngineKind::Sqlite => Vec::new(),
+        Dialect::Sqlite => Vec::new(),
     };
     findings.sort_by(|a, b| {
         a.line
@@ -94,9 +95,6 @@ pub(crate) fn ignored(sql: &str, rule: &str) -> bool {
             && l.split([' ', ',', '\t']).any(|w| w == rule)
     })
 }
-
-pub use mysql::statements as mysql_statements;
-pub use postgres::{needs_no_transaction, statements as postgres_statements};
 
 /// Does any finding stop a CI gate?
 pub fn has_errors(findings: &[Finding]) -> bool {

@@ -161,33 +161,3 @@ fn index_table(statement: &str) -> Option<String> {
 fn major_minor(version: &str) -> &str {
     version.split_whitespace().next().unwrap_or(version)
 }
-
-/// The statements of a migration, as written (comments between them
-/// dropped), for running one at a time outside a transaction.
-pub fn statements(sql: &str) -> Vec<String> {
-    let parse = squawk_syntax::SourceFile::parse(sql);
-    parse
-        .tree()
-        .stmts()
-        .map(|s| s.syntax().text().to_string())
-        .collect()
-}
-
-/// Does this migration hold a statement PostgreSQL refuses inside a
-/// transaction block (CREATE/DROP INDEX CONCURRENTLY, REINDEX
-/// CONCURRENTLY, VACUUM, CREATE/DROP DATABASE, ALTER SYSTEM)?
-pub fn needs_no_transaction(sql: &str) -> bool {
-    statements(sql).iter().any(|s| {
-        let upper = s.to_uppercase();
-        let words: Vec<&str> = upper.split_whitespace().collect();
-        let concurrently = words.contains(&"CONCURRENTLY")
-            && matches!(words.first(), Some(&"CREATE") | Some(&"DROP") | Some(&"REINDEX"))
-            && words.iter().any(|w| *w == "INDEX" || *w == "REINDEX");
-        concurrently
-            || matches!(words.first(), Some(&"VACUUM"))
-            || matches!(
-                words.as_slice(),
-                ["CREATE" | "DROP", "DATABASE", ..] | ["ALTER", "SYSTEM", ..]
-            )
-    })
-}

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use crate::domain::Role;
-use crate::engine::{Action, Control, EngineKind, Relation, Target};
+use crate::engine::{Action, Control, Relation, Target};
 use crate::error::{AppError, AppResult};
 use crate::service::Actor;
 use crate::service::fleet::{Fleet, Health, Member};
@@ -159,7 +159,7 @@ pub fn server_may_have_finished(fleet: &Fleet, job: &JobRow) -> Option<MayHaveFi
         return None;
     }
     let name = crate::domain::DatabaseName::parse(job.database_name.as_deref()?).ok()?;
-    if fleet.get(&name)?.entry.engine == EngineKind::Sqlite {
+    if fleet.get(&name)?.capabilities().file {
         return None;
     }
     let action = Action::parse(&job.kind)?;

@@ -159,14 +159,14 @@ impl Registry {
                 .map_err(|_| format!("environment variable {var} is not set")),
             (None, None) => Err("no url or url_env".to_string()),
         };
-        let engine = match &url {
-            Ok(u) => EngineKind::of_url(u.expose()).ok(),
-            Err(_) => None,
-        };
+        let engine = url.as_ref().ok().map(engine::engine_of);
         let entry = DbEntry {
             name,
             // An unusable URL still needs an engine to show; the error says why.
-            engine: engine.unwrap_or(EngineKind::Postgres),
+            engine: match &engine {
+                Some(Ok(kind)) => *kind,
+                _ => EngineKind::Postgres,
+            },
             url_redacted: match &url {
                 Ok(u) => u.redacted(),
                 Err(_) => format!("${}", d.url_env.clone().unwrap_or_default()),
@@ -182,9 +182,8 @@ impl Registry {
             source: Source::Config,
         };
         let url = match (url, engine) {
-            (Ok(u), Some(_)) => Ok(u),
-            (Ok(u), None) => Err(EngineKind::of_url(u.expose()).unwrap_err().to_string()),
-            (Err(e), _) => Err(e),
+            (Ok(_), Some(Err(e))) => Err(e.to_string()),
+            (url, _) => url,
         };
         Some((entry, url))
     }
@@ -192,7 +191,10 @@ impl Registry {
     fn stored_entry(row: &DatabaseRow) -> AppResult<DbEntry> {
         Ok(DbEntry {
             name: DatabaseName::parse(&row.name)?,
-            engine: EngineKind::of_url(&format!("{}://", row.engine))?,
+            engine: row
+                .engine
+                .parse::<EngineKind>()
+                .map_err(|e| AppError::Internal(anyhow::anyhow!("registry row {}: {e}", row.name)))?,
             url_redacted: row.url_redacted.clone(),
             migrations_dir: row.migrations_dir.clone(),
             rpo: row.rpo_seconds.map(|s| Duration::from_secs(s.max(0) as u64)),

@@ -4,11 +4,13 @@
 //! counts, verified by restoring into a scratch database, restored on
 //! request, scheduled, pruned, and judged against RPO/RTO.
 
-mod run;
+mod pipe;
+mod restore;
 pub mod schedule;
 pub mod status;
 pub mod storage;
-pub mod tools;
+mod take;
+mod verify;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -22,7 +24,7 @@ use crate::service::users::require;
 use crate::store::backups::{self as rows, BackupRow};
 use crate::store::{Store, now};
 
-pub use run::RestoreInto;
+pub use restore::RestoreInto;
 use storage::{BackupStorage, LocalDir};
 
 /// The backup area's shared parts.
@@ -79,11 +81,12 @@ impl Backups {
         require(actor, Role::Operator)?;
         Self::reachable(member)?;
         let url = member.url().map_err(AppError::invalid)?;
-        let engine = member.entry.engine;
-        let (format, ext) = run::format_of(engine, self.parallel);
+        let db = member.db().map_err(AppError::invalid)?;
+        let format = db.dumps().format(self.parallel);
         let name = member.entry.name.to_string();
-        let backup_id = rows::insert(self.store.pool(), &name, engine.as_str(), format, "zstd", "").await?;
-        let key = format!("{name}/{backup_id}-{}.{ext}.zst", now());
+        let engine = member.entry.engine.as_str();
+        let backup_id = rows::insert(self.store.pool(), &name, engine, format.name, "zstd", "").await?;
+        let key = format!("{name}/{backup_id}-{}.{}.zst", now(), format.ext);
         rows::set_location(self.store.pool(), backup_id, &key).await?;
         let spec = JobSpec {
             kind: "backup".into(),
@@ -91,17 +94,16 @@ impl Backups {
             target: format!("backup #{backup_id}"),
             tables: vec![format!("backup:{name}")],
         };
-        let task = run::Take {
+        let task = take::Take {
             store: self.store.clone(),
             storage: self.storage.clone(),
-            engine,
             url,
             backup_id,
             key,
+            format,
             work_dir: self.work_dir.clone(),
             parallel: self.parallel,
-            jobs: self.parallel,
-            db: member.db().map_err(AppError::invalid)?,
+            db,
         };
         let job_id = self
             .jobs
@@ -135,7 +137,7 @@ impl Backups {
             target: format!("backup #{backup_id}"),
             tables: vec![format!("verify:{backup_id}")],
         };
-        let task = run::Verify {
+        let task = verify::Verify {
             store: self.store.clone(),
             storage: self.storage.clone(),
             url,
@@ -168,14 +170,14 @@ impl Backups {
         }
         Self::reachable(member)?;
         let url = member.url().map_err(AppError::invalid)?;
-        let target = run::check_restore_target(member, &url, &into).await?;
+        let target = restore::check_restore_target(member, &url, &into).await?;
         let spec = JobSpec {
             kind: "restore".into(),
             database: Some(backup.database_name.clone()),
             target: format!("backup #{backup_id} → {}", target.describe()),
             tables: vec!["*".into()],
         };
-        let task = run::Restore {
+        let task = restore::Restore {
             storage: self.storage.clone(),
             url,
             backup,

@@ -7,12 +7,12 @@ use std::time::Duration;
 
 use sqlx::{PgConnection, Row};
 
-use super::maintenance::{
+use super::Postgres;
+use crate::engine::maintenance::{
     Action, Control, DatabaseHealth, IndexHealth, Relation, TableHealth, TableList, TableQuery, TableSort,
     Target, cancelled, quote_pg,
 };
-use super::postgres::Postgres;
-use super::{EngineError, EngineResult};
+use crate::engine::{EngineError, EngineResult};
 
 const USER_SCHEMAS: &str =
     "n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_toast%'";
@@ -203,7 +203,7 @@ pub async fn resolve_tables(conn: &mut PgConnection, names: &[String]) -> Engine
             Some(oid) => {
                 let oid: i64 = oid
                     .parse()
-                    .map_err(|_| EngineError(format!("{raw:?} is not a table's identity")))?;
+                    .map_err(|_| EngineError::Invalid(format!("{raw:?} is not a table's identity")))?;
                 sqlx::query_as(&format!(
                     "SELECT n.nspname::text, c.relname::text FROM pg_class c \
                      JOIN pg_namespace n ON n.oid = c.relnamespace \
@@ -230,12 +230,12 @@ pub async fn resolve_tables(conn: &mut PgConnection, names: &[String]) -> Engine
                 name: name.clone(),
             }),
             [] => {
-                return Err(EngineError(format!(
+                return Err(EngineError::Invalid(format!(
                     "There is no table {raw:?} in this database."
                 )));
             }
             _ => {
-                return Err(EngineError(format!(
+                return Err(EngineError::Invalid(format!(
                     "{raw:?} names more than one table; use its oid."
                 )));
             }
@@ -253,7 +253,7 @@ pub async fn resolve_index(conn: &mut PgConnection, raw: &str) -> EngineResult<R
         ),
         None => ("n.nspname || '.' || c.relname = $1", Some(raw.to_string())),
     };
-    let value = value.ok_or_else(|| EngineError(format!("{raw:?} is not an index's identity")))?;
+    let value = value.ok_or_else(|| EngineError::Invalid(format!("{raw:?} is not an index's identity")))?;
     let sql = format!(
         "SELECT n.nspname::text, c.relname::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
          WHERE {clause} AND c.relkind IN ('i', 'I') AND {USER_SCHEMAS}"
@@ -273,10 +273,10 @@ pub async fn resolve_index(conn: &mut PgConnection, raw: &str) -> EngineResult<R
             schema: schema.clone(),
             name: name.clone(),
         }),
-        [] => Err(EngineError(format!(
+        [] => Err(EngineError::Invalid(format!(
             "There is no index {raw:?} in this database."
         ))),
-        _ => Err(EngineError(format!(
+        _ => Err(EngineError::Invalid(format!(
             "{raw:?} names more than one index; use its oid."
         ))),
     }
@@ -373,7 +373,10 @@ pub async fn maintain(
             return Err(cancelled());
         }
         if !still_there(&mut conn, rel, kinds).await? {
-            return Err(EngineError(format!("{} no longer exists", rel.display())));
+            return Err(EngineError::Invalid(format!(
+                "{} no longer exists",
+                rel.display()
+            )));
         }
         let quoted = format!("{}.{}", quote_pg(&rel.schema)?, quote_pg(&rel.name)?);
         let sql = match (action, target) {
@@ -383,7 +386,12 @@ pub async fn maintain(
             (Action::VacuumAnalyze, _) => format!("VACUUM (ANALYZE) {quoted}"),
             (Action::Analyze, _) => format!("ANALYZE {quoted}"),
             (Action::VacuumFull, _) => format!("VACUUM FULL {quoted}"),
-            (other, _) => return Err(EngineError(format!("PostgreSQL has no {}", other.label()))),
+            (other, _) => {
+                return Err(EngineError::Invalid(format!(
+                    "PostgreSQL has no {}",
+                    other.label()
+                )));
+            }
         };
         let base = i as f64 / n;
         control.report(Some(base), &format!("{} {}", action.label(), rel.display()));
@@ -418,11 +426,7 @@ pub async fn maintain(
             if cancel_asked {
                 return Err(cancelled());
             }
-            return Err(EngineError(format!(
-                "{}: {}",
-                rel.display(),
-                EngineError::from_sqlx(e)
-            )));
+            return Err(EngineError::from_sqlx(e).context(rel.display()));
         }
     }
     drop(conn);

@@ -2,6 +2,11 @@
 //! login role (pg_stat_activity shows other roles' rows without detail,
 //! which is enough to count them); all work on PostgreSQL 10 and later.
 
+mod dump;
+mod maintenance;
+mod metrics;
+mod migrate;
+
 use std::str::FromStr;
 use std::sync::Arc;
 
@@ -11,7 +16,6 @@ use sqlx::{Connection, PgConnection, Row};
 
 use super::Check;
 use super::pool::{AcquireError, Lease, owner_of};
-use super::postgres_maintenance as maintenance;
 use super::server::{
     ACTIVITY_SHARE, METRICS_SHARE, STATUS_SHARE, Server, ServerConnections, ServerKey, ServerWide, Servers,
     Views,
@@ -302,25 +306,25 @@ impl ManagedDb for Postgres {
         let conn = self.long_lease(false).await?;
         // On a task of its own: a caller that goes away (a dropped request)
         // never abandons a migration halfway.
-        tokio::spawn(super::postgres_migrate::apply(conn, run.clone()))
+        tokio::spawn(migrate::apply(conn, run.clone()))
             .await
-            .map_err(|e| EngineError(format!("the migration task failed: {e}")))?
+            .map_err(|e| EngineError::internal(format!("the migration task failed: {e}")))?
     }
 
     /// The server-wide figures (shared by the server's databases) and this
     /// database's own (dead tuples) over its connection.
-    async fn reading(&self) -> EngineResult<super::metrics::Reading> {
+    async fn reading(&self) -> EngineResult<crate::engine::metrics::Reading> {
         let own = self.server.pool.own_ids();
         let server = self
             .views
             .metrics
             .get(METRICS_SHARE, || async {
                 let mut conn = self.server_conn().await?;
-                Ok(super::metrics::postgres_server(&mut conn, &own).await?)
+                Ok(metrics::server(&mut conn, &own).await?)
             })
             .await?;
         let mut conn = self.lease().await?;
-        let dead_tuples = super::metrics::postgres_dead_tuples(&mut conn).await?;
+        let dead_tuples = metrics::dead_tuples(&mut conn).await?;
         Ok(server.reading_for(&self.database, dead_tuples))
     }
 
@@ -334,7 +338,17 @@ impl ManagedDb for Postgres {
     }
 
     async fn pitr_readiness(&self) -> EngineResult<Vec<(String, String, bool)>> {
-        super::dump::pg_pitr_readiness(&mut *self.lease().await?).await
+        dump::pitr_readiness(&mut *self.lease().await?).await
+    }
+
+    fn dumps(&self) -> &dyn crate::engine::dump::Dumps {
+        &dump::PgDumps
+    }
+
+    fn tables_named_sql(&self) -> &'static str {
+        "SELECT c.relname::text FROM pg_class c \
+         WHERE c.relkind IN ('r', 'p', 'v') AND c.relname IN ({names}) \
+           AND c.relnamespace = ANY (current_schemas(false)::regnamespace[])"
     }
 
     async fn text_rows(&self, sql: &str) -> EngineResult<Vec<Vec<Option<String>>>> {

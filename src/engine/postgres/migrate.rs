@@ -8,9 +8,11 @@ use std::time::Instant;
 
 use sqlx::{Connection, Executor, PgConnection};
 
-use super::history::{DELETE_SQL, HISTORY_TABLE_SQL, MigrationRun, RunOutcome, UPSERT_SQL, record_history};
-use super::pool::Lease;
-use super::{EngineError, EngineResult};
+use crate::engine::history::{
+    DELETE_SQL, HISTORY_TABLE_SQL, MigrationRun, RunOutcome, UPSERT_SQL, record_history,
+};
+use crate::engine::pool::Lease;
+use crate::engine::{EngineError, EngineResult};
 
 /// The advisory lock key every Custodian apply takes ("custodia" in ASCII).
 const LOCK_KEY: i64 = 0x6375_7374_6f64_6961;
@@ -20,7 +22,7 @@ const LOCK_KEY: i64 = 0x6375_7374_6f64_6961;
 pub async fn apply(mut conn: Lease<PgConnection>, run: MigrationRun) -> EngineResult<RunOutcome> {
     let locked = lock(&mut conn).await.map_err(EngineError::from_sqlx)?;
     if !locked {
-        return Err(EngineError(
+        return Err(EngineError::Invalid(
             "another migration is being applied to this database right now; try again when it ends".into(),
         ));
     }
@@ -63,7 +65,7 @@ async fn apply_locked(conn: &mut PgConnection, run: &MigrationRun) -> EngineResu
     if (done == Some(true)) != run.rollback {
         return Ok(RunOutcome::AlreadyApplied);
     }
-    let transactional = !crate::lint::needs_no_transaction(&run.sql);
+    let transactional = !crate::sqltext::postgres::needs_no_transaction(&run.sql);
     let started = Instant::now();
     let outcome = if transactional {
         in_transaction(conn, run, started).await
@@ -128,7 +130,7 @@ async fn statement_by_statement(
 ) -> Result<(), sqlx::Error> {
     let set = timeouts(run, "SESSION");
     conn.execute(set.as_str()).await?;
-    let statements = crate::lint::postgres_statements(&run.sql);
+    let statements = crate::sqltext::postgres::statements(&run.sql);
     for statement in statements.iter() {
         conn.execute(statement.as_str()).await?;
     }

@@ -4,11 +4,11 @@
 
 use sqlx::{MySqlConnection, Row};
 
-use super::maintenance::{
+use super::Mysql;
+use crate::engine::maintenance::{
     Action, Control, Relation, TableHealth, TableList, TableQuery, TableSort, Target, cancelled, quote_mysql,
 };
-use super::mysql::Mysql;
-use super::{EngineError, EngineResult};
+use crate::engine::{EngineError, EngineResult};
 
 fn err(e: sqlx::Error) -> EngineError {
     EngineError::from_sqlx(e)
@@ -73,7 +73,7 @@ pub async fn resolve_tables(conn: &mut MySqlConnection, names: &[String]) -> Eng
         .await
         .map_err(err)?;
         let (schema, name) =
-            row.ok_or_else(|| EngineError(format!("There is no table {raw:?} in this database.")))?;
+            row.ok_or_else(|| EngineError::Invalid(format!("There is no table {raw:?} in this database.")))?;
         found.push(Relation { schema, name });
     }
     Ok(found)
@@ -91,7 +91,12 @@ pub async fn maintain(
         Action::Analyze => "ANALYZE TABLE",
         Action::Optimize => "OPTIMIZE TABLE",
         Action::Check => "CHECK TABLE",
-        other => return Err(EngineError(format!("MySQL/MariaDB has no {}", other.label()))),
+        other => {
+            return Err(EngineError::Invalid(format!(
+                "MySQL/MariaDB has no {}",
+                other.label()
+            )));
+        }
     };
     let relations = match target {
         Target::Tables(t) => t.clone(),
@@ -108,7 +113,7 @@ pub async fn maintain(
                 .collect()
         }
         Target::Index(_) => {
-            return Err(EngineError(
+            return Err(EngineError::Invalid(
                 "MySQL/MariaDB maintains tables, not single indexes".into(),
             ));
         }
@@ -133,7 +138,10 @@ pub async fn maintain(
         .await
         .map_err(err)?;
         if still.is_none() {
-            return Err(EngineError(format!("{} no longer exists", rel.display())));
+            return Err(EngineError::Invalid(format!(
+                "{} no longer exists",
+                rel.display()
+            )));
         }
         control.report(Some(i as f64 / n), &format!("{verb} {}", rel.display()));
         let sql = format!("{verb} {}.{}", quote_mysql(&rel.schema)?, quote_mysql(&rel.name)?);
@@ -147,7 +155,7 @@ pub async fn maintain(
                     _ = control.cancelled(), if !cancel_sent => {
                         cancel_sent = true;
                         if let Ok(mut other) = db.lease().await {
-                            let _ = super::mysql::kill(&mut other, id, super::Signal::Cancel).await;
+                            let _ = crate::engine::mysql::kill(&mut other, id, crate::engine::Signal::Cancel).await;
                         }
                     }
                 }
@@ -157,18 +165,14 @@ pub async fn maintain(
             Ok(rows) => rows,
             Err(_) if cancel_sent => return Err(cancelled()),
             Err(e) => {
-                return Err(EngineError(format!(
-                    "{}: {}",
-                    rel.display(),
-                    EngineError::from_sqlx(e)
-                )));
+                return Err(EngineError::from_sqlx(e).context(rel.display()));
             }
         };
         for r in rows {
             let kind: String = r.try_get(2).unwrap_or_default();
             let text: String = r.try_get(3).unwrap_or_default();
             if kind.eq_ignore_ascii_case("error") {
-                return Err(EngineError(format!("{}: {text}", rel.display())));
+                return Err(EngineError::Refused(format!("{}: {text}", rel.display())));
             }
             notes.push(format!("{}: {kind} {text}", rel.display()));
         }

@@ -5,11 +5,11 @@
 
 use sqlx::sqlite::SqlitePool;
 
-use super::maintenance::{
+use crate::engine::maintenance::{
     Action, Control, DatabaseHealth, Relation, TableHealth, TableList, TableQuery, Target, cancelled,
     quote_pg,
 };
-use super::{EngineError, EngineResult};
+use crate::engine::{EngineError, EngineResult};
 
 fn err(e: sqlx::Error) -> EngineError {
     EngineError::from_sqlx(e)
@@ -68,7 +68,8 @@ pub async fn resolve_tables(pool: &SqlitePool, names: &[String]) -> EngineResult
         .fetch_optional(pool)
         .await
         .map_err(err)?;
-        let name = row.ok_or_else(|| EngineError(format!("There is no table {raw:?} in this database.")))?;
+        let name =
+            row.ok_or_else(|| EngineError::Invalid(format!("There is no table {raw:?} in this database.")))?;
         found.push(Relation {
             schema: "main".into(),
             name,
@@ -83,7 +84,7 @@ pub async fn maintain(
     target: &Target,
     control: &Control,
 ) -> EngineResult<String> {
-    if action.whole_database_only(super::EngineKind::Sqlite) || matches!(target, Target::Database) {
+    if action.whole_database_only(crate::engine::EngineKind::Sqlite) || matches!(target, Target::Database) {
         control.report(Some(0.0), &format!("{} (whole database)", action.label()));
         return match action {
             Action::Vacuum => {
@@ -102,7 +103,7 @@ pub async fn maintain(
                 if lines == ["ok"] {
                     Ok("integrity_check: ok".into())
                 } else {
-                    Err(EngineError(format!(
+                    Err(EngineError::Invalid(format!(
                         "integrity_check found problems: {}",
                         lines.join("; ")
                     )))
@@ -124,11 +125,11 @@ pub async fn maintain(
                     .map_err(err)?;
                 Ok("REINDEX on the whole database".into())
             }
-            other => Err(EngineError(format!("SQLite has no {}", other.label()))),
+            other => Err(EngineError::Invalid(format!("SQLite has no {}", other.label()))),
         };
     }
     let Target::Tables(relations) = target else {
-        return Err(EngineError(
+        return Err(EngineError::Invalid(
             "SQLite maintains tables or the whole database".into(),
         ));
     };
@@ -139,7 +140,10 @@ pub async fn maintain(
         }
         let still = resolve_tables(pool, std::slice::from_ref(&rel.name)).await;
         if still.is_err() {
-            return Err(EngineError(format!("{} no longer exists", rel.display())));
+            return Err(EngineError::Invalid(format!(
+                "{} no longer exists",
+                rel.display()
+            )));
         }
         control.report(
             Some(i as f64 / n),
@@ -148,7 +152,12 @@ pub async fn maintain(
         let sql = match action {
             Action::Analyze => format!("ANALYZE {}", quote_pg(&rel.name)?),
             Action::Reindex => format!("REINDEX {}", quote_pg(&rel.name)?),
-            other => return Err(EngineError(format!("SQLite has no per-table {}", other.label()))),
+            other => {
+                return Err(EngineError::Invalid(format!(
+                    "SQLite has no per-table {}",
+                    other.label()
+                )));
+            }
         };
         sqlx::query(&sql)
             .persistent(false)

@@ -4,6 +4,11 @@
 //! Server-wide views (the process list, global status, schema sizes) are
 //! read once per server and shared by every schema registered on it.
 
+mod dump;
+mod maintenance;
+mod metrics;
+mod migrate;
+
 use std::str::FromStr;
 use std::sync::Arc;
 
@@ -12,7 +17,6 @@ use sqlx::mysql::MySqlConnectOptions;
 use sqlx::{Connection, Executor, MySqlConnection, Row};
 
 use super::Check;
-use super::mysql_maintenance as maintenance;
 use super::pool::{AcquireError, Lease, owner_of};
 use super::server::{
     ACTIVITY_SHARE, METRICS_SHARE, STATUS_SHARE, Server, ServerConnections, ServerKey, ServerWide, Servers,
@@ -297,20 +301,20 @@ impl ManagedDb for Mysql {
     ) -> EngineResult<super::history::RunOutcome> {
         let conn = self.long_lease().await?;
         // On a task of its own: a dropped caller never abandons it halfway.
-        tokio::spawn(super::other_migrate::mysql(conn, run.clone()))
+        tokio::spawn(migrate::apply(conn, run.clone()))
             .await
-            .map_err(|e| EngineError(format!("the migration task failed: {e}")))?
+            .map_err(|e| EngineError::internal(format!("the migration task failed: {e}")))?
     }
 
     /// The server's sample (shared by its schemas), this schema's figures.
-    async fn reading(&self) -> EngineResult<super::metrics::Reading> {
+    async fn reading(&self) -> EngineResult<crate::engine::metrics::Reading> {
         let own = self.server.pool.own_ids();
         let server = self
             .views
             .metrics
             .get(METRICS_SHARE, || async {
                 let mut conn = self.server_conn().await?;
-                Ok(super::metrics::mysql_server(&mut conn, &own).await?)
+                Ok(metrics::server(&mut conn, &own).await?)
             })
             .await?;
         let database = self.database.as_deref().unwrap_or("");
@@ -332,7 +336,20 @@ impl ManagedDb for Mysql {
     }
 
     async fn pitr_readiness(&self) -> EngineResult<Vec<(String, String, bool)>> {
-        super::dump::mysql_pitr_readiness(&mut *self.lease().await?).await
+        dump::pitr_readiness(&mut *self.lease().await?).await
+    }
+
+    fn dumps(&self) -> &dyn crate::engine::dump::Dumps {
+        &dump::MysqlDumps
+    }
+
+    fn tables_named_sql(&self) -> &'static str {
+        "SELECT CAST(table_name AS CHAR) FROM information_schema.tables \
+         WHERE table_schema = DATABASE() AND table_name IN ({names})"
+    }
+
+    fn text_type(&self) -> &'static str {
+        "CHAR"
     }
 
     async fn text_rows(&self, sql: &str) -> EngineResult<Vec<Vec<Option<String>>>> {

@@ -21,17 +21,25 @@ use tokio::time::Instant;
 
 use super::{CONNECT_TIMEOUT, EngineError};
 
+mod lease;
+mod waits;
+
+use lease::retire;
+pub use lease::{Lease, Reservation};
+use waits::Waiting;
+pub use waits::{SlotWaits, counting_slot_waits};
+
 /// An idle connection is closed after this long unused.
 pub const IDLE_CLOSE: Duration = Duration::from_secs(5);
 /// How long a reused connection may take to answer a ping.
-const PING_TIMEOUT: Duration = Duration::from_secs(2);
+pub(super) const PING_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long a short lease waits for a free slot before giving up.
 const WAIT_FOR_SLOT: Duration = Duration::from_secs(5);
 /// A closed connection's slot stays taken this much longer: the server ends
 /// the backend a few milliseconds after the client hangs up (3 ms median,
 /// 12 ms at worst on an idle test machine, longer on a loaded one), and until then it
 /// still counts against max_connections and shows in pg_stat_activity.
-const CLOSE_GRACE: Duration = Duration::from_millis(100);
+pub(super) const CLOSE_GRACE: Duration = Duration::from_millis(100);
 
 /// Why no connection could be had.
 #[derive(Debug)]
@@ -60,7 +68,7 @@ impl AcquireError {
 impl From<AcquireError> for EngineError {
     fn from(e: AcquireError) -> EngineError {
         match e {
-            AcquireError::Busy { server, limit } => EngineError(format!(
+            AcquireError::Busy { server, limit } => EngineError::TimedOut(format!(
                 "all {limit} of the panel's connections to {server} stayed busy for {} seconds \
                  (max_connections_per_server); try again in a moment",
                 WAIT_FOR_SLOT.as_secs()
@@ -71,29 +79,29 @@ impl From<AcquireError> for EngineError {
     }
 }
 
-struct Idle<C> {
-    owner: u64,
+pub(super) struct Idle<C> {
+    pub(super) owner: u64,
     /// Connections of one login role: any of them reads server-wide views.
-    group: u64,
-    conn: C,
-    id: i64,
-    since: Instant,
-    permit: OwnedSemaphorePermit,
+    pub(super) group: u64,
+    pub(super) conn: C,
+    pub(super) id: i64,
+    pub(super) since: Instant,
+    pub(super) permit: OwnedSemaphorePermit,
 }
 
-struct Inner<C> {
-    server: String,
-    limit: usize,
+pub(super) struct Inner<C> {
+    pub(super) server: String,
+    pub(super) limit: usize,
     /// One permit per open connection, idle or busy.
-    slots: Arc<Semaphore>,
+    pub(super) slots: Arc<Semaphore>,
     /// Leases held for long work.
-    long_slots: Arc<Semaphore>,
-    idle: Mutex<Vec<Idle<C>>>,
+    pub(super) long_slots: Arc<Semaphore>,
+    pub(super) idle: Mutex<Vec<Idle<C>>>,
     /// A connection went back to idle: a waiter may reuse or evict it.
-    returned: Notify,
+    pub(super) returned: Notify,
     /// Server-side ids (backend pids, connection ids) of pooled connections.
-    own: Mutex<HashSet<i64>>,
-    opened: AtomicU64,
+    pub(super) own: Mutex<HashSet<i64>>,
+    pub(super) opened: AtomicU64,
 }
 
 /// The connections to one server; cheap to clone.
@@ -106,106 +114,6 @@ impl<C: Connection> Clone for ServerPool<C> {
         ServerPool {
             inner: self.inner.clone(),
         }
-    }
-}
-
-/// A connection on loan. Short leases go back to the idle list when
-/// dropped; long leases (and any marked with [`Lease::discard`]) are closed.
-pub struct Lease<C: Connection + 'static> {
-    conn: Option<C>,
-    id: i64,
-    owner: u64,
-    group: u64,
-    pooled: bool,
-    permit: Option<OwnedSemaphorePermit>,
-    _long: Option<OwnedSemaphorePermit>,
-    inner: Arc<Inner<C>>,
-}
-
-impl<C: Connection + 'static> Lease<C> {
-    /// The server's id for this connection (backend pid, connection id).
-    pub fn id(&self) -> i64 {
-        self.id
-    }
-
-    /// Close this connection instead of pooling it (its session state may
-    /// be left dirty: a lock not released, a setting changed).
-    pub fn discard(&mut self) {
-        self.pooled = false;
-    }
-}
-
-impl<C: Connection + 'static> std::ops::Deref for Lease<C> {
-    type Target = C;
-    fn deref(&self) -> &C {
-        self.conn
-            .as_ref()
-            .expect("a lease holds its connection until dropped")
-    }
-}
-
-impl<C: Connection + 'static> std::ops::DerefMut for Lease<C> {
-    fn deref_mut(&mut self) -> &mut C {
-        self.conn
-            .as_mut()
-            .expect("a lease holds its connection until dropped")
-    }
-}
-
-impl<C: Connection + 'static> Drop for Lease<C> {
-    fn drop(&mut self) {
-        let (Some(conn), Some(permit)) = (self.conn.take(), self.permit.take()) else {
-            return;
-        };
-        if self.pooled
-            && let Ok(mut idle) = self.inner.idle.lock()
-        {
-            idle.push(Idle {
-                owner: self.owner,
-                group: self.group,
-                conn,
-                id: self.id,
-                since: Instant::now(),
-                permit,
-            });
-            drop(idle);
-            self.inner.returned.notify_one();
-            return;
-        }
-        retire(&self.inner, conn, self.id, permit);
-    }
-}
-
-/// Slots held for a tool's own connections; released when dropped.
-pub struct Reservation {
-    granted: usize,
-    _long: OwnedSemaphorePermit,
-    _slots: Vec<OwnedSemaphorePermit>,
-}
-
-impl Reservation {
-    /// How many connections the tool may open (the budget may allow fewer
-    /// than were asked for).
-    pub fn granted(&self) -> usize {
-        self.granted
-    }
-}
-
-/// Close `conn` in the background; its slot is freed only once it is closed,
-/// so the server never sees more than `limit` connections.
-fn retire<C: Connection + 'static>(inner: &Arc<Inner<C>>, conn: C, id: i64, permit: OwnedSemaphorePermit) {
-    if let Ok(mut own) = inner.own.lock() {
-        own.remove(&id);
-    }
-    match tokio::runtime::Handle::try_current() {
-        Ok(rt) => {
-            rt.spawn(async move {
-                let _ = tokio::time::timeout(PING_TIMEOUT, conn.close()).await;
-                tokio::time::sleep(CLOSE_GRACE).await;
-                drop(permit);
-            });
-        }
-        Err(_) => drop(conn),
     }
 }
 
@@ -525,65 +433,4 @@ pub fn owner_of(text: &str) -> u64 {
     let mut h = std::collections::hash_map::DefaultHasher::new();
     text.hash(&mut h);
     h.finish()
-}
-
-/// Time a task spends queueing for slots, so callers can time the database
-/// alone: what has been waited, and since when the task waits now.
-#[derive(Default)]
-pub struct SlotWaits {
-    waited_ms: AtomicU64,
-    waiting_since: Mutex<Option<std::time::Instant>>,
-}
-
-impl SlotWaits {
-    /// Everything waited so far, including a wait still going on.
-    pub fn waited(&self) -> Duration {
-        let done = Duration::from_millis(self.waited_ms.load(Ordering::Relaxed));
-        let now = self
-            .waiting_since
-            .lock()
-            .ok()
-            .and_then(|s| *s)
-            .map(|since| since.elapsed())
-            .unwrap_or_default();
-        done + now
-    }
-}
-
-tokio::task_local! {
-    static SLOT_WAITS: Arc<SlotWaits>;
-}
-
-/// Run `work`, recording in `waits` the time it spends queueing for a slot
-/// in any server's budget: time the panel waits behind itself, which says
-/// nothing about how fast the database answers.
-pub async fn counting_slot_waits<F: Future>(waits: Arc<SlotWaits>, work: F) -> F::Output {
-    SLOT_WAITS.scope(waits, work).await
-}
-
-/// A wait for a slot in progress (recorded when dropped).
-struct Waiting(Option<Arc<SlotWaits>>);
-
-impl Waiting {
-    fn start() -> Waiting {
-        let waits = SLOT_WAITS.try_with(|w| w.clone()).ok();
-        if let Some(w) = &waits
-            && let Ok(mut since) = w.waiting_since.lock()
-        {
-            *since = Some(std::time::Instant::now());
-        }
-        Waiting(waits)
-    }
-}
-
-impl Drop for Waiting {
-    fn drop(&mut self) {
-        if let Some(w) = &self.0
-            && let Ok(mut since) = w.waiting_since.lock()
-            && let Some(started) = since.take()
-        {
-            w.waited_ms
-                .fetch_add(started.elapsed().as_millis() as u64, Ordering::Relaxed);
-        }
-    }
 }

@@ -1,10 +1,10 @@
-//! The dump and restore tools (pg_dump, pg_restore, mariadb-dump, mariadb):
-//! finding them, checking their version against the server's, and building
-//! their command lines. Passwords go through the environment (PGPASSWORD)
-//! or a 0600 option file, never the command line, which `ps` shows.
+//! The external tools the engines drive (pg_dump, pg_restore, mariadb-dump,
+//! mariadb, …): finding them and their versions, and taking a URL apart so
+//! a password goes through the environment or a 0600 option file, never
+//! the command line, which `ps` shows. Each engine builds its own command
+//! lines in its folder.
 
-use std::path::{Path, PathBuf};
-use std::process::Stdio;
+use std::path::PathBuf;
 
 use tokio::process::Command;
 
@@ -84,92 +84,12 @@ pub fn split_password(url: &SecretUrl) -> (String, Option<String>) {
     }
 }
 
-fn percent_decode(s: &str) -> String {
+pub(crate) fn percent_decode(s: &str) -> String {
     let bytes: Vec<u8> = form_urlencoded::parse(format!("x={}", s.replace('+', "%2B")).as_bytes())
         .next()
         .map(|(_, v)| v.into_owned().into_bytes())
         .unwrap_or_default();
     String::from_utf8_lossy(&bytes).into_owned()
-}
-
-/// pg_dump/pg_restore/psql for a URL: `--dbname` without the password,
-/// PGPASSWORD in the environment.
-pub fn pg_command(tool: &Path, url: &SecretUrl) -> Command {
-    let (bare, password) = split_password(url);
-    let mut cmd = Command::new(tool);
-    cmd.arg(format!("--dbname={bare}"))
-        .arg("--no-password")
-        .env("PGAPPNAME", "custodian")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
-    match password {
-        Some(p) => {
-            cmd.env("PGPASSWORD", p);
-        }
-        None => {
-            cmd.env_remove("PGPASSWORD");
-        }
-    }
-    cmd
-}
-
-/// Connection settings of a mysql:// or mariadb:// URL.
-pub struct MysqlTarget {
-    pub host: String,
-    pub port: u16,
-    pub user: String,
-    pub password: Option<String>,
-    pub database: String,
-}
-
-pub fn mysql_target(url: &SecretUrl) -> Result<MysqlTarget, String> {
-    let raw = url.expose().replacen("mariadb://", "mysql://", 1);
-    let u = url::Url::parse(&raw).map_err(|_| "not a valid MySQL URL".to_string())?;
-    Ok(MysqlTarget {
-        host: u.host_str().unwrap_or("localhost").to_string(),
-        port: u.port().unwrap_or(3306),
-        user: percent_decode(u.username()),
-        password: u.password().map(percent_decode),
-        database: u.path().trim_start_matches('/').to_string(),
-    })
-}
-
-/// A MySQL client option file (mode 0600) holding the connection
-/// settings, removed when dropped.
-pub struct OptionFile {
-    pub path: PathBuf,
-}
-
-impl OptionFile {
-    pub fn write(dir: &Path, target: &MysqlTarget) -> std::io::Result<OptionFile> {
-        crate::files::create_private_dir(dir)?;
-        let path = dir.join(format!("client-{}.cnf", uuid::Uuid::new_v4().simple()));
-        let mut options = std::fs::OpenOptions::new();
-        options.write(true).create_new(true);
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-        let mut file = options.open(&path)?;
-        let escape = |v: &str| v.replace('\\', "\\\\").replace('"', "\\\"");
-        let mut text = format!(
-            "[client]\nhost=\"{}\"\nport={}\nuser=\"{}\"\n",
-            escape(&target.host),
-            target.port,
-            escape(&target.user)
-        );
-        if let Some(p) = &target.password {
-            text.push_str(&format!("password=\"{}\"\n", escape(p)));
-        }
-        std::io::Write::write_all(&mut file, text.as_bytes())?;
-        Ok(OptionFile { path })
-    }
-}
-
-impl Drop for OptionFile {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.path);
-    }
 }
 
 #[cfg(test)]
@@ -185,11 +105,5 @@ mod tests {
         let (bare, pw) = split_password(&SecretUrl::new("postgres://u:p%40ss@h:5432/db?sslmode=require"));
         assert_eq!(bare, "postgres://u@h:5432/db?sslmode=require");
         assert_eq!(pw.as_deref(), Some("p@ss"));
-        let t = mysql_target(&SecretUrl::new("mariadb://root:s3%2Fcret@db:3307/shop")).unwrap();
-        assert_eq!(
-            (t.host.as_str(), t.port, t.user.as_str(), t.database.as_str()),
-            ("db", 3307, "root", "shop")
-        );
-        assert_eq!(t.password.as_deref(), Some("s3/cret"));
     }
 }

@@ -2,13 +2,16 @@
 //! no uptime, no connection limit. The file must exist: the panel never
 //! creates a managed database by opening it.
 
+mod dump;
+mod maintenance;
+mod migrate;
+
 use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePool};
 
-use super::sqlite_maintenance as maintenance;
 use super::{
     Action, Control, DatabaseEntry, DatabaseHealth, EngineError, EngineKind, EngineResult, ManagedDb,
     Relation, SchemaEntry, ServerStatus, TableList, TableQuery, Target, bad_url, pool_options,
@@ -91,9 +94,17 @@ impl ManagedDb for Sqlite {
         run: &super::history::MigrationRun,
     ) -> EngineResult<super::history::RunOutcome> {
         // On a task of its own: a dropped caller never abandons it halfway.
-        tokio::spawn(super::other_migrate::sqlite(self.pool.clone(), run.clone()))
+        tokio::spawn(migrate::apply(self.pool.clone(), run.clone()))
             .await
-            .map_err(|e| EngineError(format!("the migration task failed: {e}")))?
+            .map_err(|e| EngineError::internal(format!("the migration task failed: {e}")))?
+    }
+
+    fn dumps(&self) -> &dyn crate::engine::dump::Dumps {
+        &dump::SqliteDumps
+    }
+
+    fn tables_named_sql(&self) -> &'static str {
+        "SELECT name FROM sqlite_master WHERE type IN ('table', 'view') AND name IN ({names})"
     }
 
     async fn text_rows(&self, sql: &str) -> EngineResult<Vec<Vec<Option<String>>>> {
