@@ -13,6 +13,7 @@ use crate::error::{AppError, AppResult};
 use crate::secrets::Secrets;
 use crate::service::Actor;
 use crate::service::audit::{Event, audited};
+use crate::service::backup::schedule::{Retention, parse_cron};
 use crate::service::users::require;
 use crate::store::registry::{self as rows, DatabaseFields, DatabaseRow};
 use crate::store::{ConflictOnUnique, Store, settings};
@@ -37,6 +38,8 @@ pub struct DbEntry {
     pub rpo: Option<Duration>,
     pub rto: Option<Duration>,
     pub schedules: Schedules,
+    /// The schedules parsed, once, when the entry is read.
+    pub plan: Plan,
     pub source: Source,
 }
 
@@ -61,12 +64,76 @@ impl Schedules {
             retention: clean(self.retention),
         };
         for line in [&s.backup, &s.verify].into_iter().flatten() {
-            crate::service::backup::schedule::parse_cron(line)?;
+            parse_cron(line)?;
         }
         if let Some(r) = &s.retention {
-            r.parse::<crate::service::backup::schedule::Retention>()?;
+            r.parse::<Retention>()?;
         }
         Ok(s)
+    }
+}
+
+impl DbEntry {
+    /// With its schedules parsed.
+    fn planned(mut self) -> DbEntry {
+        self.plan = self.schedules.plan(self.name.as_str());
+        self
+    }
+}
+
+/// A cron line and its parse.
+#[derive(Clone, Debug)]
+pub struct Scheduled {
+    pub line: String,
+    pub cron: croner::Cron,
+}
+
+impl PartialEq for Scheduled {
+    fn eq(&self, other: &Self) -> bool {
+        self.line == other.line
+    }
+}
+
+/// [`Schedules`] parsed, so the scheduler's every tick reads types rather
+/// than strings. A line that no longer parses (written by another version)
+/// is left out with a warning.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Plan {
+    pub backup: Option<Scheduled>,
+    pub verify: Option<Scheduled>,
+    pub retention: Option<Retention>,
+}
+
+impl Schedules {
+    /// Parse what is there; `database` names the entry in a warning.
+    pub fn plan(&self, database: &str) -> Plan {
+        let cron = |line: &Option<String>| {
+            let line = line.as_deref()?.trim();
+            match parse_cron(line) {
+                Ok(cron) => Some(Scheduled {
+                    line: line.to_string(),
+                    cron,
+                }),
+                Err(e) => {
+                    tracing::warn!(database, error = %e, "schedule ignored");
+                    None
+                }
+            }
+        };
+        Plan {
+            backup: cron(&self.backup),
+            verify: cron(&self.verify),
+            retention: self
+                .retention
+                .as_deref()
+                .and_then(|r| match r.parse::<Retention>() {
+                    Ok(r) => Some(r),
+                    Err(e) => {
+                        tracing::warn!(database, error = %e, "retention ignored");
+                        None
+                    }
+                }),
+        }
     }
 }
 
@@ -179,8 +246,10 @@ impl Registry {
                 verify: d.verify_schedule.clone(),
                 retention: d.retention.clone(),
             },
+            plan: Plan::default(),
             source: Source::Config,
-        };
+        }
+        .planned();
         let url = match (url, engine) {
             (Ok(_), Some(Err(e))) => Err(e.to_string()),
             (url, _) => url,
@@ -204,8 +273,10 @@ impl Registry {
                 verify: row.verify_schedule.clone(),
                 retention: row.retention.clone(),
             },
+            plan: Plan::default(),
             source: Source::Panel,
-        })
+        }
+        .planned())
     }
 
     fn is_declared(&self, name: &DatabaseName) -> bool {

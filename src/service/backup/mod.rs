@@ -236,24 +236,20 @@ impl Backups {
 
     async fn run_schedules(&self, m: &Arc<Member>) -> AppResult<()> {
         let name = m.entry.name.to_string();
-        let s = &m.entry.schedules;
+        let plan = &m.entry.plan;
         let system = Actor::system();
-        if let Some(line) = &s.backup {
-            let cron = schedule::parse_cron(line)?;
-            if schedule::take_due(&self.store, "backup", &name, &cron).await? {
-                self.start(m, &system).await?;
-            }
+        if let Some(s) = &plan.backup
+            && schedule::take_due(&self.store, "backup", &name, &s.cron).await?
+        {
+            self.start(m, &system).await?;
         }
-        if let Some(line) = &s.verify {
-            let cron = schedule::parse_cron(line)?;
-            if schedule::take_due(&self.store, "verify", &name, &cron).await?
-                && let Some(latest) = rows::good(self.store.pool(), &name).await?.first()
-            {
-                self.verify(m, &system, latest.id).await?;
-            }
+        if let Some(s) = &plan.verify
+            && schedule::take_due(&self.store, "verify", &name, &s.cron).await?
+            && let Some(latest) = rows::good(self.store.pool(), &name).await?.first()
+        {
+            self.verify(m, &system, latest.id).await?;
         }
-        if let Some(policy) = &s.retention {
-            let policy: schedule::Retention = policy.parse()?;
+        if let Some(policy) = plan.retention {
             let good = rows::good(self.store.pool(), &name).await?;
             if !policy.is_empty()
                 && policy.keep(&good).len() < good.len()

@@ -391,6 +391,7 @@ mod tests {
             rpo: rpo.map(Duration::from_secs),
             rto: None,
             schedules: Schedules::default(),
+            plan: Default::default(),
             source: Source::Panel,
         }
     }
