@@ -218,8 +218,8 @@ impl Take {
                 // Never leave a partial file; never call it good.
                 let _ = self.storage.remove(&self.key).await;
                 let (state, why) = match &e {
-                    JobFailure::Cancelled => ("cancelled", "cancelled".to_string()),
-                    JobFailure::Failed(m) => ("failed", m.clone()),
+                    JobFailure::Cancelled => (crate::domain::BackupState::Cancelled, "cancelled".to_string()),
+                    JobFailure::Failed(m) => (crate::domain::BackupState::Failed, m.clone()),
                 };
                 let _ = rows::mark_ended(pool, self.backup_id, state, &why).await;
                 Err(e)
