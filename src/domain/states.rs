@@ -6,9 +6,9 @@
 //!
 //! Reading a value back is strict: an unknown text is an [`UnknownValue`]
 //! error (a decode error from the store, a 500 that names the value), never
-//! a panic and never a silent default. Store rows take these with
-//! `#[sqlx(try_from = "String")]` and bind `as_str()`, so this module needs
-//! nothing from sqlx.
+//! a panic and never a silent default. The store reads them straight from
+//! their TEXT columns (`store/text.rs`) and binds `as_str()`, so this module
+//! needs nothing from sqlx.
 
 use std::fmt;
 use std::str::FromStr;

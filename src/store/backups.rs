@@ -10,7 +10,6 @@ pub struct BackupRow {
     pub id: i64,
     pub database_name: String,
     pub job_id: Option<i64>,
-    #[sqlx(try_from = "String")]
     pub state: BackupState,
     pub engine: String,
     pub format: String,

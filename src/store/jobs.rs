@@ -8,12 +8,10 @@ use crate::domain::{JobKind, JobState};
 #[derive(Clone, Debug, FromRow, PartialEq)]
 pub struct JobRow {
     pub id: i64,
-    #[sqlx(try_from = "String")]
     pub kind: JobKind,
     pub database_name: Option<String>,
     pub target: String,
     pub requested_by: String,
-    #[sqlx(try_from = "String")]
     pub state: JobState,
     pub progress: Option<f64>,
     pub phase: String,
