@@ -275,7 +275,7 @@ fn backup(id: i64, at: i64) -> BackupRow {
         id,
         database_name: "db".into(),
         job_id: None,
-        state: "good".into(),
+        state: custodian::domain::BackupState::Good,
         engine: "sqlite".into(),
         format: "sqlite".into(),
         compression: "zstd".into(),

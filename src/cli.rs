@@ -493,9 +493,9 @@ async fn wait_for_job(jobs: &crate::service::jobs::Jobs, id: i64) -> anyhow::Res
             eprintln!("  {}", job.phase);
             last_phase = job.phase.clone();
         }
-        match job.state.as_str() {
-            "queued" | "running" => tokio::time::sleep(std::time::Duration::from_millis(200)).await,
-            "succeeded" => return Ok(()),
+        match job.state {
+            s if s.is_active() => tokio::time::sleep(std::time::Duration::from_millis(200)).await,
+            crate::domain::JobState::Succeeded => return Ok(()),
             other => bail!("job {id} {other}: {}", job.error.unwrap_or_default()),
         }
     }

@@ -1,5 +1,7 @@
 //! Newtypes for values that come from outside (forms, JSON, the CLI). Their
 //! constructors are the only way in, so a value of the type is valid.
+//! The states and kinds stored as text (job, backup, audit action) are in
+//! `states.rs`, re-exported here.
 
 use std::fmt;
 use std::str::FromStr;
@@ -8,6 +10,9 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::error::AppError;
+
+mod states;
+pub use states::{AuditAction, BackupState, JobKind, JobState, UnknownValue};
 
 /// A user name: 1–64 characters of `a-z 0-9 . _ -`, starting with a letter or
 /// digit. Lower case only, so "Alice" and "alice" cannot be two people.

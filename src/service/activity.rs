@@ -244,8 +244,8 @@ pub async fn signal(
     let database = member.entry.name.to_string();
     let target = format!("pid:{pid}");
     let action = match signal {
-        Signal::Cancel => "session.cancel",
-        Signal::Terminate => "session.terminate",
+        Signal::Cancel => crate::domain::AuditAction::SessionCancel,
+        Signal::Terminate => crate::domain::AuditAction::SessionTerminate,
     };
     let mut query_text = String::new();
     let result = async {
@@ -367,7 +367,7 @@ pub async fn top_statements(member: &Member, order: StatementOrder) -> TopStatem
 pub async fn reset_statements(store: &Store, member: &Member, actor: &Actor) -> AppResult<()> {
     let database = member.entry.name.to_string();
     let event = Event {
-        action: "statements.reset",
+        action: crate::domain::AuditAction::StatementsReset,
         target: &database,
         database: Some(&database),
         detail: "",

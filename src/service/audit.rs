@@ -3,46 +3,15 @@
 
 use std::future::Future;
 
+pub use crate::domain::AuditAction;
 use crate::error::{AppError, AppResult};
 use crate::service::Actor;
 use crate::store::audit::{self as rows, AuditRow, Filter, NewEntry};
 use crate::store::{Store, now};
 
-/// Every action name the panel writes, for the audit page's filter.
-pub const ACTIONS: &[&str] = &[
-    "login",
-    "logout",
-    "setup",
-    "access.denied",
-    "user.create",
-    "user.role",
-    "user.disable",
-    "user.enable",
-    "user.password",
-    "account.password",
-    "token.create",
-    "token.revoke",
-    "db.create",
-    "db.update",
-    "db.delete",
-    "session.cancel",
-    "session.terminate",
-    "statements.reset",
-    "job.start",
-    "job.cancel",
-    "job.end",
-    "migration.request",
-    "migration.submit",
-    "migration.approve",
-    "migration.reject",
-    "migration.apply",
-    "alert.ack",
-    "alert.silence",
-    "alert.unsilence",
-    "alert.rule",
-    "webhook.create",
-    "webhook.delete",
-];
+/// Every action name the panel writes, for the audit page's filter: the
+/// texts of [`AuditAction`], in its order.
+pub const ACTIONS: &[&str] = &AuditAction::NAMES;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Outcome {
@@ -72,9 +41,9 @@ impl Outcome {
 }
 
 /// What one audit row says, besides who and when.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Event<'a> {
-    pub action: &'a str,
+    pub action: AuditAction,
     pub target: &'a str,
     pub database: Option<&'a str>,
     pub detail: &'a str,
@@ -87,7 +56,7 @@ pub async fn record(store: &Store, actor: &Actor, event: Event<'_>, outcome: Out
         actor_id: actor.user_id,
         actor: &actor.name,
         via: actor.via.as_str(),
-        action: event.action,
+        action: event.action.as_str(),
         target: event.target,
         database_name: event.database,
         outcome: outcome.as_str(),
@@ -118,7 +87,7 @@ where
     if let Err(e) = record(store, actor, event, outcome).await {
         // The action has already happened (or failed); say loudly that its
         // row is missing rather than hide the action's own result.
-        tracing::error!(error = ?e, action = action_name, "could not write the audit row");
+        tracing::error!(error = ?e, action = action_name.as_str(), "could not write the audit row");
     }
     result
 }

@@ -58,10 +58,10 @@ pub async fn login(
     };
 
     let event = |detail| Event {
-        action: "login",
+        action: crate::domain::AuditAction::Login,
         target: &target,
         detail,
-        ..Default::default()
+        database: None,
     };
     let failure = match &known {
         None => {
@@ -89,9 +89,10 @@ pub async fn login(
 pub async fn logout(store: &Store, actor: &Actor) -> AppResult<()> {
     let target = format!("user:{}", actor.name);
     let event = Event {
-        action: "logout",
+        action: crate::domain::AuditAction::Logout,
         target: &target,
-        ..Default::default()
+        database: None,
+        detail: "",
     };
     record(store, actor, event, Outcome::Success).await
 }

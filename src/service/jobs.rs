@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use tokio::sync::{Notify, Semaphore, watch};
 
-use crate::domain::Role;
+use crate::domain::{AuditAction, JobKind, JobState, Role};
 use crate::error::{AppError, AppResult};
 use crate::service::Actor;
 use crate::service::audit::{Event, Outcome, record};
@@ -34,8 +34,7 @@ pub const WHOLE_DATABASE: &str = "*";
 /// What a job is, before it runs.
 #[derive(Clone, Debug)]
 pub struct JobSpec {
-    /// e.g. `vacuum_analyze`, `backup`.
-    pub kind: String,
+    pub kind: JobKind,
     pub database: Option<String>,
     /// What it works on, for people: "public.orders, public.items".
     pub target: String,
@@ -197,7 +196,7 @@ impl Jobs {
         let store = &self.0.store;
         let id = rows::insert(
             store.pool(),
-            &spec.kind,
+            spec.kind,
             spec.database.as_deref(),
             &spec.target,
             &actor.name,
@@ -206,7 +205,7 @@ impl Jobs {
         let target = format!("job:{id}");
         let detail = format!("{} {}", spec.kind, spec.target);
         let event = Event {
-            action: "job.start",
+            action: AuditAction::JobStart,
             target: &target,
             database: spec.database.as_deref(),
             detail: &detail,
@@ -218,7 +217,7 @@ impl Jobs {
         let ctx = JobCtx {
             id,
             store: store.clone(),
-            progress: Arc::new(StdMutex::new((None, "queued".into()))),
+            progress: Arc::new(StdMutex::new((None, JobState::Queued.as_str().into()))),
             cancel: rx,
         };
         let jobs = self.clone();
@@ -254,16 +253,24 @@ impl Jobs {
         beat.abort();
         let (progress, _) = ctx.progress.lock().map(|p| p.clone()).unwrap_or_default();
         let (state, error, audit_outcome) = match &outcome {
-            Ok(_) => ("succeeded", None, Outcome::Success),
-            Err(JobFailure::Cancelled) => ("cancelled", Some("cancelled".to_string()), Outcome::Failure),
-            Err(JobFailure::Failed(e)) => ("failed", Some(e.clone()), Outcome::Failure),
+            Ok(_) => (JobState::Succeeded, None, Outcome::Success),
+            Err(JobFailure::Cancelled) => (
+                JobState::Cancelled,
+                Some("cancelled".to_string()),
+                Outcome::Failure,
+            ),
+            Err(JobFailure::Failed(e)) => (JobState::Failed, Some(e.clone()), Outcome::Failure),
         };
         match &outcome {
             Ok(summary) => ctx.log(&format!("done: {summary}")).await,
             Err(JobFailure::Cancelled) => ctx.log("cancelled").await,
             Err(JobFailure::Failed(e)) => ctx.log(&format!("failed: {e}")).await,
         }
-        let final_progress = if state == "succeeded" { Some(1.0) } else { progress };
+        let final_progress = if state == JobState::Succeeded {
+            Some(1.0)
+        } else {
+            progress
+        };
         let phase = match &outcome {
             Ok(summary) => summary.clone(),
             Err(_) => String::new(),
@@ -279,7 +286,7 @@ impl Jobs {
             None => state.to_string(),
         };
         let event = Event {
-            action: "job.end",
+            action: AuditAction::JobEnd,
             target: &target,
             database: spec.database.as_deref(),
             detail: &detail,
@@ -335,7 +342,7 @@ impl Jobs {
         let target = format!("job:{id}");
         let job = rows::get(store.pool(), id).await?;
         let event = Event {
-            action: "job.cancel",
+            action: AuditAction::JobCancel,
             target: &target,
             database: job.as_ref().and_then(|j| j.database_name.as_deref()),
             detail: "",

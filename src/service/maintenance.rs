@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use crate::domain::Role;
+use crate::domain::{JobKind, JobState, Role};
 use crate::engine::{Action, Control, Relation, Target};
 use crate::error::{AppError, AppResult};
 use crate::service::Actor;
@@ -110,7 +110,7 @@ pub async fn start(
         Target::Database => ("the whole database".to_string(), vec![WHOLE_DATABASE.to_string()]),
     };
     let spec = JobSpec {
-        kind: action.as_str().to_string(),
+        kind: job_kind(action),
         database: Some(member.entry.name.to_string()),
         target: described,
         tables: locks,
@@ -138,6 +138,37 @@ pub async fn start(
     jobs.submit(actor, spec, work).await
 }
 
+/// The job kind of a maintenance action (the same name).
+pub fn job_kind(action: Action) -> JobKind {
+    match action {
+        Action::Vacuum => JobKind::Vacuum,
+        Action::VacuumAnalyze => JobKind::VacuumAnalyze,
+        Action::Analyze => JobKind::Analyze,
+        Action::VacuumFull => JobKind::VacuumFull,
+        Action::Reindex => JobKind::Reindex,
+        Action::Optimize => JobKind::Optimize,
+        Action::Check => JobKind::Check,
+        Action::IntegrityCheck => JobKind::IntegrityCheck,
+    }
+}
+
+/// The maintenance action a job runs, if it is a maintenance job.
+pub fn action_of(kind: JobKind) -> Option<Action> {
+    Some(match kind {
+        JobKind::Vacuum => Action::Vacuum,
+        JobKind::VacuumAnalyze => Action::VacuumAnalyze,
+        JobKind::Analyze => Action::Analyze,
+        JobKind::VacuumFull => Action::VacuumFull,
+        JobKind::Reindex => Action::Reindex,
+        JobKind::Optimize => Action::Optimize,
+        JobKind::Check => Action::Check,
+        JobKind::IntegrityCheck => Action::IntegrityCheck,
+        JobKind::Backup | JobKind::Verify | JobKind::Restore | JobKind::Prune | JobKind::Migrate => {
+            return None;
+        }
+    })
+}
+
 /// What an interrupted job's server may have done without the panel.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct MayHaveFinished {
@@ -155,14 +186,14 @@ pub struct MayHaveFinished {
 /// read-only check (just run it again), or on SQLite (in the panel's own
 /// process, so rolled back with it).
 pub fn server_may_have_finished(fleet: &Fleet, job: &JobRow) -> Option<MayHaveFinished> {
-    if job.state != "interrupted" {
+    if job.state != JobState::Interrupted {
         return None;
     }
     let name = crate::domain::DatabaseName::parse(job.database_name.as_deref()?).ok()?;
     if fleet.get(&name)?.capabilities().file {
         return None;
     }
-    let action = Action::parse(&job.kind)?;
+    let action = action_of(job.kind)?;
     let check = match action {
         Action::Vacuum | Action::VacuumFull => "the table's last vacuum time",
         Action::VacuumAnalyze => "the table's last vacuum and last analyze times",
@@ -189,5 +220,24 @@ pub fn interrupted_error(fleet: &Fleet, job: &JobRow) -> Option<String> {
             may.check
         )),
         None => job.error.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_maintenance_job_kind_is_its_action_by_name_and_back() {
+        for action in Action::ALL {
+            let kind = job_kind(action);
+            assert_eq!(kind.as_str(), action.as_str());
+            assert_eq!(action_of(kind), Some(action));
+        }
+        let maintenance = JobKind::ALL
+            .into_iter()
+            .filter(|k| action_of(*k).is_some())
+            .count();
+        assert_eq!(maintenance, Action::ALL.len());
     }
 }

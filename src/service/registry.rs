@@ -360,7 +360,7 @@ impl Registry {
         let redacted = new.url.redacted();
         let detail = format!("url {redacted}");
         let event = Event {
-            action: "db.create",
+            action: crate::domain::AuditAction::DbCreate,
             target: &target,
             database: Some(new.name.as_str()),
             detail: &detail,
@@ -405,7 +405,7 @@ impl Registry {
             None => "settings".to_string(),
         };
         let event = Event {
-            action: "db.update",
+            action: crate::domain::AuditAction::DbUpdate,
             target: &target,
             database: Some(name.as_str()),
             detail: &detail,
@@ -453,7 +453,7 @@ impl Registry {
     pub async fn remove(&self, actor: &Actor, name: &DatabaseName) -> AppResult<()> {
         let target = format!("database:{name}");
         let event = Event {
-            action: "db.delete",
+            action: crate::domain::AuditAction::DbDelete,
             target: &target,
             database: Some(name.as_str()),
             detail: "",

@@ -47,9 +47,10 @@ pub async fn create_first_admin(
     req: SetupRequest,
 ) -> AppResult<User> {
     let event = Event {
-        action: "setup",
+        action: crate::domain::AuditAction::Setup,
         target: "first admin",
-        ..Default::default()
+        database: None,
+        detail: "",
     };
     audited(store, actor, event, async {
         if !is_open(store, token).await? {

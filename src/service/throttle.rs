@@ -246,10 +246,10 @@ impl Throttle {
                 THROTTLE_WINDOW_SECS / 60
             );
             let event = Event {
-                action: "login",
+                action: crate::domain::AuditAction::Login,
                 target,
                 detail: &detail,
-                ..Default::default()
+                database: None,
             };
             record(store, actor, event, Outcome::Throttled).await?;
         }
@@ -316,10 +316,10 @@ async fn write_summary(store: &Store, window: Window) -> AppResult<bool> {
         window.why
     );
     let event = Event {
-        action: "login",
+        action: crate::domain::AuditAction::Login,
         target: &window.target,
         detail: &detail,
-        ..Default::default()
+        database: None,
     };
     record(store, &window.actor, event, Outcome::Throttled).await?;
     Ok(true)

@@ -67,10 +67,10 @@ pub async fn create(store: &Store, actor: &Actor, owner: &User, name: &str) -> A
     let target = format!("user:{}", owner.name);
     let detail = format!("token {}", name.trim());
     let event = Event {
-        action: "token.create",
+        action: crate::domain::AuditAction::TokenCreate,
         target: &target,
         detail: &detail,
-        ..Default::default()
+        database: None,
     };
     audited(store, actor, event, async {
         may_manage(actor, owner)?;
@@ -103,10 +103,10 @@ pub async fn revoke(store: &Store, actor: &Actor, owner: &User, token_id: i64) -
     let target = format!("user:{}", owner.name);
     let detail = format!("token #{token_id}");
     let event = Event {
-        action: "token.revoke",
+        action: crate::domain::AuditAction::TokenRevoke,
         target: &target,
         detail: &detail,
-        ..Default::default()
+        database: None,
     };
     audited(store, actor, event, async {
         may_manage(actor, owner)?;

@@ -59,10 +59,10 @@ pub async fn create(store: &Store, actor: &Actor, new: NewUser) -> AppResult<Use
         if new.can_approve { ", approver" } else { "" }
     );
     let event = Event {
-        action: "user.create",
+        action: crate::domain::AuditAction::UserCreate,
         target: &target,
         detail: &detail,
-        ..Default::default()
+        database: None,
     };
     audited(store, actor, event, async {
         require(actor, Role::Admin)?;
@@ -113,10 +113,10 @@ pub async fn set_role(
     let target = format!("user:{name}");
     let detail = format!("role {role}{}", if can_approve { ", approver" } else { "" });
     let event = Event {
-        action: "user.role",
+        action: crate::domain::AuditAction::UserRole,
         target: &target,
         detail: &detail,
-        ..Default::default()
+        database: None,
     };
     audited(store, actor, event, async {
         require(actor, Role::Admin)?;
@@ -134,9 +134,14 @@ pub async fn set_role(
 pub async fn set_disabled(store: &Store, actor: &Actor, name: &Username, disabled: bool) -> AppResult<User> {
     let target = format!("user:{name}");
     let event = Event {
-        action: if disabled { "user.disable" } else { "user.enable" },
+        action: if disabled {
+            crate::domain::AuditAction::UserDisable
+        } else {
+            crate::domain::AuditAction::UserEnable
+        },
         target: &target,
-        ..Default::default()
+        database: None,
+        detail: "",
     };
     audited(store, actor, event, async {
         require(actor, Role::Admin)?;
@@ -198,10 +203,10 @@ pub async fn reset_password(
 ) -> AppResult<PasswordChanged> {
     let target = format!("user:{name}");
     let event = Event {
-        action: "user.password",
+        action: crate::domain::AuditAction::UserPassword,
         target: &target,
         detail: password_detail(revoke_tokens),
-        ..Default::default()
+        database: None,
     };
     audited(store, actor, event, async {
         require(actor, Role::Admin)?;
@@ -222,10 +227,10 @@ pub async fn change_own_password(
 ) -> AppResult<PasswordChanged> {
     let target = format!("user:{}", actor.name);
     let event = Event {
-        action: "account.password",
+        action: crate::domain::AuditAction::AccountPassword,
         target: &target,
         detail: password_detail(revoke_tokens),
-        ..Default::default()
+        database: None,
     };
     audited(store, actor, event, async {
         let id = actor

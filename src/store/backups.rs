@@ -3,13 +3,14 @@
 use sqlx::FromRow;
 
 use super::{Pool, now, on_pool};
+use crate::domain::BackupState;
 
 #[derive(Clone, Debug, FromRow, PartialEq)]
 pub struct BackupRow {
     pub id: i64,
     pub database_name: String,
     pub job_id: Option<i64>,
-    pub state: String,
+    pub state: BackupState,
     pub engine: String,
     pub format: String,
     pub compression: String,
@@ -135,11 +136,11 @@ pub async fn mark_good(pool: &Pool, id: i64, f: &Finished<'_>) -> sqlx::Result<(
 }
 
 /// A backup that did not finish: failed, cancelled or interrupted.
-pub async fn mark_ended(pool: &Pool, id: i64, state: &str, error: &str) -> sqlx::Result<()> {
+pub async fn mark_ended(pool: &Pool, id: i64, state: BackupState, error: &str) -> sqlx::Result<()> {
     on_pool!(pool, |p| sqlx::query(
         "UPDATE backups SET state = $1, error = $2, finished_at = $3 WHERE id = $4 AND state = 'running'"
     )
-    .bind(state)
+    .bind(state.as_str())
     .bind(error)
     .bind(now())
     .bind(id)

@@ -3,15 +3,16 @@
 use sqlx::FromRow;
 
 use super::{Pool, now, on_pool};
+use crate::domain::{JobKind, JobState};
 
 #[derive(Clone, Debug, FromRow, PartialEq)]
 pub struct JobRow {
     pub id: i64,
-    pub kind: String,
+    pub kind: JobKind,
     pub database_name: Option<String>,
     pub target: String,
     pub requested_by: String,
-    pub state: String,
+    pub state: JobState,
     pub progress: Option<f64>,
     pub phase: String,
     pub error: Option<String>,
@@ -31,7 +32,7 @@ pub const LOG_LIMIT: usize = 32 * 1024;
 
 pub async fn insert(
     pool: &Pool,
-    kind: &str,
+    kind: JobKind,
     database: Option<&str>,
     target: &str,
     requested_by: &str,
@@ -41,7 +42,7 @@ pub async fn insert(
         "INSERT INTO jobs (kind, database_name, target, requested_by, state, created_at, heartbeat_at) \
          VALUES ($1, $2, $3, $4, 'queued', $5, $5) RETURNING id"
     )
-    .bind(kind)
+    .bind(kind.as_str())
     .bind(database)
     .bind(target)
     .bind(requested_by)
@@ -136,7 +137,7 @@ pub async fn append_log(pool: &Pool, id: i64, lines: &str) -> sqlx::Result<()> {
 pub async fn finish(
     pool: &Pool,
     id: i64,
-    state: &str,
+    state: JobState,
     error: Option<&str>,
     progress: Option<f64>,
     phase: &str,
@@ -147,7 +148,7 @@ pub async fn finish(
          progress = COALESCE($4, progress), phase = $6 \
          WHERE id = $5 AND state IN ('queued', 'running')"
     )
-    .bind(state)
+    .bind(state.as_str())
     .bind(error)
     .bind(at)
     .bind(progress)

@@ -18,6 +18,7 @@ pub mod migrations;
 pub mod registry;
 mod sessions;
 pub mod settings;
+mod text;
 pub mod throttle;
 pub mod tokens;
 pub mod users;

@@ -223,10 +223,10 @@ where
         let path = request_path(parts).to_string();
         let detail = format!("{} needs {role}", parts.method);
         let event = Event {
-            action: "access.denied",
+            action: crate::domain::AuditAction::AccessDenied,
             target: &path,
             detail: &detail,
-            ..Default::default()
+            database: None,
         };
         record(&state.store, &user.actor(), event, Outcome::Denied).await?;
     }

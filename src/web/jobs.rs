@@ -28,11 +28,11 @@ const PAGE: i64 = 50;
 /// One job as the pages show it.
 pub struct JobView {
     pub id: i64,
-    pub kind: String,
+    pub kind: crate::domain::JobKind,
     pub database: String,
     pub target: String,
     pub requested_by: String,
-    pub state: String,
+    pub state: crate::domain::JobState,
     /// 0–100, when known.
     pub percent: Option<i64>,
     pub phase: String,
@@ -62,14 +62,14 @@ impl JobView {
     pub fn state_label(&self) -> String {
         match self.server_check {
             Some(_) => format!("{} — the server may have completed it", self.state),
-            None => self.state.clone(),
+            None => self.state.to_string(),
         }
     }
 }
 
 impl From<JobRow> for JobView {
     fn from(j: JobRow) -> Self {
-        let active = matches!(j.state.as_str(), "queued" | "running");
+        let active = j.state.is_active();
         JobView {
             server_check: None,
             id: j.id,

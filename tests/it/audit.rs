@@ -266,9 +266,10 @@ async fn the_audit_page_filters_and_pages() {
     for i in 0..120 {
         let target = format!("thing-{i}");
         let event = custodian::service::audit::Event {
-            action: "token.create",
+            action: custodian::domain::AuditAction::TokenCreate,
             target: &target,
-            ..Default::default()
+            database: None,
+            detail: "",
         };
         custodian::service::audit::record(
             &app.state.store,

@@ -6,7 +6,8 @@ use custodian::domain::Role;
 use reqwest::StatusCode;
 use sqlx::{Connection, PgConnection};
 
-use crate::helpers::{Client, TestApp, TestDb, api_get, eventually};
+use crate::helpers::{Client, StoreChoice, TestApp, TestDb, api_get, eventually};
+use crate::on_both_stores;
 use crate::registry::add_in_browser;
 
 /// A panel watching `db` as `name`, an operator signed in, an operator token.
@@ -704,3 +705,27 @@ async fn the_tables_list_pages_and_sorts_on_the_server() {
     let (_, page) = operator.text("/databases/shop/maintenance?q=t_05").await;
     assert!(page.contains("10 tables"), "search filters on the server");
 }
+
+/// A job whose kind this panel does not know (written by a newer version
+/// sharing the store, or by hand) is a clear error when read, naming the
+/// value; the API answers an opaque 500; nothing panics.
+async fn an_unknown_job_kind_in_the_store_is_an_error_not_a_panic(store: StoreChoice) {
+    let app = TestApp::spawn_on(store).await;
+    let token = app.token_for("olga", Role::Operator).await;
+    app.store_exec(
+        "INSERT INTO jobs (kind, target, requested_by, state, created_at, heartbeat_at) \
+         VALUES ('defragment', 't', 'olga', 'succeeded', 0, 0)",
+    )
+    .await;
+    let id = app.store_i64("SELECT MAX(id) FROM jobs").await;
+    let err = app.state.jobs.get(id).await.unwrap_err();
+    let said = format!("{err:?}");
+    assert!(said.contains(r#"unknown job kind "defragment""#), "{said}");
+    let answer = api_get(&app, &token, &format!("/api/v1/jobs/{id}")).await;
+    assert_eq!(answer.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    assert!(
+        !answer.text().await.unwrap().contains("defragment"),
+        "the cause stays in the log"
+    );
+}
+on_both_stores!(an_unknown_job_kind_in_the_store_is_an_error_not_a_panic);

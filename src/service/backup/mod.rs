@@ -15,7 +15,7 @@ mod verify;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use crate::domain::Role;
+use crate::domain::{AuditAction, BackupState, JobKind, Role};
 use crate::error::{AppError, AppResult};
 use crate::service::Actor;
 use crate::service::fleet::{Health, Member};
@@ -89,7 +89,7 @@ impl Backups {
         let key = format!("{name}/{backup_id}-{}.{}.zst", now(), format.ext);
         rows::set_location(self.store.pool(), backup_id, &key).await?;
         let spec = JobSpec {
-            kind: "backup".into(),
+            kind: JobKind::Backup,
             database: Some(name.clone()),
             target: format!("backup #{backup_id}"),
             tables: vec![format!("backup:{name}")],
@@ -123,7 +123,7 @@ impl Backups {
                 member.entry.name
             )));
         }
-        if backup.state != "good" {
+        if backup.state != BackupState::Good {
             return Err(AppError::conflict(format!(
                 "Backup {backup_id} is {}: only a good backup can be verified.",
                 backup.state
@@ -132,7 +132,7 @@ impl Backups {
         Self::reachable(member)?;
         let url = member.url().map_err(AppError::invalid)?;
         let spec = JobSpec {
-            kind: "verify".into(),
+            kind: JobKind::Verify,
             database: Some(backup.database_name.clone()),
             target: format!("backup #{backup_id}"),
             tables: vec![format!("verify:{backup_id}")],
@@ -162,7 +162,7 @@ impl Backups {
     ) -> AppResult<i64> {
         require(actor, Role::Admin)?;
         let backup = self.get(backup_id).await?;
-        if backup.database_name != member.entry.name.as_str() || backup.state != "good" {
+        if backup.database_name != member.entry.name.as_str() || backup.state != BackupState::Good {
             return Err(AppError::conflict(format!(
                 "Backup {backup_id} is not a good backup of {}.",
                 member.entry.name
@@ -172,7 +172,7 @@ impl Backups {
         let url = member.url().map_err(AppError::invalid)?;
         let target = restore::check_restore_target(member, &url, &into).await?;
         let spec = JobSpec {
-            kind: "restore".into(),
+            kind: JobKind::Restore,
             database: Some(backup.database_name.clone()),
             target: format!("backup #{backup_id} → {}", target.describe()),
             tables: vec!["*".into()],
@@ -201,7 +201,7 @@ impl Backups {
         require(actor, Role::Operator)?;
         let name = member.entry.name.to_string();
         let spec = JobSpec {
-            kind: "prune".into(),
+            kind: JobKind::Prune,
             database: Some(name.clone()),
             target: format!("backups of {name} ({policy})"),
             tables: vec![format!("backup:{name}")],
@@ -239,12 +239,12 @@ impl Backups {
         let plan = &m.entry.plan;
         let system = Actor::system();
         if let Some(s) = &plan.backup
-            && schedule::take_due(&self.store, "backup", &name, &s.cron).await?
+            && schedule::take_due(&self.store, JobKind::Backup, &name, &s.cron).await?
         {
             self.start(m, &system).await?;
         }
         if let Some(s) = &plan.verify
-            && schedule::take_due(&self.store, "verify", &name, &s.cron).await?
+            && schedule::take_due(&self.store, JobKind::Verify, &name, &s.cron).await?
             && let Some(latest) = rows::good(self.store.pool(), &name).await?.first()
         {
             self.verify(m, &system, latest.id).await?;
@@ -278,7 +278,7 @@ impl Backups {
                             let _ = rows::mark_ended(
                                 this.store.pool(),
                                 b.id,
-                                "interrupted",
+                                BackupState::Interrupted,
                                 "the panel stopped while this backup was running",
                             )
                             .await;
@@ -315,7 +315,7 @@ pub struct Removed {
 impl Removed {
     /// Backups that still have a file.
     pub fn kept(&self) -> impl Iterator<Item = &BackupRow> {
-        self.backups.iter().filter(|b| b.state == "good")
+        self.backups.iter().filter(|b| b.state == BackupState::Good)
     }
 }
 
@@ -340,7 +340,7 @@ impl Backups {
     /// many backups were deleted.
     pub async fn prune_removed(&self, actor: &Actor, key: &str, confirm: &str) -> AppResult<usize> {
         let event = crate::service::audit::Event {
-            action: "backup.prune_removed",
+            action: AuditAction::BackupPruneRemoved,
             target: key,
             database: None,
             detail: "",

@@ -46,7 +46,7 @@ pub fn due(cron: &croner::Cron, last: i64, at: i64) -> bool {
 /// occurrence.
 pub async fn take_due(
     store: &Store,
-    kind: &str,
+    kind: crate::domain::JobKind,
     database: &str,
     cron: &croner::Cron,
 ) -> Result<bool, AppError> {
@@ -216,7 +216,7 @@ mod tests {
             id,
             database_name: "db".into(),
             job_id: None,
-            state: "good".into(),
+            state: crate::domain::BackupState::Good,
             engine: "postgres".into(),
             format: String::new(),
             compression: String::new(),

@@ -43,7 +43,7 @@ pub fn judge(entry: &DbEntry, backups: &[BackupRow], now: i64, verify_window: Du
         level = level.min(to);
         reasons.push(why);
     };
-    let good: Vec<&BackupRow> = backups.iter().filter(|b| b.state == "good").collect();
+    let good: Vec<&BackupRow> = backups.iter().filter(|b| b.state.is_good()).collect();
     let last_good = good.first().map(|b| (*b).clone());
     match (&last_good, entry.rpo) {
         (None, _) => lower(Level::Red, "no good backup".into(), &mut reasons),

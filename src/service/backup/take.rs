@@ -9,6 +9,7 @@ use std::time::Instant;
 
 use super::pipe::{JobPipe, failed, failure};
 use super::storage::BackupStorage;
+use crate::domain::BackupState;
 use crate::engine::ManagedDb;
 use crate::engine::dump::DumpFormat;
 use crate::engine::pool::Reservation;
@@ -118,8 +119,8 @@ impl Take {
                 // Never leave a partial file; never call it good.
                 let _ = self.storage.remove(&self.key).await;
                 let (state, why) = match &e {
-                    JobFailure::Cancelled => ("cancelled", "cancelled".to_string()),
-                    JobFailure::Failed(m) => ("failed", m.clone()),
+                    JobFailure::Cancelled => (BackupState::Cancelled, "cancelled".to_string()),
+                    JobFailure::Failed(m) => (BackupState::Failed, m.clone()),
                 };
                 let _ = rows::mark_ended(pool, self.backup_id, state, &why).await;
                 Err(e)

@@ -211,7 +211,7 @@ pub async fn submit(
 ) -> AppResult<Submitted> {
     let database = member.entry.name.to_string();
     let event = crate::service::audit::Event {
-        action: "migration.submit",
+        action: crate::domain::AuditAction::MigrationSubmit,
         target: name,
         database: Some(&database),
         detail: "",

@@ -67,7 +67,7 @@ pub async fn request(store: &Store, member: &Member, actor: &Actor, versions: &[
     let database = member.entry.name.to_string();
     let detail = format!("versions {}", versions.join(", "));
     let event = Event {
-        action: "migration.request",
+        action: crate::domain::AuditAction::MigrationRequest,
         target: &database,
         database: Some(&database),
         detail: &detail,
@@ -109,7 +109,7 @@ pub async fn request_rollback(
     let database = member.entry.name.to_string();
     let detail = format!("roll back version {version}");
     let event = Event {
-        action: "migration.request",
+        action: crate::domain::AuditAction::MigrationRequest,
         target: &database,
         database: Some(&database),
         detail: &detail,
@@ -158,9 +158,9 @@ pub async fn decide(store: &Store, actor: &Actor, id: i64, approve: bool, commen
     let database = row.as_ref().map(|r| r.database_name.clone());
     let event = Event {
         action: if approve {
-            "migration.approve"
+            crate::domain::AuditAction::MigrationApprove
         } else {
-            "migration.reject"
+            crate::domain::AuditAction::MigrationReject
         },
         target: &target,
         database: database.as_deref(),
@@ -324,7 +324,7 @@ pub async fn set_settings(store: &Store, actor: &Actor, database: &str, new: Set
         new.approvals_required, new.lock_timeout_ms, new.statement_timeout_ms
     );
     let event = Event {
-        action: "db.update",
+        action: crate::domain::AuditAction::DbUpdate,
         target: database,
         database: Some(database),
         detail: &detail,
@@ -375,7 +375,7 @@ pub async fn apply(
     let database = member.entry.name.to_string();
     let target = format!("request {id}");
     let event = Event {
-        action: "migration.apply",
+        action: crate::domain::AuditAction::MigrationApply,
         target: &target,
         database: Some(&database),
         detail: "",
@@ -389,7 +389,7 @@ pub async fn apply(
             )));
         }
         let spec = JobSpec {
-            kind: "migrate".into(),
+            kind: crate::domain::JobKind::Migrate,
             database: Some(database.clone()),
             target: format!(
                 "apply {}",

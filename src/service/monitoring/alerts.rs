@@ -252,7 +252,7 @@ pub async fn acknowledge(store: &Store, actor: &Actor, id: i64) -> AppResult<Ale
     let target = format!("alert:{id}");
     let alert = rows::get(store.pool(), id).await?;
     let event = Event {
-        action: "alert.ack",
+        action: crate::domain::AuditAction::AlertAck,
         target: &target,
         database: alert.as_ref().map(|a| a.database_name.as_str()),
         detail: alert.as_ref().map(|a| a.message.as_str()).unwrap_or(""),
@@ -297,7 +297,7 @@ pub async fn silence(
         }
     );
     let event = Event {
-        action: "alert.silence",
+        action: crate::domain::AuditAction::AlertSilence,
         target: &target,
         database: Some(database.as_str()),
         detail: &detail,
@@ -325,7 +325,7 @@ pub async fn silence(
 pub async fn unsilence(store: &Store, actor: &Actor, id: i64) -> AppResult<()> {
     let target = format!("silence:{id}");
     let event = Event {
-        action: "alert.unsilence",
+        action: crate::domain::AuditAction::AlertUnsilence,
         target: &target,
         database: None,
         detail: "",
@@ -359,7 +359,7 @@ pub async fn set_rule(
         setting.for_seconds
     );
     let event = Event {
-        action: "alert.rule",
+        action: crate::domain::AuditAction::AlertRule,
         target: &target,
         database: Some(database.as_str()),
         detail: &detail,

@@ -97,7 +97,7 @@ pub async fn add_webhook(
     let name = name.trim();
     let target = format!("webhook:{name}");
     let event = Event {
-        action: "webhook.create",
+        action: crate::domain::AuditAction::WebhookCreate,
         target: &target,
         database: None,
         detail: format,
@@ -128,7 +128,7 @@ pub async fn add_webhook(
 pub async fn remove_webhook(monitor: &Monitor, actor: &Actor, id: i64) -> AppResult<()> {
     let target = format!("webhook:{id}");
     let event = Event {
-        action: "webhook.delete",
+        action: crate::domain::AuditAction::WebhookDelete,
         target: &target,
         database: None,
         detail: "",

@@ -89,7 +89,7 @@ pub async fn exposition(monitor: &Monitor) -> anyhow::Result<String> {
         let backups = monitor.0.backups.list(&name, 100).await.unwrap_or_default();
         let last_good = backups
             .iter()
-            .find(|b| b.state == "good")
+            .find(|b| b.state.is_good())
             .map(|b| (at - b.finished_at.unwrap_or(b.started_at)) as f64);
         sheet.set(
             "custodian_backup_age_seconds",

@@ -333,7 +333,7 @@ fn observe_backups(
     }
     // verify_stale: the newest verification failed, or none passed within
     // the threshold (counted from the first good backup when never verified).
-    let Some(oldest_good) = backups.iter().rfind(|b| b.state == "good") else {
+    let Some(oldest_good) = backups.iter().rfind(|b| b.state.is_good()) else {
         return Observed::Clear;
     };
     let window = threshold.unwrap_or(f64::MAX);
@@ -401,7 +401,7 @@ mod tests {
             id: 1,
             database_name: "orders".into(),
             job_id: None,
-            state: "good".into(),
+            state: crate::domain::BackupState::Good,
             engine: "postgres".into(),
             format: String::new(),
             compression: String::new(),

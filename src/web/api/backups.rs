@@ -92,7 +92,7 @@ async fn prune_removed(
 #[derive(Serialize)]
 struct BackupJson {
     id: i64,
-    state: String,
+    state: crate::domain::BackupState,
     bytes: Option<i64>,
     sha256: Option<String>,
     location: String,

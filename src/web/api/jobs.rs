@@ -68,8 +68,8 @@ async fn start(
 #[derive(Serialize)]
 struct JobJson {
     id: i64,
-    kind: String,
-    state: String,
+    kind: crate::domain::JobKind,
+    state: crate::domain::JobState,
     progress: Option<f64>,
     error: Option<String>,
 }

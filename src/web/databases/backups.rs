@@ -23,7 +23,7 @@ use crate::web::page::PageCtx;
 /// One backup as the table shows it.
 pub struct BackupView {
     pub id: i64,
-    pub state: String,
+    pub state: crate::domain::BackupState,
     pub started: String,
     pub age: String,
     pub size: String,
@@ -44,7 +44,7 @@ impl From<&BackupRow> for BackupView {
         let secs = b.duration_ms.unwrap_or(0) as f64 / 1000.0;
         BackupView {
             id: b.id,
-            state: b.state.clone(),
+            state: b.state,
             started: fmt_time(b.started_at),
             age: fmt_age(now() - b.finished_at.unwrap_or(b.started_at)),
             size: b.bytes.map(fmt_bytes).unwrap_or_default(),
