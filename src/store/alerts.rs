@@ -1,28 +1,189 @@
 //! Store queries for alerting: per-database rule settings, alerts and their
 //! states, and silences. Webhooks and their deliveries are in `webhooks`.
+//!
+//! Alert states and rule keys are enums stored as TEXT with the values the
+//! tables always held. A row whose value this build does not know (written
+//! by a newer panel on the same store, say) is skipped with a log line, so
+//! one stray row never takes the alerts page or the sampler down.
+
+use std::fmt;
+use std::str::FromStr;
 
 use sqlx::FromRow;
+use sqlx::error::BoxDynError;
 
 use super::{Pool, now, on_pool};
+
+/// A value read from a TEXT column that names no variant.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UnknownValue {
+    pub what: &'static str,
+    pub value: String,
+}
+
+impl fmt::Display for UnknownValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "unknown {} {:?}", self.what, self.value)
+    }
+}
+
+impl std::error::Error for UnknownValue {}
+
+/// An enum stored as TEXT: its variants and their stored values in one
+/// list, giving `ALL`, `as_str`, `FromStr`, `Display`, `Serialize` and the
+/// sqlx encoding on both stores. A value cannot be forgotten in one of them.
+macro_rules! text_enum {
+    ($(#[$meta:meta])* $name:ident, $what:literal { $($(#[$vmeta:meta])* $variant:ident = $text:literal,)+ }) => {
+        $(#[$meta])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        pub enum $name {
+            $($(#[$vmeta])* $variant,)+
+        }
+
+        impl $name {
+            pub const ALL: &'static [$name] = &[$($name::$variant,)+];
+
+            /// The stored (and shown, and sent) value.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($name::$variant => $text,)+
+                }
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = UnknownValue;
+
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                match s {
+                    $($text => Ok($name::$variant),)+
+                    _ => Err(UnknownValue { what: $what, value: s.to_string() }),
+                }
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl serde::Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(self.as_str())
+            }
+        }
+
+        impl<DB: sqlx::Database> sqlx::Type<DB> for $name
+        where
+            str: sqlx::Type<DB>,
+        {
+            fn type_info() -> DB::TypeInfo {
+                <str as sqlx::Type<DB>>::type_info()
+            }
+
+            fn compatible(ty: &DB::TypeInfo) -> bool {
+                <str as sqlx::Type<DB>>::compatible(ty)
+            }
+        }
+
+        impl<'r, DB: sqlx::Database> sqlx::Decode<'r, DB> for $name
+        where
+            &'r str: sqlx::Decode<'r, DB>,
+        {
+            fn decode(value: <DB as sqlx::Database>::ValueRef<'r>) -> Result<Self, BoxDynError> {
+                let text = <&'r str as sqlx::Decode<'r, DB>>::decode(value)?;
+                Ok(text.parse::<$name>()?)
+            }
+        }
+
+        impl<'q, DB: sqlx::Database> sqlx::Encode<'q, DB> for $name
+        where
+            &'q str: sqlx::Encode<'q, DB>,
+        {
+            fn encode_by_ref(
+                &self,
+                buf: &mut <DB as sqlx::Database>::ArgumentBuffer<'q>,
+            ) -> Result<sqlx::encode::IsNull, BoxDynError> {
+                <&'q str as sqlx::Encode<'q, DB>>::encode_by_ref(&self.as_str(), buf)
+            }
+        }
+    };
+}
+
+text_enum! {
+    /// Where an alert is: pending until its condition has held for the
+    /// rule's "for" duration, then firing until it clears.
+    AlertState, "alert state" {
+        Pending = "pending",
+        Firing = "firing",
+        Resolved = "resolved",
+    }
+}
+
+/// Only for `tests/it/browser.rs`, which compares a row's state with its
+/// stored text; code in `src/` compares variants.
+impl PartialEq<&str> for AlertState {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+text_enum! {
+    /// The built-in alert rules, by the key stored in `alert_rules`,
+    /// `alerts` and `alert_silences` (and sent in notifications). Each has
+    /// its file in `service::monitoring::rules`.
+    RuleKey, "alert rule" {
+        Unreachable = "unreachable",
+        BackupRpo = "backup_rpo",
+        VerifyStale = "verify_stale",
+        LongQuery = "long_query",
+        IdleInTransaction = "idle_in_transaction",
+        Connections = "connections",
+        ReplicationLag = "replication_lag",
+        XidAge = "xid_age",
+        WalArchiving = "wal_archiving",
+        SizeGrowth = "size_growth",
+    }
+}
+
+/// The rows this build can read; any other is logged and skipped.
+fn readable<R, T>(rows: Vec<R>, table: &str) -> Vec<T>
+where
+    R: sqlx::Row,
+    T: for<'r> FromRow<'r, R>,
+{
+    rows.iter()
+        .filter_map(|row| match T::from_row(row) {
+            Ok(t) => Some(t),
+            Err(e) => {
+                tracing::warn!(table, error = %e, "skipping a row this panel cannot read");
+                None
+            }
+        })
+        .collect()
+}
 
 /// A rule's stored settings for one database.
 #[derive(Clone, Debug, FromRow, PartialEq)]
 pub struct RuleRow {
     pub database_name: String,
-    pub rule: String,
+    pub rule: RuleKey,
     pub enabled: bool,
     pub threshold: Option<f64>,
     pub for_seconds: i64,
 }
 
+/// A database's stored rule settings (rules without a row use defaults).
 pub async fn rules(pool: &Pool, database: &str) -> sqlx::Result<Vec<RuleRow>> {
     on_pool!(pool, |p| {
-        sqlx::query_as::<_, RuleRow>(
-        "SELECT database_name, rule, enabled, threshold, for_seconds FROM alert_rules WHERE database_name = $1"
-    )
-    .bind(database)
-    .fetch_all(p)
-    .await
+        let rows = sqlx::query(
+            "SELECT database_name, rule, enabled, threshold, for_seconds FROM alert_rules WHERE database_name = $1",
+        )
+        .bind(database)
+        .fetch_all(p)
+        .await?;
+        Ok(readable(rows, "alert_rules"))
     })
 }
 
@@ -34,7 +195,7 @@ pub async fn put_rule(pool: &Pool, r: &RuleRow) -> sqlx::Result<()> {
            threshold = excluded.threshold, for_seconds = excluded.for_seconds"
     )
     .bind(&r.database_name)
-    .bind(&r.rule)
+    .bind(r.rule)
     .bind(r.enabled)
     .bind(r.threshold)
     .bind(r.for_seconds)
@@ -48,8 +209,8 @@ pub async fn put_rule(pool: &Pool, r: &RuleRow) -> sqlx::Result<()> {
 pub struct AlertRow {
     pub id: i64,
     pub database_name: String,
-    pub rule: String,
-    pub state: String,
+    pub rule: RuleKey,
+    pub state: AlertState,
     pub message: String,
     pub value: Option<f64>,
     pub started_at: i64,
@@ -72,10 +233,10 @@ pub async fn open_for(pool: &Pool, database: &str) -> sqlx::Result<Vec<AlertRow>
     let sql = format!(
         "SELECT {ALERT_COLUMNS} FROM alerts WHERE database_name = $1 AND state IN ('pending', 'firing')"
     );
-    on_pool!(pool, |p| sqlx::query_as::<_, AlertRow>(&sql)
-        .bind(database)
-        .fetch_all(p)
-        .await)
+    on_pool!(pool, |p| {
+        let rows = sqlx::query(&sql).bind(database).fetch_all(p).await?;
+        Ok(readable(rows, "alerts"))
+    })
 }
 
 /// Every open alert, firing first.
@@ -84,7 +245,10 @@ pub async fn open(pool: &Pool) -> sqlx::Result<Vec<AlertRow>> {
         "SELECT {ALERT_COLUMNS} FROM alerts WHERE state IN ('pending', 'firing') \
          ORDER BY CASE state WHEN 'firing' THEN 0 ELSE 1 END, started_at"
     );
-    on_pool!(pool, |p| sqlx::query_as::<_, AlertRow>(&sql).fetch_all(p).await)
+    on_pool!(pool, |p| {
+        let rows = sqlx::query(&sql).fetch_all(p).await?;
+        Ok(readable(rows, "alerts"))
+    })
 }
 
 /// Alerts that fired, newest first, optionally of one database (history).
@@ -93,26 +257,26 @@ pub async fn recent(pool: &Pool, database: Option<&str>, limit: i64) -> sqlx::Re
         "SELECT {ALERT_COLUMNS} FROM alerts WHERE fired_at IS NOT NULL \
            AND ($1 IS NULL OR database_name = $1) ORDER BY id DESC LIMIT $2"
     );
-    on_pool!(pool, |p| sqlx::query_as::<_, AlertRow>(&sql)
-        .bind(database)
-        .bind(limit)
-        .fetch_all(p)
-        .await)
+    on_pool!(pool, |p| {
+        let rows = sqlx::query(&sql).bind(database).bind(limit).fetch_all(p).await?;
+        Ok(readable(rows, "alerts"))
+    })
 }
 
+/// One alert; `None` if there is none (or it cannot be read: logged).
 pub async fn get(pool: &Pool, id: i64) -> sqlx::Result<Option<AlertRow>> {
     let sql = format!("SELECT {ALERT_COLUMNS} FROM alerts WHERE id = $1");
-    on_pool!(pool, |p| sqlx::query_as::<_, AlertRow>(&sql)
-        .bind(id)
-        .fetch_optional(p)
-        .await)
+    on_pool!(pool, |p| {
+        let rows = sqlx::query(&sql).bind(id).fetch_all(p).await?;
+        Ok(readable(rows, "alerts").into_iter().next())
+    })
 }
 
 /// Open a pending alert; `None` if one is already open (the unique index).
 pub async fn open_pending(
     pool: &Pool,
     database: &str,
-    rule: &str,
+    rule: RuleKey,
     message: &str,
     query: Option<&str>,
     value: Option<f64>,
@@ -223,7 +387,8 @@ pub async fn ack(pool: &Pool, id: i64, by: &str) -> sqlx::Result<bool> {
 pub struct SilenceRow {
     pub id: i64,
     pub database_name: String,
-    pub rule: Option<String>,
+    /// `None`: every rule of the database.
+    pub rule: Option<RuleKey>,
     pub until_at: i64,
     pub reason: String,
     pub created_by: String,
@@ -233,7 +398,7 @@ pub struct SilenceRow {
 pub async fn add_silence(
     pool: &Pool,
     database: &str,
-    rule: Option<&str>,
+    rule: Option<RuleKey>,
     until: i64,
     reason: &str,
     by: &str,
@@ -254,26 +419,29 @@ pub async fn add_silence(
 
 /// Silences still in force.
 pub async fn silences(pool: &Pool, at: i64) -> sqlx::Result<Vec<SilenceRow>> {
-    on_pool!(pool, |p| sqlx::query_as::<_, SilenceRow>(
-        "SELECT id, database_name, rule, until_at, reason, created_by, created_at FROM alert_silences \
-         WHERE until_at > $1 ORDER BY until_at"
-    )
-    .bind(at)
-    .fetch_all(p)
-    .await)
+    on_pool!(pool, |p| {
+        let rows = sqlx::query(
+            "SELECT id, database_name, rule, until_at, reason, created_by, created_at FROM alert_silences \
+             WHERE until_at > $1 ORDER BY until_at",
+        )
+        .bind(at)
+        .fetch_all(p)
+        .await?;
+        Ok(readable(rows, "alert_silences"))
+    })
 }
 
 /// End a silence now; false if there is no such silence in force.
-pub async fn end_silence(pool: &Pool, id: i64) -> sqlx::Result<Option<SilenceRow>> {
+pub async fn end_silence(pool: &Pool, id: i64) -> sqlx::Result<bool> {
     let at = now();
-    on_pool!(pool, |p| sqlx::query_as::<_, SilenceRow>(
-        "UPDATE alert_silences SET until_at = $2 WHERE id = $1 AND until_at > $2 \
-         RETURNING id, database_name, rule, until_at, reason, created_by, created_at"
+    on_pool!(pool, |p| sqlx::query(
+        "UPDATE alert_silences SET until_at = $2 WHERE id = $1 AND until_at > $2"
     )
     .bind(id)
     .bind(at)
-    .fetch_optional(p)
-    .await)
+    .execute(p)
+    .await
+    .map(|r| r.rows_affected() == 1))
 }
 
 /// Forget what is long over: resolved alerts, finished deliveries and
