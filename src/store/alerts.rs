@@ -10,8 +10,8 @@ mod values;
 
 use sqlx::FromRow;
 
-use self::values::readable;
-pub use self::values::{AlertState, RuleKey, UnknownValue};
+pub(super) use self::values::readable;
+pub use self::values::{AlertEvent, AlertState, DeliveryState, RuleKey, UnknownValue};
 use super::{Pool, now, on_pool};
 
 /// A rule's stored settings for one database.

@@ -17,7 +17,7 @@ use crate::error::{AppError, AppResult};
 use crate::format::{fmt_age, fmt_time};
 use crate::service::monitoring::alerts::{self, AlertView};
 use crate::service::monitoring::notify::{self, DeliveryView, WebhookView};
-use crate::store::alerts::{AlertState, RuleKey, SilenceRow};
+use crate::store::alerts::{AlertEvent, AlertState, DeliveryState, RuleKey, SilenceRow};
 use crate::web::AppState;
 use crate::web::auth::{Admin, Operator, Viewer};
 use crate::web::page::{PageCtx, flash};
@@ -117,9 +117,11 @@ impl SilenceLine {
 
 pub struct DeliveryLine {
     pub webhook: String,
-    pub event: String,
+    pub event: AlertEvent,
     pub alert_id: i64,
-    pub state: String,
+    pub state: DeliveryState,
+    /// The state's look: succeeded, failed or queued.
+    pub badge: &'static str,
     pub attempts: i64,
     pub when: String,
     pub error: String,
@@ -129,13 +131,18 @@ impl DeliveryLine {
     fn of(d: &DeliveryView, now: i64) -> Self {
         DeliveryLine {
             webhook: d.webhook.clone(),
-            event: d.row.event.clone(),
+            event: d.row.event,
             alert_id: d.row.alert_id,
-            state: d.row.state.clone(),
+            state: d.row.state,
+            badge: match d.row.state {
+                DeliveryState::Delivered => "succeeded",
+                DeliveryState::Failed => "failed",
+                DeliveryState::Pending => "queued",
+            },
             attempts: d.row.attempts,
-            when: match (d.row.state.as_str(), d.row.delivered_at) {
-                ("delivered", Some(at)) => format!("delivered {} ago", fmt_age(now - at)),
-                ("pending", _) => format!("next try in {}", fmt_age(d.row.next_at - now)),
+            when: match (d.row.state, d.row.delivered_at) {
+                (DeliveryState::Delivered, Some(at)) => format!("delivered {} ago", fmt_age(now - at)),
+                (DeliveryState::Pending, _) => format!("next try in {}", fmt_age(d.row.next_at - now)),
                 _ => format!("queued {} ago", fmt_age(now - d.row.created_at)),
             },
             error: d.row.last_error.clone().unwrap_or_default(),

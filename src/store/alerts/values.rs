@@ -1,5 +1,6 @@
 //! The values alert tables keep in TEXT columns, as enums: the alert
-//! state and the rule key, with the stored strings they always had.
+//! state, the rule key, a notification's event and its delivery's state,
+//! with the stored strings they always had.
 
 use std::fmt;
 use std::str::FromStr;
@@ -140,8 +141,27 @@ text_enum! {
     }
 }
 
+text_enum! {
+    /// What a notification says happened: the `event` of its payload and
+    /// of its delivery rows.
+    AlertEvent, "alert event" {
+        Firing = "firing",
+        Resolved = "resolved",
+    }
+}
+
+text_enum! {
+    /// A queued notification to one webhook: pending (until delivered, or
+    /// failed for good after the last attempt).
+    DeliveryState, "delivery state" {
+        Pending = "pending",
+        Delivered = "delivered",
+        Failed = "failed",
+    }
+}
+
 /// The rows this build can read; any other is logged and skipped.
-pub(super) fn readable<R, T>(rows: Vec<R>, table: &str) -> Vec<T>
+pub(crate) fn readable<R, T>(rows: Vec<R>, table: &str) -> Vec<T>
 where
     R: sqlx::Row,
     T: for<'r> FromRow<'r, R>,

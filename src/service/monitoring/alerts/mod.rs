@@ -20,25 +20,8 @@ use super::rules::{self, Facts, Info, Observed, Rule, RuleKey, Setting};
 use crate::error::AppResult;
 use crate::format::rfc3339 as fmt_time_rfc3339;
 use crate::service::registry::DbEntry;
-use crate::store::alerts::{self as rows, AlertRow, AlertState, SilenceRow};
+use crate::store::alerts::{self as rows, AlertEvent, AlertRow, AlertState, SilenceRow};
 use crate::store::now;
-
-/// What a notification says happened.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Notice {
-    Firing,
-    Resolved,
-}
-
-impl Notice {
-    /// The `event` of the payload and of the delivery row.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Notice::Firing => "firing",
-            Notice::Resolved => "resolved",
-        }
-    }
-}
 
 /// Every rule's settings on a database (stored rows over the defaults),
 /// as pages list them.
@@ -147,7 +130,7 @@ async fn end(monitor: &Monitor, alert: &AlertRow, at: i64) -> AppResult<()> {
         AlertState::Pending => rows::drop_pending(pool, alert.id).await?,
         AlertState::Firing | AlertState::Resolved => {
             if rows::resolve(pool, alert.id, at).await? && alert.notified {
-                enqueue(monitor, alert.id, Notice::Resolved).await?;
+                enqueue(monitor, alert.id, AlertEvent::Resolved).await?;
             }
         }
     }
@@ -162,9 +145,9 @@ fn silenced_by<'a>(silences: &'a [SilenceRow], database: &str, rule: RuleKey) ->
 }
 
 /// The notification's body, fixed when the alert changes state.
-pub fn payload(alert: &AlertRow, event: Notice, public_url: Option<&str>) -> serde_json::Value {
+pub fn payload(alert: &AlertRow, event: AlertEvent, public_url: Option<&str>) -> serde_json::Value {
     json!({
-        "event": event.as_str(),
+        "event": event,
         "alert_id": alert.id,
         "database": alert.database_name,
         "rule": alert.rule,
@@ -191,24 +174,23 @@ async fn announce_firing(monitor: &Monitor, id: i64) -> AppResult<()> {
         return Ok(());
     }
     if rows::mark_notified(pool, id).await? {
-        enqueue(monitor, id, Notice::Firing).await?;
+        enqueue(monitor, id, AlertEvent::Firing).await?;
     }
     Ok(())
 }
 
 /// Queue the alert's notification to every webhook. The payload and the
 /// log line carry the message, never the statement behind it.
-async fn enqueue(monitor: &Monitor, id: i64, notice: Notice) -> AppResult<()> {
+async fn enqueue(monitor: &Monitor, id: i64, event: AlertEvent) -> AppResult<()> {
     let pool = monitor.store().pool();
     let Some(alert) = rows::get(pool, id).await? else {
         return Ok(());
     };
-    let body = payload(&alert, notice, monitor.settings().public_url.as_deref());
-    let event = notice.as_str();
+    let body = payload(&alert, event, monitor.settings().public_url.as_deref());
     let queued = crate::store::webhooks::enqueue(pool, id, event, &body.to_string()).await?;
     tracing::info!(
         alert = id,
-        event,
+        event = %event,
         webhooks = queued,
         "alert {event}: {}",
         alert.message
