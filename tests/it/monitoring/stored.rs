@@ -33,13 +33,13 @@ async fn rows_naming_an_unknown_rule_are_skipped(store: StoreChoice) {
     ] {
         app.store_exec(&sql).await;
     }
+    // The sampler may close the unregistered database's alert meanwhile:
+    // read the alerts that fired, whatever their state now.
     let pool = app.state.store.pool();
-    let open = rows::open(pool).await.unwrap();
-    assert_eq!(open.len(), 1, "{open:?}");
-    assert_eq!(
-        (open[0].rule, open[0].state),
-        (RuleKey::XidAge, AlertState::Firing)
-    );
+    let fired = rows::recent(pool, None, 10).await.unwrap();
+    assert_eq!(fired.len(), 1, "{fired:?}");
+    assert_eq!(fired[0].rule, RuleKey::XidAge);
+    assert_ne!(fired[0].state, AlertState::Pending);
     assert!(rows::rules(pool, "ghost").await.unwrap().is_empty());
     assert!(rows::silences(pool, t).await.unwrap().is_empty());
 
@@ -52,8 +52,11 @@ async fn rows_naming_an_unknown_rule_are_skipped(store: StoreChoice) {
     let res = api_get(&app, &token, "/api/v1/alerts").await;
     assert_eq!(res.status(), StatusCode::OK);
     let v: Value = res.json().await.unwrap();
-    assert_eq!(v["open"].as_array().map(Vec::len), Some(1), "{v}");
-    assert_eq!(v["open"][0]["rule"], "xid_age");
-    assert_eq!(v["open"][0]["state"], "firing");
+    let listed: Vec<&Value> = ["open", "history"]
+        .iter()
+        .flat_map(|k| v[k].as_array().into_iter().flatten())
+        .collect();
+    assert!(listed.iter().all(|a| a["rule"] == "xid_age"), "{v}");
+    assert!(!listed.is_empty(), "{v}");
 }
 on_both_stores!(rows_naming_an_unknown_rule_are_skipped);

@@ -69,13 +69,12 @@ pub async fn silence(
     };
     audited(store, actor, event, async {
         require(actor, Role::Operator)?;
-        let rule = match rule {
-            None => None,
-            Some(name) => Some(
+        let rule = rule
+            .map(|name| {
                 name.parse::<RuleKey>()
-                    .map_err(|_| AppError::invalid(format!("no alert rule named {name:?}")))?,
-            ),
-        };
+                    .map_err(|_| AppError::invalid(format!("no alert rule named {name:?}")))
+            })
+            .transpose()?;
         if length < Duration::from_secs(60) || length > MAX_SILENCE {
             return Err(AppError::invalid("a silence lasts between a minute and 30 days"));
         }
