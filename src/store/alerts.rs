@@ -1,28 +1,39 @@
 //! Store queries for alerting: per-database rule settings, alerts and their
 //! states, and silences. Webhooks and their deliveries are in `webhooks`.
+//!
+//! Alert states and rule keys are enums stored as TEXT with the values the
+//! tables always held. A row whose value this build does not know (written
+//! by a newer panel on the same store, say) is skipped with a log line, so
+//! one stray row never takes the alerts page or the sampler down.
+
+mod values;
 
 use sqlx::FromRow;
 
+pub(super) use self::values::readable;
+pub use self::values::{AlertEvent, AlertState, DeliveryState, RuleKey, UnknownValue};
 use super::{Pool, now, on_pool};
 
 /// A rule's stored settings for one database.
 #[derive(Clone, Debug, FromRow, PartialEq)]
 pub struct RuleRow {
     pub database_name: String,
-    pub rule: String,
+    pub rule: RuleKey,
     pub enabled: bool,
     pub threshold: Option<f64>,
     pub for_seconds: i64,
 }
 
+/// A database's stored rule settings (rules without a row use defaults).
 pub async fn rules(pool: &Pool, database: &str) -> sqlx::Result<Vec<RuleRow>> {
     on_pool!(pool, |p| {
-        sqlx::query_as::<_, RuleRow>(
-        "SELECT database_name, rule, enabled, threshold, for_seconds FROM alert_rules WHERE database_name = $1"
-    )
-    .bind(database)
-    .fetch_all(p)
-    .await
+        let rows = sqlx::query(
+            "SELECT database_name, rule, enabled, threshold, for_seconds FROM alert_rules WHERE database_name = $1",
+        )
+        .bind(database)
+        .fetch_all(p)
+        .await?;
+        Ok(readable(rows, "alert_rules"))
     })
 }
 
@@ -34,7 +45,7 @@ pub async fn put_rule(pool: &Pool, r: &RuleRow) -> sqlx::Result<()> {
            threshold = excluded.threshold, for_seconds = excluded.for_seconds"
     )
     .bind(&r.database_name)
-    .bind(&r.rule)
+    .bind(r.rule)
     .bind(r.enabled)
     .bind(r.threshold)
     .bind(r.for_seconds)
@@ -48,8 +59,8 @@ pub async fn put_rule(pool: &Pool, r: &RuleRow) -> sqlx::Result<()> {
 pub struct AlertRow {
     pub id: i64,
     pub database_name: String,
-    pub rule: String,
-    pub state: String,
+    pub rule: RuleKey,
+    pub state: AlertState,
     pub message: String,
     pub value: Option<f64>,
     pub started_at: i64,
@@ -72,10 +83,10 @@ pub async fn open_for(pool: &Pool, database: &str) -> sqlx::Result<Vec<AlertRow>
     let sql = format!(
         "SELECT {ALERT_COLUMNS} FROM alerts WHERE database_name = $1 AND state IN ('pending', 'firing')"
     );
-    on_pool!(pool, |p| sqlx::query_as::<_, AlertRow>(&sql)
-        .bind(database)
-        .fetch_all(p)
-        .await)
+    on_pool!(pool, |p| {
+        let rows = sqlx::query(&sql).bind(database).fetch_all(p).await?;
+        Ok(readable(rows, "alerts"))
+    })
 }
 
 /// Every open alert, firing first.
@@ -84,7 +95,10 @@ pub async fn open(pool: &Pool) -> sqlx::Result<Vec<AlertRow>> {
         "SELECT {ALERT_COLUMNS} FROM alerts WHERE state IN ('pending', 'firing') \
          ORDER BY CASE state WHEN 'firing' THEN 0 ELSE 1 END, started_at"
     );
-    on_pool!(pool, |p| sqlx::query_as::<_, AlertRow>(&sql).fetch_all(p).await)
+    on_pool!(pool, |p| {
+        let rows = sqlx::query(&sql).fetch_all(p).await?;
+        Ok(readable(rows, "alerts"))
+    })
 }
 
 /// Alerts that fired, newest first, optionally of one database (history).
@@ -93,26 +107,26 @@ pub async fn recent(pool: &Pool, database: Option<&str>, limit: i64) -> sqlx::Re
         "SELECT {ALERT_COLUMNS} FROM alerts WHERE fired_at IS NOT NULL \
            AND ($1 IS NULL OR database_name = $1) ORDER BY id DESC LIMIT $2"
     );
-    on_pool!(pool, |p| sqlx::query_as::<_, AlertRow>(&sql)
-        .bind(database)
-        .bind(limit)
-        .fetch_all(p)
-        .await)
+    on_pool!(pool, |p| {
+        let rows = sqlx::query(&sql).bind(database).bind(limit).fetch_all(p).await?;
+        Ok(readable(rows, "alerts"))
+    })
 }
 
+/// One alert; `None` if there is none (or it cannot be read: logged).
 pub async fn get(pool: &Pool, id: i64) -> sqlx::Result<Option<AlertRow>> {
     let sql = format!("SELECT {ALERT_COLUMNS} FROM alerts WHERE id = $1");
-    on_pool!(pool, |p| sqlx::query_as::<_, AlertRow>(&sql)
-        .bind(id)
-        .fetch_optional(p)
-        .await)
+    on_pool!(pool, |p| {
+        let rows = sqlx::query(&sql).bind(id).fetch_all(p).await?;
+        Ok(readable(rows, "alerts").into_iter().next())
+    })
 }
 
 /// Open a pending alert; `None` if one is already open (the unique index).
 pub async fn open_pending(
     pool: &Pool,
     database: &str,
-    rule: &str,
+    rule: RuleKey,
     message: &str,
     query: Option<&str>,
     value: Option<f64>,
@@ -223,7 +237,8 @@ pub async fn ack(pool: &Pool, id: i64, by: &str) -> sqlx::Result<bool> {
 pub struct SilenceRow {
     pub id: i64,
     pub database_name: String,
-    pub rule: Option<String>,
+    /// `None`: every rule of the database.
+    pub rule: Option<RuleKey>,
     pub until_at: i64,
     pub reason: String,
     pub created_by: String,
@@ -233,7 +248,7 @@ pub struct SilenceRow {
 pub async fn add_silence(
     pool: &Pool,
     database: &str,
-    rule: Option<&str>,
+    rule: Option<RuleKey>,
     until: i64,
     reason: &str,
     by: &str,
@@ -254,26 +269,29 @@ pub async fn add_silence(
 
 /// Silences still in force.
 pub async fn silences(pool: &Pool, at: i64) -> sqlx::Result<Vec<SilenceRow>> {
-    on_pool!(pool, |p| sqlx::query_as::<_, SilenceRow>(
-        "SELECT id, database_name, rule, until_at, reason, created_by, created_at FROM alert_silences \
-         WHERE until_at > $1 ORDER BY until_at"
-    )
-    .bind(at)
-    .fetch_all(p)
-    .await)
+    on_pool!(pool, |p| {
+        let rows = sqlx::query(
+            "SELECT id, database_name, rule, until_at, reason, created_by, created_at FROM alert_silences \
+             WHERE until_at > $1 ORDER BY until_at",
+        )
+        .bind(at)
+        .fetch_all(p)
+        .await?;
+        Ok(readable(rows, "alert_silences"))
+    })
 }
 
 /// End a silence now; false if there is no such silence in force.
-pub async fn end_silence(pool: &Pool, id: i64) -> sqlx::Result<Option<SilenceRow>> {
+pub async fn end_silence(pool: &Pool, id: i64) -> sqlx::Result<bool> {
     let at = now();
-    on_pool!(pool, |p| sqlx::query_as::<_, SilenceRow>(
-        "UPDATE alert_silences SET until_at = $2 WHERE id = $1 AND until_at > $2 \
-         RETURNING id, database_name, rule, until_at, reason, created_by, created_at"
+    on_pool!(pool, |p| sqlx::query(
+        "UPDATE alert_silences SET until_at = $2 WHERE id = $1 AND until_at > $2"
     )
     .bind(id)
     .bind(at)
-    .fetch_optional(p)
-    .await)
+    .execute(p)
+    .await
+    .map(|r| r.rows_affected() == 1))
 }
 
 /// Forget what is long over: resolved alerts, finished deliveries and

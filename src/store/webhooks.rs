@@ -1,8 +1,12 @@
-//! Store queries for webhooks and the queue of deliveries to them.
+//! Store queries for webhooks and the queue of deliveries to them. A
+//! delivery's event and state are enums (see `alerts`); a row naming a value
+//! this build does not know is skipped with a log line.
 
 use sqlx::FromRow;
 
+use super::alerts::readable;
 use super::{Pool, now, on_pool};
+pub use crate::store::alerts::{AlertEvent, DeliveryState};
 
 #[derive(Clone, Debug, FromRow, PartialEq)]
 pub struct WebhookRow {
@@ -63,9 +67,9 @@ pub struct DeliveryRow {
     pub id: i64,
     pub alert_id: i64,
     pub webhook_id: i64,
-    pub event: String,
+    pub event: AlertEvent,
     pub payload: String,
-    pub state: String,
+    pub state: DeliveryState,
     pub attempts: i64,
     pub next_at: i64,
     pub last_error: Option<String>,
@@ -76,7 +80,7 @@ pub struct DeliveryRow {
 const DELIVERY_COLUMNS: &str = "id, alert_id, webhook_id, event, payload, state, attempts, next_at, last_error, delivered_at, created_at";
 
 /// Queue one notification per webhook.
-pub async fn enqueue(pool: &Pool, alert_id: i64, event: &str, payload: &str) -> sqlx::Result<u64> {
+pub async fn enqueue(pool: &Pool, alert_id: i64, event: AlertEvent, payload: &str) -> sqlx::Result<u64> {
     on_pool!(pool, |p| sqlx::query(
         "INSERT INTO alert_deliveries (alert_id, webhook_id, event, payload, state, next_at, created_at) \
          SELECT $1, id, $2, $3, 'pending', $4, $4 FROM webhooks"
@@ -96,11 +100,10 @@ pub async fn due(pool: &Pool, at: i64, limit: i64) -> sqlx::Result<Vec<DeliveryR
         "SELECT {DELIVERY_COLUMNS} FROM alert_deliveries WHERE state = 'pending' AND next_at <= $1 \
          ORDER BY next_at, id LIMIT $2"
     );
-    on_pool!(pool, |p| sqlx::query_as::<_, DeliveryRow>(&sql)
-        .bind(at)
-        .bind(limit)
-        .fetch_all(p)
-        .await)
+    on_pool!(pool, |p| {
+        let rows = sqlx::query(&sql).bind(at).bind(limit).fetch_all(p).await?;
+        Ok(readable(rows, "alert_deliveries"))
+    })
 }
 
 /// Claim a due delivery for one attempt, pushing its next try past the
@@ -126,7 +129,7 @@ pub async fn attempted(
     pool: &Pool,
     id: i64,
     attempt: i64,
-    state: &str,
+    state: DeliveryState,
     error: Option<&str>,
     next_at: i64,
 ) -> sqlx::Result<()> {
@@ -163,9 +166,9 @@ pub async fn deliveries(pool: &Pool, limit: i64) -> sqlx::Result<Vec<(DeliveryRo
             .collect::<Vec<_>>()
             .join(", ")
     );
-    let rows: Vec<Joined> = on_pool!(pool, |p| sqlx::query_as::<_, Joined>(&sql)
-        .bind(limit)
-        .fetch_all(p)
-        .await)?;
+    let rows: Vec<Joined> = on_pool!(pool, |p| {
+        let rows = sqlx::query(&sql).bind(limit).fetch_all(p).await?;
+        readable(rows, "alert_deliveries")
+    });
     Ok(rows.into_iter().map(|j| (j.d, j.webhook)).collect())
 }

@@ -17,8 +17,7 @@ use crate::error::{AppError, AppResult};
 use crate::format::{fmt_age, fmt_time};
 use crate::service::monitoring::alerts::{self, AlertView};
 use crate::service::monitoring::notify::{self, DeliveryView, WebhookView};
-use crate::store::alerts::SilenceRow;
-use crate::store::now;
+use crate::store::alerts::{AlertEvent, AlertState, DeliveryState, RuleKey, SilenceRow};
 use crate::web::AppState;
 use crate::web::auth::{Admin, Operator, Viewer};
 use crate::web::page::{PageCtx, flash};
@@ -45,9 +44,11 @@ pub const SILENCE_CHOICES: &[(&str, &str)] = &[
 pub struct AlertLine {
     pub id: i64,
     pub database: String,
-    pub rule: String,
+    pub rule: RuleKey,
     pub title: &'static str,
-    pub state: String,
+    pub state: AlertState,
+    /// Firing (not pending, not resolved): marked as a failure.
+    pub firing: bool,
     pub message: String,
     /// The statement behind it, if any.
     pub query: String,
@@ -62,29 +63,31 @@ pub struct AlertLine {
 impl From<&AlertView> for AlertLine {
     fn from(v: &AlertView) -> Self {
         let a = &v.row;
+        let now = v.as_of;
         AlertLine {
             id: a.id,
             database: a.database_name.clone(),
-            rule: a.rule.clone(),
+            rule: a.rule,
             title: v.title,
-            state: a.state.clone(),
+            state: a.state,
+            firing: a.state == AlertState::Firing,
             message: a.message.clone(),
             query: a.query.clone().unwrap_or_default(),
-            started: format!("{} ago", fmt_age(now() - a.started_at)),
+            started: format!("{} ago", fmt_age(now - a.started_at)),
             fired: a.fired_at.map(fmt_time).unwrap_or_default(),
             resolved: a.resolved_at.map(fmt_time).unwrap_or_default(),
             lasted: match (a.fired_at, a.resolved_at) {
                 (Some(f), Some(r)) => fmt_age(r - f),
-                (Some(f), None) => format!("{} so far", fmt_age(now() - f)),
+                (Some(f), None) => format!("{} so far", fmt_age(now - f)),
                 _ => String::new(),
             },
             acked: match (&a.acked_by, a.acked_at) {
-                (Some(by), Some(at)) => format!("{by}, {} ago", fmt_age(now() - at)),
+                (Some(by), Some(at)) => format!("{by}, {} ago", fmt_age(now - at)),
                 _ => String::new(),
             },
             silenced: v
                 .silenced_until
-                .map(|u| format!("for {}", fmt_age(u - now())))
+                .map(|u| format!("for {}", fmt_age(u - now)))
                 .unwrap_or_default(),
         }
     }
@@ -99,13 +102,13 @@ pub struct SilenceLine {
     pub by: String,
 }
 
-impl From<&SilenceRow> for SilenceLine {
-    fn from(s: &SilenceRow) -> Self {
+impl SilenceLine {
+    fn of(s: &SilenceRow, now: i64) -> Self {
         SilenceLine {
             id: s.id,
             database: s.database_name.clone(),
-            rule: s.rule.clone().unwrap_or_else(|| "all rules".into()),
-            left: fmt_age(s.until_at - now()),
+            rule: s.rule.map_or("all rules", RuleKey::as_str).to_string(),
+            left: fmt_age(s.until_at - now),
             reason: s.reason.clone(),
             by: s.created_by.clone(),
         }
@@ -114,26 +117,33 @@ impl From<&SilenceRow> for SilenceLine {
 
 pub struct DeliveryLine {
     pub webhook: String,
-    pub event: String,
+    pub event: AlertEvent,
     pub alert_id: i64,
-    pub state: String,
+    pub state: DeliveryState,
+    /// The state's look: succeeded, failed or queued.
+    pub badge: &'static str,
     pub attempts: i64,
     pub when: String,
     pub error: String,
 }
 
-impl From<&DeliveryView> for DeliveryLine {
-    fn from(d: &DeliveryView) -> Self {
+impl DeliveryLine {
+    fn of(d: &DeliveryView, now: i64) -> Self {
         DeliveryLine {
             webhook: d.webhook.clone(),
-            event: d.row.event.clone(),
+            event: d.row.event,
             alert_id: d.row.alert_id,
-            state: d.row.state.clone(),
+            state: d.row.state,
+            badge: match d.row.state {
+                DeliveryState::Delivered => "succeeded",
+                DeliveryState::Failed => "failed",
+                DeliveryState::Pending => "queued",
+            },
             attempts: d.row.attempts,
-            when: match (d.row.state.as_str(), d.row.delivered_at) {
-                ("delivered", Some(at)) => format!("delivered {} ago", fmt_age(now() - at)),
-                ("pending", _) => format!("next try in {}", fmt_age(d.row.next_at - now())),
-                _ => format!("queued {} ago", fmt_age(now() - d.row.created_at)),
+            when: match (d.row.state, d.row.delivered_at) {
+                (DeliveryState::Delivered, Some(at)) => format!("delivered {} ago", fmt_age(now - at)),
+                (DeliveryState::Pending, _) => format!("next try in {}", fmt_age(d.row.next_at - now)),
+                _ => format!("queued {} ago", fmt_age(now - d.row.created_at)),
             },
             error: d.row.last_error.clone().unwrap_or_default(),
         }
@@ -154,16 +164,17 @@ struct AlertsPage {
 
 async fn page(State(state): State<AppState>, Viewer(_): Viewer, ctx: PageCtx) -> AppResult<AlertsPage> {
     let board = alerts::board(&state.store, None, 100).await?;
+    let now = board.as_of;
     Ok(AlertsPage {
         ctx,
         open: board.open.iter().map(AlertLine::from).collect(),
         history: board.history.iter().map(AlertLine::from).collect(),
-        silences: board.silences.iter().map(SilenceLine::from).collect(),
+        silences: board.silences.iter().map(|s| SilenceLine::of(s, now)).collect(),
         webhooks: notify::webhooks(&state.monitor).await?,
         deliveries: notify::deliveries(&state.monitor, 30)
             .await?
             .iter()
-            .map(DeliveryLine::from)
+            .map(|d| DeliveryLine::of(d, now))
             .collect(),
         silence_choices: SILENCE_CHOICES,
     })

@@ -2,9 +2,10 @@
 //! store (so a month of samples is a few hundred points), scaled into an
 //! SVG coordinate space. Templates draw the result; no JavaScript.
 
+use crate::error::AppResult;
 use crate::format::{fmt_bytes, fmt_time};
-use crate::store::Store;
 use crate::store::metrics::{self as samples, SampleRow};
+use crate::store::{Store, now};
 
 /// The ranges a chart offers, with the bucket each is drawn at.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -202,6 +203,13 @@ pub async fn charts(store: &Store, database: &str, range: Range, now: i64) -> an
         .map(|spec| draw(spec, &rows, since, now, range.step()))
         .filter(|c| !c.is_empty())
         .collect())
+}
+
+/// A database's figures over the last `range`, bucketed as its chart is:
+/// the API's series of samples.
+pub async fn series(store: &Store, database: &str, range: Range) -> AppResult<Vec<SampleRow>> {
+    let since = now() - range.seconds();
+    Ok(samples::series(store.pool(), database, since, range.step()).await?)
 }
 
 /// A round number at or above `v`: 1, 2 or 5 times a power of ten.

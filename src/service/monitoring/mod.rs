@@ -3,6 +3,12 @@
 //! keeps the latest reading in memory for `/metrics`, and hands each sample
 //! to the alert rules. Notifications go out from their own worker, so a
 //! slow webhook never delays a sample.
+//!
+//! Here: the sampler and its lease. `rules/` holds one file per alert rule,
+//! `alerts/` moves alerts along their states and what people do to them,
+//! `notify` the webhooks and their worker, `charts` the figures over a range
+//! (for pages and the API), `prometheus` the `/metrics` text. Pages and the
+//! API reach the store only through these.
 
 pub mod alerts;
 pub mod charts;

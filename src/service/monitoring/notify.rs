@@ -15,7 +15,7 @@ use crate::error::{AppError, AppResult};
 use crate::service::Actor;
 use crate::service::audit::{Event, audited};
 use crate::service::users::require;
-use crate::store::webhooks::{self as rows, DeliveryRow, WebhookRow};
+use crate::store::webhooks::{self as rows, AlertEvent, DeliveryRow, DeliveryState, WebhookRow};
 use crate::store::{ConflictOnUnique, now};
 
 /// How long one delivery may take.
@@ -169,7 +169,7 @@ fn slack_escape(text: &str) -> String {
 /// The Slack-style body of a notification.
 pub fn slack_body(payload: &Value) -> Value {
     let s = |k: &str| slack_escape(payload.get(k).and_then(Value::as_str).unwrap_or(""));
-    let firing = payload.get("event").and_then(Value::as_str) == Some("firing");
+    let firing = payload.get("event").and_then(Value::as_str) == Some(AlertEvent::Firing.as_str());
     let mut text = format!(
         "{} *{}* on *{}*: {}",
         if firing {
@@ -241,12 +241,12 @@ impl Monitor {
             let backoff = self.0.settings.webhook_retry.as_secs() as i64 * (1i64 << d.attempts.clamp(0, 20));
             let next_at = now() + backoff;
             let recorded = match outcome {
-                Ok(()) => rows::attempted(pool, d.id, attempt, "delivered", None, next_at).await,
+                Ok(()) => rows::attempted(pool, d.id, attempt, DeliveryState::Delivered, None, next_at).await,
                 Err(why) => {
                     let state = if attempt >= self.0.settings.webhook_attempts as i64 {
-                        "failed"
+                        DeliveryState::Failed
                     } else {
-                        "pending"
+                        DeliveryState::Pending
                     };
                     tracing::warn!(webhook = %hook.name, attempt, error = %why, "webhook delivery failed");
                     rows::attempted(pool, d.id, attempt, state, Some(&why), next_at).await

@@ -13,7 +13,7 @@ use prometheus_client::registry::Registry;
 
 use super::Monitor;
 use crate::service::fleet::Health;
-use crate::store::alerts as alert_rows;
+use crate::store::alerts::{self as alert_rows, AlertState};
 use crate::store::jobs as job_rows;
 use crate::store::metrics as samples;
 use crate::store::now;
@@ -244,8 +244,12 @@ pub async fn exposition(monitor: &Monitor) -> anyhow::Result<String> {
         sheet.set(
             "custodian_alert",
             "Open alerts: 1 firing, 0 pending",
-            labels(&[("database", &alert.database_name), ("rule", &alert.rule)]),
-            Some(if alert.state == "firing" { 1.0 } else { 0.0 }),
+            labels(&[("database", &alert.database_name), ("rule", alert.rule.as_str())]),
+            Some(if alert.state == AlertState::Firing {
+                1.0
+            } else {
+                0.0
+            }),
         );
     }
     let mut out = String::new();

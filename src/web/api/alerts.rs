@@ -12,9 +12,7 @@ use super::member;
 use crate::error::{AppError, AppResult};
 use crate::format::rfc3339;
 use crate::service::monitoring::alerts::{self, AlertView};
-use crate::service::monitoring::charts::Range;
-use crate::store::metrics as samples;
-use crate::store::now;
+use crate::service::monitoring::charts::{self, Range};
 use crate::web::AppState;
 use crate::web::alerts::{alert_id, silence_length};
 use crate::web::auth::{Operator, Viewer};
@@ -126,13 +124,7 @@ async fn series(
         None => Range::Day,
         Some(r) => Range::parse(r).ok_or_else(|| AppError::invalid("range must be 1h, 24h, 7d or 30d"))?,
     };
-    let rows = samples::series(
-        state.store.pool(),
-        m.entry.name.as_str(),
-        now() - range.seconds(),
-        range.step(),
-    )
-    .await?;
+    let rows = charts::series(&state.store, m.entry.name.as_str(), range).await?;
     let points: Vec<Value> = rows
         .iter()
         .map(|r| {

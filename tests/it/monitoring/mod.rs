@@ -7,7 +7,9 @@
 mod alerts;
 mod metrics;
 mod notifications;
+mod refusals;
 mod samples;
+mod stored;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};

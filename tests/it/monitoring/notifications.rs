@@ -4,6 +4,7 @@
 use std::sync::atomic::Ordering;
 
 use custodian::domain::Role;
+use custodian::store::webhooks::{AlertEvent, DeliveryState};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use sqlx::Connection;
@@ -46,7 +47,7 @@ async fn an_unreachable_database_fires_and_a_failing_webhook_is_retried(store: S
             .await
             .ok()?
             .into_iter()
-            .find(|d| d.row.event == "firing" && d.row.state == "delivered")
+            .find(|d| d.row.event == AlertEvent::Firing && d.row.state == DeliveryState::Delivered)
     })
     .await;
     assert_eq!(d.row.attempts, 3);

@@ -67,17 +67,25 @@ async fn samples_accumulate_then_roll_up_and_old_ones_are_deleted(store: StoreCh
 
     // Alert history: one resolved 95 days ago (past three retention
     // periods), one still firing since 100 days ago.
-    use custodian::store::alerts as alert_rows;
-    let old = alert_rows::open_pending(pool, "history", "xid_age", "old", None, None, t - 100 * 86_400)
-        .await
-        .unwrap()
-        .unwrap();
+    use custodian::store::alerts::{self as alert_rows, RuleKey};
+    let old = alert_rows::open_pending(
+        pool,
+        "history",
+        RuleKey::XidAge,
+        "old",
+        None,
+        None,
+        t - 100 * 86_400,
+    )
+    .await
+    .unwrap()
+    .unwrap();
     alert_rows::fire(pool, old, t - 100 * 86_400).await.unwrap();
     alert_rows::resolve(pool, old, t - 95 * 86_400).await.unwrap();
     let ongoing = alert_rows::open_pending(
         pool,
         "history",
-        "wal_archiving",
+        RuleKey::WalArchiving,
         "ongoing",
         None,
         None,
