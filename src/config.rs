@@ -9,9 +9,9 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use figment::Figment;
-use figment::providers::{Env, Format, Serialized, Toml};
+use figment::providers::{Env, Format, Toml};
 use secrecy::SecretString;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 /// The file read from the working directory when no `--config` is given.
 pub const DEFAULT_CONFIG_FILE: &str = "custodian.toml";
@@ -50,8 +50,12 @@ const ENV_KEYS: &[&str] = &[
     "max_connections",
 ];
 
-#[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// The panel's configuration. Only `Deserialize`: it holds secrets (the
+/// store URL, the secret key, declared databases' URLs), so nothing can
+/// write a configuration out, passwords included, by serializing it. Keys
+/// missing from every layer take [`Config::default`]'s values.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct Config {
     /// Address the HTTP server listens on.
     pub listen: SocketAddr,
@@ -79,7 +83,6 @@ pub struct Config {
     /// 32 random bytes, base64 or hex (`openssl rand -base64 32`). Unset
     /// means a key file, `<data_dir>/secret.key`, created on first start.
     /// Several panel instances on one store must share it.
-    #[serde(skip_serializing)]
     pub secret_key: Option<SecretString>,
     /// Create and register the bundled demo SQLite database when the
     /// registry is empty at first start (`serve --no-demo` turns it off).
@@ -126,7 +129,6 @@ pub struct Config {
     pub samples_retention: Duration,
     /// A bearer token Prometheus may present to `GET /metrics` (any user's
     /// API token works too).
-    #[serde(skip_serializing)]
     pub metrics_token: Option<SecretString>,
     /// Addresses (`10.0.0.5`, `10.0.0.0/8`) that may read `/metrics` without
     /// a token. Empty (the default): a token is always needed.
@@ -148,7 +150,7 @@ pub struct Config {
 }
 
 /// A managed database declared in the configuration file.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DeclaredDatabase {
     pub name: String,
@@ -239,7 +241,8 @@ impl Config {
             }
             None => Some(PathBuf::from(DEFAULT_CONFIG_FILE)).filter(|p| p.is_file()),
         };
-        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        // Defaults come from `#[serde(default)]`, not a serialized Config.
+        let mut figment = Figment::new();
         if let Some(path) = &file {
             figment = figment.merge(Toml::file(path));
         }
@@ -369,7 +372,9 @@ impl StoreKind {
 
 /// A connection URL that may carry a password. `Debug` and `Display` redact
 /// the password so the URL can be logged; `expose` is for connecting only.
-#[derive(Clone, Serialize, Deserialize, PartialEq, Eq)]
+/// Deliberately not `Serialize`: a struct holding one cannot be written out
+/// (as JSON, TOML or a figment layer) with its password in it.
+#[derive(Clone, Deserialize, PartialEq, Eq)]
 #[serde(transparent)]
 pub struct SecretUrl(String);
 
