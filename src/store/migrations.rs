@@ -97,10 +97,27 @@ macro_rules! text_enum {
             }
         }
 
-        impl TryFrom<String> for $ty {
-            type Error = UnknownValue;
-            fn try_from(s: String) -> Result<Self, UnknownValue> {
-                s.parse()
+        // Read as TEXT on either store; a word we do not know fails the
+        // row's decode with [`UnknownValue`] as the reason.
+        impl<DB: sqlx::Database> sqlx::Type<DB> for $ty
+        where
+            String: sqlx::Type<DB>,
+        {
+            fn type_info() -> DB::TypeInfo {
+                <String as sqlx::Type<DB>>::type_info()
+            }
+
+            fn compatible(ty: &DB::TypeInfo) -> bool {
+                <String as sqlx::Type<DB>>::compatible(ty)
+            }
+        }
+
+        impl<'r, DB: sqlx::Database> sqlx::Decode<'r, DB> for $ty
+        where
+            String: sqlx::Decode<'r, DB>,
+        {
+            fn decode(value: DB::ValueRef<'r>) -> Result<Self, sqlx::error::BoxDynError> {
+                Ok(<String as sqlx::Decode<'r, DB>>::decode(value)?.parse::<$ty>()?)
             }
         }
 
@@ -119,12 +136,10 @@ text_enum!(RequestAction, "action");
 pub struct RequestRow {
     pub id: i64,
     pub database_name: String,
-    #[sqlx(try_from = "String")]
     pub action: RequestAction,
     pub files: String,
     pub requested_by: String,
     pub requested_at: i64,
-    #[sqlx(try_from = "String")]
     pub state: RequestState,
     pub job_id: Option<i64>,
     pub error: Option<String>,
@@ -298,7 +313,7 @@ mod tests {
 
     #[test]
     fn an_unknown_stored_state_is_an_error_that_names_it() {
-        let err = RequestState::try_from("paused".to_string()).unwrap_err();
+        let err = "paused".parse::<RequestState>().unwrap_err();
         assert_eq!(
             err.to_string(),
             "unknown migration request state \"paused\" in the store"
