@@ -417,9 +417,64 @@ impl fmt::Display for SecretUrl {
     }
 }
 
+/// Compile-time proof that no configuration can be serialized: if
+/// [`SecretUrl`], [`Config`] or [`DeclaredDatabase`] were `Serialize`, the
+/// `_` below would match two impls and this would not compile (the
+/// `static_assertions::assert_not_impl_any` trick).
+const _: fn() = || {
+    trait AmbiguousIfSerialize<A> {
+        fn some_item() {}
+    }
+    impl<T: ?Sized> AmbiguousIfSerialize<()> for T {}
+    struct IsSerialize;
+    impl<T: ?Sized + serde::Serialize> AmbiguousIfSerialize<IsSerialize> for T {}
+    <SecretUrl as AmbiguousIfSerialize<_>>::some_item();
+    <Config as AmbiguousIfSerialize<_>>::some_item();
+    <DeclaredDatabase as AmbiguousIfSerialize<_>>::some_item();
+};
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn load_file(toml: &str) -> anyhow::Result<Config> {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("custodian.toml");
+        std::fs::write(&path, toml)?;
+        let overrides = Overrides {
+            config_file: Some(path),
+            ..Overrides::default()
+        };
+        Ok(Config::load(&overrides)?.config)
+    }
+
+    #[test]
+    fn keys_missing_from_the_file_take_the_defaults() {
+        let c = load_file(
+            "poll_interval = \"5s\"\nmax_connections_per_server = 2\n\n\
+             [[databases]]\nname = \"app\"\nurl = \"sqlite:///srv/app.db\"\nrpo = \"1h\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.poll_interval, Duration::from_secs(5));
+        assert_eq!(c.max_connections_per_server, 2);
+        assert_eq!(c.databases.len(), 1);
+        assert_eq!(
+            c.databases[0].url.as_ref().unwrap().expose(),
+            "sqlite:///srv/app.db"
+        );
+        assert_eq!(c.databases[0].rpo, Some(Duration::from_secs(3600)));
+        let d = Config::default();
+        assert_eq!(
+            (c.listen, c.session_idle_timeout, c.max_jobs_per_database, c.demo),
+            (d.listen, d.session_idle_timeout, d.max_jobs_per_database, d.demo)
+        );
+    }
+
+    #[test]
+    fn an_unknown_key_is_refused() {
+        let err = load_file("pol_interval = \"5s\"\n").unwrap_err();
+        assert!(format!("{err:#}").contains("pol_interval"), "{err:#}");
+    }
 
     #[test]
     fn secret_url_never_shows_its_password() {
