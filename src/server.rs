@@ -1,6 +1,9 @@
-//! Starting and stopping the panel: open the store, build the router, print
-//! the first-run setup link, serve until SIGTERM or Ctrl-C. The accept loop
-//! and its limits on slow and idle clients are in [`http`].
+//! `custodian serve`: open the services (the same [`Services`] the CLI
+//! opens), add what only a serving panel has (sessions, the setup token, the
+//! demo database, background tasks, monitoring, the router), print the
+//! first-run setup link, serve until SIGTERM or Ctrl-C, then write what is
+//! held in memory and close. The accept loop and its limits on slow and idle
+//! clients are in [`http`].
 
 mod http;
 
