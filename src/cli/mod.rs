@@ -4,7 +4,7 @@
 //! services ([`Services`](crate::service::Services) wires them for both);
 //! CLI actions are audited as `cli:<os user>`. Exit codes: 0 success, 1 a
 //! failed command (and `migrate lint` with an error-level finding), 2 an
-//! invalid configuration or an unreadable lint input.
+//! invalid configuration, a usage error (clap) or an unreadable lint input.
 
 mod backup;
 mod check;

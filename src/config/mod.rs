@@ -1,8 +1,12 @@
 //! Configuration: built-in defaults, then `custodian.toml` (or `--config FILE`),
 //! then `CUSTODIAN_*` environment variables, then command-line flags. The
 //! defaults need nothing installed: a SQLite store under `./custodian-data`.
+//! The file format is flat (every key top-level, `[[databases]]` tables) and
+//! stable. Connection URLs are [`SecretUrl`]s (`urls.rs`): redacted when shown,
+//! and nothing here is `Serialize`.
 
-use std::fmt;
+mod urls;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -12,6 +16,8 @@ use figment::Figment;
 use figment::providers::{Env, Format, Toml};
 use secrecy::SecretString;
 use serde::Deserialize;
+
+pub use urls::{SecretUrl, StoreKind};
 
 /// The file read from the working directory when no `--config` is given.
 pub const DEFAULT_CONFIG_FILE: &str = "custodian.toml";
@@ -351,72 +357,6 @@ impl Config {
 
 pub use crate::files::create_private_dir;
 
-/// Which database the store lives in, decided by the URL scheme.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum StoreKind {
-    Sqlite,
-    Postgres,
-}
-
-impl StoreKind {
-    pub fn of(url: &str) -> anyhow::Result<Self> {
-        if url.starts_with("sqlite:") {
-            Ok(StoreKind::Sqlite)
-        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            Ok(StoreKind::Postgres)
-        } else {
-            bail!("store_url must start with sqlite:// or postgres://")
-        }
-    }
-}
-
-/// A connection URL that may carry a password. `Debug` and `Display` redact
-/// the password so the URL can be logged; `expose` is for connecting only.
-/// Deliberately not `Serialize`: a struct holding one cannot be written out
-/// (as JSON, TOML or a figment layer) with its password in it.
-#[derive(Clone, Deserialize, PartialEq, Eq)]
-#[serde(transparent)]
-pub struct SecretUrl(String);
-
-impl SecretUrl {
-    pub fn new(url: impl Into<String>) -> Self {
-        SecretUrl(url.into())
-    }
-
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-
-    /// The URL with any password replaced by `***`.
-    pub fn redacted(&self) -> String {
-        match url::Url::parse(&self.0) {
-            Ok(mut parsed) if parsed.password().is_some() => {
-                // set_password only fails for URLs that cannot have one.
-                let _ = parsed.set_password(Some("***"));
-                parsed.to_string()
-            }
-            Ok(_) => self.0.clone(),
-            // Unparseable: show only the scheme, never the rest.
-            Err(_) => match self.0.split_once(':') {
-                Some((scheme, _)) => format!("{scheme}:<unparseable URL>"),
-                None => "<unparseable URL>".into(),
-            },
-        }
-    }
-}
-
-impl fmt::Debug for SecretUrl {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "SecretUrl({})", self.redacted())
-    }
-}
-
-impl fmt::Display for SecretUrl {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.redacted())
-    }
-}
-
 /// Compile-time proof that no configuration can be serialized: if
 /// [`SecretUrl`], [`Config`] or [`DeclaredDatabase`] were `Serialize`, the
 /// `_` below would match two impls and this would not compile (the
@@ -474,27 +414,5 @@ mod tests {
     fn an_unknown_key_is_refused() {
         let err = load_file("pol_interval = \"5s\"\n").unwrap_err();
         assert!(format!("{err:#}").contains("pol_interval"), "{err:#}");
-    }
-
-    #[test]
-    fn secret_url_never_shows_its_password() {
-        let url = SecretUrl::new("postgres://admin:hunter2@db.example:5432/panel");
-        assert!(!format!("{url:?}").contains("hunter2"));
-        assert!(!url.to_string().contains("hunter2"));
-        assert!(url.to_string().contains("admin:***@db.example"));
-        assert_eq!(url.expose(), "postgres://admin:hunter2@db.example:5432/panel");
-    }
-
-    #[test]
-    fn unparseable_url_is_not_echoed() {
-        let url = SecretUrl::new("postgres://u:p@ss:w0rd@[bad");
-        assert!(!url.to_string().contains("w0rd"));
-    }
-
-    #[test]
-    fn store_kind_follows_the_scheme() {
-        assert_eq!(StoreKind::of("sqlite://x.db").unwrap(), StoreKind::Sqlite);
-        assert_eq!(StoreKind::of("postgres://h/db").unwrap(), StoreKind::Postgres);
-        assert!(StoreKind::of("mysql://h/db").is_err());
     }
 }
