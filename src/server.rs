@@ -1,6 +1,9 @@
-//! Starting and stopping the panel: open the store, build the router, print
-//! the first-run setup link, serve until SIGTERM or Ctrl-C. The accept loop
-//! and its limits on slow and idle clients are in [`http`].
+//! `custodian serve`: open the services (the same [`Services`] the CLI
+//! opens), add what only a serving panel has (sessions, the setup token, the
+//! demo database, background tasks, monitoring, the router), print the
+//! first-run setup link, serve until SIGTERM or Ctrl-C, then write what is
+//! held in memory and close. The accept loop and its limits on slow and idle
+//! clients are in [`http`].
 
 mod http;
 
@@ -14,14 +17,8 @@ use tokio::net::TcpListener;
 use tower_sessions::session_store::ExpiredDeletion;
 
 use crate::config::Config;
-use crate::secrets::Secrets;
-use crate::service::backup::Backups;
-use crate::service::fleet::Fleet;
-use crate::service::jobs::Jobs;
 use crate::service::monitoring::{self, Monitor};
-use crate::service::registry::Registry;
-use crate::service::{demo, setup};
-use crate::store::Store;
+use crate::service::{Services, demo, setup};
 use crate::web::{self, AppState};
 
 /// A panel ready to serve: its state, its router, and the setup token if
@@ -32,26 +29,33 @@ pub struct Prepared {
     pub setup_token: Option<String>,
 }
 
-/// Open the store (creating and migrating it) and build the application.
+/// Open the services (creating and migrating the store), register the demo
+/// database on a first start, start the background work, and build the
+/// application.
 pub async fn prepare(config: Config) -> anyhow::Result<Prepared> {
-    let store = Store::open(&config.store_url()).await?;
+    let services = Services::open(&config).await?;
     // Files an older version (or another umask) left readable to others.
     crate::files::tighten_panel_files(&config.data_dir, &config.backup_dir());
+    let Services {
+        store,
+        secrets,
+        registry,
+        fleet,
+        jobs,
+        backups,
+    } = &services;
     let sessions = store
         .session_backend()
         .await
         .context("cannot prepare the session table")?;
-    let setup_token = setup::prepare(&store).await?;
-    let secrets = Secrets::load(&config)?;
-    let registry = Registry::new(store.clone(), secrets.clone(), config.databases.clone());
-    registry.verify_key().await?;
-    demo::ensure(&config, &store, &registry).await?;
+    let setup_token = setup::prepare(store).await?;
+    demo::ensure(&config, store, registry).await?;
 
     // The fleet knows every database before the first request; the poller
-    // checks them all at once, then every poll_interval.
-    let fleet = Fleet::new(config.max_connections_per_server);
-    fleet.sync(registry.connections().await?).await;
-    tokio::spawn(fleet.clone().run(registry.clone(), config.poll_interval));
+    // checks them all at once, then every poll_interval. Jobs left running
+    // by a panel that died are swept to interrupted.
+    services.connect().await?;
+    services.spawn_background(config.poll_interval);
 
     // Expired sessions are deleted hourly; the task ends with the runtime.
     let cleaner = sessions.clone();
@@ -64,31 +68,25 @@ pub async fn prepare(config: Config) -> anyhow::Result<Prepared> {
         }
     });
 
-    // Jobs left running by a panel that died are swept to interrupted.
-    let jobs = Jobs::new(store.clone(), config.max_jobs_per_database);
-    jobs.spawn_sweeper();
-
-    let backups = Backups::new(
-        store.clone(),
-        jobs.clone(),
-        config.backup_dir(),
-        config.data_dir.join("tmp"),
-        config.backup_parallel_jobs,
-    );
-    backups.spawn_sweeper();
-    backups.spawn_scheduler(fleet.clone(), config.poll_interval);
-
     // Samples, alert rules and webhook deliveries.
     let monitor = Monitor::new(
         store.clone(),
         fleet.clone(),
         backups.clone(),
-        secrets,
+        secrets.clone(),
         monitoring::Settings::of(&config),
     );
     monitor.spawn();
 
-    let state = AppState::new(config, store, registry, fleet, jobs, backups, monitor);
+    let state = AppState::new(
+        config,
+        store.clone(),
+        registry.clone(),
+        fleet.clone(),
+        jobs.clone(),
+        backups.clone(),
+        monitor,
+    );
     let app = web::router(state.clone(), sessions);
     Ok(Prepared {
         state,

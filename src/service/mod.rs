@@ -1,6 +1,7 @@
 //! The service layer: the rules of each area. HTML handlers, JSON handlers and
 //! the CLI all call these functions; none of them touch the store directly.
 //! Every mutating function takes the [`Actor`] and writes its audit row.
+//! [`Services`] wires the handles once, for `serve` and the CLI alike.
 
 pub mod activity;
 pub mod audit;
@@ -19,7 +20,74 @@ pub mod throttle;
 pub mod tokens;
 pub mod users;
 
+use crate::config::Config;
 use crate::domain::Role;
+use crate::secrets::Secrets;
+use crate::store::Store;
+
+/// The service handles of one process, built the same way for `serve` and
+/// for CLI commands that work on managed databases, so both see one store,
+/// one registry and one connection budget per server.
+pub struct Services {
+    pub store: Store,
+    pub secrets: Secrets,
+    pub registry: registry::Registry,
+    pub fleet: fleet::Fleet,
+    pub jobs: jobs::Jobs,
+    pub backups: backup::Backups,
+}
+
+impl Services {
+    /// Open the store (creating and migrating it), load the secret key and
+    /// check it against the registry, and build the rest. The fleet starts
+    /// empty ([`connect`](Self::connect) fills it) and no background task
+    /// runs ([`spawn_background`](Self::spawn_background) starts them).
+    pub async fn open(config: &Config) -> anyhow::Result<Services> {
+        let store = Store::open(&config.store_url()).await?;
+        let secrets = Secrets::load(config)?;
+        let registry = registry::Registry::new(store.clone(), secrets.clone(), config.databases.clone());
+        registry.verify_key().await?;
+        let fleet = fleet::Fleet::new(config.max_connections_per_server);
+        let jobs = jobs::Jobs::new(store.clone(), config.max_jobs_per_database);
+        let backups = backup::Backups::new(
+            store.clone(),
+            jobs.clone(),
+            config.backup_dir(),
+            config.data_dir.join("tmp"),
+            config.backup_parallel_jobs,
+        );
+        Ok(Services {
+            store,
+            secrets,
+            registry,
+            fleet,
+            jobs,
+            backups,
+        })
+    }
+
+    /// Give the fleet a member for every database registered now.
+    pub async fn connect(&self) -> anyhow::Result<()> {
+        self.fleet.sync(self.registry.connections().await?).await;
+        Ok(())
+    }
+
+    /// What a serving panel runs beside its requests: the fleet's poller,
+    /// the sweepers that mark dead jobs and backups interrupted, and the
+    /// backup scheduler. The tasks end with the runtime.
+    pub fn spawn_background(&self, poll_interval: std::time::Duration) {
+        tokio::spawn(self.fleet.clone().run(self.registry.clone(), poll_interval));
+        self.jobs.spawn_sweeper();
+        self.backups.spawn_sweeper();
+        self.backups.spawn_scheduler(self.fleet.clone(), poll_interval);
+    }
+
+    /// Close the managed databases' connections, then the store.
+    pub async fn close(&self) {
+        self.fleet.close().await;
+        self.store.close().await;
+    }
+}
 
 /// How a request reached the panel, recorded in the audit log.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

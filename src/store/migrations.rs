@@ -1,18 +1,146 @@
-//! Store queries for migration requests and their approvals.
+//! Store queries for migration requests and their approvals, and the
+//! request's state and action as stored (TEXT on both stores).
 
+use std::fmt;
+use std::str::FromStr;
+
+use serde::Serialize;
 use sqlx::FromRow;
 
 use super::{Pool, now, on_pool};
+
+/// Where a migration request stands. Stored as its [`as_str`](Self::as_str)
+/// text; the JSON API shows the same words.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RequestState {
+    /// Waiting for approvals, or approved and not yet applied.
+    Open,
+    /// An approver said no.
+    Rejected,
+    /// A file changed after the request was made: its approvals no longer hold.
+    Void,
+    /// Its job is applying it.
+    Running,
+    Done,
+    Failed,
+}
+
+impl RequestState {
+    pub const ALL: [RequestState; 6] = [
+        RequestState::Open,
+        RequestState::Rejected,
+        RequestState::Void,
+        RequestState::Running,
+        RequestState::Done,
+        RequestState::Failed,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RequestState::Open => "open",
+            RequestState::Rejected => "rejected",
+            RequestState::Void => "void",
+            RequestState::Running => "running",
+            RequestState::Done => "done",
+            RequestState::Failed => "failed",
+        }
+    }
+
+    pub fn is_open(self) -> bool {
+        self == RequestState::Open
+    }
+}
+
+/// What a migration request asks for. Stored as its [`as_str`](Self::as_str) text.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RequestAction {
+    /// Run pending migrations' up scripts.
+    Apply,
+    /// Run the newest applied version's undo script.
+    Rollback,
+}
+
+impl RequestAction {
+    pub const ALL: [RequestAction; 2] = [RequestAction::Apply, RequestAction::Rollback];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RequestAction::Apply => "apply",
+            RequestAction::Rollback => "rollback",
+        }
+    }
+}
+
+/// A stored value that is none of an enum's words (a newer panel's state,
+/// or a hand-edited row): a decode error naming the column, never a panic.
+#[derive(Debug, thiserror::Error)]
+#[error("unknown migration request {what} {value:?} in the store")]
+pub struct UnknownValue {
+    what: &'static str,
+    value: String,
+}
+
+macro_rules! text_enum {
+    ($ty:ty, $what:literal) => {
+        impl FromStr for $ty {
+            type Err = UnknownValue;
+            fn from_str(s: &str) -> Result<Self, UnknownValue> {
+                <$ty>::ALL
+                    .into_iter()
+                    .find(|v| v.as_str() == s)
+                    .ok_or_else(|| UnknownValue {
+                        what: $what,
+                        value: s.to_string(),
+                    })
+            }
+        }
+
+        // Read as TEXT on either store; a word we do not know fails the
+        // row's decode with [`UnknownValue`] as the reason.
+        impl<DB: sqlx::Database> sqlx::Type<DB> for $ty
+        where
+            String: sqlx::Type<DB>,
+        {
+            fn type_info() -> DB::TypeInfo {
+                <String as sqlx::Type<DB>>::type_info()
+            }
+
+            fn compatible(ty: &DB::TypeInfo) -> bool {
+                <String as sqlx::Type<DB>>::compatible(ty)
+            }
+        }
+
+        impl<'r, DB: sqlx::Database> sqlx::Decode<'r, DB> for $ty
+        where
+            String: sqlx::Decode<'r, DB>,
+        {
+            fn decode(value: DB::ValueRef<'r>) -> Result<Self, sqlx::error::BoxDynError> {
+                Ok(<String as sqlx::Decode<'r, DB>>::decode(value)?.parse::<$ty>()?)
+            }
+        }
+
+        impl fmt::Display for $ty {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+text_enum!(RequestState, "state");
+text_enum!(RequestAction, "action");
 
 #[derive(Clone, Debug, FromRow, PartialEq)]
 pub struct RequestRow {
     pub id: i64,
     pub database_name: String,
-    pub action: String,
+    pub action: RequestAction,
     pub files: String,
     pub requested_by: String,
     pub requested_at: i64,
-    pub state: String,
+    pub state: RequestState,
     pub job_id: Option<i64>,
     pub error: Option<String>,
 }
@@ -28,16 +156,23 @@ pub struct DecisionRow {
 
 const COLUMNS: &str = "id, database_name, action, files, requested_by, requested_at, state, job_id, error";
 
-pub async fn insert(pool: &Pool, database: &str, action: &str, files: &str, by: &str) -> sqlx::Result<i64> {
+pub async fn insert(
+    pool: &Pool,
+    database: &str,
+    action: RequestAction,
+    files: &str,
+    by: &str,
+) -> sqlx::Result<i64> {
     on_pool!(pool, |p| sqlx::query_scalar(
         "INSERT INTO migration_requests (database_name, action, files, requested_by, requested_at, state) \
-         VALUES ($1, $2, $3, $4, $5, 'open') RETURNING id"
+         VALUES ($1, $2, $3, $4, $5, $6) RETURNING id"
     )
     .bind(database)
-    .bind(action)
+    .bind(action.as_str())
     .bind(files)
     .bind(by)
     .bind(now())
+    .bind(RequestState::Open.as_str())
     .fetch_one(p)
     .await)
 }
@@ -63,18 +198,18 @@ pub async fn list(pool: &Pool, database: &str, limit: i64) -> sqlx::Result<Vec<R
 pub async fn transition(
     pool: &Pool,
     id: i64,
-    from: &str,
-    to: &str,
+    from: RequestState,
+    to: RequestState,
     error: Option<&str>,
 ) -> sqlx::Result<bool> {
     let done = on_pool!(pool, |p| {
         sqlx::query(
         "UPDATE migration_requests SET state = $1, error = COALESCE($2, error) WHERE id = $3 AND state = $4"
     )
-    .bind(to)
+    .bind(to.as_str())
     .bind(error)
     .bind(id)
-    .bind(from)
+    .bind(from.as_str())
     .execute(p)
     .await
     .map(|r| r.rows_affected())
@@ -158,4 +293,31 @@ pub async fn set_settings(
     .await
     .map(|r| r.rows_affected())
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn states_and_actions_read_back_what_they_write() {
+        for s in RequestState::ALL {
+            assert_eq!(s.as_str().parse::<RequestState>().unwrap(), s);
+            assert_eq!(serde_json::to_value(s).unwrap(), s.as_str());
+        }
+        for a in RequestAction::ALL {
+            assert_eq!(a.as_str().parse::<RequestAction>().unwrap(), a);
+            assert_eq!(serde_json::to_value(a).unwrap(), a.as_str());
+        }
+    }
+
+    #[test]
+    fn an_unknown_stored_state_is_an_error_that_names_it() {
+        let err = "paused".parse::<RequestState>().unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "unknown migration request state \"paused\" in the store"
+        );
+        assert!("Apply".parse::<RequestAction>().is_err());
+    }
 }

@@ -18,6 +18,7 @@ mod fleet;
 mod lint;
 mod login;
 mod maintenance;
+mod migration_requests;
 mod migrations;
 mod monitoring;
 mod permissions;

@@ -1,7 +1,9 @@
 //! Schema migrations of managed databases: the files in a database's
 //! migrations directory ([`source`]) and how they compare with what the
-//! database says it has applied ([`plan`]).
+//! database says it has applied ([`plan`]); requests to apply them and their
+//! approvals ([`requests`]), and the job that applies one (`apply.rs`).
 
+mod apply;
 pub mod plan;
 pub mod requests;
 pub mod source;

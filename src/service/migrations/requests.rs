@@ -3,20 +3,18 @@
 //! can_approve, never the requester) approve or reject it with a comment;
 //! a file changed since makes the request void. Everything is audited.
 
-use std::sync::Arc;
-
 use serde::{Deserialize, Serialize};
 
+pub use super::apply::{Started, apply, apply_next};
 use super::{source, status_now};
 use crate::domain::Role;
-use crate::engine::history::{MigrationRun, RunOutcome};
 use crate::error::{AppError, AppResult};
 use crate::service::Actor;
 use crate::service::audit::{Event, audited};
 use crate::service::fleet::Member;
-use crate::service::jobs::{JobCtx, JobFailure, JobFuture, JobSpec, Jobs, Work};
 use crate::service::users::require;
 use crate::store::migrations::{self as rows, DecisionRow, RequestRow};
+pub use crate::store::migrations::{RequestAction, RequestState};
 use crate::store::{Store, users};
 
 /// One file a request is bound to.
@@ -31,11 +29,11 @@ pub struct Bound {
 pub struct Request {
     pub id: i64,
     pub database: String,
-    pub action: String,
+    pub action: RequestAction,
     pub files: Vec<Bound>,
     pub requested_by: String,
     pub requested_at: i64,
-    pub state: String,
+    pub state: RequestState,
     pub error: Option<String>,
     pub job_id: Option<i64>,
     pub decisions: Vec<Decision>,
@@ -92,7 +90,7 @@ pub async fn request(store: &Store, member: &Member, actor: &Actor, versions: &[
         files.sort_by(|a, b| source::Version::parse(&a.version).cmp(&source::Version::parse(&b.version)));
         files.dedup();
         let json = serde_json::to_string(&files).map_err(anyhow::Error::from)?;
-        Ok(rows::insert(store.pool(), &database, "apply", &json, &actor.name).await?)
+        Ok(rows::insert(store.pool(), &database, RequestAction::Apply, &json, &actor.name).await?)
     })
     .await
 }
@@ -146,7 +144,7 @@ pub async fn request_rollback(
         })?;
         let files = vec![Bound { version: newest.to_string(), checksum: down.checksum.clone() }];
         let json = serde_json::to_string(&files).map_err(anyhow::Error::from)?;
-        Ok(rows::insert(store.pool(), &database, "rollback", &json, &actor.name).await?)
+        Ok(rows::insert(store.pool(), &database, RequestAction::Rollback, &json, &actor.name).await?)
     })
     .await
 }
@@ -182,7 +180,7 @@ pub async fn decide(store: &Store, actor: &Actor, id: i64, approve: bool, commen
                 "you cannot approve or reject your own request",
             ));
         }
-        if row.state != "open" {
+        if !row.state.is_open() {
             return Err(AppError::conflict(format!(
                 "request {id} is {}, not open",
                 row.state
@@ -195,7 +193,7 @@ pub async fn decide(store: &Store, actor: &Actor, id: i64, approve: bool, commen
             return Err(AppError::conflict("you have already decided on this request"));
         }
         if !approve {
-            rows::transition(store.pool(), id, "open", "rejected", None).await?;
+            rows::transition(store.pool(), id, RequestState::Open, RequestState::Rejected, None).await?;
         }
         Ok(())
     })
@@ -253,7 +251,7 @@ pub async fn ready(store: &Store, member: &Member, id: i64) -> AppResult<Request
             member.entry.name
         )));
     }
-    if request.state != "open" {
+    if !request.state.is_open() {
         return Err(AppError::conflict(format!("request {id} is {}", request.state)));
     }
     if request.approvals < request.approvals_required {
@@ -264,7 +262,7 @@ pub async fn ready(store: &Store, member: &Member, id: i64) -> AppResult<Request
     }
     let dir = member.entry.migrations_dir.clone().unwrap_or_default();
     let source = source::scan(std::path::Path::new(&dir))?;
-    let rollback = request.action == "rollback";
+    let rollback = request.action == RequestAction::Rollback;
     for bound in &request.files {
         let now = source
             .migrations
@@ -277,7 +275,14 @@ pub async fn ready(store: &Store, member: &Member, id: i64) -> AppResult<Request
                 "version {} changed after the request was made: its approvals are void; request it again",
                 bound.version
             );
-            rows::transition(store.pool(), id, "open", "void", Some(&why)).await?;
+            rows::transition(
+                store.pool(),
+                id,
+                RequestState::Open,
+                RequestState::Void,
+                Some(&why),
+            )
+            .await?;
             return Err(AppError::conflict(why));
         }
     }
@@ -360,168 +365,4 @@ pub async fn set_settings(store: &Store, actor: &Actor, database: &str, new: Set
         Ok(())
     })
     .await
-}
-
-/// Apply an approved request as a job (operator): one migration at a time,
-/// each checked against its approved checksum just before it runs; the
-/// first failure stops the job and is recorded on the request.
-pub async fn apply(
-    jobs: &Jobs,
-    store: &Store,
-    member: &Arc<Member>,
-    actor: &Actor,
-    id: i64,
-) -> AppResult<i64> {
-    let database = member.entry.name.to_string();
-    let target = format!("request {id}");
-    let event = Event {
-        action: crate::domain::AuditAction::MigrationApply,
-        target: &target,
-        database: Some(&database),
-        detail: "",
-    };
-    audited(store, actor, event, async {
-        require(actor, Role::Operator)?;
-        let request = ready(store, member, id).await?;
-        if !rows::transition(store.pool(), id, "open", "running", None).await? {
-            return Err(AppError::conflict(format!(
-                "request {id} is already being applied"
-            )));
-        }
-        let spec = JobSpec {
-            kind: crate::domain::JobKind::Migrate,
-            database: Some(database.clone()),
-            target: format!(
-                "apply {}",
-                request
-                    .files
-                    .iter()
-                    .map(|f| f.version.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-            tables: Vec::new(),
-        };
-        let limits = settings(store, &database).await?;
-        let (store2, member2, by) = (store.clone(), member.clone(), actor.name.clone());
-        let work: Work = Box::new(move |ctx: JobCtx| -> JobFuture {
-            Box::pin(async move {
-                let result = run_files(
-                    &ctx,
-                    &member2,
-                    &request.files,
-                    &by,
-                    request.action == "rollback",
-                    limits,
-                )
-                .await;
-                let (state, error) = match &result {
-                    Ok(_) => ("done", None),
-                    Err(JobFailure::Failed(e)) => ("failed", Some(e.as_str())),
-                    Err(JobFailure::Cancelled) => ("failed", Some("cancelled")),
-                };
-                if let Err(e) = rows::transition(store2.pool(), id, "running", state, error).await {
-                    tracing::error!(error = %e, request = id, "cannot record the request's end");
-                }
-                result
-            })
-        });
-        match jobs.submit(actor, spec, work).await {
-            Ok(job) => {
-                rows::set_job(store.pool(), id, job).await?;
-                Ok(job)
-            }
-            Err(e) => {
-                rows::transition(store.pool(), id, "running", "open", None).await?;
-                Err(e)
-            }
-        }
-    })
-    .await
-}
-
-async fn run_files(
-    ctx: &JobCtx,
-    member: &Member,
-    files: &[Bound],
-    by: &str,
-    rollback: bool,
-    limits: Settings,
-) -> Result<String, JobFailure> {
-    let db = member.db().map_err(JobFailure::Failed)?;
-    let dir = member.entry.migrations_dir.clone().unwrap_or_default();
-    let source = source::scan(std::path::Path::new(&dir)).map_err(|e| JobFailure::Failed(e.to_string()))?;
-    let mut applied = 0;
-    for (i, bound) in files.iter().enumerate() {
-        if ctx.is_cancelled() {
-            return Err(JobFailure::Cancelled);
-        }
-        ctx.progress(
-            Some(i as f64 / files.len() as f64),
-            &format!("version {}", bound.version),
-        );
-        let script = |m: &'_ source::Migration| {
-            if rollback {
-                m.down.clone()
-            } else {
-                Some(m.up.clone())
-            }
-        };
-        let (m, file) = source
-            .migrations
-            .iter()
-            .filter(|m| m.version.as_str() == bound.version)
-            .find_map(|m| script(m).filter(|f| f.checksum == bound.checksum).map(|f| (m, f)))
-            .ok_or_else(|| {
-                JobFailure::Failed(format!(
-                    "version {} changed or vanished after approval: stopped",
-                    bound.version
-                ))
-            })?;
-        let run = MigrationRun {
-            version: bound.version.clone(),
-            description: m.description.clone(),
-            checksum: file.checksum.clone(),
-            sql: file.sql.clone(),
-            applied_by: by.to_string(),
-            applied_at: crate::format::fmt_time(crate::store::now()),
-            lock_timeout_ms: limits.lock_timeout_ms as u64,
-            statement_timeout_ms: limits.statement_timeout_ms as u64,
-            rollback,
-        };
-        match db.apply_migration(&run).await {
-            Ok(RunOutcome::Done {
-                execution_ms,
-                transactional,
-            }) => {
-                applied += 1;
-                let verb = if rollback { "rolled back" } else { "applied" };
-                let how = if transactional {
-                    "in a transaction"
-                } else {
-                    "statement by statement, outside a transaction"
-                };
-                ctx.log(&format!(
-                    "{verb} {} ({}) in {execution_ms} ms, {how}",
-                    bound.version, m.description
-                ))
-                .await;
-            }
-            Ok(RunOutcome::AlreadyApplied) => {
-                let state = if rollback {
-                    "not applied"
-                } else {
-                    "already applied"
-                };
-                ctx.log(&format!("{} was {state}: skipped", bound.version)).await;
-            }
-            Err(e) => {
-                let why = format!("version {} failed and was rolled back: {e}", bound.version);
-                ctx.log(&why).await;
-                return Err(JobFailure::Failed(why));
-            }
-        }
-    }
-    let verb = if rollback { "rolled back" } else { "applied" };
-    Ok(format!("{verb} {applied} of {} migration(s)", files.len()))
 }

@@ -1,17 +1,23 @@
 //! Configuration: built-in defaults, then `custodian.toml` (or `--config FILE`),
 //! then `CUSTODIAN_*` environment variables, then command-line flags. The
 //! defaults need nothing installed: a SQLite store under `./custodian-data`.
+//! The file format is flat (every key top-level, `[[databases]]` tables) and
+//! stable. Connection URLs are [`SecretUrl`]s (`urls.rs`): redacted when shown,
+//! and nothing here is `Serialize`.
 
-use std::fmt;
+mod urls;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
 use figment::Figment;
-use figment::providers::{Env, Format, Serialized, Toml};
+use figment::providers::{Env, Format, Toml};
 use secrecy::SecretString;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
+
+pub use urls::{SecretUrl, StoreKind};
 
 /// The file read from the working directory when no `--config` is given.
 pub const DEFAULT_CONFIG_FILE: &str = "custodian.toml";
@@ -50,8 +56,12 @@ const ENV_KEYS: &[&str] = &[
     "max_connections",
 ];
 
-#[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// The panel's configuration. Only `Deserialize`: it holds secrets (the
+/// store URL, the secret key, declared databases' URLs), so nothing can
+/// write a configuration out, passwords included, by serializing it. Keys
+/// missing from every layer take [`Config::default`]'s values.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct Config {
     /// Address the HTTP server listens on.
     pub listen: SocketAddr,
@@ -79,7 +89,6 @@ pub struct Config {
     /// 32 random bytes, base64 or hex (`openssl rand -base64 32`). Unset
     /// means a key file, `<data_dir>/secret.key`, created on first start.
     /// Several panel instances on one store must share it.
-    #[serde(skip_serializing)]
     pub secret_key: Option<SecretString>,
     /// Create and register the bundled demo SQLite database when the
     /// registry is empty at first start (`serve --no-demo` turns it off).
@@ -126,7 +135,6 @@ pub struct Config {
     pub samples_retention: Duration,
     /// A bearer token Prometheus may present to `GET /metrics` (any user's
     /// API token works too).
-    #[serde(skip_serializing)]
     pub metrics_token: Option<SecretString>,
     /// Addresses (`10.0.0.5`, `10.0.0.0/8`) that may read `/metrics` without
     /// a token. Empty (the default): a token is always needed.
@@ -148,7 +156,7 @@ pub struct Config {
 }
 
 /// A managed database declared in the configuration file.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DeclaredDatabase {
     pub name: String,
@@ -239,7 +247,8 @@ impl Config {
             }
             None => Some(PathBuf::from(DEFAULT_CONFIG_FILE)).filter(|p| p.is_file()),
         };
-        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        // Defaults come from `#[serde(default)]`, not a serialized Config.
+        let mut figment = Figment::new();
         if let Some(path) = &file {
             figment = figment.merge(Toml::file(path));
         }
@@ -348,93 +357,62 @@ impl Config {
 
 pub use crate::files::create_private_dir;
 
-/// Which database the store lives in, decided by the URL scheme.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum StoreKind {
-    Sqlite,
-    Postgres,
-}
-
-impl StoreKind {
-    pub fn of(url: &str) -> anyhow::Result<Self> {
-        if url.starts_with("sqlite:") {
-            Ok(StoreKind::Sqlite)
-        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            Ok(StoreKind::Postgres)
-        } else {
-            bail!("store_url must start with sqlite:// or postgres://")
-        }
+/// Compile-time proof that no configuration can be serialized: if
+/// [`SecretUrl`], [`Config`] or [`DeclaredDatabase`] were `Serialize`, the
+/// `_` below would match two impls and this would not compile (the
+/// `static_assertions::assert_not_impl_any` trick).
+const _: fn() = || {
+    trait AmbiguousIfSerialize<A> {
+        fn some_item() {}
     }
-}
-
-/// A connection URL that may carry a password. `Debug` and `Display` redact
-/// the password so the URL can be logged; `expose` is for connecting only.
-#[derive(Clone, Serialize, Deserialize, PartialEq, Eq)]
-#[serde(transparent)]
-pub struct SecretUrl(String);
-
-impl SecretUrl {
-    pub fn new(url: impl Into<String>) -> Self {
-        SecretUrl(url.into())
-    }
-
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-
-    /// The URL with any password replaced by `***`.
-    pub fn redacted(&self) -> String {
-        match url::Url::parse(&self.0) {
-            Ok(mut parsed) if parsed.password().is_some() => {
-                // set_password only fails for URLs that cannot have one.
-                let _ = parsed.set_password(Some("***"));
-                parsed.to_string()
-            }
-            Ok(_) => self.0.clone(),
-            // Unparseable: show only the scheme, never the rest.
-            Err(_) => match self.0.split_once(':') {
-                Some((scheme, _)) => format!("{scheme}:<unparseable URL>"),
-                None => "<unparseable URL>".into(),
-            },
-        }
-    }
-}
-
-impl fmt::Debug for SecretUrl {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "SecretUrl({})", self.redacted())
-    }
-}
-
-impl fmt::Display for SecretUrl {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.redacted())
-    }
-}
+    impl<T: ?Sized> AmbiguousIfSerialize<()> for T {}
+    struct IsSerialize;
+    impl<T: ?Sized + serde::Serialize> AmbiguousIfSerialize<IsSerialize> for T {}
+    <SecretUrl as AmbiguousIfSerialize<_>>::some_item();
+    <Config as AmbiguousIfSerialize<_>>::some_item();
+    <DeclaredDatabase as AmbiguousIfSerialize<_>>::some_item();
+};
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn secret_url_never_shows_its_password() {
-        let url = SecretUrl::new("postgres://admin:hunter2@db.example:5432/panel");
-        assert!(!format!("{url:?}").contains("hunter2"));
-        assert!(!url.to_string().contains("hunter2"));
-        assert!(url.to_string().contains("admin:***@db.example"));
-        assert_eq!(url.expose(), "postgres://admin:hunter2@db.example:5432/panel");
+    fn load_file(toml: &str) -> anyhow::Result<Config> {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("custodian.toml");
+        std::fs::write(&path, toml)?;
+        let overrides = Overrides {
+            config_file: Some(path),
+            ..Overrides::default()
+        };
+        Ok(Config::load(&overrides)?.config)
     }
 
     #[test]
-    fn unparseable_url_is_not_echoed() {
-        let url = SecretUrl::new("postgres://u:p@ss:w0rd@[bad");
-        assert!(!url.to_string().contains("w0rd"));
+    fn keys_missing_from_the_file_take_the_defaults() {
+        let c = load_file(
+            "poll_interval = \"5s\"\nmax_connections_per_server = 2\n\n\
+             [[databases]]\nname = \"app\"\nurl = \"sqlite:///srv/app.db\"\nrpo = \"1h\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.poll_interval, Duration::from_secs(5));
+        assert_eq!(c.max_connections_per_server, 2);
+        assert_eq!(c.databases.len(), 1);
+        assert_eq!(
+            c.databases[0].url.as_ref().unwrap().expose(),
+            "sqlite:///srv/app.db"
+        );
+        assert_eq!(c.databases[0].rpo, Some(Duration::from_secs(3600)));
+        let d = Config::default();
+        assert_eq!(
+            (c.listen, c.session_idle_timeout, c.max_jobs_per_database, c.demo),
+            (d.listen, d.session_idle_timeout, d.max_jobs_per_database, d.demo)
+        );
     }
 
     #[test]
-    fn store_kind_follows_the_scheme() {
-        assert_eq!(StoreKind::of("sqlite://x.db").unwrap(), StoreKind::Sqlite);
-        assert_eq!(StoreKind::of("postgres://h/db").unwrap(), StoreKind::Postgres);
-        assert!(StoreKind::of("mysql://h/db").is_err());
+    fn an_unknown_key_is_refused() {
+        let err = load_file("pol_interval = \"5s\"\n").unwrap_err();
+        assert!(format!("{err:#}").contains("pol_interval"), "{err:#}");
     }
 }
