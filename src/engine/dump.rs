@@ -59,13 +59,13 @@ pub trait Pipe: Send + Sync {
     /// Resolves when the job is asked to stop.
     async fn cancelled(&self);
     /// A dump tool's stdout into the backup; waits for the tool to succeed.
-    async fn from_child(&self, cmd: Command, name: &str) -> EngineResult<()>;
+    async fn store_output(&self, cmd: Command, name: &str) -> EngineResult<()>;
     /// A file into the backup.
-    async fn from_file(&self, path: &Path, what: &str) -> EngineResult<()>;
+    async fn store_file(&self, path: &Path, what: &str) -> EngineResult<()>;
     /// The backup into a restore tool's stdin; waits for the tool to succeed.
-    async fn into_child(&self, cmd: Command, name: &str) -> EngineResult<()>;
+    async fn feed_tool(&self, cmd: Command, name: &str) -> EngineResult<()>;
     /// The backup into a file.
-    async fn into_file(&self, path: &Path, what: &str) -> EngineResult<()>;
+    async fn write_file(&self, path: &Path, what: &str) -> EngineResult<()>;
     /// Run a tool to its end; its stderr says why it failed.
     async fn run(&self, cmd: Command, name: &str) -> EngineResult<()>;
 }
@@ -98,16 +98,8 @@ pub trait Dumps: Send + Sync {
         pipe: &dyn Pipe,
     ) -> EngineResult<Dumped>;
 
-    /// Restore a backup of `format` from the pipe into the existing
-    /// database at `url`; `clean` drops what is there first.
-    async fn restore(
-        &self,
-        format: &str,
-        url: &SecretUrl,
-        clean: bool,
-        jobs: usize,
-        pipe: &dyn Pipe,
-    ) -> EngineResult<()>;
+    /// Restore a backup from the pipe into an existing database.
+    async fn restore(&self, to: &RestoreTo<'_>, pipe: &dyn Pipe) -> EngineResult<()>;
 
     /// Row counts of the database at `url` (a restored copy), keyed as the
     /// dump keyed them.
@@ -115,10 +107,17 @@ pub trait Dumps: Send + Sync {
 
     /// A new, empty scratch database `name` beside the one at `url` (a file
     /// in `work_dir` for SQLite), for a verification: its URL.
-    async fn create_scratch(&self, url: &SecretUrl, name: &str, work_dir: &Path) -> EngineResult<SecretUrl>;
+    async fn create_scratch(&self, url: &SecretUrl, name: &str, work_dir: &Path) -> EngineResult<SecretUrl> {
+        let _ = work_dir;
+        self.create_database(url, name).await?;
+        with_database(url, name)
+    }
 
     /// Remove what [`Dumps::create_scratch`] made.
-    async fn drop_scratch(&self, url: &SecretUrl, name: &str, scratch: &SecretUrl) -> EngineResult<()>;
+    async fn drop_scratch(&self, url: &SecretUrl, name: &str, scratch: &SecretUrl) -> EngineResult<()> {
+        let _ = scratch;
+        self.drop_database(url, name).await
+    }
 
     /// Check a new database `name` to restore into beside the one at `url`.
     async fn new_target(&self, url: &SecretUrl, name: &str) -> EngineResult<NewTarget>;
@@ -131,6 +130,22 @@ pub trait Dumps: Send + Sync {
     /// Create an empty database `name` on the server of `url` (connected as
     /// that URL's user, who needs CREATEDB / CREATE).
     async fn create_database(&self, url: &SecretUrl, name: &str) -> EngineResult<()>;
+
+    /// Drop database `name` on the server of `url`, ending its sessions.
+    async fn drop_database(&self, url: &SecretUrl, name: &str) -> EngineResult<()>;
+}
+
+/// Where a restore goes and how.
+#[derive(Clone, Copy, Debug)]
+pub struct RestoreTo<'a> {
+    /// The backup's format, as the catalog names it.
+    pub format: &'a str,
+    /// The existing database to restore into.
+    pub url: &'a SecretUrl,
+    /// Drop what is there first (restoring over the original).
+    pub clean: bool,
+    /// Parallel jobs where the format allows.
+    pub jobs: usize,
 }
 
 /// A URL like `url` but for database `name` on the same server.

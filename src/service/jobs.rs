@@ -1,6 +1,7 @@
-//! The job system: long work (maintenance now; backups, restores and
-//! migrations later) persisted in the store and run in the background with
-//! bounded concurrency per database and at most one heavy job per table.
+//! The job system: long work (maintenance, backups, verifications,
+//! restores, pruning, migration runs) persisted in the store and run in the
+//! background with bounded concurrency per database and at most one heavy
+//! job per table. Kinds and states are [`JobKind`] and [`JobState`].
 //!
 //! A job beats a heartbeat while queued or running; the sweeper marks jobs
 //! whose heartbeat stopped (the panel died under them) interrupted, never

@@ -1,6 +1,9 @@
-//! The panel's own state: users, API tokens, the audit log, settings,
-//! sessions and the sign-in throttle, in SQLite (the default) or PostgreSQL
-//! (several panel instances).
+//! The panel's own state: users, API tokens, sessions and the sign-in
+//! throttle, the audit log, the database registry (and removed databases),
+//! jobs, the backup catalog, migration requests and approvals, metric
+//! samples, alerts and webhooks, settings and leases, in SQLite (the
+//! default) or PostgreSQL (several panel instances). States are enums
+//! stored as the same TEXT on both (`text.rs`).
 //!
 //! Queries are written once in portable SQL with `$1` binds and run on either
 //! pool through [`on_pool!`]; the schemas differ only in types and live in

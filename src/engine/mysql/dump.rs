@@ -14,7 +14,7 @@ use sqlx::{Connection, MySqlConnection};
 use tokio::process::Command;
 
 use crate::config::SecretUrl;
-use crate::engine::dump::{self, Counts, DumpFormat, Dumped, Dumps, NewTarget, Pipe};
+use crate::engine::dump::{self, Counts, DumpFormat, Dumped, Dumps, NewTarget, Pipe, RestoreTo};
 use crate::engine::maintenance::quote_mysql;
 use crate::engine::tools::{self, percent_decode};
 use crate::engine::{EngineError, EngineResult};
@@ -190,7 +190,7 @@ impl Dumps for MysqlDumps {
         .arg(&database)
         .stdin(Stdio::null())
         .stdout(Stdio::piped());
-        let result = pipe.from_child(cmd, "mariadb-dump").await;
+        let result = pipe.store_output(cmd, "mariadb-dump").await;
         drop(options);
         result?;
         Ok(Dumped {
@@ -200,20 +200,13 @@ impl Dumps for MysqlDumps {
         })
     }
 
-    async fn restore(
-        &self,
-        _format: &str,
-        url: &SecretUrl,
-        _clean: bool,
-        _jobs: usize,
-        pipe: &dyn Pipe,
-    ) -> EngineResult<()> {
+    async fn restore(&self, to: &RestoreTo<'_>, pipe: &dyn Pipe) -> EngineResult<()> {
         let tool = tools::tool(&["mariadb", "mysql"], CLIENT)
             .await
             .map_err(EngineError::Tool)?;
-        let (mut cmd, options, database) = client_command(&tool.path, url, pipe.work_dir())?;
+        let (mut cmd, options, database) = client_command(&tool.path, to.url, pipe.work_dir())?;
         cmd.arg(&database).stdin(Stdio::piped()).stdout(Stdio::null());
-        let result = pipe.into_child(cmd, "mariadb").await;
+        let result = pipe.feed_tool(cmd, "mariadb").await;
         drop(options);
         result
     }
@@ -225,12 +218,7 @@ impl Dumps for MysqlDumps {
         counts
     }
 
-    async fn create_scratch(&self, url: &SecretUrl, name: &str, _work_dir: &Path) -> EngineResult<SecretUrl> {
-        self.create_database(url, name).await?;
-        dump::with_database(url, name)
-    }
-
-    async fn drop_scratch(&self, url: &SecretUrl, name: &str, _scratch: &SecretUrl) -> EngineResult<()> {
+    async fn drop_database(&self, url: &SecretUrl, name: &str) -> EngineResult<()> {
         let mut conn = connect(url).await?;
         sqlx::query(&format!("DROP DATABASE IF EXISTS {}", quote_mysql(name)?))
             .execute(&mut conn)

@@ -14,7 +14,7 @@ use sqlx::{Connection, PgConnection};
 use tokio::process::Command;
 
 use crate::config::SecretUrl;
-use crate::engine::dump::{self, Counts, DumpFormat, Dumped, Dumps, NewTarget, Pipe};
+use crate::engine::dump::{self, Counts, DumpFormat, Dumped, Dumps, NewTarget, Pipe, RestoreTo};
 use crate::engine::maintenance::quote_pg;
 use crate::engine::tools::{self, split_password};
 use crate::engine::{EngineError, EngineResult};
@@ -186,7 +186,7 @@ impl Dumps for PgDumps {
                 directory_dump(cmd, jobs, pipe).await
             } else {
                 cmd.arg("--format=custom");
-                pipe.from_child(cmd, "pg_dump").await
+                pipe.store_output(cmd, "pg_dump").await
             }
         };
         // Count rows in the same snapshot while pg_dump reads it.
@@ -213,27 +213,20 @@ impl Dumps for PgDumps {
         })
     }
 
-    async fn restore(
-        &self,
-        format: &str,
-        url: &SecretUrl,
-        clean: bool,
-        jobs: usize,
-        pipe: &dyn Pipe,
-    ) -> EngineResult<()> {
+    async fn restore(&self, to: &RestoreTo<'_>, pipe: &dyn Pipe) -> EngineResult<()> {
         let tool = tools::tool(&["pg_restore"], CLIENT)
             .await
             .map_err(EngineError::Tool)?;
-        let mut cmd = pg_command(&tool.path, url);
+        let mut cmd = pg_command(&tool.path, to.url);
         cmd.args(["--no-owner", "--no-privileges", "--exit-on-error"]);
-        if clean {
+        if to.clean {
             cmd.args(["--clean", "--if-exists"]);
         }
-        if format == DIRECTORY.name {
-            return restore_directory(cmd, jobs, pipe).await;
+        if to.format == DIRECTORY.name {
+            return restore_directory(cmd, to.jobs, pipe).await;
         }
         cmd.stdin(Stdio::piped());
-        pipe.into_child(cmd, "pg_restore").await
+        pipe.feed_tool(cmd, "pg_restore").await
     }
 
     async fn counts(&self, url: &SecretUrl) -> EngineResult<Counts> {
@@ -243,12 +236,7 @@ impl Dumps for PgDumps {
         counts
     }
 
-    async fn create_scratch(&self, url: &SecretUrl, name: &str, _work_dir: &Path) -> EngineResult<SecretUrl> {
-        self.create_database(url, name).await?;
-        dump::with_database(url, name)
-    }
-
-    async fn drop_scratch(&self, url: &SecretUrl, name: &str, _scratch: &SecretUrl) -> EngineResult<()> {
+    async fn drop_database(&self, url: &SecretUrl, name: &str) -> EngineResult<()> {
         // WITH (FORCE), PostgreSQL 13+: ends the scratch copy's sessions.
         let mut conn = connect(url).await?;
         sqlx::query(&format!(
@@ -307,7 +295,7 @@ async fn directory_dump(mut cmd: Command, jobs: usize, pipe: &dyn Pipe) -> Engin
             .await
             .map_err(EngineError::internal)?
             .map_err(|e| EngineError::local("packing the dump directory", e))?;
-        pipe.from_file(&tarball, "pack").await
+        pipe.store_file(&tarball, "pack").await
     }
     .await;
     let _ = std::fs::remove_dir_all(&dir);
@@ -322,7 +310,7 @@ async fn restore_directory(mut cmd: Command, jobs: usize, pipe: &dyn Pipe) -> En
     let base = scratch_path(pipe.work_dir(), "restore");
     let (dir, tarball) = (base.with_extension("d"), base.with_extension("tar"));
     let result = async {
-        pipe.into_file(&tarball, "unpack").await?;
+        pipe.write_file(&tarball, "unpack").await?;
         let (from, to) = (tarball.clone(), dir.clone());
         tokio::task::spawn_blocking(move || dump::unpack(&from, &to))
             .await

@@ -10,7 +10,7 @@ use sqlx::sqlite::SqliteConnectOptions;
 use sqlx::{Connection, SqliteConnection};
 
 use crate::config::SecretUrl;
-use crate::engine::dump::{Counts, DumpFormat, Dumped, Dumps, NewTarget, Pipe};
+use crate::engine::dump::{Counts, DumpFormat, Dumped, Dumps, NewTarget, Pipe, RestoreTo};
 use crate::engine::maintenance::quote_pg;
 use crate::engine::{EngineError, EngineResult};
 
@@ -96,7 +96,7 @@ impl Dumps for SqliteDumps {
         let result = async {
             copy(url, &copied).await?;
             let counts = file_counts(&copied).await?;
-            pipe.from_file(&copied, "copy").await?;
+            pipe.store_file(&copied, "copy").await?;
             Ok(Dumped {
                 tool_version: "VACUUM INTO".into(),
                 server_version: "SQLite".into(),
@@ -108,15 +108,8 @@ impl Dumps for SqliteDumps {
         result
     }
 
-    async fn restore(
-        &self,
-        _format: &str,
-        url: &SecretUrl,
-        _clean: bool,
-        _jobs: usize,
-        pipe: &dyn Pipe,
-    ) -> EngineResult<()> {
-        pipe.into_file(&path_of(url)?, "restore").await
+    async fn restore(&self, to: &RestoreTo<'_>, pipe: &dyn Pipe) -> EngineResult<()> {
+        pipe.write_file(&path_of(to.url)?, "restore").await
     }
 
     async fn counts(&self, url: &SecretUrl) -> EngineResult<Counts> {
@@ -154,6 +147,10 @@ impl Dumps for SqliteDumps {
     }
 
     async fn create_database(&self, _url: &SecretUrl, _name: &str) -> EngineResult<()> {
+        Ok(())
+    }
+
+    async fn drop_database(&self, _url: &SecretUrl, _name: &str) -> EngineResult<()> {
         Ok(())
     }
 }

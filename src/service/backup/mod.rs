@@ -54,6 +54,13 @@ impl Backups {
         self.storage.describe()
     }
 
+    /// A backup's location (its storage key) as a full URL: the API, the
+    /// CLI and the pages show this, so a DBA finds the file without
+    /// knowing the panel's layout.
+    pub fn url_of(&self, location: &str) -> String {
+        self.storage.url(location)
+    }
+
     pub async fn list(&self, database: &str, limit: i64) -> AppResult<Vec<BackupRow>> {
         Ok(rows::list(self.store.pool(), database, limit).await?)
     }

@@ -177,7 +177,7 @@ impl Pipe for JobPipe<'_> {
         self.ctx.cancelled().await
     }
 
-    async fn from_child(&self, cmd: Command, name: &str) -> Result<(), EngineError> {
+    async fn store_output(&self, cmd: Command, name: &str) -> Result<(), EngineError> {
         let mut child = spawn(cmd, name).map_err(engine)?;
         let stdout = child
             .stdout
@@ -192,14 +192,14 @@ impl Pipe for JobPipe<'_> {
         }
     }
 
-    async fn from_file(&self, path: &Path, what: &str) -> Result<(), EngineError> {
+    async fn store_file(&self, path: &Path, what: &str) -> Result<(), EngineError> {
         let file = tokio::fs::File::open(path)
             .await
             .map_err(|e| EngineError::local(&format!("reading the {what}"), e))?;
         self.write_from(file, what).await.map_err(engine)
     }
 
-    async fn into_child(&self, cmd: Command, name: &str) -> Result<(), EngineError> {
+    async fn feed_tool(&self, cmd: Command, name: &str) -> Result<(), EngineError> {
         let input = self.reader().await.map_err(engine)?;
         let mut child = spawn(cmd, name).map_err(engine)?;
         let mut stdin = child
@@ -230,7 +230,7 @@ impl Pipe for JobPipe<'_> {
         Ok(())
     }
 
-    async fn into_file(&self, path: &Path, what: &str) -> Result<(), EngineError> {
+    async fn write_file(&self, path: &Path, what: &str) -> Result<(), EngineError> {
         let input = self.reader().await.map_err(engine)?;
         let mut out = crate::files::create_private_async(path)
             .await

@@ -11,6 +11,7 @@ use super::storage::BackupStorage;
 use super::take::room;
 use crate::config::SecretUrl;
 use crate::engine::ManagedDb;
+use crate::engine::dump::RestoreTo;
 use crate::error::{AppError, AppResult};
 use crate::service::fleet::Member;
 use crate::service::jobs::{JobCtx, JobFailure};
@@ -121,10 +122,12 @@ impl Restore {
         let pipe = JobPipe::new(&ctx, &*self.storage, &self.backup.location, &self.work_dir);
         dumps
             .restore(
-                &self.backup.format,
-                &self.target.url,
-                self.target.clean,
-                parallel,
+                &RestoreTo {
+                    format: &self.backup.format,
+                    url: &self.target.url,
+                    clean: self.target.clean,
+                    jobs: parallel,
+                },
                 &pipe,
             )
             .await

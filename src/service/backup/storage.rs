@@ -16,6 +16,9 @@ pub type Reader = Box<dyn AsyncRead + Unpin + Send>;
 pub trait BackupStorage: Send + Sync {
     /// Where backups go, for people.
     fn describe(&self) -> String;
+    /// Where `key` is, as a URL anyone can follow without knowing the
+    /// panel's layout (`file:///abs/path`, later `s3://bucket/key`).
+    fn url(&self, key: &str) -> String;
     /// Start writing `key` (as a partial file).
     async fn create(&self, key: &str) -> std::io::Result<Writer>;
     /// The partial file is complete: make it `key`.
@@ -65,6 +68,15 @@ impl BackupStorage for LocalDir {
         self.root.display().to_string()
     }
 
+    fn url(&self, key: &str) -> String {
+        let path = self.path(key).unwrap_or_else(|_| self.root.join(key));
+        let absolute = std::path::absolute(&path).unwrap_or(path);
+        match url::Url::from_file_path(&absolute) {
+            Ok(u) => u.to_string(),
+            Err(()) => format!("file://{}", absolute.display()),
+        }
+    }
+
     async fn create(&self, key: &str) -> std::io::Result<Writer> {
         let partial = self.partial(key)?;
         if let Some(dir) = partial.parent() {
@@ -98,5 +110,22 @@ impl BackupStorage for LocalDir {
 
     async fn size(&self, key: &str) -> std::io::Result<u64> {
         Ok(tokio::fs::metadata(self.path(key)?).await?.len())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_key_becomes_an_absolute_file_url() {
+        let dir = LocalDir::new(PathBuf::from("/var/lib/custodian/backups"));
+        assert_eq!(
+            dir.url("shop/7-1700000000.dump.zst"),
+            "file:///var/lib/custodian/backups/shop/7-1700000000.dump.zst"
+        );
+        let relative = LocalDir::new(PathBuf::from("data/backups")).url("a b/1.sql.zst");
+        assert!(relative.starts_with("file:///"), "{relative}");
+        assert!(relative.ends_with("/data/backups/a%20b/1.sql.zst"), "{relative}");
     }
 }

@@ -13,6 +13,7 @@ use super::take::room;
 use crate::config::SecretUrl;
 use crate::engine::ManagedDb;
 use crate::engine::dump::Counts;
+use crate::engine::dump::RestoreTo;
 use crate::service::jobs::{JobCtx, JobFailure};
 use crate::store::Store;
 use crate::store::backups::{self as rows, BackupRow};
@@ -110,7 +111,15 @@ impl Verify {
             let t = Instant::now();
             let pipe = JobPipe::new(ctx, &*self.storage, &self.backup.location, &self.work_dir);
             dumps
-                .restore(&self.backup.format, &scratch, false, self.parallel, &pipe)
+                .restore(
+                    &RestoreTo {
+                        format: &self.backup.format,
+                        url: &scratch,
+                        clean: false,
+                        jobs: self.parallel,
+                    },
+                    &pipe,
+                )
                 .await
                 .map_err(failure)?;
             let restore_ms = t.elapsed().as_millis() as i64;
