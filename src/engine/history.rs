@@ -173,3 +173,13 @@ pub async fn read(db: &dyn ManagedDb) -> EngineResult<Vec<Applied>> {
     }
     Ok(out)
 }
+
+/// Run a migration on a task of its own: a caller that goes away (a
+/// dropped request) never abandons it halfway.
+pub(crate) async fn detached(
+    run: impl std::future::Future<Output = EngineResult<RunOutcome>> + Send + 'static,
+) -> EngineResult<RunOutcome> {
+    tokio::spawn(run)
+        .await
+        .map_err(|e| super::EngineError::internal(format!("the migration task failed: {e}")))?
+}

@@ -12,7 +12,7 @@ use serde::Serialize;
 use tokio::time::Instant;
 
 use super::pool::{AcquireError, ServerPool};
-use super::{ActivitySample, DatabaseEntry, EngineError, EngineKind, ServerStatus};
+use super::{ActivitySample, DatabaseEntry, EngineError, EngineKind, EngineResult, ServerStatus, Session};
 
 /// The panel's connections to one server, as pages show them.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -157,6 +157,40 @@ impl<C: sqlx::Connection + 'static> Server<C> {
         Server {
             pool,
             views: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Room in the budget for a tool's own connections (see
+    /// [`ServerPool::reserve`]).
+    pub async fn reserve(&self, connections: usize) -> EngineResult<Option<super::pool::Reservation>> {
+        self.pool
+            .reserve(connections)
+            .await
+            .map(Some)
+            .map_err(EngineError::from)
+    }
+
+    /// One database's part of the server's activity sample: the sessions
+    /// `mine` keeps, those the panel holds (`own` too) marked.
+    pub fn activity_of(
+        &self,
+        all: &ActivitySample,
+        mine: impl Fn(&Session) -> bool,
+        own: impl Fn(&Session) -> bool,
+    ) -> ActivitySample {
+        let ids = self.pool.own_ids();
+        ActivitySample {
+            sessions: all
+                .sessions
+                .iter()
+                .filter(|s| mine(s))
+                .map(|s| Session {
+                    own: ids.contains(&s.pid) && own(s),
+                    ..s.clone()
+                })
+                .collect(),
+            server_connections: all.server_connections,
+            max_connections: all.max_connections,
         }
     }
 

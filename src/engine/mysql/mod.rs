@@ -300,10 +300,7 @@ impl ManagedDb for Mysql {
         run: &super::history::MigrationRun,
     ) -> EngineResult<super::history::RunOutcome> {
         let conn = self.long_lease().await?;
-        // On a task of its own: a dropped caller never abandons it halfway.
-        tokio::spawn(migrate::apply(conn, run.clone()))
-            .await
-            .map_err(|e| EngineError::internal(format!("the migration task failed: {e}")))?
+        super::history::detached(migrate::apply(conn, run.clone())).await
     }
 
     /// The server's sample (shared by its schemas), this schema's figures.
@@ -327,12 +324,7 @@ impl ManagedDb for Mysql {
     }
 
     async fn reserve(&self, connections: usize) -> EngineResult<Option<super::pool::Reservation>> {
-        self.server
-            .pool
-            .reserve(connections)
-            .await
-            .map(Some)
-            .map_err(EngineError::from)
+        self.server.reserve(connections).await
     }
 
     async fn pitr_readiness(&self) -> EngineResult<Vec<(String, String, bool)>> {
@@ -374,20 +366,11 @@ impl ManagedDb for Mysql {
                 Ok(read_activity(&mut conn).await?)
             })
             .await?;
-        let own = self.server.pool.own_ids();
-        Ok(ActivitySample {
-            sessions: all
-                .sessions
-                .iter()
-                .filter(|s| self.database.is_some() && s.database == self.database)
-                .map(|s| Session {
-                    own: own.contains(&s.pid),
-                    ..s.clone()
-                })
-                .collect(),
-            server_connections: all.server_connections,
-            max_connections: all.max_connections,
-        })
+        Ok(self.server.activity_of(
+            &all,
+            |s| self.database.is_some() && s.database == self.database,
+            |_| true,
+        ))
     }
 
     /// PROCESSLIST for one connection id, in any database.

@@ -304,11 +304,7 @@ impl ManagedDb for Postgres {
         run: &super::history::MigrationRun,
     ) -> EngineResult<super::history::RunOutcome> {
         let conn = self.long_lease(false).await?;
-        // On a task of its own: a caller that goes away (a dropped request)
-        // never abandons a migration halfway.
-        tokio::spawn(migrate::apply(conn, run.clone()))
-            .await
-            .map_err(|e| EngineError::internal(format!("the migration task failed: {e}")))?
+        super::history::detached(migrate::apply(conn, run.clone())).await
     }
 
     /// The server-wide figures (shared by the server's databases) and this
@@ -329,12 +325,7 @@ impl ManagedDb for Postgres {
     }
 
     async fn reserve(&self, connections: usize) -> EngineResult<Option<super::pool::Reservation>> {
-        self.server
-            .pool
-            .reserve(connections)
-            .await
-            .map(Some)
-            .map_err(EngineError::from)
+        self.server.reserve(connections).await
     }
 
     async fn pitr_readiness(&self) -> EngineResult<Vec<(String, String, bool)>> {
@@ -373,20 +364,11 @@ impl ManagedDb for Postgres {
                 Ok(read_activity(&mut conn).await?)
             })
             .await?;
-        let own = self.server.pool.own_ids();
-        Ok(ActivitySample {
-            sessions: all
-                .sessions
-                .iter()
-                .filter(|s| s.database.as_deref() == Some(self.database.as_str()))
-                .map(|s| Session {
-                    own: own.contains(&s.pid) && s.application.as_deref() == Some("custodian"),
-                    ..s.clone()
-                })
-                .collect(),
-            server_connections: all.server_connections,
-            max_connections: all.max_connections,
-        })
+        Ok(self.server.activity_of(
+            &all,
+            |s| s.database.as_deref() == Some(self.database.as_str()),
+            |s| s.application.as_deref() == Some("custodian"),
+        ))
     }
 
     /// pg_stat_activity for one pid, in any database, so the caller can

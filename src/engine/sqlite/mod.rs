@@ -93,10 +93,7 @@ impl ManagedDb for Sqlite {
         &self,
         run: &super::history::MigrationRun,
     ) -> EngineResult<super::history::RunOutcome> {
-        // On a task of its own: a dropped caller never abandons it halfway.
-        tokio::spawn(migrate::apply(self.pool.clone(), run.clone()))
-            .await
-            .map_err(|e| EngineError::internal(format!("the migration task failed: {e}")))?
+        super::history::detached(migrate::apply(self.pool.clone(), run.clone())).await
     }
 
     fn dumps(&self) -> &dyn crate::engine::dump::Dumps {
