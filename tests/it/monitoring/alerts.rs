@@ -281,12 +281,22 @@ async fn mariadb_is_sampled_and_its_long_queries_and_idle_transactions_alert() {
     );
     // The stored figures match the server: two of this schema's sessions,
     // one of them in a transaction; the schema's size is InnoDB's.
-    let v: Value = api_get(&app, &token, "/api/v1/databases/maria/samples?range=1h")
-        .await
-        .json()
-        .await
-        .unwrap();
-    let last = v["points"].as_array().unwrap().last().unwrap().clone();
+    // A point averages the samples of its bucket, some taken before the
+    // transaction began (buckets are 30 s): wait for one that saw it
+    // throughout.
+    let mut last = Value::Null;
+    for _ in 0..80 {
+        let v: Value = api_get(&app, &token, "/api/v1/databases/maria/samples?range=1h")
+            .await
+            .json()
+            .await
+            .unwrap();
+        last = v["points"].as_array().unwrap().last().unwrap().clone();
+        if last["idle_in_transaction"].as_f64().unwrap_or(0.0) >= 1.0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
     assert!(last["idle_in_transaction"].as_f64().unwrap() >= 1.0, "{last}");
     assert!(last["size_bytes"].as_f64().unwrap() > 0.0, "{last}");
     assert!(last["max_connections"].as_f64().unwrap() > 0.0, "{last}");
