@@ -87,16 +87,8 @@ pub trait Dumps: Send + Sync {
         false
     }
 
-    /// Dump the database at `url` into the pipe in `format` (one of
-    /// [`Dumps::format`]'s), with `jobs` parallel jobs where the format
-    /// allows; counts rows in the dump's snapshot.
-    async fn dump(
-        &self,
-        url: &SecretUrl,
-        format: DumpFormat,
-        jobs: usize,
-        pipe: &dyn Pipe,
-    ) -> EngineResult<Dumped>;
+    /// Dump a database into the pipe; counts rows in the dump's snapshot.
+    async fn dump(&self, from: &DumpFrom<'_>, pipe: &dyn Pipe) -> EngineResult<Dumped>;
 
     /// Restore a backup from the pipe into an existing database.
     async fn restore(&self, to: &RestoreTo<'_>, pipe: &dyn Pipe) -> EngineResult<()>;
@@ -133,6 +125,17 @@ pub trait Dumps: Send + Sync {
 
     /// Drop database `name` on the server of `url`, ending its sessions.
     async fn drop_database(&self, url: &SecretUrl, name: &str) -> EngineResult<()>;
+}
+
+/// What a dump reads and how.
+#[derive(Clone, Copy, Debug)]
+pub struct DumpFrom<'a> {
+    /// The database to dump.
+    pub url: &'a SecretUrl,
+    /// One of [`Dumps::format`]'s.
+    pub format: DumpFormat,
+    /// Parallel jobs where the format allows.
+    pub jobs: usize,
 }
 
 /// Where a restore goes and how.

@@ -103,6 +103,12 @@ impl EngineError {
     }
 }
 
+impl From<sqlx::Error> for EngineError {
+    fn from(err: sqlx::Error) -> Self {
+        EngineError::from_sqlx(err)
+    }
+}
+
 /// At the service edge: an internal error is an opaque 500 (already
 /// logged); anything else is the DBA's to read (422).
 impl From<EngineError> for AppError {

@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use tokio::process::Command;
 
 use crate::config::SecretUrl;
+use crate::engine::EngineError;
 
 /// A tool found on this machine and its major version.
 #[derive(Clone, Debug)]
@@ -55,13 +56,14 @@ pub fn major_of(text: &str) -> u32 {
 }
 
 /// A tool and its version, or a message naming what to install.
-pub async fn tool(names: &[&str], install: &str) -> Result<Tool, String> {
-    let path = find(names).ok_or_else(|| format!("{} was not found: install {install}", names[0]))?;
+pub async fn tool(names: &[&str], install: &str) -> Result<Tool, EngineError> {
+    let path = find(names)
+        .ok_or_else(|| EngineError::Tool(format!("{} was not found: install {install}", names[0])))?;
     let out = Command::new(&path)
         .arg("--version")
         .output()
         .await
-        .map_err(|e| format!("cannot run {}: {e}", path.display()))?;
+        .map_err(|e| EngineError::Tool(format!("cannot run {}: {e}", path.display())))?;
     let version = String::from_utf8_lossy(&out.stdout).trim().to_string();
     // "mariadb-dump  Ver 10.19 Distrib 10.11.19-MariaDB": the distribution's
     // version is the one that matters.

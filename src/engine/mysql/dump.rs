@@ -14,7 +14,7 @@ use sqlx::{Connection, MySqlConnection};
 use tokio::process::Command;
 
 use crate::config::SecretUrl;
-use crate::engine::dump::{self, Counts, DumpFormat, Dumped, Dumps, NewTarget, Pipe, RestoreTo};
+use crate::engine::dump::{self, Counts, DumpFormat, DumpFrom, Dumped, Dumps, NewTarget, Pipe, RestoreTo};
 use crate::engine::maintenance::quote_mysql;
 use crate::engine::tools::{self, percent_decode};
 use crate::engine::{EngineError, EngineResult};
@@ -25,18 +25,15 @@ const SQL: DumpFormat = DumpFormat {
 };
 const CLIENT: &str = "the MariaDB client (mariadb-client)";
 
-fn err(e: sqlx::Error) -> EngineError {
-    EngineError::from_sqlx(e)
-}
-
 fn mysql_options(url: &SecretUrl) -> EngineResult<MySqlConnectOptions> {
-    MySqlConnectOptions::from_str(&url.expose().replacen("mariadb://", "mysql://", 1)).map_err(err)
+    MySqlConnectOptions::from_str(&url.expose().replacen("mariadb://", "mysql://", 1))
+        .map_err(EngineError::from)
 }
 
 async fn connect(url: &SecretUrl) -> EngineResult<MySqlConnection> {
     MySqlConnection::connect_with(&mysql_options(url)?)
         .await
-        .map_err(err)
+        .map_err(EngineError::from)
 }
 
 /// MySQL/MariaDB: counts in a consistent snapshot taken just before the
@@ -47,11 +44,11 @@ async fn counts_and_version(url: &SecretUrl) -> EngineResult<(Counts, String)> {
     sqlx::query("START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY")
         .execute(&mut conn)
         .await
-        .map_err(err)?;
+        .map_err(EngineError::from)?;
     let version: String = sqlx::query_scalar("SELECT VERSION()")
         .fetch_one(&mut conn)
         .await
-        .map_err(err)?;
+        .map_err(EngineError::from)?;
     let counts = mysql_count(&mut conn).await?;
     let _ = sqlx::query("COMMIT").execute(&mut conn).await;
     let _ = conn.close().await;
@@ -65,7 +62,7 @@ async fn mysql_count(conn: &mut MySqlConnection) -> EngineResult<Counts> {
     )
     .fetch_all(&mut *conn)
     .await
-    .map_err(err)?;
+    .map_err(EngineError::from)?;
     let mut counts = Counts::new();
     for name in tables {
         let n: i64 = sqlx::query_scalar(&format!(
@@ -74,7 +71,7 @@ async fn mysql_count(conn: &mut MySqlConnection) -> EngineResult<Counts> {
         ))
         .fetch_one(&mut *conn)
         .await
-        .map_err(err)?;
+        .map_err(EngineError::from)?;
         // Keyed by table alone: a restored copy lives in another schema.
         counts.insert(name, n);
     }
@@ -164,16 +161,9 @@ impl Dumps for MysqlDumps {
         SQL
     }
 
-    async fn dump(
-        &self,
-        url: &SecretUrl,
-        _format: DumpFormat,
-        _jobs: usize,
-        pipe: &dyn Pipe,
-    ) -> EngineResult<Dumped> {
-        let tool = tools::tool(&["mariadb-dump", "mysqldump"], CLIENT)
-            .await
-            .map_err(EngineError::Tool)?;
+    async fn dump(&self, from: &DumpFrom<'_>, pipe: &dyn Pipe) -> EngineResult<Dumped> {
+        let url = from.url;
+        let tool = tools::tool(&["mariadb-dump", "mysqldump"], CLIENT).await?;
         pipe.progress(None, "counting rows");
         let (counts, server_version) = tokio::select! {
             c = counts_and_version(url) => c?,
@@ -201,9 +191,7 @@ impl Dumps for MysqlDumps {
     }
 
     async fn restore(&self, to: &RestoreTo<'_>, pipe: &dyn Pipe) -> EngineResult<()> {
-        let tool = tools::tool(&["mariadb", "mysql"], CLIENT)
-            .await
-            .map_err(EngineError::Tool)?;
+        let tool = tools::tool(&["mariadb", "mysql"], CLIENT).await?;
         let (mut cmd, options, database) = client_command(&tool.path, to.url, pipe.work_dir())?;
         cmd.arg(&database).stdin(Stdio::piped()).stdout(Stdio::null());
         let result = pipe.feed_tool(cmd, "mariadb").await;
@@ -223,7 +211,7 @@ impl Dumps for MysqlDumps {
         sqlx::query(&format!("DROP DATABASE IF EXISTS {}", quote_mysql(name)?))
             .execute(&mut conn)
             .await
-            .map_err(err)?;
+            .map_err(EngineError::from)?;
         Ok(())
     }
 
@@ -235,7 +223,7 @@ impl Dumps for MysqlDumps {
         .bind(name)
         .fetch_one(&mut conn)
         .await
-        .map_err(err)?;
+        .map_err(EngineError::from)?;
         dump::new_database(url, name, n > 0)
     }
 
@@ -244,7 +232,7 @@ impl Dumps for MysqlDumps {
         sqlx::query(&format!("CREATE DATABASE {}", quote_mysql(name)?))
             .execute(&mut conn)
             .await
-            .map_err(err)?;
+            .map_err(EngineError::from)?;
         Ok(())
     }
 }
@@ -254,11 +242,11 @@ pub async fn pitr_readiness(conn: &mut MySqlConnection) -> EngineResult<Vec<(Str
     let log_bin: Option<(String, String)> = sqlx::query_as("SHOW VARIABLES LIKE 'log_bin'")
         .fetch_optional(&mut *conn)
         .await
-        .map_err(err)?;
+        .map_err(EngineError::from)?;
     let format: Option<(String, String)> = sqlx::query_as("SHOW VARIABLES LIKE 'binlog_format'")
         .fetch_optional(&mut *conn)
         .await
-        .map_err(err)?;
+        .map_err(EngineError::from)?;
     let on = log_bin.as_ref().is_some_and(|(_, v)| v == "ON");
     Ok(vec![
         ("log_bin".into(), log_bin.map(|(_, v)| v).unwrap_or_default(), !on),

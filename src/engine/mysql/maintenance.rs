@@ -10,10 +10,6 @@ use crate::engine::maintenance::{
 };
 use crate::engine::{EngineError, EngineResult};
 
-fn err(e: sqlx::Error) -> EngineError {
-    EngineError::from_sqlx(e)
-}
-
 pub async fn tables(conn: &mut MySqlConnection, q: &TableQuery) -> EngineResult<TableList> {
     // ORDER BY from this fixed list only.
     let order = match q.sort {
@@ -38,21 +34,21 @@ pub async fn tables(conn: &mut MySqlConnection, q: &TableQuery) -> EngineResult<
         .bind(q.offset)
         .fetch_all(&mut *conn)
         .await
-        .map_err(err)?;
+        .map_err(EngineError::from)?;
     let mut list = TableList::default();
     for r in rows {
-        list.total = r.try_get(7).map_err(err)?;
-        let data: Option<i64> = r.try_get(4).map_err(err)?;
-        let index: Option<i64> = r.try_get(5).map_err(err)?;
+        list.total = r.try_get(7).map_err(EngineError::from)?;
+        let data: Option<i64> = r.try_get(4).map_err(EngineError::from)?;
+        let index: Option<i64> = r.try_get(5).map_err(EngineError::from)?;
         list.rows.push(TableHealth {
-            schema: r.try_get(0).map_err(err)?,
-            name: r.try_get(1).map_err(err)?,
-            storage_engine: r.try_get(2).map_err(err)?,
-            live_tuples: r.try_get(3).map_err(err)?,
+            schema: r.try_get(0).map_err(EngineError::from)?,
+            name: r.try_get(1).map_err(EngineError::from)?,
+            storage_engine: r.try_get(2).map_err(EngineError::from)?,
+            live_tuples: r.try_get(3).map_err(EngineError::from)?,
             table_bytes: data,
             index_bytes: index,
             total_bytes: Some(data.unwrap_or(0) + index.unwrap_or(0)),
-            data_free: r.try_get(6).map_err(err)?,
+            data_free: r.try_get(6).map_err(EngineError::from)?,
             ..TableHealth::default()
         });
     }
@@ -71,7 +67,7 @@ pub async fn resolve_tables(conn: &mut MySqlConnection, names: &[String]) -> Eng
         .bind(raw)
         .fetch_optional(&mut *conn)
         .await
-        .map_err(err)?;
+        .map_err(EngineError::from)?;
         let (schema, name) =
             row.ok_or_else(|| EngineError::Invalid(format!("There is no table {raw:?} in this database.")))?;
         found.push(Relation { schema, name });
@@ -107,7 +103,7 @@ pub async fn maintain(
             )
             .fetch_all(&mut *db.lease().await?)
             .await
-            .map_err(err)?;
+            .map_err(EngineError::from)?;
             all.into_iter()
                 .map(|(schema, name)| Relation { schema, name })
                 .collect()
@@ -136,7 +132,7 @@ pub async fn maintain(
         .bind(&rel.name)
         .fetch_optional(&mut *conn)
         .await
-        .map_err(err)?;
+        .map_err(EngineError::from)?;
         if still.is_none() {
             return Err(EngineError::Invalid(format!(
                 "{} no longer exists",

@@ -8,10 +8,6 @@ use sqlx::{MySqlConnection, Row};
 use crate::engine::metrics::{Culprit, PerDatabase, Replica, ServerReading};
 use crate::engine::{EngineError, EngineResult};
 
-fn err(e: sqlx::Error) -> EngineError {
-    EngineError::from_sqlx(e)
-}
-
 /// The whole server's sample, once for all its databases: SHOW GLOBAL
 /// STATUS (connections, Handler_commit/rollback, InnoDB buffer pool reads),
 /// information_schema.PROCESSLIST and INNODB_TRX by schema (the panel's
@@ -27,7 +23,7 @@ pub async fn server(conn: &mut MySqlConnection, own: &HashSet<i64>) -> EngineRes
     )
     .fetch_all(&mut *conn)
     .await
-    .map_err(err)?;
+    .map_err(EngineError::from)?;
     let var = |name: &str| {
         vars.iter()
             .find(|(n, _)| n.eq_ignore_ascii_case(name))
@@ -38,7 +34,7 @@ pub async fn server(conn: &mut MySqlConnection, own: &HashSet<i64>) -> EngineRes
     let max_connections: Option<i64> = sqlx::query_scalar("SELECT CAST(@@max_connections AS SIGNED)")
         .fetch_one(&mut *conn)
         .await
-        .map_err(err)?;
+        .map_err(EngineError::from)?;
     let mut reading = ServerReading {
         connections: var("Threads_connected"),
         max_connections: max_connections.map(|m| m as f64),
@@ -61,7 +57,7 @@ pub async fn server(conn: &mut MySqlConnection, own: &HashSet<i64>) -> EngineRes
     )
     .fetch_all(&mut *conn)
     .await
-    .map_err(err)?;
+    .map_err(EngineError::from)?;
     for (schema, size) in sizes {
         let d = reading.databases.entry(schema).or_default();
         d.size_bytes = size.map(|s| s as f64);
@@ -86,7 +82,7 @@ pub async fn server(conn: &mut MySqlConnection, own: &HashSet<i64>) -> EngineRes
     ))
     .fetch_all(&mut *conn)
     .await
-    .map_err(err)?;
+    .map_err(EngineError::from)?;
     for (schema, active, idle, idle_in_xact, longest) in sessions {
         let d = reading.databases.entry(schema).or_default();
         d.active = active as f64;
@@ -106,7 +102,7 @@ pub async fn server(conn: &mut MySqlConnection, own: &HashSet<i64>) -> EngineRes
     ))
     .fetch_all(&mut *conn)
     .await
-    .map_err(err)?;
+    .map_err(EngineError::from)?;
     // The longest of each kind per schema.
     for (kind, schema, pid, seconds, query) in culprits {
         let d = reading.databases.entry(schema).or_default();

@@ -14,7 +14,7 @@ use sqlx::{Connection, PgConnection};
 use tokio::process::Command;
 
 use crate::config::SecretUrl;
-use crate::engine::dump::{self, Counts, DumpFormat, Dumped, Dumps, NewTarget, Pipe, RestoreTo};
+use crate::engine::dump::{self, Counts, DumpFormat, DumpFrom, Dumped, Dumps, NewTarget, Pipe, RestoreTo};
 use crate::engine::maintenance::quote_pg;
 use crate::engine::tools::{self, split_password};
 use crate::engine::{EngineError, EngineResult};
@@ -31,19 +31,17 @@ const DIRECTORY: DumpFormat = DumpFormat {
 };
 const CLIENT: &str = "the PostgreSQL client (postgresql-client)";
 
-fn err(e: sqlx::Error) -> EngineError {
-    EngineError::from_sqlx(e)
-}
-
 fn pg_options(url: &SecretUrl) -> EngineResult<PgConnectOptions> {
     Ok(PgConnectOptions::from_str(url.expose())
-        .map_err(err)?
+        .map_err(EngineError::from)?
         .application_name("custodian")
         .options([("statement_timeout", "0")]))
 }
 
 async fn connect(url: &SecretUrl) -> EngineResult<PgConnection> {
-    PgConnection::connect_with(&pg_options(url)?).await.map_err(err)
+    PgConnection::connect_with(&pg_options(url)?)
+        .await
+        .map_err(EngineError::from)
 }
 
 /// A PostgreSQL snapshot held open for pg_dump --snapshot.
@@ -58,19 +56,21 @@ impl PgSnapshot {
     /// REPEATABLE READ and export the snapshot (pg_export_snapshot, 9.2+).
     /// Counting happens in [`PgSnapshot::count`], while pg_dump runs.
     async fn take(url: &SecretUrl) -> EngineResult<PgSnapshot> {
-        let mut conn = PgConnection::connect_with(&pg_options(url)?).await.map_err(err)?;
+        let mut conn = PgConnection::connect_with(&pg_options(url)?)
+            .await
+            .map_err(EngineError::from)?;
         sqlx::query("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
             .execute(&mut conn)
             .await
-            .map_err(err)?;
+            .map_err(EngineError::from)?;
         let id: String = sqlx::query_scalar("SELECT pg_export_snapshot()")
             .fetch_one(&mut conn)
             .await
-            .map_err(err)?;
+            .map_err(EngineError::from)?;
         let server_version: String = sqlx::query_scalar("SHOW server_version")
             .fetch_one(&mut conn)
             .await
-            .map_err(err)?;
+            .map_err(EngineError::from)?;
         Ok(PgSnapshot {
             conn,
             id,
@@ -102,7 +102,7 @@ async fn pg_count(conn: &mut PgConnection) -> EngineResult<Counts> {
     )
     .fetch_all(&mut *conn)
     .await
-    .map_err(err)?;
+    .map_err(EngineError::from)?;
     let mut counts = Counts::new();
     for (schema, name) in tables {
         let n: i64 = sqlx::query_scalar(&format!(
@@ -112,7 +112,7 @@ async fn pg_count(conn: &mut PgConnection) -> EngineResult<Counts> {
         ))
         .fetch_one(&mut *conn)
         .await
-        .map_err(err)?;
+        .map_err(EngineError::from)?;
         counts.insert(format!("{schema}.{name}"), n);
     }
     Ok(counts)
@@ -154,16 +154,9 @@ impl Dumps for PgDumps {
         parallel > 1
     }
 
-    async fn dump(
-        &self,
-        url: &SecretUrl,
-        format: DumpFormat,
-        jobs: usize,
-        pipe: &dyn Pipe,
-    ) -> EngineResult<Dumped> {
-        let tool = tools::tool(&["pg_dump"], CLIENT)
-            .await
-            .map_err(EngineError::Tool)?;
+    async fn dump(&self, from: &DumpFrom<'_>, pipe: &dyn Pipe) -> EngineResult<Dumped> {
+        let url = from.url;
+        let tool = tools::tool(&["pg_dump"], CLIENT).await?;
         pipe.progress(None, "exporting a snapshot");
         let mut snapshot = tokio::select! {
             s = PgSnapshot::take(url) => s?,
@@ -182,8 +175,8 @@ impl Dumps for PgDumps {
         // Without pg_dump's own compression: the pipe's zstd does it, faster.
         cmd.args(["--compress=0", &format!("--snapshot={}", snapshot.id)]);
         let dump = async {
-            if format == DIRECTORY {
-                directory_dump(cmd, jobs, pipe).await
+            if from.format == DIRECTORY {
+                directory_dump(cmd, from.jobs, pipe).await
             } else {
                 cmd.arg("--format=custom");
                 pipe.store_output(cmd, "pg_dump").await
@@ -214,9 +207,7 @@ impl Dumps for PgDumps {
     }
 
     async fn restore(&self, to: &RestoreTo<'_>, pipe: &dyn Pipe) -> EngineResult<()> {
-        let tool = tools::tool(&["pg_restore"], CLIENT)
-            .await
-            .map_err(EngineError::Tool)?;
+        let tool = tools::tool(&["pg_restore"], CLIENT).await?;
         let mut cmd = pg_command(&tool.path, to.url);
         cmd.args(["--no-owner", "--no-privileges", "--exit-on-error"]);
         if to.clean {
@@ -245,7 +236,7 @@ impl Dumps for PgDumps {
         ))
         .execute(&mut conn)
         .await
-        .map_err(err)?;
+        .map_err(EngineError::from)?;
         Ok(())
     }
 
@@ -255,7 +246,7 @@ impl Dumps for PgDumps {
             .bind(name)
             .fetch_one(&mut conn)
             .await
-            .map_err(err)?;
+            .map_err(EngineError::from)?;
         dump::new_database(url, name, exists)
     }
 
@@ -264,7 +255,7 @@ impl Dumps for PgDumps {
         sqlx::query(&format!("CREATE DATABASE {}", quote_pg(name)?))
             .execute(&mut conn)
             .await
-            .map_err(err)?;
+            .map_err(EngineError::from)?;
         Ok(())
     }
 }
@@ -335,7 +326,7 @@ pub async fn pitr_readiness(conn: &mut PgConnection) -> EngineResult<Vec<(String
     )
     .fetch_one(&mut *conn)
     .await
-    .map_err(err)?;
+    .map_err(EngineError::from)?;
     let (archived, last_wal, last_time, failed, last_failed): (i64, Option<String>, Option<String>, i64, Option<String>) =
         sqlx::query_as(
             "SELECT archived_count, last_archived_wal, last_archived_time::text, failed_count, \
@@ -344,7 +335,7 @@ pub async fn pitr_readiness(conn: &mut PgConnection) -> EngineResult<Vec<(String
         )
         .fetch_one(&mut *conn)
         .await
-        .map_err(err)?;
+        .map_err(EngineError::from)?;
     let archiving = archive_mode != "off";
     Ok(vec![
         ("wal_level".into(), wal_level.clone(), wal_level == "minimal"),

@@ -25,10 +25,6 @@ const VACUUM_THRESHOLD: &str = "COALESCE((SELECT option_value::float8 FROM pg_op
        WHERE option_name = 'autovacuum_vacuum_scale_factor'), current_setting('autovacuum_vacuum_scale_factor')::float8) \
      * GREATEST(c.reltuples, 0)";
 
-fn err(e: sqlx::Error) -> EngineError {
-    EngineError::from_sqlx(e)
-}
-
 /// pg_stat_user_tables with sizes, one sorted page, and the total.
 pub async fn tables(conn: &mut PgConnection, q: &TableQuery) -> EngineResult<TableList> {
     // ORDER BY comes from this fixed list, never from input.
@@ -69,30 +65,30 @@ pub async fn tables(conn: &mut PgConnection, q: &TableQuery) -> EngineResult<Tab
         .bind(q.offset)
         .fetch_all(&mut *conn)
         .await
-        .map_err(err)?;
+        .map_err(EngineError::from)?;
     let mut list = TableList::default();
     for r in rows {
-        list.total = r.try_get(19).map_err(err)?;
+        list.total = r.try_get(19).map_err(EngineError::from)?;
         list.rows.push(TableHealth {
-            oid: Some(r.try_get(0).map_err(err)?),
-            schema: r.try_get(1).map_err(err)?,
-            name: r.try_get(2).map_err(err)?,
-            total_bytes: r.try_get(3).map_err(err)?,
-            table_bytes: r.try_get(4).map_err(err)?,
-            index_bytes: r.try_get(5).map_err(err)?,
-            toast_bytes: r.try_get(6).map_err(err)?,
-            live_tuples: r.try_get(7).map_err(err)?,
-            dead_tuples: r.try_get(8).map_err(err)?,
-            last_vacuum: r.try_get(9).map_err(err)?,
-            last_autovacuum: r.try_get(10).map_err(err)?,
-            last_analyze: r.try_get(11).map_err(err)?,
-            last_autoanalyze: r.try_get(12).map_err(err)?,
-            vacuum_count: r.try_get(13).map_err(err)?,
-            autovacuum_count: r.try_get(14).map_err(err)?,
-            analyze_count: r.try_get(15).map_err(err)?,
-            autoanalyze_count: r.try_get(16).map_err(err)?,
-            needs_vacuum: r.try_get(17).map_err(err)?,
-            never_analyzed: r.try_get(18).map_err(err)?,
+            oid: Some(r.try_get(0).map_err(EngineError::from)?),
+            schema: r.try_get(1).map_err(EngineError::from)?,
+            name: r.try_get(2).map_err(EngineError::from)?,
+            total_bytes: r.try_get(3).map_err(EngineError::from)?,
+            table_bytes: r.try_get(4).map_err(EngineError::from)?,
+            index_bytes: r.try_get(5).map_err(EngineError::from)?,
+            toast_bytes: r.try_get(6).map_err(EngineError::from)?,
+            live_tuples: r.try_get(7).map_err(EngineError::from)?,
+            dead_tuples: r.try_get(8).map_err(EngineError::from)?,
+            last_vacuum: r.try_get(9).map_err(EngineError::from)?,
+            last_autovacuum: r.try_get(10).map_err(EngineError::from)?,
+            last_analyze: r.try_get(11).map_err(EngineError::from)?,
+            last_autoanalyze: r.try_get(12).map_err(EngineError::from)?,
+            vacuum_count: r.try_get(13).map_err(EngineError::from)?,
+            autovacuum_count: r.try_get(14).map_err(EngineError::from)?,
+            analyze_count: r.try_get(15).map_err(EngineError::from)?,
+            autoanalyze_count: r.try_get(16).map_err(EngineError::from)?,
+            needs_vacuum: r.try_get(17).map_err(EngineError::from)?,
+            never_analyzed: r.try_get(18).map_err(EngineError::from)?,
             storage_engine: None,
             data_free: None,
         });
@@ -131,22 +127,22 @@ pub async fn indexes(conn: &mut PgConnection, limit: i64) -> EngineResult<Vec<In
         .bind(limit)
         .fetch_all(&mut *conn)
         .await
-        .map_err(err)?;
+        .map_err(EngineError::from)?;
     rows.into_iter()
         .map(|r| {
             Ok(IndexHealth {
-                oid: Some(r.try_get(0).map_err(err)?),
-                schema: r.try_get(1).map_err(err)?,
-                table: r.try_get(2).map_err(err)?,
-                name: r.try_get(3).map_err(err)?,
-                bytes: r.try_get(4).map_err(err)?,
-                scans: r.try_get(5).map_err(err)?,
-                unique: r.try_get(6).map_err(err)?,
-                primary: r.try_get(7).map_err(err)?,
-                valid: r.try_get(8).map_err(err)?,
-                unused: r.try_get(9).map_err(err)?,
-                duplicate_of: r.try_get(10).map_err(err)?,
-                definition: r.try_get(11).map_err(err)?,
+                oid: Some(r.try_get(0).map_err(EngineError::from)?),
+                schema: r.try_get(1).map_err(EngineError::from)?,
+                table: r.try_get(2).map_err(EngineError::from)?,
+                name: r.try_get(3).map_err(EngineError::from)?,
+                bytes: r.try_get(4).map_err(EngineError::from)?,
+                scans: r.try_get(5).map_err(EngineError::from)?,
+                unique: r.try_get(6).map_err(EngineError::from)?,
+                primary: r.try_get(7).map_err(EngineError::from)?,
+                valid: r.try_get(8).map_err(EngineError::from)?,
+                unused: r.try_get(9).map_err(EngineError::from)?,
+                duplicate_of: r.try_get(10).map_err(EngineError::from)?,
+                definition: r.try_get(11).map_err(EngineError::from)?,
             })
         })
         .collect()
@@ -159,7 +155,7 @@ pub async fn database_health(conn: &mut PgConnection) -> EngineResult<DatabaseHe
         sqlx::query_as("SELECT datname::text, age(datfrozenxid)::int8 FROM pg_database ORDER BY 2 DESC")
             .fetch_all(&mut *conn)
             .await
-            .map_err(err)?;
+            .map_err(EngineError::from)?;
     let oldest_tables: Vec<(String, i64)> = sqlx::query_as(&format!(
         "SELECT n.nspname || '.' || c.relname, age(c.relfrozenxid)::int8 \
          FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
@@ -167,7 +163,7 @@ pub async fn database_health(conn: &mut PgConnection) -> EngineResult<DatabaseHe
     ))
     .fetch_all(&mut *conn)
     .await
-    .map_err(err)?;
+    .map_err(EngineError::from)?;
     let settings: Vec<(String, String)> = sqlx::query_as(
         "SELECT name::text, setting || COALESCE(' ' || unit, '') FROM pg_settings \
          WHERE name LIKE 'autovacuum%' OR name IN ('vacuum_cost_limit', 'vacuum_cost_delay', 'maintenance_work_mem') \
@@ -175,7 +171,7 @@ pub async fn database_health(conn: &mut PgConnection) -> EngineResult<DatabaseHe
     )
     .fetch_all(&mut *conn)
     .await
-    .map_err(err)?;
+    .map_err(EngineError::from)?;
     let overrides: Vec<(String, String)> = sqlx::query_as(&format!(
         "SELECT n.nspname || '.' || c.relname, array_to_string(c.reloptions, ', ') \
          FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
@@ -185,7 +181,7 @@ pub async fn database_health(conn: &mut PgConnection) -> EngineResult<DatabaseHe
     ))
     .fetch_all(&mut *conn)
     .await
-    .map_err(err)?;
+    .map_err(EngineError::from)?;
     Ok(DatabaseHealth {
         xid_ages,
         oldest_tables,
@@ -212,7 +208,7 @@ pub async fn resolve_tables(conn: &mut PgConnection, names: &[String]) -> Engine
                 .bind(oid)
                 .fetch_all(&mut *conn)
                 .await
-                .map_err(err)?
+                .map_err(EngineError::from)?
             }
             None => sqlx::query_as(&format!(
                 "SELECT n.nspname::text, c.relname::text FROM pg_class c \
@@ -222,7 +218,7 @@ pub async fn resolve_tables(conn: &mut PgConnection, names: &[String]) -> Engine
             .bind(raw)
             .fetch_all(&mut *conn)
             .await
-            .map_err(err)?,
+            .map_err(EngineError::from)?,
         };
         match rows.as_slice() {
             [(schema, name)] => found.push(Relation {
@@ -267,7 +263,7 @@ pub async fn resolve_index(conn: &mut PgConnection, raw: &str) -> EngineResult<R
     } else {
         query.bind(value).fetch_all(&mut *conn).await
     }
-    .map_err(err)?;
+    .map_err(EngineError::from)?;
     match rows.as_slice() {
         [(schema, name)] => Ok(Relation {
             schema: schema.clone(),
@@ -290,7 +286,7 @@ async fn all_tables(conn: &mut PgConnection) -> EngineResult<Vec<Relation>> {
     ))
     .fetch_all(&mut *conn)
     .await
-    .map_err(err)?;
+    .map_err(EngineError::from)?;
     Ok(rows
         .into_iter()
         .map(|(schema, name)| Relation { schema, name })
@@ -325,7 +321,7 @@ async fn still_there(conn: &mut PgConnection, rel: &Relation, kinds: &str) -> En
     .bind(&rel.name)
     .fetch_one(&mut *conn)
     .await
-    .map_err(err)
+    .map_err(EngineError::from)
 }
 
 /// pg_cancel_backend on the job's own backend; true once the server took it.

@@ -8,10 +8,6 @@ use sqlx::{PgConnection, Row};
 use crate::engine::metrics::{Culprit, PerDatabase, QUERY_TEXT, Replica, ServerReading};
 use crate::engine::{EngineError, EngineResult};
 
-fn err(e: sqlx::Error) -> EngineError {
-    EngineError::from_sqlx(e)
-}
-
 /// The server-wide part of a sample, once per server for all its
 /// databases: pg_stat_activity by database (the panel's own connections,
 /// `own`, left out), pg_stat_database, pg_database (sizes where we may
@@ -43,11 +39,11 @@ pub async fn server(conn: &mut PgConnection, own: &HashSet<i64>) -> EngineResult
     .bind(&own)
     .fetch_all(&mut *conn)
     .await
-    .map_err(err)?;
+    .map_err(EngineError::from)?;
     let mut reading = ServerReading::default();
     for row in rows {
-        let f = |name: &str| row.try_get::<Option<f64>, _>(name).map_err(err);
-        let name: String = row.try_get("datname").map_err(err)?;
+        let f = |name: &str| row.try_get::<Option<f64>, _>(name).map_err(EngineError::from);
+        let name: String = row.try_get("datname").map_err(EngineError::from)?;
         reading.databases.insert(
             name,
             PerDatabase {
@@ -75,7 +71,7 @@ pub async fn server(conn: &mut PgConnection, own: &HashSet<i64>) -> EngineResult
         )
         .fetch_one(&mut *conn)
         .await
-        .map_err(err)?;
+        .map_err(EngineError::from)?;
     reading.connections = connections;
     reading.max_connections = max_connections;
     reading.archive_failing = archive_failing;
@@ -100,7 +96,7 @@ pub async fn server(conn: &mut PgConnection, own: &HashSet<i64>) -> EngineResult
     .bind(&own)
     .fetch_all(&mut *conn)
     .await
-    .map_err(err)?;
+    .map_err(EngineError::from)?;
     for (kind, database, pid, seconds, query) in culprits {
         let c = Culprit {
             pid: pid as i64,
@@ -130,7 +126,7 @@ pub async fn server(conn: &mut PgConnection, own: &HashSet<i64>) -> EngineResult
     )
     .fetch_all(&mut *conn)
     .await
-    .map_err(err)?;
+    .map_err(EngineError::from)?;
     reading.replicas = replicas
         .into_iter()
         .map(|(name, lag_s)| Replica { name, lag_s })
@@ -144,5 +140,5 @@ pub async fn dead_tuples(conn: &mut PgConnection) -> EngineResult<Option<f64>> {
     sqlx::query_scalar("SELECT sum(n_dead_tup)::float8 FROM pg_stat_user_tables")
         .fetch_one(&mut *conn)
         .await
-        .map_err(err)
+        .map_err(EngineError::from)
 }

@@ -10,7 +10,7 @@ use sqlx::sqlite::SqliteConnectOptions;
 use sqlx::{Connection, SqliteConnection};
 
 use crate::config::SecretUrl;
-use crate::engine::dump::{Counts, DumpFormat, Dumped, Dumps, NewTarget, Pipe, RestoreTo};
+use crate::engine::dump::{Counts, DumpFormat, DumpFrom, Dumped, Dumps, NewTarget, Pipe, RestoreTo};
 use crate::engine::maintenance::quote_pg;
 use crate::engine::{EngineError, EngineResult};
 
@@ -19,10 +19,6 @@ const FILE: DumpFormat = DumpFormat {
     ext: "sqlite",
 };
 
-fn err(e: sqlx::Error) -> EngineError {
-    EngineError::from_sqlx(e)
-}
-
 fn url_of(path: &Path) -> SecretUrl {
     SecretUrl::new(format!("sqlite://{}", path.display()))
 }
@@ -30,19 +26,21 @@ fn url_of(path: &Path) -> SecretUrl {
 /// SQLite: counts of a database file (a backup copy or a restored one).
 async fn file_counts(path: &Path) -> EngineResult<Counts> {
     let options = SqliteConnectOptions::new().filename(path).read_only(true);
-    let mut conn = SqliteConnection::connect_with(&options).await.map_err(err)?;
+    let mut conn = SqliteConnection::connect_with(&options)
+        .await
+        .map_err(EngineError::from)?;
     let tables: Vec<String> = sqlx::query_scalar(
         "SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY name",
     )
     .fetch_all(&mut conn)
     .await
-    .map_err(err)?;
+    .map_err(EngineError::from)?;
     let mut counts = Counts::new();
     for name in tables {
         let n: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM {}", quote_pg(&name)?))
             .fetch_one(&mut conn)
             .await
-            .map_err(err)?;
+            .map_err(EngineError::from)?;
         counts.insert(format!("main.{name}"), n);
     }
     let _ = conn.close().await;
@@ -53,22 +51,24 @@ async fn file_counts(path: &Path) -> EngineResult<Counts> {
 /// while the database stays in use.
 async fn copy(source: &SecretUrl, to: &Path) -> EngineResult<()> {
     let options = SqliteConnectOptions::from_str(source.expose())
-        .map_err(err)?
+        .map_err(EngineError::from)?
         .create_if_missing(false)
         .busy_timeout(std::time::Duration::from_secs(30));
-    let mut conn = SqliteConnection::connect_with(&options).await.map_err(err)?;
+    let mut conn = SqliteConnection::connect_with(&options)
+        .await
+        .map_err(EngineError::from)?;
     let literal = format!("'{}'", to.display().to_string().replace('\'', "''"));
     sqlx::query(&format!("VACUUM INTO {literal}"))
         .execute(&mut conn)
         .await
-        .map_err(err)?;
+        .map_err(EngineError::from)?;
     let _ = conn.close().await;
     Ok(())
 }
 
 /// The file behind a sqlite:// URL.
 fn path_of(url: &SecretUrl) -> EngineResult<PathBuf> {
-    let options = SqliteConnectOptions::from_str(url.expose()).map_err(err)?;
+    let options = SqliteConnectOptions::from_str(url.expose()).map_err(EngineError::from)?;
     Ok(options.get_filename().to_path_buf())
 }
 
@@ -81,13 +81,8 @@ impl Dumps for SqliteDumps {
         FILE
     }
 
-    async fn dump(
-        &self,
-        url: &SecretUrl,
-        _format: DumpFormat,
-        _jobs: usize,
-        pipe: &dyn Pipe,
-    ) -> EngineResult<Dumped> {
+    async fn dump(&self, from: &DumpFrom<'_>, pipe: &dyn Pipe) -> EngineResult<Dumped> {
+        let url = from.url;
         let work_dir = pipe.work_dir();
         crate::files::create_private_dir(work_dir)
             .map_err(|e| EngineError::local("the work directory", e))?;

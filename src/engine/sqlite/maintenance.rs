@@ -11,10 +11,6 @@ use crate::engine::maintenance::{
 };
 use crate::engine::{EngineError, EngineResult};
 
-fn err(e: sqlx::Error) -> EngineError {
-    EngineError::from_sqlx(e)
-}
-
 const USER_TABLES: &str = "type = 'table' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\'";
 
 pub async fn tables(pool: &SqlitePool, q: &TableQuery) -> EngineResult<TableList> {
@@ -30,7 +26,7 @@ pub async fn tables(pool: &SqlitePool, q: &TableQuery) -> EngineResult<TableList
         .bind(q.offset)
         .fetch_all(pool)
         .await
-        .map_err(err)?;
+        .map_err(EngineError::from)?;
     let mut list = TableList::default();
     for (name, total) in rows {
         list.total = total;
@@ -50,7 +46,7 @@ pub async fn database_health(pool: &SqlitePool) -> EngineResult<DatabaseHealth> 
     )
     .fetch_one(pool)
     .await
-    .map_err(err)?;
+    .map_err(EngineError::from)?;
     Ok(DatabaseHealth {
         pages: Some((pages, free, size)),
         ..DatabaseHealth::default()
@@ -67,7 +63,7 @@ pub async fn resolve_tables(pool: &SqlitePool, names: &[String]) -> EngineResult
         .bind(name)
         .fetch_optional(pool)
         .await
-        .map_err(err)?;
+        .map_err(EngineError::from)?;
         let name =
             row.ok_or_else(|| EngineError::Invalid(format!("There is no table {raw:?} in this database.")))?;
         found.push(Relation {
@@ -92,14 +88,14 @@ pub async fn maintain(
                     .persistent(false)
                     .execute(pool)
                     .await
-                    .map_err(err)?;
+                    .map_err(EngineError::from)?;
                 Ok("VACUUM: the file is compacted".into())
             }
             Action::IntegrityCheck => {
                 let lines: Vec<String> = sqlx::query_scalar("PRAGMA integrity_check")
                     .fetch_all(pool)
                     .await
-                    .map_err(err)?;
+                    .map_err(EngineError::from)?;
                 if lines == ["ok"] {
                     Ok("integrity_check: ok".into())
                 } else {
@@ -114,7 +110,7 @@ pub async fn maintain(
                     .persistent(false)
                     .execute(pool)
                     .await
-                    .map_err(err)?;
+                    .map_err(EngineError::from)?;
                 Ok("ANALYZE on the whole database".into())
             }
             Action::Reindex => {
@@ -122,7 +118,7 @@ pub async fn maintain(
                     .persistent(false)
                     .execute(pool)
                     .await
-                    .map_err(err)?;
+                    .map_err(EngineError::from)?;
                 Ok("REINDEX on the whole database".into())
             }
             other => Err(EngineError::Invalid(format!("SQLite has no {}", other.label()))),
@@ -163,7 +159,7 @@ pub async fn maintain(
             .persistent(false)
             .execute(pool)
             .await
-            .map_err(err)?;
+            .map_err(EngineError::from)?;
     }
     Ok(format!("{} on {} table(s)", action.label(), relations.len()))
 }

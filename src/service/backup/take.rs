@@ -11,7 +11,7 @@ use super::pipe::{JobPipe, failed, failure};
 use super::storage::BackupStorage;
 use crate::domain::BackupState;
 use crate::engine::ManagedDb;
-use crate::engine::dump::DumpFormat;
+use crate::engine::dump::{DumpFormat, DumpFrom};
 use crate::engine::pool::Reservation;
 use crate::service::jobs::{JobCtx, JobFailure};
 use crate::store::Store;
@@ -80,7 +80,14 @@ impl Take {
         let result = self
             .db
             .dumps()
-            .dump(&self.url, self.format, jobs, &pipe)
+            .dump(
+                &DumpFrom {
+                    url: &self.url,
+                    format: self.format,
+                    jobs,
+                },
+                &pipe,
+            )
             .await
             .map_err(failure)
             .and_then(|d| {
