@@ -5,6 +5,7 @@
 //! `engine` (the managed databases). `cli` calls the same services.
 
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod domain;
 pub mod engine;

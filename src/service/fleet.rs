@@ -177,6 +177,24 @@ impl Member {
         }
     }
 
+    /// A live catalog read for a page, the one place the rule is written:
+    /// refused at once (with why) when the database is known down or slow
+    /// or has no connection, otherwise time-boxed as [`Member::live`].
+    ///
+    /// `read` gets the connection by value (not an async closure over a
+    /// borrow, whose future the compiler cannot yet prove `Send`).
+    pub async fn read<T, F, Fut>(&self, read: F) -> Result<T, String>
+    where
+        F: FnOnce(Arc<dyn ManagedDb>) -> Fut,
+        Fut: std::future::Future<Output = engine::EngineResult<T>>,
+    {
+        if let Some(why) = self.unavailable() {
+            return Err(why);
+        }
+        let db = self.db()?;
+        self.live(read(db)).await
+    }
+
     /// Remember the migration history just read.
     pub fn remember_history(&self, applied: &[engine::history::Applied]) {
         if let Ok(mut known) = self.known_history.write() {

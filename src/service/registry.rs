@@ -421,17 +421,57 @@ fn check_folder(dir: Option<&str>) -> AppResult<()> {
     }
 }
 
+/// What "Test connection" found: the engine's name and the server's status.
+#[derive(Clone, Debug)]
+pub struct Tested {
+    /// The engine's label ("PostgreSQL", "MySQL/MariaDB", "SQLite").
+    pub engine: &'static str,
+    pub status: ServerStatus,
+}
+
 /// Connect to `url` once, read its status, and close: the "Test connection"
 /// button. The connection comes out of the server's budget in `servers`.
 /// The error is the driver's, in plain words.
-pub async fn test_connection(url: &SecretUrl, servers: &Servers) -> AppResult<Result<ServerStatus, String>> {
+pub async fn test_url(url: &SecretUrl, servers: &Servers) -> AppResult<Result<Tested, String>> {
     let db = engine::connect(url, servers)?;
     let limit = engine::CONNECT_TIMEOUT + engine::STATEMENT_TIMEOUT;
+    let engine = db.kind().label();
     let result = match tokio::time::timeout(limit, db.status()).await {
-        Ok(Ok(status)) => Ok(status),
+        Ok(Ok(status)) => Ok(Tested { engine, status }),
         Ok(Err(e)) => Err(e.to_string()),
         Err(_) => Err(format!("no answer within {} seconds", limit.as_secs())),
     };
     db.close().await;
     Ok(result)
+}
+
+/// [`test_url`], the server's status only (the CLI's `db add` check).
+pub async fn test_connection(url: &SecretUrl, servers: &Servers) -> AppResult<Result<ServerStatus, String>> {
+    Ok(test_url(url, servers).await?.map(|t| t.status))
+}
+
+impl Registry {
+    /// "Test connection" with the URL stored for `name` (editing with the
+    /// URL left blank): only that one URL is opened. `NotFound` when no
+    /// database has that name; `Invalid` when its URL cannot be opened.
+    pub async fn test_stored(
+        &self,
+        name: &DatabaseName,
+        servers: &Servers,
+    ) -> AppResult<Result<Tested, String>> {
+        let missing = || AppError::not_found(format!("no database named {name}"));
+        let url = match self.declared.iter().find(|d| d.name == name.as_str()) {
+            Some(d) => Self::declared_entry(d).ok_or_else(missing)?.1,
+            None => {
+                let row = rows::by_name(self.store.pool(), name.as_str())
+                    .await?
+                    .ok_or_else(missing)?;
+                self.secrets
+                    .open(&row.name, &row.url_sealed)
+                    .map(SecretUrl::new)
+                    .map_err(|e| e.to_string())
+            }
+        };
+        test_url(&url.map_err(AppError::invalid)?, servers).await
+    }
 }

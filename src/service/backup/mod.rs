@@ -298,8 +298,7 @@ impl Backups {
 /// binary log), read live for the backups page: time-boxed, and not at all
 /// while the database is known down or slow.
 pub async fn pitr_readiness(member: &Member) -> Result<Vec<(String, String, bool)>, String> {
-    let db = member.db()?;
-    member.live(db.pitr_readiness()).await
+    member.read(|db| async move { db.pitr_readiness().await }).await
 }
 
 /// A database removed from the registry, with the backups the panel still

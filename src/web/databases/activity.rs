@@ -369,13 +369,7 @@ pub(super) async fn terminate_page(
     let name = path_name(&name)?;
     let pid = path_pid(&pid)?;
     let m = member(&state, &name)?;
-    let db = m.db().map_err(AppError::invalid)?;
-    let found = db
-        .session(pid)
-        .await
-        .map_err(|e| AppError::invalid(format!("cannot read the session: {e}")))?
-        .filter(|s| s.in_database)
-        .ok_or_else(|| AppError::not_found(format!("There is no session with pid {pid} in {name}.")))?;
+    let found = activity::session(&m, pid).await?;
     Ok(TerminatePage {
         ctx,
         db: DbView::of(&m),

@@ -10,12 +10,12 @@ use axum::response::Redirect;
 use serde::Deserialize;
 
 use super::{DbView, member, path_name};
+use crate::clock::now;
 use crate::error::{AppError, AppResult};
 use crate::format::{fmt_age, fmt_bytes, fmt_time};
 use crate::service::backup::RestoreInto;
 use crate::service::backup::status::{self, BackupHealth};
 use crate::store::backups::BackupRow;
-use crate::store::now;
 use crate::web::AppState;
 use crate::web::auth::{Admin, Operator, Viewer};
 use crate::web::page::PageCtx;
@@ -160,7 +160,8 @@ pub(super) struct RestorePage {
     ctx: PageCtx,
     db: DbView,
     backup: BackupView,
-    sqlite: bool,
+    /// A file database restores into a new file only.
+    file: bool,
 }
 
 pub(super) async fn restore_page(
@@ -177,7 +178,7 @@ pub(super) async fn restore_page(
     }
     Ok(RestorePage {
         ctx,
-        sqlite: m.entry.engine == crate::engine::EngineKind::Sqlite,
+        file: m.capabilities().file,
         db: DbView::of(&m),
         backup: BackupView::from(&backup),
     })

@@ -16,7 +16,7 @@ use super::path_name;
 use crate::config::SecretUrl;
 use crate::domain::{DatabaseName, RecoveryTarget};
 use crate::error::{AppError, AppResult};
-use crate::service::registry::{self, Changes, NewDatabase, Schedules, Source};
+use crate::service::registry::{self, Changes, NewDatabase, Schedules, Source, Tested};
 use crate::web::AppState;
 use crate::web::auth::Admin;
 use crate::web::page::{PageCtx, flash, fmt_bytes, fmt_duration};
@@ -289,25 +289,25 @@ pub(super) async fn test_connection(
     headers: HeaderMap,
     Form(form): Form<DbForm>,
 ) -> AppResult<Response> {
-    let url = match optional(&form.url) {
-        Some(raw) => url_field(&raw)?,
+    let tested = match optional(&form.url) {
+        Some(raw) => registry::test_url(&url_field(&raw)?, state.fleet.servers()).await?,
         None => {
-            let name = DatabaseName::parse(&form.name)
-                .map_err(|_| AppError::invalid("enter a connection URL to test"))?;
-            let conns = state.registry.connections().await?;
-            let conn = conns
-                .into_iter()
-                .find(|c| c.entry.name == name)
-                .ok_or_else(|| AppError::invalid("enter a connection URL to test"))?;
-            conn.url.map_err(AppError::invalid)?
+            let enter = || AppError::invalid("enter a connection URL to test");
+            let name = DatabaseName::parse(&form.name).map_err(|_| enter())?;
+            match state.registry.test_stored(&name, state.fleet.servers()).await {
+                Err(AppError::NotFound(_)) => return Err(enter()),
+                other => other?,
+            }
         }
     };
-    let result = match registry::test_connection(&url, state.fleet.servers()).await? {
-        Ok(server) => TestResult {
+    let result = match tested {
+        Ok(Tested {
+            engine,
+            status: server,
+        }) => TestResult {
             ok: true,
             message: format!(
-                "Connected: {} {}{}",
-                crate::engine::EngineKind::of_url(url.expose())?.label(),
+                "Connected: {engine} {}{}",
                 server.version,
                 server
                     .size_bytes

@@ -58,7 +58,6 @@ pub struct MigrationsTab {
     /// The signed-in user's name, to hide approval of one's own request.
     me: String,
     can_approve: bool,
-    transactional: bool,
     settings: requests::Settings,
 }
 
@@ -129,7 +128,6 @@ pub(super) async fn page(
         requests: vec![],
         me: me.user.name.to_string(),
         can_approve: me.user.can_approve,
-        transactional: m.entry.engine != crate::engine::EngineKind::Mysql,
         settings: requests::settings(&state.store, name.as_str()).await?,
     };
     tab.requests = requests::list(&state.store, name.as_str())

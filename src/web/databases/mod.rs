@@ -17,12 +17,12 @@ use axum::response::Redirect;
 use axum::routing::{get, post};
 use tower_sessions::Session;
 
+use crate::clock::now;
 use crate::domain::DatabaseName;
 use crate::engine::{Capabilities, DatabaseEntry, SchemaEntry};
 use crate::error::{AppError, AppResult};
 use crate::service::fleet::{Health, Member, ServerView};
 use crate::service::registry::Source;
-use crate::store::now;
 use crate::web::AppState;
 use crate::web::auth::{Operator, Viewer};
 use crate::web::page::{PageCtx, flash, fmt_age, fmt_bytes, fmt_duration};

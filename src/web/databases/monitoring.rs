@@ -11,11 +11,11 @@ use serde::Deserialize;
 use tower_sessions::Session;
 
 use super::{DbView, member, path_name};
+use crate::clock::now;
 use crate::error::{AppError, AppResult};
 use crate::service::monitoring::alerts;
 use crate::service::monitoring::charts::{self, Chart, Range};
 use crate::service::monitoring::rules::{self, Setting, Unit};
-use crate::store::now;
 use crate::web::AppState;
 use crate::web::alerts::{AlertLine, SILENCE_CHOICES};
 use crate::web::auth::{Admin, Viewer};
