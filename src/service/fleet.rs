@@ -20,6 +20,7 @@ use crate::engine::pool::SlotWaits;
 use crate::engine::{
     self, Capabilities, DatabaseEntry, ManagedDb, SchemaEntry, ServerConnections, ServerStatus, Servers,
 };
+use crate::error::AppResult;
 use crate::format::{fmt_age, fmt_time};
 use crate::service::activity::ActivityCache;
 use crate::service::registry::{Connection, DbEntry, Registry};
@@ -309,6 +310,12 @@ pub struct Fleet(Arc<Inner>);
 
 struct Inner {
     members: RwLock<BTreeMap<DatabaseName, Arc<Member>>>,
+    /// The registry version the members were last brought in line with
+    /// (`None`: not known, e.g. before the first refresh).
+    synced: RwLock<Option<String>>,
+    /// Lookups' registry checks, one at a time; holds when the last one
+    /// that finished had started.
+    checked: Mutex<Option<std::time::Instant>>,
     servers: Servers,
     /// Servers whose round of checks is still running.
     checking: Rounds,
@@ -354,6 +361,8 @@ impl Fleet {
     pub fn new(max_connections_per_server: usize) -> Self {
         Fleet(Arc::new(Inner {
             members: RwLock::new(BTreeMap::new()),
+            synced: RwLock::new(None),
+            checked: Mutex::new(None),
             servers: Servers::new(max_connections_per_server),
             checking: Rounds::default(),
         }))
@@ -488,29 +497,78 @@ impl Fleet {
     /// before the caller answers, and check new or changed databases in the
     /// background.
     pub async fn refresh(&self, registry: &Registry) {
-        match registry.connections().await {
-            Ok(conns) => {
-                for name in self.sync(conns).await {
-                    if let Some(m) = self.get(&name) {
-                        tokio::spawn(async move {
-                            m.check().await;
-                        });
-                    }
-                }
-            }
-            Err(e) => tracing::error!(error = %e, "cannot read the registry"),
+        if let Err(e) = self.resync(registry, true).await {
+            tracing::error!(error = %e, "cannot read the registry");
         }
+    }
+
+    /// Bring the members in line with the registry and remember its
+    /// version (read first: a change landing in between only means one
+    /// more re-read later). `check_fresh`: start a check of new or changed
+    /// members in the background.
+    async fn resync(&self, registry: &Registry, check_fresh: bool) -> AppResult<()> {
+        let version = registry.version().await?;
+        let fresh = self.sync(registry.connections().await?).await;
+        for name in fresh.iter().filter(|_| check_fresh) {
+            if let Some(m) = self.get(name) {
+                tokio::spawn(async move {
+                    m.check().await;
+                });
+            }
+        }
+        if let Ok(mut synced) = self.0.synced.write() {
+            *synced = Some(version);
+        }
+        Ok(())
+    }
+
+    /// The member named `name` as the registry has it now: a database
+    /// added, changed or removed elsewhere (the CLI, another panel on the
+    /// same store) is seen by the next request, not the next poll.
+    ///
+    /// Each lookup reads the registry's version (one small row); only a
+    /// changed version re-reads the registry. Concurrent lookups share one
+    /// read: a lookup waits for the read in flight and takes its answer if
+    /// that read started after the lookup arrived, so a stream of bad
+    /// names costs the store one small read at a time, never a re-read.
+    /// When the store cannot answer, a name the fleet knows is served from
+    /// what is known; an unknown one is that error, not a 404.
+    pub async fn find(&self, registry: &Registry, name: &DatabaseName) -> AppResult<Option<Arc<Member>>> {
+        if let Err(e) = self.catch_up(registry).await {
+            return match self.get(name) {
+                Some(m) => {
+                    tracing::warn!(error = %e, "cannot read the registry's version; serving what is known");
+                    Ok(Some(m))
+                }
+                None => Err(e),
+            };
+        }
+        Ok(self.get(name))
+    }
+
+    async fn catch_up(&self, registry: &Registry) -> AppResult<()> {
+        let arrived = std::time::Instant::now();
+        let mut last = self.0.checked.lock().await;
+        if last.is_some_and(|started| started >= arrived) {
+            return Ok(());
+        }
+        let started = std::time::Instant::now();
+        let version = registry.version().await?;
+        let synced = self.0.synced.read().ok().and_then(|s| s.clone());
+        if synced.as_deref() != Some(version.as_str()) {
+            self.resync(registry, true).await?;
+        }
+        *last = Some(started);
+        Ok(())
     }
 
     /// The poller: every `interval`, pick up registry changes made elsewhere
     /// (the CLI, another instance) and check every database.
     pub async fn run(self, registry: Registry, interval: Duration) {
         loop {
-            match registry.connections().await {
-                Ok(conns) => {
-                    self.sync(conns).await;
-                }
-                Err(e) => tracing::error!(error = %e, "cannot read the registry"),
+            // The round below checks every member, new ones included.
+            if let Err(e) = self.resync(&registry, false).await {
+                tracing::error!(error = %e, "cannot read the registry");
             }
             self.check_all();
             tokio::time::sleep(interval).await;

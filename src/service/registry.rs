@@ -116,6 +116,11 @@ pub struct Registry {
     declared: Arc<Vec<DeclaredDatabase>>,
 }
 
+/// Settings key of the registry's version: a fresh random value written
+/// after every change (add, edit, remove, from any panel or the CLI), so a
+/// panel can tell with one small read whether its fleet is behind.
+const VERSION: &str = "registry_version";
+
 /// Settings key of a value sealed with the key in use, to tell a wrong key
 /// at start-up instead of failing on every URL later.
 const KEY_CHECK: &str = "secret_key_check";
@@ -208,6 +213,23 @@ impl Registry {
 
     fn is_declared(&self, name: &DatabaseName) -> bool {
         self.declared.iter().any(|d| d.name == name.as_str())
+    }
+
+    /// The registry's version: equal values mean no change in between
+    /// ("" before the first change).
+    pub async fn version(&self) -> AppResult<String> {
+        Ok(settings::get(self.store.pool(), VERSION)
+            .await?
+            .unwrap_or_default())
+    }
+
+    /// Record that the registry changed. A change that is stored but not
+    /// recorded still reaches other panels with their next poll.
+    async fn changed(&self) {
+        let version = uuid::Uuid::new_v4().simple().to_string();
+        if let Err(e) = settings::put(self.store.pool(), VERSION, &version).await {
+            tracing::warn!(error = %e, "cannot record a registry change");
+        }
     }
 
     /// Every registered database, by name.
@@ -314,6 +336,7 @@ impl Registry {
             rows::insert(self.store.pool(), &fields)
                 .await
                 .conflict_on_unique(|| format!("a database named {} already exists", new.name))?;
+            self.changed().await;
             self.get(&new.name).await
         })
         .await
@@ -369,6 +392,7 @@ impl Registry {
             if rows::update(self.store.pool(), &fields).await? == 0 {
                 return Err(AppError::not_found(format!("no database named {name}")));
             }
+            self.changed().await;
             self.get(name).await
         })
         .await
@@ -396,6 +420,7 @@ impl Registry {
             if !rows::remove_and_retire(self.store.pool(), name.as_str(), &key, crate::store::now()).await? {
                 return Err(AppError::not_found(format!("no database named {name}")));
             }
+            self.changed().await;
             Ok(())
         })
         .await

@@ -18,6 +18,7 @@ mod login;
 mod metrics;
 mod overview;
 mod page;
+pub mod path;
 mod users;
 
 use std::ops::Deref;

@@ -7,11 +7,12 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Serialize;
 
-use super::member;
-use crate::error::{AppError, AppResult};
+use crate::domain::{BackupId, DatabaseName};
+use crate::error::AppResult;
 use crate::format::rfc3339;
 use crate::web::AppState;
 use crate::web::auth::{Admin, Operator, Viewer};
+use crate::web::path::{Db, member};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -105,9 +106,8 @@ struct BackupJson {
 async fn list(
     State(state): State<AppState>,
     Viewer(_): Viewer,
-    Path(name): Path<String>,
+    Db(m): Db,
 ) -> AppResult<Json<Vec<BackupJson>>> {
-    let m = member(&state, &name)?;
     let rows = state.backups.list(m.entry.name.as_str(), 500).await?;
     Ok(Json(rows.into_iter().map(backup_json).collect()))
 }
@@ -121,9 +121,8 @@ struct Started {
 async fn start(
     State(state): State<AppState>,
     Operator(me): Operator,
-    Path(name): Path<String>,
+    Db(m): Db,
 ) -> AppResult<(StatusCode, Json<Started>)> {
-    let m = member(&state, &name)?;
     let (job_id, backup_id) = state.backups.start(&m, &me.actor()).await?;
     Ok((StatusCode::ACCEPTED, Json(Started { job_id, backup_id })))
 }
@@ -136,15 +135,11 @@ struct Verifying {
 async fn verify(
     State(state): State<AppState>,
     Operator(me): Operator,
-    Path(id): Path<String>,
+    id: BackupId,
 ) -> AppResult<(StatusCode, Json<Verifying>)> {
-    let id: i64 = id
-        .parse()
-        .ok()
-        .filter(|i| *i > 0)
-        .ok_or_else(|| AppError::not_found(format!("There is no backup {id:?}.")))?;
+    let id = id.get();
     let backup = state.backups.get(id).await?;
-    let m = member(&state, &backup.database_name)?;
+    let m = member(&state, &DatabaseName::from_path(&backup.database_name)?).await?;
     let job_id = state.backups.verify(&m, &me.actor(), id).await?;
     Ok((StatusCode::ACCEPTED, Json(Verifying { job_id })))
 }

@@ -28,7 +28,9 @@ pub fn router() -> Router<AppState> {
         .merge(alerts::router())
 }
 
-/// The registered database named in a path, or 404.
+/// The registered database named in a path, or 404: what `alerts` uses
+/// until it moves to `web::path::Db` with the alerts work (the other
+/// areas resolve `{name}` with that extractor).
 fn member(state: &AppState, raw: &str) -> AppResult<std::sync::Arc<Member>> {
     let name = DatabaseName::from_path(raw)?;
     state

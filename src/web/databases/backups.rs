@@ -5,12 +5,13 @@
 use askama::Template;
 use askama_web::WebTemplate;
 use axum::Form;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::response::Redirect;
 use serde::Deserialize;
 
-use super::{DbView, member, path_name};
+use super::DbView;
 use crate::clock::now;
+use crate::domain::BackupId;
 use crate::error::{AppError, AppResult};
 use crate::format::{fmt_age, fmt_bytes, fmt_time};
 use crate::service::backup::RestoreInto;
@@ -19,6 +20,7 @@ use crate::store::backups::BackupRow;
 use crate::web::AppState;
 use crate::web::auth::{Admin, Operator, Viewer};
 use crate::web::page::PageCtx;
+use crate::web::path::Db;
 
 /// One backup as the table shows it.
 pub struct BackupView {
@@ -99,11 +101,10 @@ pub(super) struct BackupsTab {
 pub(super) async fn page(
     State(state): State<AppState>,
     Viewer(_): Viewer,
-    Path(name): Path<String>,
+    Db(m): Db,
     ctx: PageCtx,
 ) -> AppResult<BackupsTab> {
-    let name = path_name(&name)?;
-    let m = member(&state, &name)?;
+    let name = &m.entry.name;
     let rows = state.backups.list(name.as_str(), 100).await?;
     let health = status::judge(&m.entry, &rows, now(), state.config.verify_window);
     let (pitr, pitr_error) = match crate::service::backup::pitr_readiness(&m).await {
@@ -128,29 +129,19 @@ pub(super) async fn page(
 pub(super) async fn start(
     State(state): State<AppState>,
     Operator(me): Operator,
-    Path(name): Path<String>,
+    Db(m): Db,
 ) -> AppResult<Redirect> {
-    let name = path_name(&name)?;
-    let m = member(&state, &name)?;
     let (job, _) = state.backups.start(&m, &me.actor()).await?;
     Ok(Redirect::to(&format!("/jobs/{job}")))
-}
-
-fn backup_id(raw: &str) -> AppResult<i64> {
-    raw.parse::<i64>()
-        .ok()
-        .filter(|id| *id > 0)
-        .ok_or_else(|| AppError::not_found(format!("There is no backup {raw:?}.")))
 }
 
 pub(super) async fn verify(
     State(state): State<AppState>,
     Operator(me): Operator,
-    Path((name, id)): Path<(String, String)>,
+    Db(m): Db,
+    id: BackupId,
 ) -> AppResult<Redirect> {
-    let name = path_name(&name)?;
-    let m = member(&state, &name)?;
-    let job = state.backups.verify(&m, &me.actor(), backup_id(&id)?).await?;
+    let job = state.backups.verify(&m, &me.actor(), id.get()).await?;
     Ok(Redirect::to(&format!("/jobs/{job}")))
 }
 
@@ -167,12 +158,12 @@ pub(super) struct RestorePage {
 pub(super) async fn restore_page(
     State(state): State<AppState>,
     Admin(_): Admin,
-    Path((name, id)): Path<(String, String)>,
+    Db(m): Db,
+    id: BackupId,
     ctx: PageCtx,
 ) -> AppResult<RestorePage> {
-    let name = path_name(&name)?;
-    let m = member(&state, &name)?;
-    let backup = state.backups.get(backup_id(&id)?).await?;
+    let name = &m.entry.name;
+    let backup = state.backups.get(id.get()).await?;
     if backup.database_name != name.as_str() {
         return Err(AppError::not_found(format!("There is no backup {id} of {name}.")));
     }
@@ -198,20 +189,16 @@ pub(super) struct RestoreForm {
 pub(super) async fn restore(
     State(state): State<AppState>,
     Admin(me): Admin,
-    Path((name, id)): Path<(String, String)>,
+    Db(m): Db,
+    id: BackupId,
     Form(form): Form<RestoreForm>,
 ) -> AppResult<Redirect> {
-    let name = path_name(&name)?;
-    let m = member(&state, &name)?;
     let into = match form.into.as_str() {
         "original" => RestoreInto::Original {
             confirm: form.confirm,
         },
         _ => RestoreInto::New(form.new_name),
     };
-    let job = state
-        .backups
-        .restore(&m, &me.actor(), backup_id(&id)?, into)
-        .await?;
+    let job = state.backups.restore(&m, &me.actor(), id.get(), into).await?;
     Ok(Redirect::to(&format!("/jobs/{job}")))
 }

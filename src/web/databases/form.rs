@@ -6,13 +6,12 @@ use std::time::Duration;
 use askama::Template;
 use askama_web::WebTemplate;
 use axum::Form;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 use tower_sessions::Session;
 
-use super::path_name;
 use crate::config::SecretUrl;
 use crate::domain::{DatabaseName, RecoveryTarget};
 use crate::error::{AppError, AppResult};
@@ -20,6 +19,7 @@ use crate::service::registry::{self, Changes, NewDatabase, Schedules, Source, Te
 use crate::web::AppState;
 use crate::web::auth::Admin;
 use crate::web::page::{PageCtx, flash, fmt_bytes, fmt_duration};
+use crate::web::path::DbName;
 
 /// The add/edit form's fields as typed, to show them again with an error.
 #[derive(Default)]
@@ -60,9 +60,9 @@ pub(super) async fn edit_form(
     State(state): State<AppState>,
     Admin(_): Admin,
     ctx: PageCtx,
-    Path(name): Path<String>,
+    DbName(name): DbName,
 ) -> AppResult<FormPage> {
-    let entry = state.registry.get(&path_name(&name)?).await?;
+    let entry = state.registry.get(&name).await?;
     if entry.source == Source::Config {
         return Err(AppError::conflict(format!(
             "{} is declared in the configuration file: change it there",
@@ -219,10 +219,9 @@ pub(super) async fn update(
     Admin(me): Admin,
     session: Session,
     ctx: PageCtx,
-    Path(name): Path<String>,
+    DbName(name): DbName,
     Form(form): Form<DbForm>,
 ) -> AppResult<Response> {
-    let name = path_name(&name)?;
     let current = state.registry.get(&name).await?;
     let parsed = (|| {
         Ok::<_, AppError>(Changes {
@@ -251,9 +250,8 @@ pub(super) async fn remove(
     State(state): State<AppState>,
     Admin(me): Admin,
     session: Session,
-    Path(name): Path<String>,
+    DbName(name): DbName,
 ) -> AppResult<Redirect> {
-    let name = path_name(&name)?;
     state.registry.remove(&me.actor(), &name).await?;
     state.fleet.refresh(&state.registry).await;
     flash(

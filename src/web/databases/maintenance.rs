@@ -4,17 +4,18 @@
 
 use askama::Template;
 use askama_web::WebTemplate;
-use axum::extract::{Path, Query, RawForm, State};
+use axum::extract::{Query, RawForm, State};
 use axum::response::Redirect;
 use serde::Deserialize;
 
-use super::{DbView, member, path_name};
+use super::DbView;
 use crate::engine::{Action, DatabaseHealth, IndexHealth, TableHealth, TableQuery, TableSort};
 use crate::error::{AppError, AppResult};
 use crate::service::maintenance::{self, Figures, FiguresOf, Request};
 use crate::web::AppState;
 use crate::web::auth::{Operator, Viewer};
 use crate::web::page::{PageCtx, fmt_bytes, fmt_time};
+use crate::web::path::Db;
 
 const PAGE: i64 = 50;
 const INDEX_LIMIT: i64 = 500;
@@ -185,14 +186,11 @@ impl MaintenancePage {
 }
 
 pub(super) async fn page(
-    State(state): State<AppState>,
     Viewer(_): Viewer,
-    Path(name): Path<String>,
+    Db(m): Db,
     Query(view): Query<MaintQuery>,
     ctx: PageCtx,
 ) -> AppResult<MaintenancePage> {
-    let name = path_name(&name)?;
-    let m = member(&state, &name)?;
     let caps = m.capabilities();
     let tab = match view.tab.as_str() {
         "indexes" if caps.index_health => "indexes",
@@ -252,11 +250,9 @@ pub(super) async fn page(
 pub(super) async fn run(
     State(state): State<AppState>,
     Operator(me): Operator,
-    Path(name): Path<String>,
+    Db(m): Db,
     RawForm(body): RawForm,
 ) -> AppResult<Redirect> {
-    let name = path_name(&name)?;
-    let m = member(&state, &name)?;
     let mut action = None;
     let mut req = Request::default();
     for (k, v) in form_urlencoded::parse(&body) {
