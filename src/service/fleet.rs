@@ -137,11 +137,11 @@ impl Member {
         ))
     }
 
-    /// A live read for a page: refused at once when the database is known
-    /// down or slow, waiting at most [`PAGE_READ_LIMIT`] for another page's
+    /// The time box under [`Member::read`]: refused at once when the
+    /// database is known down or slow, waiting at most [`PAGE_READ_LIMIT`] for another page's
     /// read of it and for its own. A read that runs out of time marks the
     /// database slow.
-    pub async fn live<T>(
+    async fn live<T>(
         &self,
         read: impl std::future::Future<Output = engine::EngineResult<T>>,
     ) -> Result<T, String> {
