@@ -314,8 +314,10 @@ struct Inner {
     /// (`None`: not known, e.g. before the first refresh).
     synced: RwLock<Option<String>>,
     /// Lookups' registry checks, one at a time; holds when the last one
-    /// that finished had started.
-    checked: Mutex<Option<std::time::Instant>>,
+    /// that finished had started, and how it went (a failure is shared by
+    /// the lookups that waited for it, so a hanging store is waited on
+    /// once, not once per queued request).
+    checked: Mutex<Option<(std::time::Instant, Result<(), String>)>>,
     servers: Servers,
     /// Servers whose round of checks is still running.
     checking: Rounds,
@@ -549,17 +551,26 @@ impl Fleet {
     async fn catch_up(&self, registry: &Registry) -> AppResult<()> {
         let arrived = std::time::Instant::now();
         let mut last = self.0.checked.lock().await;
-        if last.is_some_and(|started| started >= arrived) {
-            return Ok(());
+        if let Some((started, outcome)) = last.as_ref()
+            && *started >= arrived
+        {
+            return outcome.clone().map_err(|e| anyhow::anyhow!(e).into());
         }
         let started = std::time::Instant::now();
-        let version = registry.version().await?;
-        let synced = self.0.synced.read().ok().and_then(|s| s.clone());
-        if synced.as_deref() != Some(version.as_str()) {
-            self.resync(registry, true).await?;
+        let outcome = async {
+            let version = registry.version().await?;
+            let synced = self.0.synced.read().ok().and_then(|s| s.clone());
+            if synced.as_deref() != Some(version.as_str()) {
+                self.resync(registry, true).await?;
+            }
+            Ok::<_, crate::error::AppError>(())
         }
-        *last = Some(started);
-        Ok(())
+        .await;
+        *last = Some((
+            started,
+            outcome.as_ref().map(|_| ()).map_err(|e| format!("{e:#}")),
+        ));
+        outcome
     }
 
     /// The poller: every `interval`, pick up registry changes made elsewhere
