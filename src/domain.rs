@@ -127,6 +127,105 @@ impl DatabaseName {
     }
 }
 
+/// Ids of the panel's own rows and of managed sessions, as paths, the API
+/// and the CLI name them: positive whole numbers. Anything else names
+/// nothing: `from_path` (and `FromStr`) give a `NotFound` with the message
+/// the pages and the API have always shown, and the web edge turns it into
+/// a 404 (see `web::path`).
+macro_rules! id_type {
+    ($(#[$doc:meta])* $name:ident, |$raw:ident| $missing:expr) => {
+        $(#[$doc])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+        #[serde(transparent)]
+        pub struct $name(i64);
+
+        impl $name {
+            /// `None` for zero or a negative number.
+            pub fn new(id: i64) -> Option<Self> {
+                (id > 0).then_some($name(id))
+            }
+
+            pub fn get(self) -> i64 {
+                self.0
+            }
+
+            /// A positive number (nothing trimmed), or not found.
+            pub fn from_path($raw: &str) -> Result<Self, AppError> {
+                $raw.parse::<i64>()
+                    .ok()
+                    .and_then(Self::new)
+                    .ok_or_else(|| AppError::not_found($missing))
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = AppError;
+
+            fn from_str(raw: &str) -> Result<Self, AppError> {
+                Self::from_path(raw)
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "{}", self.0)
+            }
+        }
+
+        impl From<$name> for i64 {
+            fn from(id: $name) -> i64 {
+                id.0
+            }
+        }
+
+        /// From a number (JSON) or its text (a path segment).
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                #[derive(Deserialize)]
+                #[serde(untagged)]
+                enum Repr {
+                    Number(i64),
+                    Text(String),
+                }
+                let found = match Repr::deserialize(d)? {
+                    Repr::Number(n) => $name::new(n).ok_or_else(|| n.to_string()),
+                    Repr::Text(t) => $name::from_path(&t).map_err(|_| t),
+                };
+                found.map_err(|raw| serde::de::Error::custom({
+                    let $raw = raw.as_str();
+                    $missing
+                }))
+            }
+        }
+    };
+}
+
+id_type!(
+    /// A job (`/jobs/{id}`).
+    JobId,
+    |raw| format!("There is no job {raw:?}.")
+);
+id_type!(
+    /// A backup in the catalog (`/backups/{id}`).
+    BackupId,
+    |raw| format!("There is no backup {raw:?}.")
+);
+id_type!(
+    /// A migration request (`/migration-requests/{id}`).
+    RequestId,
+    |raw| format!("there is no migration request {raw:?}")
+);
+id_type!(
+    /// An alert (`/alerts/{id}`).
+    AlertId,
+    |raw| format!("There is no alert {raw:?}.")
+);
+id_type!(
+    /// A managed database's session (backend pid, MySQL connection id).
+    Pid,
+    |raw| format!("There is no session with pid {raw:?}.")
+);
+
 /// A recovery point or recovery time objective (RPO, RTO): whole seconds,
 /// at least one, at most ten years. Longer is no target at all, and the
 /// store keeps seconds in a signed 64-bit column, where 2^63 and up would
@@ -362,5 +461,25 @@ mod tests {
         assert!(Password::new("x".repeat(300)).is_err());
         let p = Password::new("correct horse battery".into()).unwrap();
         assert_eq!(format!("{p:?}"), "Password(***)");
+    }
+
+    #[test]
+    fn ids_are_positive_numbers_or_name_nothing() {
+        assert_eq!(JobId::from_path("7").unwrap().get(), 7);
+        assert_eq!("12".parse::<Pid>().unwrap(), Pid::new(12).unwrap());
+        for bad in ["0", "-1", "abc", "", " 7", "7 ", "1.5", "99999999999999999999"] {
+            let err = BackupId::from_path(bad).unwrap_err();
+            assert!(matches!(err, AppError::NotFound(_)), "{bad:?}: {err:?}");
+        }
+        assert_eq!(
+            JobId::from_path("x").unwrap_err().to_string(),
+            "There is no job \"x\"."
+        );
+        let id: RequestId = serde_json::from_str("3").unwrap();
+        assert_eq!(id.get(), 3);
+        let id: RequestId = serde_json::from_str("\"4\"").unwrap();
+        assert_eq!(id.get(), 4);
+        assert!(serde_json::from_str::<AlertId>("0").is_err());
+        assert_eq!(serde_json::to_string(&Pid::new(9).unwrap()).unwrap(), "9");
     }
 }

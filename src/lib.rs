@@ -1,10 +1,14 @@
 //! Custodian: a web control panel for database administration.
 //!
-//! Requests flow one way: `web` (auth, roles, CSRF, parsing) → `service`
-//! (rules, audit) → `store` (the panel's own state) and, in later areas,
-//! `engine` (the managed databases). `cli` calls the same services.
+//! Requests flow one way: `web` (auth, roles, CSRF, typed paths, pages and
+//! JSON) → `service` (the rules: roles, audit, jobs, time boxes) → `engine`
+//! (the managed databases, one folder per engine behind one trait) and
+//! `store` (the panel's own state). `cli` and `server` open the same
+//! services (`service::Services`). `lint` checks migrations; `domain`,
+//! `clock`, `format`, `files` and `sqltext` are leaves every layer may use.
 
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod domain;
 pub mod engine;

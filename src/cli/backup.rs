@@ -37,16 +37,17 @@ pub async fn backup(config: &Config, cmd: BackupCommand) -> anyhow::Result<()> {
                 fmt_bytes(b.bytes.unwrap_or(0)),
                 b.sha256.unwrap_or_default()
             );
+            println!("  {}", backups.url_of(&b.location));
         }
         BackupCommand::List { name } => {
             let m = member(&name)?;
             println!(
-                "{:<6} {:<12} {:<24} {:>10} {:<10} VERIFIED",
-                "ID", "STATE", "TAKEN", "SIZE", "SHA256"
+                "{:<6} {:<12} {:<24} {:>10} {:<10} {:<8} LOCATION",
+                "ID", "STATE", "TAKEN", "SIZE", "SHA256", "VERIFIED"
             );
             for b in backups.list(m.entry.name.as_str(), 1000).await? {
                 println!(
-                    "{:<6} {:<12} {:<24} {:>10} {:<10} {}",
+                    "{:<6} {:<12} {:<24} {:>10} {:<10} {:<8} {}",
                     b.id,
                     b.state,
                     fmt_time(b.started_at),
@@ -56,6 +57,11 @@ pub async fn backup(config: &Config, cmd: BackupCommand) -> anyhow::Result<()> {
                         Some(true) => "ok",
                         Some(false) => "FAILED",
                         None => "-",
+                    },
+                    if b.state.is_good() {
+                        backups.url_of(&b.location)
+                    } else {
+                        "-".to_string()
                     }
                 );
             }

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::Mutex;
 
 use crate::domain::Role;
-use crate::engine::{ActivitySample, Session, Signal, Statement, StatementOrder};
+use crate::engine::{ActivitySample, Session, SessionLookup, Signal, Statement, StatementOrder};
 use crate::error::{AppError, AppResult};
 use crate::service::Actor;
 use crate::service::audit::{Event, Outcome, record};
@@ -76,12 +76,14 @@ pub async fn sample(member: &Member, ttl: Duration) -> Result<Snapshot, String> 
     {
         return cached.snapshot.clone();
     }
-    let db = member.db()?;
     cache.taken.fetch_add(1, Ordering::Relaxed);
-    let snapshot = member.live(db.activity()).await.map(|sample| Snapshot {
-        sample: Arc::new(sample),
-        taken_at: now(),
-    });
+    let snapshot = member
+        .read(|db| async move { db.activity().await })
+        .await
+        .map(|sample| Snapshot {
+            sample: Arc::new(sample),
+            taken_at: now(),
+        });
     *slot = Some(Cached {
         at: Instant::now(),
         snapshot: snapshot.clone(),
@@ -343,6 +345,23 @@ pub async fn signal(
     result
 }
 
+/// The session `pid` of `member`'s database, read live for the terminate
+/// page (time-boxed; refused while the database is down or slow). A
+/// session of another database on the same server is not found.
+pub async fn session(member: &Member, pid: i64) -> AppResult<SessionLookup> {
+    member
+        .read(|db| async move { db.session(pid).await })
+        .await
+        .map_err(|e| AppError::invalid(format!("cannot read the session: {e}")))?
+        .filter(|s| s.in_database)
+        .ok_or_else(|| {
+            AppError::not_found(format!(
+                "There is no session with pid {pid} in {}.",
+                member.entry.name
+            ))
+        })
+}
+
 /// Top statements, or why there are none.
 pub enum TopStatements {
     Rows(Vec<Statement>),
@@ -352,14 +371,13 @@ pub enum TopStatements {
 }
 
 pub async fn top_statements(member: &Member, order: StatementOrder) -> TopStatements {
-    let db = match member.db() {
-        Ok(db) => db,
-        Err(e) => return TopStatements::Unavailable(e),
-    };
-    match db.top_statements(order, 25).await {
+    match member
+        .read(|db| async move { db.top_statements(order, 25).await })
+        .await
+    {
         Ok(Some(rows)) => TopStatements::Rows(rows),
         Ok(None) => TopStatements::NotInstalled,
-        Err(e) => TopStatements::Unavailable(e.to_string()),
+        Err(e) => TopStatements::Unavailable(e),
     }
 }
 

@@ -20,6 +20,7 @@ use crate::engine::pool::SlotWaits;
 use crate::engine::{
     self, Capabilities, DatabaseEntry, ManagedDb, SchemaEntry, ServerConnections, ServerStatus, Servers,
 };
+use crate::error::AppResult;
 use crate::format::{fmt_age, fmt_time};
 use crate::service::activity::ActivityCache;
 use crate::service::registry::{Connection, DbEntry, Registry};
@@ -112,6 +113,20 @@ impl Member {
         self.db.as_ref().ok()?.server_label()
     }
 
+    /// Refuse work that needs the database (a job to start) while it is
+    /// known down; a slow database may still take it.
+    pub fn reachable(&self) -> crate::error::AppResult<()> {
+        let status = self.status();
+        if status.health == Health::Down {
+            return Err(crate::error::AppError::invalid(format!(
+                "{} is unreachable: {}",
+                self.entry.name,
+                status.error.unwrap_or_default()
+            )));
+        }
+        Ok(())
+    }
+
     /// Why a page shows what is known instead of reading live, if it must:
     /// the poller found the database down, or it answers too slowly.
     pub fn unavailable(&self) -> Option<String> {
@@ -136,11 +151,11 @@ impl Member {
         ))
     }
 
-    /// A live read for a page: refused at once when the database is known
-    /// down or slow, waiting at most [`PAGE_READ_LIMIT`] for another page's
+    /// The time box under [`Member::read`]: refused at once when the
+    /// database is known down or slow, waiting at most [`PAGE_READ_LIMIT`] for another page's
     /// read of it and for its own. A read that runs out of time marks the
     /// database slow.
-    pub async fn live<T>(
+    async fn live<T>(
         &self,
         read: impl std::future::Future<Output = engine::EngineResult<T>>,
     ) -> Result<T, String> {
@@ -175,6 +190,24 @@ impl Member {
                 }
             }
         }
+    }
+
+    /// A live catalog read for a page, the one place the rule is written:
+    /// refused at once (with why) when the database is known down or slow
+    /// or has no connection, otherwise time-boxed as [`Member::live`].
+    ///
+    /// `read` gets the connection by value (not an async closure over a
+    /// borrow, whose future the compiler cannot yet prove `Send`).
+    pub async fn read<T, F, Fut>(&self, read: F) -> Result<T, String>
+    where
+        F: FnOnce(Arc<dyn ManagedDb>) -> Fut,
+        Fut: std::future::Future<Output = engine::EngineResult<T>>,
+    {
+        if let Some(why) = self.unavailable() {
+            return Err(why);
+        }
+        let db = self.db()?;
+        self.live(read(db)).await
     }
 
     /// Remember the migration history just read.
@@ -291,6 +324,14 @@ pub struct Fleet(Arc<Inner>);
 
 struct Inner {
     members: RwLock<BTreeMap<DatabaseName, Arc<Member>>>,
+    /// The registry version the members were last brought in line with
+    /// (`None`: not known, e.g. before the first refresh).
+    synced: RwLock<Option<String>>,
+    /// Lookups' registry checks, one at a time; holds when the last one
+    /// that finished had started, and how it went (a failure is shared by
+    /// the lookups that waited for it, so a hanging store is waited on
+    /// once, not once per queued request).
+    checked: Mutex<Option<(std::time::Instant, Result<(), String>)>>,
     servers: Servers,
     /// Servers whose round of checks is still running.
     checking: Rounds,
@@ -336,6 +377,8 @@ impl Fleet {
     pub fn new(max_connections_per_server: usize) -> Self {
         Fleet(Arc::new(Inner {
             members: RwLock::new(BTreeMap::new()),
+            synced: RwLock::new(None),
+            checked: Mutex::new(None),
             servers: Servers::new(max_connections_per_server),
             checking: Rounds::default(),
         }))
@@ -470,29 +513,87 @@ impl Fleet {
     /// before the caller answers, and check new or changed databases in the
     /// background.
     pub async fn refresh(&self, registry: &Registry) {
-        match registry.connections().await {
-            Ok(conns) => {
-                for name in self.sync(conns).await {
-                    if let Some(m) = self.get(&name) {
-                        tokio::spawn(async move {
-                            m.check().await;
-                        });
-                    }
-                }
-            }
-            Err(e) => tracing::error!(error = %e, "cannot read the registry"),
+        if let Err(e) = self.resync(registry, true).await {
+            tracing::error!(error = %e, "cannot read the registry");
         }
+    }
+
+    /// Bring the members in line with the registry and remember its
+    /// version (read first: a change landing in between only means one
+    /// more re-read later). `check_fresh`: start a check of new or changed
+    /// members in the background.
+    async fn resync(&self, registry: &Registry, check_fresh: bool) -> AppResult<()> {
+        let version = registry.version().await?;
+        let fresh = self.sync(registry.connections().await?).await;
+        for name in fresh.iter().filter(|_| check_fresh) {
+            if let Some(m) = self.get(name) {
+                tokio::spawn(async move {
+                    m.check().await;
+                });
+            }
+        }
+        if let Ok(mut synced) = self.0.synced.write() {
+            *synced = Some(version);
+        }
+        Ok(())
+    }
+
+    /// The member named `name` as the registry has it now: a database
+    /// added, changed or removed elsewhere (the CLI, another panel on the
+    /// same store) is seen by the next request, not the next poll.
+    ///
+    /// Each lookup reads the registry's version (one small row); only a
+    /// changed version re-reads the registry. Concurrent lookups share one
+    /// read: a lookup waits for the read in flight and takes its answer if
+    /// that read started after the lookup arrived, so a stream of bad
+    /// names costs the store one small read at a time, never a re-read.
+    /// When the store cannot answer, a name the fleet knows is served from
+    /// what is known; an unknown one is that error, not a 404.
+    pub async fn find(&self, registry: &Registry, name: &DatabaseName) -> AppResult<Option<Arc<Member>>> {
+        if let Err(e) = self.catch_up(registry).await {
+            return match self.get(name) {
+                Some(m) => {
+                    tracing::warn!(error = %e, "cannot read the registry's version; serving what is known");
+                    Ok(Some(m))
+                }
+                None => Err(e),
+            };
+        }
+        Ok(self.get(name))
+    }
+
+    async fn catch_up(&self, registry: &Registry) -> AppResult<()> {
+        let arrived = std::time::Instant::now();
+        let mut last = self.0.checked.lock().await;
+        if let Some((started, outcome)) = last.as_ref()
+            && *started >= arrived
+        {
+            return outcome.clone().map_err(|e| anyhow::anyhow!(e).into());
+        }
+        let started = std::time::Instant::now();
+        let outcome = async {
+            let version = registry.version().await?;
+            let synced = self.0.synced.read().ok().and_then(|s| s.clone());
+            if synced.as_deref() != Some(version.as_str()) {
+                self.resync(registry, true).await?;
+            }
+            Ok::<_, crate::error::AppError>(())
+        }
+        .await;
+        *last = Some((
+            started,
+            outcome.as_ref().map(|_| ()).map_err(|e| format!("{e:#}")),
+        ));
+        outcome
     }
 
     /// The poller: every `interval`, pick up registry changes made elsewhere
     /// (the CLI, another instance) and check every database.
     pub async fn run(self, registry: Registry, interval: Duration) {
         loop {
-            match registry.connections().await {
-                Ok(conns) => {
-                    self.sync(conns).await;
-                }
-                Err(e) => tracing::error!(error = %e, "cannot read the registry"),
+            // The round below checks every member, new ones included.
+            if let Err(e) = self.resync(&registry, false).await {
+                tracing::error!(error = %e, "cannot read the registry");
             }
             self.check_all();
             tokio::time::sleep(interval).await;

@@ -5,10 +5,10 @@
 use std::sync::Arc;
 
 use crate::domain::{JobKind, JobState, Role};
-use crate::engine::{Action, Control, Relation, Target};
+use crate::engine::{Action, Control, DatabaseHealth, IndexHealth, Relation, TableList, TableQuery, Target};
 use crate::error::{AppError, AppResult};
 use crate::service::Actor;
-use crate::service::fleet::{Fleet, Health, Member};
+use crate::service::fleet::{Fleet, Member};
 use crate::service::jobs::{JobFailure, JobSpec, Jobs, WHOLE_DATABASE};
 use crate::service::users::require;
 use crate::store::jobs::JobRow;
@@ -24,6 +24,48 @@ pub struct Request {
     /// VACUUM FULL: the table's name (or, for several tables or the whole
     /// database, the database's name), typed by the user.
     pub confirm: Option<String>,
+}
+
+/// The actions `member`'s engine offers, in the order the form lists them.
+pub fn actions(member: &Member) -> Vec<Action> {
+    Action::ALL
+        .into_iter()
+        .filter(|a| a.supported_by(member.entry.engine))
+        .collect()
+}
+
+/// Which health figures a page asks for.
+#[derive(Clone, Debug)]
+pub enum FiguresOf {
+    /// One page of tables, sorted and filtered on the server.
+    Tables(TableQuery),
+    /// Up to `limit` indexes.
+    Indexes { limit: i64 },
+    /// The database-wide figures.
+    Database,
+}
+
+/// Health figures read live for the maintenance page.
+#[derive(Clone, Debug)]
+pub enum Figures {
+    Tables(TableList),
+    Indexes(Vec<IndexHealth>),
+    Database(DatabaseHealth),
+}
+
+/// Read the figures the page shows: refused at once (saying why) while the
+/// database is known down or slow, and time-boxed otherwise (see
+/// `Member::read`).
+pub async fn figures(member: &Member, of: FiguresOf) -> Result<Figures, String> {
+    member
+        .read(|db| async move {
+            match of {
+                FiguresOf::Tables(query) => db.tables(&query).await.map(Figures::Tables),
+                FiguresOf::Indexes { limit } => db.indexes(limit).await.map(Figures::Indexes),
+                FiguresOf::Database => db.database_health().await.map(Figures::Database),
+            }
+        })
+        .await
 }
 
 /// Check the request against the catalog and start the job.
@@ -43,14 +85,7 @@ pub async fn start(
             action.label()
         )));
     }
-    let status = member.status();
-    if status.health == Health::Down {
-        return Err(AppError::invalid(format!(
-            "{} is unreachable: {}",
-            member.entry.name,
-            status.error.unwrap_or_default()
-        )));
-    }
+    member.reachable()?;
     let db = member.db().map_err(AppError::invalid)?;
     let whole = req.whole_database || action.whole_database_only(engine);
     let target = match (&req.index, whole, req.tables.is_empty()) {

@@ -183,6 +183,11 @@ pub struct Registry {
     declared: Arc<Vec<DeclaredDatabase>>,
 }
 
+/// Settings key of the registry's version: a fresh random value written
+/// after every change (add, edit, remove, from any panel or the CLI), so a
+/// panel can tell with one small read whether its fleet is behind.
+const VERSION: &str = "registry_version";
+
 /// Settings key of a value sealed with the key in use, to tell a wrong key
 /// at start-up instead of failing on every URL later.
 const KEY_CHECK: &str = "secret_key_check";
@@ -281,6 +286,23 @@ impl Registry {
 
     fn is_declared(&self, name: &DatabaseName) -> bool {
         self.declared.iter().any(|d| d.name == name.as_str())
+    }
+
+    /// The registry's version: equal values mean no change in between
+    /// ("" before the first change).
+    pub async fn version(&self) -> AppResult<String> {
+        Ok(settings::get(self.store.pool(), VERSION)
+            .await?
+            .unwrap_or_default())
+    }
+
+    /// Record that the registry changed. A change that is stored but not
+    /// recorded still reaches other panels with their next poll.
+    async fn changed(&self) {
+        let version = uuid::Uuid::new_v4().simple().to_string();
+        if let Err(e) = settings::put(self.store.pool(), VERSION, &version).await {
+            tracing::warn!(error = %e, "cannot record a registry change");
+        }
     }
 
     /// Every registered database, by name.
@@ -387,6 +409,7 @@ impl Registry {
             rows::insert(self.store.pool(), &fields)
                 .await
                 .conflict_on_unique(|| format!("a database named {} already exists", new.name))?;
+            self.changed().await;
             self.get(&new.name).await
         })
         .await
@@ -442,6 +465,7 @@ impl Registry {
             if rows::update(self.store.pool(), &fields).await? == 0 {
                 return Err(AppError::not_found(format!("no database named {name}")));
             }
+            self.changed().await;
             self.get(name).await
         })
         .await
@@ -469,6 +493,7 @@ impl Registry {
             if !rows::remove_and_retire(self.store.pool(), name.as_str(), &key, crate::store::now()).await? {
                 return Err(AppError::not_found(format!("no database named {name}")));
             }
+            self.changed().await;
             Ok(())
         })
         .await
@@ -494,17 +519,57 @@ fn check_folder(dir: Option<&str>) -> AppResult<()> {
     }
 }
 
+/// What "Test connection" found: the engine's name and the server's status.
+#[derive(Clone, Debug)]
+pub struct Tested {
+    /// The engine's label ("PostgreSQL", "MySQL/MariaDB", "SQLite").
+    pub engine: &'static str,
+    pub status: ServerStatus,
+}
+
 /// Connect to `url` once, read its status, and close: the "Test connection"
 /// button. The connection comes out of the server's budget in `servers`.
 /// The error is the driver's, in plain words.
-pub async fn test_connection(url: &SecretUrl, servers: &Servers) -> AppResult<Result<ServerStatus, String>> {
+pub async fn test_url(url: &SecretUrl, servers: &Servers) -> AppResult<Result<Tested, String>> {
     let db = engine::connect(url, servers)?;
     let limit = engine::CONNECT_TIMEOUT + engine::STATEMENT_TIMEOUT;
+    let engine = db.kind().label();
     let result = match tokio::time::timeout(limit, db.status()).await {
-        Ok(Ok(status)) => Ok(status),
+        Ok(Ok(status)) => Ok(Tested { engine, status }),
         Ok(Err(e)) => Err(e.to_string()),
         Err(_) => Err(format!("no answer within {} seconds", limit.as_secs())),
     };
     db.close().await;
     Ok(result)
+}
+
+/// [`test_url`], the server's status only (the CLI's `db add` check).
+pub async fn test_connection(url: &SecretUrl, servers: &Servers) -> AppResult<Result<ServerStatus, String>> {
+    Ok(test_url(url, servers).await?.map(|t| t.status))
+}
+
+impl Registry {
+    /// "Test connection" with the URL stored for `name` (editing with the
+    /// URL left blank): only that one URL is opened. `NotFound` when no
+    /// database has that name; `Invalid` when its URL cannot be opened.
+    pub async fn test_stored(
+        &self,
+        name: &DatabaseName,
+        servers: &Servers,
+    ) -> AppResult<Result<Tested, String>> {
+        let missing = || AppError::not_found(format!("no database named {name}"));
+        let url = match self.declared.iter().find(|d| d.name == name.as_str()) {
+            Some(d) => Self::declared_entry(d).ok_or_else(missing)?.1,
+            None => {
+                let row = rows::by_name(self.store.pool(), name.as_str())
+                    .await?
+                    .ok_or_else(missing)?;
+                self.secrets
+                    .open(&row.name, &row.url_sealed)
+                    .map(SecretUrl::new)
+                    .map_err(|e| e.to_string())
+            }
+        };
+        test_url(&url.map_err(AppError::invalid)?, servers).await
+    }
 }

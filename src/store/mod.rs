@@ -166,10 +166,9 @@ fn private_store_files(file: &std::path::Path) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Seconds since the Unix epoch: the store's time format.
-pub fn now() -> i64 {
-    time::OffsetDateTime::now_utc().unix_timestamp()
-}
+/// Seconds since the Unix epoch: the store's time format (the panel's
+/// clock, `crate::clock`, which layers above the store read directly).
+pub use crate::clock::now;
 
 /// Turns a unique-constraint violation ("that name is taken") into a 409
 /// with the caller's message; any other store error stays internal.

@@ -12,7 +12,7 @@ use axum::{Form, Router};
 use serde::Deserialize;
 use tower_sessions::Session;
 
-use crate::domain::DatabaseName;
+use crate::domain::{AlertId, DatabaseName};
 use crate::error::{AppError, AppResult};
 use crate::format::{fmt_age, fmt_time};
 use crate::service::monitoring::alerts::{self, AlertView};
@@ -188,10 +188,6 @@ fn path_id(raw: &str, what: &str) -> AppResult<i64> {
         .ok_or_else(|| AppError::not_found(format!("There is no {what} {raw:?}.")))
 }
 
-pub(crate) fn alert_id(raw: &str) -> AppResult<i64> {
-    path_id(raw, "alert")
-}
-
 /// Where a form sends the user back to: this page, or the database's
 /// monitoring tab (built here, never taken from the form as a URL).
 fn back(to: &str, database: Option<&str>) -> Redirect {
@@ -211,10 +207,10 @@ async fn ack(
     State(state): State<AppState>,
     Operator(me): Operator,
     session: Session,
-    Path(id): Path<String>,
+    id: AlertId,
     Form(form): Form<BackForm>,
 ) -> AppResult<Redirect> {
-    let alert = alerts::acknowledge(&state.store, &me.actor(), alert_id(&id)?).await?;
+    let alert = alerts::acknowledge(&state.store, &me.actor(), id.get()).await?;
     flash(&session, "ok", format!("Acknowledged: {}", alert.message)).await?;
     Ok(back(&form.back, Some(&alert.database_name)))
 }

@@ -9,12 +9,12 @@ use axum::http::request::Parts;
 use axum::http::{Method, header};
 use tower_sessions::Session;
 
+use crate::clock::now;
 use crate::domain::Role;
 use crate::error::{AppError, AppResult};
 use crate::service::audit::{Event, Outcome, record};
 use crate::service::users::User;
 use crate::service::{Actor, Via, auth, tokens};
-use crate::store::now;
 use crate::web::AppState;
 
 /// Session keys. Everything the session holds is listed here.

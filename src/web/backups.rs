@@ -11,13 +11,13 @@ use axum::{Form, Router};
 use serde::Deserialize;
 use tower_sessions::Session;
 
+use crate::clock::now;
 use crate::error::AppResult;
 use crate::format::{fmt_age, fmt_bytes, fmt_duration, fmt_time};
 use crate::service::backup::Removed;
 use crate::service::backup::status::{self, Level};
 use crate::service::monitoring::charts::spark;
 use crate::store::backups::BackupRow;
-use crate::store::now;
 use crate::web::AppState;
 use crate::web::auth::{Admin, Viewer};
 use crate::web::page::{PageCtx, flash};

@@ -29,10 +29,10 @@ use tower_sessions::Session;
 use tower_sessions::cookie::{Cookie, SameSite};
 use url::Url;
 
+use crate::clock::now;
 use crate::error::{AppError, AppResult};
 use crate::secrets::MacKey;
 use crate::service::tokens::random_secret;
-use crate::store::now;
 use crate::web::auth::{is_api_path, keys};
 use crate::web::{AppState, BODY_LIMIT};
 

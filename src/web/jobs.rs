@@ -3,13 +3,14 @@
 use askama::Template;
 use askama_web::WebTemplate;
 use axum::Router;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::response::Redirect;
 use axum::routing::{get, post};
 use serde::Deserialize;
 use tower_sessions::Session;
 
-use crate::error::{AppError, AppResult};
+use crate::domain::JobId;
+use crate::error::AppResult;
 use crate::service::maintenance;
 use crate::store::jobs::JobRow;
 use crate::web::AppState;
@@ -150,20 +151,13 @@ struct ShowPage {
     job: JobView,
 }
 
-fn job_id(raw: &str) -> AppResult<i64> {
-    raw.parse::<i64>()
-        .ok()
-        .filter(|id| *id > 0)
-        .ok_or_else(|| AppError::not_found(format!("There is no job {raw:?}.")))
-}
-
 async fn show(
     State(state): State<AppState>,
     Viewer(_): Viewer,
     ctx: PageCtx,
-    Path(id): Path<String>,
+    id: JobId,
 ) -> AppResult<ShowPage> {
-    let job = state.jobs.get(job_id(&id)?).await?;
+    let job = state.jobs.get(id.get()).await?;
     Ok(ShowPage {
         ctx,
         job: JobView::of(&state, job),
@@ -174,9 +168,9 @@ async fn cancel(
     State(state): State<AppState>,
     Operator(me): Operator,
     session: Session,
-    Path(id): Path<String>,
+    id: JobId,
 ) -> AppResult<Redirect> {
-    let id = job_id(&id)?;
+    let id = id.get();
     state.jobs.cancel(&me.actor(), id).await?;
     flash(&session, "ok", format!("Asked job {id} to stop.")).await?;
     Ok(Redirect::to(&format!("/jobs/{id}")))

@@ -11,12 +11,12 @@ use serde::Deserialize;
 use tower_sessions::Session;
 use url::{Position, Url};
 
+use crate::clock::now;
 use crate::domain::{Password, Username};
 use crate::error::{AppError, AppResult};
 use crate::service::setup::SetupRequest;
 use crate::service::users::User;
 use crate::service::{Actor, Via, auth, setup, users};
-use crate::store::now;
 use crate::web::AppState;
 use crate::web::auth::{ClientAddr, CurrentUser, keys};
 use crate::web::csrf;

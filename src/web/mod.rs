@@ -1,6 +1,9 @@
 //! The HTTP edge: the router, the middleware every request passes through,
 //! and one module per area. Handlers extract, authorise (role extractors in
 //! `auth`), call one service function and render; no SQL lives here.
+//! Paths are typed (`path`: `{name}` is a registered database, ids are the
+//! id types of `domain`), and web names engine and store types only, never
+//! their functions (`tests/it/web_layering.rs` holds this).
 
 mod account;
 pub(crate) mod alerts;
@@ -18,6 +21,7 @@ mod login;
 mod metrics;
 mod overview;
 mod page;
+pub mod path;
 mod users;
 
 use std::ops::Deref;

@@ -49,7 +49,7 @@ async fn overview(State(state): State<AppState>, Viewer(_): Viewer, ctx: PageCtx
     let firing = crate::service::monitoring::alerts::firing_counts(&state.store).await?;
     for db in &mut dbs {
         db.firing = firing.get(&db.name).copied().unwrap_or(0);
-        let (connections, tps) = charts::sparks(&state.store, &db.name, crate::store::now()).await?;
+        let (connections, tps) = charts::sparks(&state.store, &db.name, crate::clock::now()).await?;
         db.spark_connections = connections;
         db.spark_tps = tps;
         let Ok(name) = crate::domain::DatabaseName::parse(&db.name) else {

@@ -60,8 +60,17 @@ async fn catalog(app: &TestApp, token: &str, name: &str) -> Vec<serde_json::Valu
         .unwrap()
 }
 
+/// The file behind a backup's `location`: a file:// URL to the very file,
+/// so a DBA finds it without knowing the panel's layout.
 fn file_of(app: &TestApp, location: &str) -> std::path::PathBuf {
-    app.data_dir.path().join("backups").join(location)
+    let url = url::Url::parse(location).unwrap_or_else(|e| panic!("{location:?} is not a URL: {e}"));
+    assert_eq!(url.scheme(), "file", "{location}");
+    let path = url.to_file_path().unwrap();
+    assert!(
+        path.starts_with(app.data_dir.path().join("backups")),
+        "{location} is in the backup directory"
+    );
+    path
 }
 
 async fn seed_pg(url: &str) -> PgConnection {

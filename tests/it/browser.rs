@@ -501,10 +501,9 @@ async fn a_dba_acknowledges_and_silences_an_alert_then_reads_a_weeks_charts() {
             let (raw, _) = custodian::store::metrics::count(store.pool(), "shop")
                 .await
                 .ok()?;
-            (open
-                .iter()
-                .any(|a| a.database_name == "legacy" && a.state == "firing")
-                && raw >= 3)
+            (open.iter().any(|a| {
+                a.database_name == "legacy" && a.state == custodian::store::alerts::AlertState::Firing
+            }) && raw >= 3)
                 .then_some(())
         },
     )

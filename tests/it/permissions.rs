@@ -129,6 +129,18 @@ async fn everything_the_panel_writes_is_private_whatever_the_umask() {
         .strip_prefix("backup #")
         .and_then(|rest| rest.split(':').next())
         .unwrap_or_else(|| panic!("{taken}"));
+    // The CLI names the backup's file by a URL a DBA can follow, in the
+    // run's output and in the list.
+    let url = taken
+        .lines()
+        .map(str::trim)
+        .find(|l| l.starts_with("file:///"))
+        .unwrap_or_else(|| panic!("no file URL in {taken}"));
+    let file = url::Url::parse(url).unwrap().to_file_path().unwrap();
+    assert!(file.starts_with(&backups) && file.is_file(), "{url}");
+    let listed = run(&data, &backups, &["backup", "list", "demo"]);
+    assert!(listed.lines().next().unwrap().ends_with("LOCATION"), "{listed}");
+    assert!(listed.contains(url), "{listed}");
     run(&data, &backups, &["backup", "verify", id]);
     stop(server);
 

@@ -18,13 +18,12 @@ async fn api_delete(app: &TestApp, token: &str, path: &str) -> reqwest::Response
         .unwrap()
 }
 
-/// Where a backup's file is, from its `location` (a file:// URL or a key
-/// under the backup directory).
-fn file_of(app: &TestApp, location: &str) -> std::path::PathBuf {
-    match location.strip_prefix("file://") {
-        Some(path) => std::path::PathBuf::from(path),
-        None => app.data_dir.path().join("backups").join(location),
-    }
+/// Where a backup's file is, from its `location` (a file:// URL).
+fn file_of(_app: &TestApp, location: &str) -> std::path::PathBuf {
+    url::Url::parse(location)
+        .ok()
+        .and_then(|u| u.to_file_path().ok())
+        .unwrap_or_else(|| panic!("{location:?} is not a file:// URL"))
 }
 
 async fn removal_story(store: StoreChoice) {

@@ -18,7 +18,7 @@ use std::sync::Arc;
 use crate::domain::{AuditAction, BackupState, JobKind, Role};
 use crate::error::{AppError, AppResult};
 use crate::service::Actor;
-use crate::service::fleet::{Health, Member};
+use crate::service::fleet::Member;
 use crate::service::jobs::{JobSpec, Jobs};
 use crate::service::users::require;
 use crate::store::backups::{self as rows, BackupRow};
@@ -71,22 +71,10 @@ impl Backups {
             .ok_or_else(|| AppError::not_found(format!("There is no backup {id}.")))
     }
 
-    fn reachable(member: &Member) -> AppResult<()> {
-        let status = member.status();
-        if status.health == Health::Down {
-            return Err(AppError::invalid(format!(
-                "{} is unreachable: {}",
-                member.entry.name,
-                status.error.unwrap_or_default()
-            )));
-        }
-        Ok(())
-    }
-
     /// Start a backup (operator). Returns (job id, backup id).
     pub async fn start(&self, member: &Arc<Member>, actor: &Actor) -> AppResult<(i64, i64)> {
         require(actor, Role::Operator)?;
-        Self::reachable(member)?;
+        member.reachable()?;
         let url = member.url().map_err(AppError::invalid)?;
         let db = member.db().map_err(AppError::invalid)?;
         let format = db.dumps().format(self.parallel);
@@ -136,7 +124,7 @@ impl Backups {
                 backup.state
             )));
         }
-        Self::reachable(member)?;
+        member.reachable()?;
         let url = member.url().map_err(AppError::invalid)?;
         let spec = JobSpec {
             kind: JobKind::Verify,
@@ -175,7 +163,7 @@ impl Backups {
                 member.entry.name
             )));
         }
-        Self::reachable(member)?;
+        member.reachable()?;
         let url = member.url().map_err(AppError::invalid)?;
         let target = restore::check_restore_target(member, &url, &into).await?;
         let spec = JobSpec {
@@ -303,8 +291,7 @@ impl Backups {
 /// binary log), read live for the backups page: time-boxed, and not at all
 /// while the database is known down or slow.
 pub async fn pitr_readiness(member: &Member) -> Result<Vec<(String, String, bool)>, String> {
-    let db = member.db()?;
-    member.live(db.pitr_readiness()).await
+    member.read(|db| async move { db.pitr_readiness().await }).await
 }
 
 /// A database removed from the registry, with the backups the panel still

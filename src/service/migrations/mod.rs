@@ -70,8 +70,7 @@ const COMPARABLE: &[&str] = &["custodian", "flyway", "sqlx", "rails"];
 /// down or slow (the history as last read, saying so), and reads a live one
 /// within the pages' time limit.
 pub async fn status(member: &Member) -> AppResult<Status> {
-    let db = member.db().map_err(AppError::invalid)?;
-    match member.live(history::read(&*db)).await {
+    match member.read(|db| async move { history::read(&*db).await }).await {
         Ok(applied) => {
             member.remember_history(&applied);
             compare(member, applied, None).await
@@ -152,10 +151,11 @@ async fn compare(
     // the pages' limit; lint assumes the newest without one.
     let version = match member.status().server {
         Some(server) => Some(server.version),
-        None => match member.db() {
-            Ok(db) => member.live(db.status()).await.ok().map(|s| s.version),
-            Err(_) => None,
-        },
+        None => member
+            .read(|db| async move { db.status().await })
+            .await
+            .ok()
+            .map(|s| s.version),
     };
     status.pending = plan
         .pending

@@ -208,6 +208,18 @@ pub async fn get(store: &Store, id: i64) -> AppResult<Request> {
     view(store, row, required).await
 }
 
+/// Request `id` if it is one of `database`'s: any other is not found (the
+/// same answer as none at all), while a store that cannot answer stays
+/// that error, never a "not found".
+pub async fn of_database(store: &Store, database: &str, id: i64) -> AppResult<Request> {
+    let missing = || AppError::not_found(format!("there is no migration request \"{id}\" for {database}"));
+    match get(store, id).await {
+        Ok(request) if request.database == database => Ok(request),
+        Ok(_) | Err(AppError::NotFound(_)) => Err(missing()),
+        Err(e) => Err(e),
+    }
+}
+
 pub async fn list(store: &Store, database: &str) -> AppResult<Vec<Request>> {
     let required = settings(store, database).await?.approvals_required;
     let mut out = Vec::new();

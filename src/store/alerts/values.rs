@@ -115,14 +115,6 @@ text_enum! {
     }
 }
 
-/// Only for `tests/it/browser.rs`, which compares a row's state with its
-/// stored text; code in `src/` compares variants.
-impl PartialEq<&str> for AlertState {
-    fn eq(&self, other: &&str) -> bool {
-        self.as_str() == *other
-    }
-}
-
 text_enum! {
     /// The built-in alert rules, by the key stored in `alert_rules`,
     /// `alerts` and `alert_silences` (and sent in notifications). Each has

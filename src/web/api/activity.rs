@@ -1,17 +1,19 @@
 //! API: a database's sessions (viewer) and cancel/terminate (operator), in
 //! the shapes DESIGN.md fixes. Same checks and audit rows as the page.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Serialize;
 
-use super::member;
+use crate::domain::Pid;
 use crate::engine::Signal;
 use crate::error::{AppError, AppResult};
 use crate::service::activity;
+use crate::service::fleet::Member;
 use crate::web::AppState;
 use crate::web::auth::{Operator, Viewer};
+use crate::web::path::Db;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -45,12 +47,7 @@ struct SignalJson {
     message: String,
 }
 
-async fn sessions(
-    State(state): State<AppState>,
-    Viewer(_): Viewer,
-    Path(name): Path<String>,
-) -> AppResult<Json<Sessions>> {
-    let m = member(&state, &name)?;
+async fn sessions(State(state): State<AppState>, Viewer(_): Viewer, Db(m): Db) -> AppResult<Json<Sessions>> {
     let snapshot = activity::sample(&m, state.config.activity_sample_ttl)
         .await
         .map_err(AppError::Conflict)?;
@@ -77,17 +74,11 @@ async fn sessions(
 async fn send(
     state: &AppState,
     me: &crate::web::auth::CurrentUser,
-    name: &str,
-    pid: &str,
+    m: &Member,
+    pid: Pid,
     signal: Signal,
 ) -> AppResult<Json<SignalJson>> {
-    let m = member(state, name)?;
-    let pid: i64 = pid
-        .parse()
-        .ok()
-        .filter(|p| *p > 0)
-        .ok_or_else(|| AppError::not_found(format!("There is no session with pid {pid:?}.")))?;
-    let outcome = activity::signal(&state.store, &m, &me.actor(), pid, signal).await?;
+    let outcome = activity::signal(&state.store, m, &me.actor(), pid.get(), signal).await?;
     Ok(Json(SignalJson {
         ok: outcome.ok,
         message: outcome.message,
@@ -97,15 +88,17 @@ async fn send(
 async fn cancel(
     State(state): State<AppState>,
     Operator(me): Operator,
-    Path((name, pid)): Path<(String, String)>,
+    Db(m): Db,
+    pid: Pid,
 ) -> AppResult<Json<SignalJson>> {
-    send(&state, &me, &name, &pid, Signal::Cancel).await
+    send(&state, &me, &m, pid, Signal::Cancel).await
 }
 
 async fn terminate(
     State(state): State<AppState>,
     Operator(me): Operator,
-    Path((name, pid)): Path<(String, String)>,
+    Db(m): Db,
+    pid: Pid,
 ) -> AppResult<Json<SignalJson>> {
-    send(&state, &me, &name, &pid, Signal::Terminate).await
+    send(&state, &me, &m, pid, Signal::Terminate).await
 }

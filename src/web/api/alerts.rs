@@ -1,21 +1,22 @@
 //! API: alerts (viewer reads; operator acknowledges and silences) and a
 //! database's sampled figures over a range.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::member;
+use crate::domain::AlertId;
 use crate::error::{AppError, AppResult};
 use crate::format::rfc3339;
 use crate::service::monitoring::alerts::{self, AlertView};
 use crate::service::monitoring::charts::{self, Range};
 use crate::web::AppState;
-use crate::web::alerts::{alert_id, silence_length};
+use crate::web::alerts::silence_length;
 use crate::web::auth::{Operator, Viewer};
+use crate::web::path::Db;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -60,12 +61,8 @@ async fn list(State(state): State<AppState>, Viewer(_): Viewer) -> AppResult<Jso
     })))
 }
 
-async fn ack(
-    State(state): State<AppState>,
-    Operator(me): Operator,
-    Path(id): Path<String>,
-) -> AppResult<Json<Value>> {
-    alerts::acknowledge(&state.store, &me.actor(), alert_id(&id)?).await?;
+async fn ack(State(state): State<AppState>, Operator(me): Operator, id: AlertId) -> AppResult<Json<Value>> {
+    alerts::acknowledge(&state.store, &me.actor(), id.get()).await?;
     Ok(Json(json!({ "ok": true })))
 }
 
@@ -89,10 +86,9 @@ struct Created {
 async fn silence(
     State(state): State<AppState>,
     Operator(me): Operator,
-    Path(name): Path<String>,
+    Db(m): Db,
     Json(body): Json<SilenceBody>,
 ) -> AppResult<(StatusCode, Json<Created>)> {
-    let m = member(&state, &name)?;
     let length = silence_length(&body.duration)?;
     let id = alerts::silence(
         &state.store,
@@ -116,10 +112,9 @@ struct RangeQuery {
 async fn series(
     State(state): State<AppState>,
     Viewer(_): Viewer,
-    Path(name): Path<String>,
+    Db(m): Db,
     Query(q): Query<RangeQuery>,
 ) -> AppResult<Json<Value>> {
-    let m = member(&state, &name)?;
     let range = match q.range.as_deref() {
         None => Range::Day,
         Some(r) => Range::parse(r).ok_or_else(|| AppError::invalid("range must be 1h, 24h, 7d or 30d"))?,

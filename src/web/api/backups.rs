@@ -7,11 +7,12 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Serialize;
 
-use super::member;
-use crate::error::{AppError, AppResult};
+use crate::domain::{BackupId, DatabaseName};
+use crate::error::AppResult;
 use crate::format::rfc3339;
 use crate::web::AppState;
 use crate::web::auth::{Admin, Operator, Viewer};
+use crate::web::path::{Db, member};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -31,13 +32,13 @@ struct RemovedJson {
     backups: Vec<BackupJson>,
 }
 
-fn backup_json(b: crate::store::backups::BackupRow) -> BackupJson {
+fn backup_json(backups: &crate::service::backup::Backups, b: crate::store::backups::BackupRow) -> BackupJson {
     BackupJson {
         id: b.id,
         state: b.state,
         bytes: b.bytes,
         sha256: b.sha256,
-        location: b.location,
+        location: backups.url_of(&b.location),
         started_at: rfc3339(b.started_at),
         finished_at: b.finished_at.map(rfc3339),
         verified_at: b.verified_at.map(rfc3339),
@@ -57,7 +58,11 @@ async fn removed(State(state): State<AppState>, Viewer(_): Viewer) -> AppResult<
                 name: r.name,
                 engine: r.engine,
                 removed_at: rfc3339(r.removed_at),
-                backups: r.backups.into_iter().map(backup_json).collect(),
+                backups: r
+                    .backups
+                    .into_iter()
+                    .map(|b| backup_json(&state.backups, b))
+                    .collect(),
             })
             .collect(),
     ))
@@ -105,11 +110,12 @@ struct BackupJson {
 async fn list(
     State(state): State<AppState>,
     Viewer(_): Viewer,
-    Path(name): Path<String>,
+    Db(m): Db,
 ) -> AppResult<Json<Vec<BackupJson>>> {
-    let m = member(&state, &name)?;
     let rows = state.backups.list(m.entry.name.as_str(), 500).await?;
-    Ok(Json(rows.into_iter().map(backup_json).collect()))
+    Ok(Json(
+        rows.into_iter().map(|b| backup_json(&state.backups, b)).collect(),
+    ))
 }
 
 #[derive(Serialize)]
@@ -121,9 +127,8 @@ struct Started {
 async fn start(
     State(state): State<AppState>,
     Operator(me): Operator,
-    Path(name): Path<String>,
+    Db(m): Db,
 ) -> AppResult<(StatusCode, Json<Started>)> {
-    let m = member(&state, &name)?;
     let (job_id, backup_id) = state.backups.start(&m, &me.actor()).await?;
     Ok((StatusCode::ACCEPTED, Json(Started { job_id, backup_id })))
 }
@@ -136,15 +141,11 @@ struct Verifying {
 async fn verify(
     State(state): State<AppState>,
     Operator(me): Operator,
-    Path(id): Path<String>,
+    id: BackupId,
 ) -> AppResult<(StatusCode, Json<Verifying>)> {
-    let id: i64 = id
-        .parse()
-        .ok()
-        .filter(|i| *i > 0)
-        .ok_or_else(|| AppError::not_found(format!("There is no backup {id:?}.")))?;
+    let id = id.get();
     let backup = state.backups.get(id).await?;
-    let m = member(&state, &backup.database_name)?;
+    let m = member(&state, &DatabaseName::from_path(&backup.database_name)?).await?;
     let job_id = state.backups.verify(&m, &me.actor(), id).await?;
     Ok((StatusCode::ACCEPTED, Json(Verifying { job_id })))
 }

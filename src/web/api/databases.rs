@@ -2,7 +2,7 @@
 //! admin-only create, update and delete. Never a password: URLs are shown
 //! redacted.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
@@ -17,6 +17,7 @@ use crate::service::registry::{Changes, NewDatabase, Schedules, Source};
 use crate::web::AppState;
 use crate::web::auth::{Admin, Viewer};
 use crate::web::page::rfc3339;
+use crate::web::path::{Db, DbName};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -119,25 +120,12 @@ fn detail(m: &Member) -> DbDetail {
     }
 }
 
-fn path_name(raw: &str) -> AppResult<DatabaseName> {
-    DatabaseName::from_path(raw)
-}
-
 async fn list(State(state): State<AppState>, Viewer(_): Viewer) -> Json<Vec<DbSummary>> {
     Json(state.fleet.members().iter().map(|m| summary(m)).collect())
 }
 
-async fn show(
-    State(state): State<AppState>,
-    Viewer(_): Viewer,
-    Path(name): Path<String>,
-) -> AppResult<Json<DbDetail>> {
-    let name = path_name(&name)?;
-    let m = state
-        .fleet
-        .get(&name)
-        .ok_or_else(|| AppError::not_found(format!("no database named {name}")))?;
-    Ok(Json(detail(&m)))
+async fn show(Viewer(_): Viewer, Db(m): Db) -> Json<DbDetail> {
+    Json(detail(&m))
 }
 
 /// `Some(None)` for an explicit `null`, `None` for a missing field.
@@ -228,10 +216,9 @@ struct UpdateDb {
 async fn update(
     State(state): State<AppState>,
     Admin(me): Admin,
-    Path(name): Path<String>,
+    DbName(name): DbName,
     Json(body): Json<UpdateDb>,
 ) -> AppResult<Json<DbDetail>> {
-    let name = path_name(&name)?;
     let current = state.registry.get(&name).await?;
     let changes = Changes {
         url: body.url.map(|u| SecretUrl::new(u.trim())),
@@ -262,9 +249,8 @@ struct Done {
 async fn remove(
     State(state): State<AppState>,
     Admin(me): Admin,
-    Path(name): Path<String>,
+    DbName(name): DbName,
 ) -> AppResult<Json<Done>> {
-    let name = path_name(&name)?;
     state.registry.remove(&me.actor(), &name).await?;
     state.fleet.refresh(&state.registry).await;
     Ok(Json(Done { ok: true }))

@@ -1,17 +1,18 @@
 //! API: start maintenance (operator), read a job, cancel it.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
-use crate::domain::DatabaseName;
+use crate::domain::JobId;
 use crate::engine::Action;
 use crate::error::{AppError, AppResult};
 use crate::service::maintenance::{self, Request};
 use crate::web::AppState;
 use crate::web::auth::{Operator, Viewer};
+use crate::web::path::Db;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -44,14 +45,9 @@ struct Started {
 async fn start(
     State(state): State<AppState>,
     Operator(me): Operator,
-    Path(name): Path<String>,
+    Db(member): Db,
     Json(body): Json<MaintenanceBody>,
 ) -> AppResult<(StatusCode, Json<Started>)> {
-    let name = DatabaseName::from_path(&name)?;
-    let member = state
-        .fleet
-        .get(&name)
-        .ok_or_else(|| AppError::not_found(format!("no database named {name}")))?;
     let action = Action::parse(&body.action).ok_or_else(|| {
         AppError::invalid("action must be vacuum, vacuum_analyze, analyze, vacuum_full, reindex, optimize, check or integrity_check")
     })?;
@@ -74,19 +70,8 @@ struct JobJson {
     error: Option<String>,
 }
 
-fn job_id(raw: &str) -> AppResult<i64> {
-    raw.parse::<i64>()
-        .ok()
-        .filter(|id| *id > 0)
-        .ok_or_else(|| AppError::not_found(format!("There is no job {raw:?}.")))
-}
-
-async fn show(
-    State(state): State<AppState>,
-    Viewer(_): Viewer,
-    Path(id): Path<String>,
-) -> AppResult<Json<JobJson>> {
-    let job = state.jobs.get(job_id(&id)?).await?;
+async fn show(State(state): State<AppState>, Viewer(_): Viewer, id: JobId) -> AppResult<Json<JobJson>> {
+    let job = state.jobs.get(id.get()).await?;
     let error = maintenance::interrupted_error(&state.fleet, &job);
     Ok(Json(JobJson {
         id: job.id,
@@ -102,11 +87,7 @@ struct Done {
     ok: bool,
 }
 
-async fn cancel(
-    State(state): State<AppState>,
-    Operator(me): Operator,
-    Path(id): Path<String>,
-) -> AppResult<Json<Done>> {
-    state.jobs.cancel(&me.actor(), job_id(&id)?).await?;
+async fn cancel(State(state): State<AppState>, Operator(me): Operator, id: JobId) -> AppResult<Json<Done>> {
+    state.jobs.cancel(&me.actor(), id.get()).await?;
     Ok(Json(Done { ok: true }))
 }

@@ -1,18 +1,19 @@
 //! Migrations over the API: status (applied, pending with lint, drift),
 //! requests to apply, and their approval.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
-use super::member;
-use crate::error::{AppError, AppResult};
+use crate::domain::RequestId;
+use crate::error::AppResult;
 use crate::service::migrations::requests::{self, Request};
 use crate::service::migrations::{self, Status};
 use crate::web::AppState;
 use crate::web::auth::{Admin, Operator, Viewer};
+use crate::web::path::{Db, member};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -30,21 +31,11 @@ pub fn router() -> Router<AppState> {
         .route("/migration-requests/{id}/apply", post(apply))
 }
 
-async fn status(
-    State(state): State<AppState>,
-    Viewer(_): Viewer,
-    Path(name): Path<String>,
-) -> AppResult<Json<Status>> {
-    let m = member(&state, &name)?;
+async fn status(Viewer(_): Viewer, Db(m): Db) -> AppResult<Json<Status>> {
     Ok(Json(migrations::status(&m).await?))
 }
 
-async fn list(
-    State(state): State<AppState>,
-    Viewer(_): Viewer,
-    Path(name): Path<String>,
-) -> AppResult<Json<Vec<Request>>> {
-    let m = member(&state, &name)?;
+async fn list(State(state): State<AppState>, Viewer(_): Viewer, Db(m): Db) -> AppResult<Json<Vec<Request>>> {
     Ok(Json(requests::list(&state.store, m.entry.name.as_str()).await?))
 }
 
@@ -61,27 +52,15 @@ struct Created {
 async fn create(
     State(state): State<AppState>,
     Operator(me): Operator,
-    Path(name): Path<String>,
+    Db(m): Db,
     Json(body): Json<NewRequest>,
 ) -> AppResult<(StatusCode, Json<Created>)> {
-    let m = member(&state, &name)?;
     let id = requests::request(&state.store, &m, &me.actor(), &body.versions).await?;
     Ok((StatusCode::CREATED, Json(Created { id })))
 }
 
-fn request_id(raw: &str) -> AppResult<i64> {
-    raw.parse()
-        .ok()
-        .filter(|i| *i > 0)
-        .ok_or_else(|| AppError::not_found(format!("there is no migration request {raw:?}")))
-}
-
-async fn show(
-    State(state): State<AppState>,
-    Viewer(_): Viewer,
-    Path(id): Path<String>,
-) -> AppResult<Json<Request>> {
-    Ok(Json(requests::get(&state.store, request_id(&id)?).await?))
+async fn show(State(state): State<AppState>, Viewer(_): Viewer, id: RequestId) -> AppResult<Json<Request>> {
+    Ok(Json(requests::get(&state.store, id.get()).await?))
 }
 
 #[derive(Deserialize, Default)]
@@ -98,20 +77,20 @@ struct Done {
 async fn approve(
     State(state): State<AppState>,
     Viewer(me): Viewer,
-    Path(id): Path<String>,
+    id: RequestId,
     Json(body): Json<Comment>,
 ) -> AppResult<Json<Done>> {
-    requests::decide(&state.store, &me.actor(), request_id(&id)?, true, &body.comment).await?;
+    requests::decide(&state.store, &me.actor(), id.get(), true, &body.comment).await?;
     Ok(Json(Done { ok: true }))
 }
 
 async fn reject(
     State(state): State<AppState>,
     Viewer(me): Viewer,
-    Path(id): Path<String>,
+    id: RequestId,
     Json(body): Json<Comment>,
 ) -> AppResult<Json<Done>> {
-    requests::decide(&state.store, &me.actor(), request_id(&id)?, false, &body.comment).await?;
+    requests::decide(&state.store, &me.actor(), id.get(), false, &body.comment).await?;
     Ok(Json(Done { ok: true }))
 }
 
@@ -123,11 +102,15 @@ struct Started {
 async fn apply(
     State(state): State<AppState>,
     Operator(me): Operator,
-    Path(id): Path<String>,
+    id: RequestId,
 ) -> AppResult<(StatusCode, Json<Started>)> {
-    let id = request_id(&id)?;
+    let id = id.get();
     let request = requests::get(&state.store, id).await?;
-    let m = member(&state, &request.database)?;
+    let m = member(
+        &state,
+        &crate::domain::DatabaseName::from_path(&request.database)?,
+    )
+    .await?;
     let job_id = requests::apply(&state.jobs, &state.store, &m, &me.actor(), id).await?;
     Ok((StatusCode::ACCEPTED, Json(Started { job_id })))
 }
@@ -142,10 +125,9 @@ struct Rollback {
 async fn rollback(
     State(state): State<AppState>,
     Operator(me): Operator,
-    Path(name): Path<String>,
+    Db(m): Db,
     Json(body): Json<Rollback>,
 ) -> AppResult<(StatusCode, Json<Created>)> {
-    let m = member(&state, &name)?;
     let id = requests::request_rollback(&state.store, &m, &me.actor(), &body.version, &body.confirm).await?;
     Ok((StatusCode::CREATED, Json(Created { id })))
 }
@@ -153,9 +135,8 @@ async fn rollback(
 async fn settings(
     State(state): State<AppState>,
     Viewer(_): Viewer,
-    Path(name): Path<String>,
+    Db(m): Db,
 ) -> AppResult<Json<requests::Settings>> {
-    let m = member(&state, &name)?;
     Ok(Json(
         requests::settings(&state.store, m.entry.name.as_str()).await?,
     ))
@@ -164,10 +145,9 @@ async fn settings(
 async fn set_settings(
     State(state): State<AppState>,
     Admin(me): Admin,
-    Path(name): Path<String>,
+    Db(m): Db,
     Json(body): Json<requests::Settings>,
 ) -> AppResult<Json<requests::Settings>> {
-    let m = member(&state, &name)?;
     requests::set_settings(&state.store, &me.actor(), m.entry.name.as_str(), body).await?;
     Ok(Json(
         requests::settings(&state.store, m.entry.name.as_str()).await?,
@@ -183,10 +163,9 @@ struct NewFile {
 async fn submit(
     State(state): State<AppState>,
     Operator(me): Operator,
-    Path(name): Path<String>,
+    Db(m): Db,
     Json(body): Json<NewFile>,
 ) -> AppResult<(StatusCode, Json<migrations::Submitted>)> {
-    let m = member(&state, &name)?;
     let done = migrations::submit(&state.store, &m, &me.actor(), &body.name, &body.sql).await?;
     let code = if done.created {
         StatusCode::CREATED

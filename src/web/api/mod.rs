@@ -12,9 +12,6 @@ mod users;
 
 use axum::Router;
 
-use crate::domain::DatabaseName;
-use crate::error::{AppError, AppResult};
-use crate::service::fleet::Member;
 use crate::web::AppState;
 
 pub fn router() -> Router<AppState> {
@@ -26,13 +23,4 @@ pub fn router() -> Router<AppState> {
         .merge(backups::router())
         .merge(migrations::router())
         .merge(alerts::router())
-}
-
-/// The registered database named in a path, or 404.
-fn member(state: &AppState, raw: &str) -> AppResult<std::sync::Arc<Member>> {
-    let name = DatabaseName::from_path(raw)?;
-    state
-        .fleet
-        .get(&name)
-        .ok_or_else(|| AppError::not_found(format!("no database named {name}")))
 }

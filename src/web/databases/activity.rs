@@ -5,21 +5,23 @@
 use askama::Template;
 use askama_web::WebTemplate;
 use axum::Form;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 use tower_sessions::Session as HttpSession;
 
-use super::{DbView, member, path_name};
-use crate::domain::Role;
+use super::DbView;
+use crate::domain::{Pid, Role};
 use crate::engine::{Session, Signal, StatementOrder};
 use crate::error::{AppError, AppResult};
 use crate::service::activity::{self, Filter, Summary, TopStatements};
+use crate::service::fleet::Member;
 use crate::web::AppState;
 use crate::web::auth::{Admin, Operator, Viewer};
 use crate::web::csrf;
 use crate::web::page::{PageCtx, flash, fmt_age};
+use crate::web::path::Db;
 
 /// Refresh intervals offered, in seconds. None is shorter than the shared
 /// sample's default life (`activity_sample_ttl`, 2 s): a faster refresh
@@ -197,12 +199,12 @@ pub(super) struct ActivityPage {
 
 async fn fragment(
     state: &AppState,
-    name: &crate::domain::DatabaseName,
+    m: &Member,
     view: &ActivityQuery,
     can_act: bool,
     csrf: String,
 ) -> AppResult<ActivityFragment> {
-    let m = member(state, name)?;
+    let name = &m.entry.name;
     let filter = view.filter()?;
     let (warn, alert) = (
         state.config.long_query_warn.as_secs_f64(),
@@ -224,7 +226,7 @@ async fn fragment(
         self_query: view.link(view.paused),
         csrf,
     };
-    match activity::sample(&m, state.config.activity_sample_ttl).await {
+    match activity::sample(m, state.config.activity_sample_ttl).await {
         Ok(snapshot) => {
             let sample = &snapshot.sample;
             live.summary = activity::summarize(sample);
@@ -250,13 +252,13 @@ pub(super) async fn page(
     Viewer(me): Viewer,
     session: HttpSession,
     headers: HeaderMap,
-    Path(name): Path<String>,
+    Db(m): Db,
     Query(view): Query<ActivityQuery>,
 ) -> AppResult<Response> {
-    let name = path_name(&name)?;
+    let name = &m.entry.name;
     let can_act = me.has(Role::Operator);
     let csrf = csrf::token(&session).await?;
-    let live = fragment(&state, &name, &view, can_act, csrf).await?;
+    let live = fragment(&state, &m, &view, can_act, csrf).await?;
     // htmx's polling asks for the live part only; it must not take the
     // flash messages meant for the next full page.
     if headers.get("hx-target").is_some_and(|t| t == "activity") {
@@ -264,7 +266,7 @@ pub(super) async fn page(
     }
     let path = format!("/databases/{name}/activity");
     let ctx = PageCtx::load(Some(&session), Some(&me), &path, true).await?;
-    let db = DbView::of(&*member(&state, &name)?);
+    let db = DbView::of(&m);
     Ok(ActivityPage {
         ctx,
         db,
@@ -277,13 +279,6 @@ pub(super) async fn page(
             .map_err(|e| anyhow::anyhow!("activity template: {e}"))?,
     }
     .into_response())
-}
-
-fn path_pid(raw: &str) -> AppResult<i64> {
-    raw.parse::<i64>()
-        .ok()
-        .filter(|p| *p > 0)
-        .ok_or_else(|| AppError::not_found(format!("There is no session with pid {raw:?}.")))
 }
 
 #[derive(Deserialize)]
@@ -312,32 +307,31 @@ async fn signal_route(
     state: &AppState,
     me: &crate::web::auth::CurrentUser,
     session: &HttpSession,
-    name: &str,
-    pid: &str,
+    m: &Member,
+    pid: Pid,
     form: &SignalForm,
     signal: Signal,
 ) -> AppResult<Redirect> {
-    let name = path_name(name)?;
-    let pid = path_pid(pid)?;
+    let pid = pid.get();
     if signal == Signal::Terminate && form.confirm.trim() != pid.to_string() {
         return Err(AppError::invalid(format!(
             "Type the pid ({pid}) to confirm terminating the session."
         )));
     }
-    let m = member(state, &name)?;
-    let outcome = activity::signal(&state.store, &m, &me.actor(), pid, signal).await?;
+    let outcome = activity::signal(&state.store, m, &me.actor(), pid, signal).await?;
     flash(session, if outcome.ok { "ok" } else { "error" }, outcome.message).await?;
-    Ok(back_to(name.as_str(), &form.back))
+    Ok(back_to(m.entry.name.as_str(), &form.back))
 }
 
 pub(super) async fn cancel(
     State(state): State<AppState>,
     Operator(me): Operator,
     session: HttpSession,
-    Path((name, pid)): Path<(String, String)>,
+    Db(m): Db,
+    pid: Pid,
     Form(form): Form<SignalForm>,
 ) -> AppResult<Redirect> {
-    signal_route(&state, &me, &session, &name, &pid, &form, Signal::Cancel).await
+    signal_route(&state, &me, &session, &m, pid, &form, Signal::Cancel).await
 }
 
 #[derive(Template, WebTemplate)]
@@ -360,22 +354,14 @@ pub(super) struct BackQuery {
 /// Terminate asks first, on its own page: the session's query, and a box
 /// where the user types the pid.
 pub(super) async fn terminate_page(
-    State(state): State<AppState>,
     Operator(_): Operator,
-    Path((name, pid)): Path<(String, String)>,
+    Db(m): Db,
+    pid: Pid,
     Query(q): Query<BackQuery>,
     ctx: PageCtx,
 ) -> AppResult<TerminatePage> {
-    let name = path_name(&name)?;
-    let pid = path_pid(&pid)?;
-    let m = member(&state, &name)?;
-    let db = m.db().map_err(AppError::invalid)?;
-    let found = db
-        .session(pid)
-        .await
-        .map_err(|e| AppError::invalid(format!("cannot read the session: {e}")))?
-        .filter(|s| s.in_database)
-        .ok_or_else(|| AppError::not_found(format!("There is no session with pid {pid} in {name}.")))?;
+    let pid = pid.get();
+    let found = activity::session(&m, pid).await?;
     Ok(TerminatePage {
         ctx,
         db: DbView::of(&m),
@@ -390,10 +376,11 @@ pub(super) async fn terminate(
     State(state): State<AppState>,
     Operator(me): Operator,
     session: HttpSession,
-    Path((name, pid)): Path<(String, String)>,
+    Db(m): Db,
+    pid: Pid,
     Form(form): Form<SignalForm>,
 ) -> AppResult<Redirect> {
-    signal_route(&state, &me, &session, &name, &pid, &form, Signal::Terminate).await
+    signal_route(&state, &me, &session, &m, pid, &form, Signal::Terminate).await
 }
 
 #[derive(Deserialize)]
@@ -430,14 +417,11 @@ fn ms(v: f64) -> String {
 }
 
 pub(super) async fn top(
-    State(state): State<AppState>,
     Viewer(_): Viewer,
-    Path(name): Path<String>,
+    Db(m): Db,
     Query(q): Query<TopQuery>,
     ctx: PageCtx,
 ) -> AppResult<TopPage> {
-    let name = path_name(&name)?;
-    let m = member(&state, &name)?;
     let (order, key) = match q.order.as_str() {
         "mean" => (StatementOrder::MeanTime, "mean"),
         "calls" => (StatementOrder::Calls, "calls"),
@@ -474,11 +458,9 @@ pub(super) async fn reset_top(
     State(state): State<AppState>,
     Admin(me): Admin,
     session: HttpSession,
-    Path(name): Path<String>,
+    Db(m): Db,
 ) -> AppResult<Redirect> {
-    let name = path_name(&name)?;
-    let m = member(&state, &name)?;
     activity::reset_statements(&state.store, &m, &me.actor()).await?;
     flash(&session, "ok", "Statement statistics reset.").await?;
-    Ok(Redirect::to(&format!("/databases/{name}/activity/top")))
+    Ok(Redirect::to(&format!("/databases/{}/activity/top", m.entry.name)))
 }

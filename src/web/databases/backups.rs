@@ -5,20 +5,22 @@
 use askama::Template;
 use askama_web::WebTemplate;
 use axum::Form;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::response::Redirect;
 use serde::Deserialize;
 
-use super::{DbView, member, path_name};
+use super::DbView;
+use crate::clock::now;
+use crate::domain::BackupId;
 use crate::error::{AppError, AppResult};
 use crate::format::{fmt_age, fmt_bytes, fmt_time};
 use crate::service::backup::RestoreInto;
 use crate::service::backup::status::{self, BackupHealth};
 use crate::store::backups::BackupRow;
-use crate::store::now;
 use crate::web::AppState;
 use crate::web::auth::{Admin, Operator, Viewer};
 use crate::web::page::PageCtx;
+use crate::web::path::Db;
 
 /// One backup as the table shows it.
 pub struct BackupView {
@@ -37,10 +39,12 @@ pub struct BackupView {
     pub error: String,
     pub tables: usize,
     pub job_id: Option<i64>,
+    /// Where the file is, as a URL (file:///…).
+    pub url: String,
 }
 
-impl From<&BackupRow> for BackupView {
-    fn from(b: &BackupRow) -> Self {
+impl BackupView {
+    fn of(b: &BackupRow, backups: &crate::service::backup::Backups) -> Self {
         let secs = b.duration_ms.unwrap_or(0) as f64 / 1000.0;
         BackupView {
             id: b.id,
@@ -77,6 +81,7 @@ impl From<&BackupRow> for BackupView {
                 .map(|m| m.len())
                 .unwrap_or(0),
             job_id: b.job_id,
+            url: backups.url_of(&b.location),
         }
     }
 }
@@ -99,11 +104,10 @@ pub(super) struct BackupsTab {
 pub(super) async fn page(
     State(state): State<AppState>,
     Viewer(_): Viewer,
-    Path(name): Path<String>,
+    Db(m): Db,
     ctx: PageCtx,
 ) -> AppResult<BackupsTab> {
-    let name = path_name(&name)?;
-    let m = member(&state, &name)?;
+    let name = &m.entry.name;
     let rows = state.backups.list(name.as_str(), 100).await?;
     let health = status::judge(&m.entry, &rows, now(), state.config.verify_window);
     let (pitr, pitr_error) = match crate::service::backup::pitr_readiness(&m).await {
@@ -115,7 +119,7 @@ pub(super) async fn page(
         ctx,
         db: DbView::of(&m),
         health,
-        backups: rows.iter().map(BackupView::from).collect(),
+        backups: rows.iter().map(|b| BackupView::of(b, &state.backups)).collect(),
         pitr,
         pitr_error,
         location: state.backups.location(),
@@ -128,29 +132,19 @@ pub(super) async fn page(
 pub(super) async fn start(
     State(state): State<AppState>,
     Operator(me): Operator,
-    Path(name): Path<String>,
+    Db(m): Db,
 ) -> AppResult<Redirect> {
-    let name = path_name(&name)?;
-    let m = member(&state, &name)?;
     let (job, _) = state.backups.start(&m, &me.actor()).await?;
     Ok(Redirect::to(&format!("/jobs/{job}")))
-}
-
-fn backup_id(raw: &str) -> AppResult<i64> {
-    raw.parse::<i64>()
-        .ok()
-        .filter(|id| *id > 0)
-        .ok_or_else(|| AppError::not_found(format!("There is no backup {raw:?}.")))
 }
 
 pub(super) async fn verify(
     State(state): State<AppState>,
     Operator(me): Operator,
-    Path((name, id)): Path<(String, String)>,
+    Db(m): Db,
+    id: BackupId,
 ) -> AppResult<Redirect> {
-    let name = path_name(&name)?;
-    let m = member(&state, &name)?;
-    let job = state.backups.verify(&m, &me.actor(), backup_id(&id)?).await?;
+    let job = state.backups.verify(&m, &me.actor(), id.get()).await?;
     Ok(Redirect::to(&format!("/jobs/{job}")))
 }
 
@@ -160,26 +154,27 @@ pub(super) struct RestorePage {
     ctx: PageCtx,
     db: DbView,
     backup: BackupView,
-    sqlite: bool,
+    /// A file database restores into a new file only.
+    file: bool,
 }
 
 pub(super) async fn restore_page(
     State(state): State<AppState>,
     Admin(_): Admin,
-    Path((name, id)): Path<(String, String)>,
+    Db(m): Db,
+    id: BackupId,
     ctx: PageCtx,
 ) -> AppResult<RestorePage> {
-    let name = path_name(&name)?;
-    let m = member(&state, &name)?;
-    let backup = state.backups.get(backup_id(&id)?).await?;
+    let name = &m.entry.name;
+    let backup = state.backups.get(id.get()).await?;
     if backup.database_name != name.as_str() {
         return Err(AppError::not_found(format!("There is no backup {id} of {name}.")));
     }
     Ok(RestorePage {
         ctx,
-        sqlite: m.entry.engine == crate::engine::EngineKind::Sqlite,
+        file: m.capabilities().file,
         db: DbView::of(&m),
-        backup: BackupView::from(&backup),
+        backup: BackupView::of(&backup, &state.backups),
     })
 }
 
@@ -197,20 +192,16 @@ pub(super) struct RestoreForm {
 pub(super) async fn restore(
     State(state): State<AppState>,
     Admin(me): Admin,
-    Path((name, id)): Path<(String, String)>,
+    Db(m): Db,
+    id: BackupId,
     Form(form): Form<RestoreForm>,
 ) -> AppResult<Redirect> {
-    let name = path_name(&name)?;
-    let m = member(&state, &name)?;
     let into = match form.into.as_str() {
         "original" => RestoreInto::Original {
             confirm: form.confirm,
         },
         _ => RestoreInto::New(form.new_name),
     };
-    let job = state
-        .backups
-        .restore(&m, &me.actor(), backup_id(&id)?, into)
-        .await?;
+    let job = state.backups.restore(&m, &me.actor(), id.get(), into).await?;
     Ok(Redirect::to(&format!("/jobs/{job}")))
 }

@@ -6,20 +6,20 @@ use std::time::Duration;
 use askama::Template;
 use askama_web::WebTemplate;
 use axum::Form;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 use tower_sessions::Session;
 
-use super::path_name;
 use crate::config::SecretUrl;
 use crate::domain::{DatabaseName, RecoveryTarget};
 use crate::error::{AppError, AppResult};
-use crate::service::registry::{self, Changes, NewDatabase, Schedules, Source};
+use crate::service::registry::{self, Changes, NewDatabase, Schedules, Source, Tested};
 use crate::web::AppState;
 use crate::web::auth::Admin;
 use crate::web::page::{PageCtx, flash, fmt_bytes, fmt_duration};
+use crate::web::path::DbName;
 
 /// The add/edit form's fields as typed, to show them again with an error.
 #[derive(Default)]
@@ -60,9 +60,9 @@ pub(super) async fn edit_form(
     State(state): State<AppState>,
     Admin(_): Admin,
     ctx: PageCtx,
-    Path(name): Path<String>,
+    DbName(name): DbName,
 ) -> AppResult<FormPage> {
-    let entry = state.registry.get(&path_name(&name)?).await?;
+    let entry = state.registry.get(&name).await?;
     if entry.source == Source::Config {
         return Err(AppError::conflict(format!(
             "{} is declared in the configuration file: change it there",
@@ -219,10 +219,9 @@ pub(super) async fn update(
     Admin(me): Admin,
     session: Session,
     ctx: PageCtx,
-    Path(name): Path<String>,
+    DbName(name): DbName,
     Form(form): Form<DbForm>,
 ) -> AppResult<Response> {
-    let name = path_name(&name)?;
     let current = state.registry.get(&name).await?;
     let parsed = (|| {
         Ok::<_, AppError>(Changes {
@@ -251,9 +250,8 @@ pub(super) async fn remove(
     State(state): State<AppState>,
     Admin(me): Admin,
     session: Session,
-    Path(name): Path<String>,
+    DbName(name): DbName,
 ) -> AppResult<Redirect> {
-    let name = path_name(&name)?;
     state.registry.remove(&me.actor(), &name).await?;
     state.fleet.refresh(&state.registry).await;
     flash(
@@ -289,25 +287,25 @@ pub(super) async fn test_connection(
     headers: HeaderMap,
     Form(form): Form<DbForm>,
 ) -> AppResult<Response> {
-    let url = match optional(&form.url) {
-        Some(raw) => url_field(&raw)?,
+    let tested = match optional(&form.url) {
+        Some(raw) => registry::test_url(&url_field(&raw)?, state.fleet.servers()).await?,
         None => {
-            let name = DatabaseName::parse(&form.name)
-                .map_err(|_| AppError::invalid("enter a connection URL to test"))?;
-            let conns = state.registry.connections().await?;
-            let conn = conns
-                .into_iter()
-                .find(|c| c.entry.name == name)
-                .ok_or_else(|| AppError::invalid("enter a connection URL to test"))?;
-            conn.url.map_err(AppError::invalid)?
+            let enter = || AppError::invalid("enter a connection URL to test");
+            let name = DatabaseName::parse(&form.name).map_err(|_| enter())?;
+            match state.registry.test_stored(&name, state.fleet.servers()).await {
+                Err(AppError::NotFound(_)) => return Err(enter()),
+                other => other?,
+            }
         }
     };
-    let result = match registry::test_connection(&url, state.fleet.servers()).await? {
-        Ok(server) => TestResult {
+    let result = match tested {
+        Ok(Tested {
+            engine,
+            status: server,
+        }) => TestResult {
             ok: true,
             message: format!(
-                "Connected: {} {}{}",
-                crate::engine::EngineKind::of_url(url.expose())?.label(),
+                "Connected: {engine} {}{}",
                 server.version,
                 server
                     .size_bytes

@@ -4,17 +4,18 @@
 
 use askama::Template;
 use askama_web::WebTemplate;
-use axum::extract::{Path, Query, RawForm, State};
+use axum::extract::{Query, RawForm, State};
 use axum::response::Redirect;
 use serde::Deserialize;
 
-use super::{DbView, member, path_name};
-use crate::engine::{Action, DatabaseHealth, EngineKind, IndexHealth, TableHealth, TableQuery, TableSort};
+use super::DbView;
+use crate::engine::{Action, DatabaseHealth, IndexHealth, TableHealth, TableQuery, TableSort};
 use crate::error::{AppError, AppResult};
-use crate::service::maintenance::{self, Request};
+use crate::service::maintenance::{self, Figures, FiguresOf, Request};
 use crate::web::AppState;
 use crate::web::auth::{Operator, Viewer};
 use crate::web::page::{PageCtx, fmt_bytes, fmt_time};
+use crate::web::path::Db;
 
 const PAGE: i64 = 50;
 const INDEX_LIMIT: i64 = 500;
@@ -147,7 +148,6 @@ pub(super) struct MaintenancePage {
     pages: i64,
     indexes: Vec<IndexRow>,
     health: DatabaseHealth,
-    postgres: bool,
     error: Option<String>,
 }
 
@@ -186,17 +186,14 @@ impl MaintenancePage {
 }
 
 pub(super) async fn page(
-    State(state): State<AppState>,
     Viewer(_): Viewer,
-    Path(name): Path<String>,
+    Db(m): Db,
     Query(view): Query<MaintQuery>,
     ctx: PageCtx,
 ) -> AppResult<MaintenancePage> {
-    let name = path_name(&name)?;
-    let m = member(&state, &name)?;
-    let engine_kind = m.entry.engine;
+    let caps = m.capabilities();
     let tab = match view.tab.as_str() {
-        "indexes" if engine_kind == EngineKind::Postgres => "indexes",
+        "indexes" if caps.index_health => "indexes",
         "database" => "database",
         _ => "tables",
     };
@@ -209,9 +206,8 @@ pub(super) async fn page(
         view_tab: tab,
         sort: sort.as_str(),
         descending,
-        actions: Action::ALL
+        actions: maintenance::actions(&m)
             .into_iter()
-            .filter(|a| a.supported_by(engine_kind))
             .map(|a| (a.as_str(), a.label()))
             .collect(),
         tables: Vec::new(),
@@ -220,41 +216,30 @@ pub(super) async fn page(
         pages: 1,
         indexes: Vec::new(),
         health: DatabaseHealth::default(),
-        postgres: engine_kind == EngineKind::Postgres,
         error: None,
         view,
     };
-    if let Some(why) = m.unavailable() {
-        page.error = Some(why);
-        return Ok(page);
-    }
-    let db = m.db().map_err(AppError::invalid)?;
     let search = Some(page.view.q.trim().to_string()).filter(|s| !s.is_empty());
-    let read = async {
-        match tab {
-            "indexes" => db
-                .indexes(INDEX_LIMIT)
-                .await
-                .map(|ix| page.indexes = ix.into_iter().map(index_row).collect()),
-            "database" => db.database_health().await.map(|h| page.health = h),
-            _ => {
-                let query = TableQuery {
-                    sort,
-                    descending,
-                    search,
-                    offset: (page_no - 1) * PAGE,
-                    limit: PAGE,
-                };
-                db.tables(&query).await.map(|list| {
-                    page.total = list.total;
-                    page.pages = ((list.total + PAGE - 1) / PAGE).max(1);
-                    page.tables = list.rows.into_iter().map(table_row).collect();
-                })
-            }
-        }
+    let of = match tab {
+        "indexes" => FiguresOf::Indexes { limit: INDEX_LIMIT },
+        "database" => FiguresOf::Database,
+        _ => FiguresOf::Tables(TableQuery {
+            sort,
+            descending,
+            search,
+            offset: (page_no - 1) * PAGE,
+            limit: PAGE,
+        }),
     };
-    if let Err(e) = m.live(read).await {
-        page.error = Some(e);
+    match maintenance::figures(&m, of).await {
+        Ok(Figures::Indexes(ix)) => page.indexes = ix.into_iter().map(index_row).collect(),
+        Ok(Figures::Database(h)) => page.health = h,
+        Ok(Figures::Tables(list)) => {
+            page.total = list.total;
+            page.pages = ((list.total + PAGE - 1) / PAGE).max(1);
+            page.tables = list.rows.into_iter().map(table_row).collect();
+        }
+        Err(e) => page.error = Some(e),
     }
     Ok(page)
 }
@@ -265,11 +250,9 @@ pub(super) async fn page(
 pub(super) async fn run(
     State(state): State<AppState>,
     Operator(me): Operator,
-    Path(name): Path<String>,
+    Db(m): Db,
     RawForm(body): RawForm,
 ) -> AppResult<Redirect> {
-    let name = path_name(&name)?;
-    let m = member(&state, &name)?;
     let mut action = None;
     let mut req = Request::default();
     for (k, v) in form_urlencoded::parse(&body) {

@@ -5,12 +5,13 @@
 use askama::Template;
 use askama_web::WebTemplate;
 use axum::Form;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::response::Redirect;
 use serde::Deserialize;
 use tower_sessions::Session as HttpSession;
 
-use super::{DbView, member, path_name};
+use super::DbView;
+use crate::domain::RequestId;
 use crate::engine::history::Applied;
 use crate::error::{AppError, AppResult};
 use crate::format::fmt_time;
@@ -20,6 +21,7 @@ use crate::service::migrations::{self, DriftView};
 use crate::web::AppState;
 use crate::web::auth::{Admin, Operator, Viewer};
 use crate::web::page::{PageCtx, flash};
+use crate::web::path::Db;
 
 /// One line of a pending migration's SQL.
 pub struct SqlLine {
@@ -58,7 +60,6 @@ pub struct MigrationsTab {
     /// The signed-in user's name, to hide approval of one's own request.
     me: String,
     can_approve: bool,
-    transactional: bool,
     settings: requests::Settings,
 }
 
@@ -111,11 +112,10 @@ fn pending_view(p: migrations::Pending) -> PendingView {
 pub(super) async fn page(
     State(state): State<AppState>,
     Viewer(me): Viewer,
-    Path(name): Path<String>,
+    Db(m): Db,
     ctx: PageCtx,
 ) -> AppResult<MigrationsTab> {
-    let name = path_name(&name)?;
-    let m = member(&state, &name)?;
+    let name = &m.entry.name;
     let mut tab = MigrationsTab {
         ctx,
         db: DbView::of(&m),
@@ -129,7 +129,6 @@ pub(super) async fn page(
         requests: vec![],
         me: me.user.name.to_string(),
         can_approve: me.user.can_approve,
-        transactional: m.entry.engine != crate::engine::EngineKind::Mysql,
         settings: requests::settings(&state.store, name.as_str()).await?,
     };
     tab.requests = requests::list(&state.store, name.as_str())
@@ -170,11 +169,10 @@ pub(super) async fn request(
     State(state): State<AppState>,
     Operator(me): Operator,
     session: HttpSession,
-    Path(name): Path<String>,
+    Db(m): Db,
     Form(form): Form<RequestForm>,
 ) -> AppResult<Redirect> {
-    let name = path_name(&name)?;
-    let m = member(&state, &name)?;
+    let name = &m.entry.name;
     let versions: Vec<String> = form.versions.split_whitespace().map(str::to_string).collect();
     let id = requests::request(&state.store, &m, &me.actor(), &versions).await?;
     flash(
@@ -201,11 +199,14 @@ pub(super) async fn decide(
     State(state): State<AppState>,
     Viewer(me): Viewer,
     session: HttpSession,
-    Path((name, id)): Path<(String, String)>,
+    Db(m): Db,
+    id: RequestId,
     Form(form): Form<DecisionForm>,
 ) -> AppResult<Redirect> {
-    let name = path_name(&name)?;
-    let (id, _) = own_request(&state, &name, &id).await?;
+    let name = &m.entry.name;
+    let id = requests::of_database(&state.store, name.as_str(), id.get())
+        .await?
+        .id;
     let approve = match form.decision.as_str() {
         "approve" => true,
         "reject" => false,
@@ -223,28 +224,14 @@ pub(super) async fn decide(
 pub(super) async fn apply(
     State(state): State<AppState>,
     Operator(me): Operator,
-    Path((name, id)): Path<(String, String)>,
+    Db(m): Db,
+    id: RequestId,
 ) -> AppResult<Redirect> {
-    let name = path_name(&name)?;
-    let (id, m) = own_request(&state, &name, &id).await?;
+    let id = requests::of_database(&state.store, m.entry.name.as_str(), id.get())
+        .await?
+        .id;
     let job = requests::apply(&state.jobs, &state.store, &m, &me.actor(), id).await?;
     Ok(Redirect::to(&format!("/jobs/{job}")))
-}
-
-/// A request id from the path that belongs to this database, or 404.
-async fn own_request(
-    state: &AppState,
-    name: &crate::domain::DatabaseName,
-    raw: &str,
-) -> AppResult<(i64, std::sync::Arc<crate::service::fleet::Member>)> {
-    let m = member(state, name)?;
-    let missing = || AppError::not_found(format!("there is no migration request {raw:?} for {name}"));
-    let id: i64 = raw.parse().ok().filter(|i| *i > 0).ok_or_else(missing)?;
-    let request = requests::get(&state.store, id).await.map_err(|_| missing())?;
-    if request.database != name.as_str() {
-        return Err(missing());
-    }
-    Ok((id, m))
 }
 
 #[derive(Deserialize)]
@@ -260,11 +247,10 @@ pub(super) async fn rollback(
     State(state): State<AppState>,
     Operator(me): Operator,
     session: HttpSession,
-    Path(name): Path<String>,
+    Db(m): Db,
     Form(form): Form<RollbackForm>,
 ) -> AppResult<Redirect> {
-    let name = path_name(&name)?;
-    let m = member(&state, &name)?;
+    let name = &m.entry.name;
     let id = requests::request_rollback(&state.store, &m, &me.actor(), &form.version, &form.confirm).await?;
     flash(
         &session,
@@ -289,11 +275,10 @@ pub(super) async fn settings(
     State(state): State<AppState>,
     Admin(me): Admin,
     session: HttpSession,
-    Path(name): Path<String>,
+    Db(m): Db,
     Form(form): Form<SettingsForm>,
 ) -> AppResult<Redirect> {
-    let name = path_name(&name)?;
-    let m = member(&state, &name)?;
+    let name = &m.entry.name;
     let number = |field: &str, raw: &str| -> AppResult<i64> {
         raw.trim()
             .parse()

@@ -12,20 +12,20 @@ mod monitoring;
 use askama::Template;
 use askama_web::WebTemplate;
 use axum::Router;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::response::Redirect;
 use axum::routing::{get, post};
 use tower_sessions::Session;
 
-use crate::domain::DatabaseName;
+use crate::clock::now;
 use crate::engine::{Capabilities, DatabaseEntry, SchemaEntry};
-use crate::error::{AppError, AppResult};
+use crate::error::AppResult;
 use crate::service::fleet::{Health, Member, ServerView};
 use crate::service::registry::Source;
-use crate::store::now;
 use crate::web::AppState;
 use crate::web::auth::{Operator, Viewer};
 use crate::web::page::{PageCtx, flash, fmt_age, fmt_bytes, fmt_duration};
+use crate::web::path::Db;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -203,19 +203,6 @@ pub fn fleet_views(state: &AppState) -> Vec<DbView> {
     views
 }
 
-/// A database named in the path: exactly a valid name (nothing trimmed),
-/// or simply not found.
-pub(super) fn path_name(raw: &str) -> AppResult<DatabaseName> {
-    DatabaseName::from_path(raw)
-}
-
-pub(super) fn member(state: &AppState, name: &DatabaseName) -> AppResult<std::sync::Arc<Member>> {
-    state
-        .fleet
-        .get(name)
-        .ok_or_else(|| AppError::not_found(format!("no database named {name}")))
-}
-
 #[derive(Template, WebTemplate)]
 #[template(path = "databases/list.html")]
 struct ListPage {
@@ -253,28 +240,17 @@ struct ShowPage {
     db: DbView,
 }
 
-async fn show(
-    State(state): State<AppState>,
-    Viewer(_): Viewer,
-    ctx: PageCtx,
-    Path(name): Path<String>,
-) -> AppResult<ShowPage> {
-    let name = path_name(&name)?;
-    Ok(ShowPage {
+async fn show(Viewer(_): Viewer, ctx: PageCtx, Db(m): Db) -> ShowPage {
+    ShowPage {
         ctx,
-        db: DbView::of(&*member(&state, &name)?),
-    })
+        db: DbView::of(&m),
+    }
 }
 
 /// Check a registered database now and report, for "Check now".
-async fn check_now(
-    State(state): State<AppState>,
-    Operator(_): Operator,
-    session: Session,
-    Path(name): Path<String>,
-) -> AppResult<Redirect> {
-    let name = path_name(&name)?;
-    let status = member(&state, &name)?.check().await;
+async fn check_now(Operator(_): Operator, session: Session, Db(m): Db) -> AppResult<Redirect> {
+    let name = &m.entry.name;
+    let status = m.check().await;
     match status.error {
         None => flash(&session, "ok", format!("{name} answered.")).await?,
         Some(e) => flash(&session, "error", format!("{name} is unreachable: {e}")).await?,

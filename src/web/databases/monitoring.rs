@@ -5,21 +5,22 @@
 use askama::Template;
 use askama_web::WebTemplate;
 use axum::Form;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::response::Redirect;
 use serde::Deserialize;
 use tower_sessions::Session;
 
-use super::{DbView, member, path_name};
+use super::DbView;
+use crate::clock::now;
 use crate::error::{AppError, AppResult};
 use crate::service::monitoring::alerts;
 use crate::service::monitoring::charts::{self, Chart, Range};
 use crate::service::monitoring::rules::{self, Setting, Unit};
-use crate::store::now;
 use crate::web::AppState;
 use crate::web::alerts::{AlertLine, SILENCE_CHOICES};
 use crate::web::auth::{Admin, Viewer};
 use crate::web::page::{PageCtx, flash};
+use crate::web::path::Db;
 
 /// One rule's row in the settings table.
 pub struct RuleLine {
@@ -63,12 +64,11 @@ pub(super) struct RangeQuery {
 pub(super) async fn page(
     State(state): State<AppState>,
     Viewer(_): Viewer,
-    Path(name): Path<String>,
+    Db(m): Db,
     Query(q): Query<RangeQuery>,
     ctx: PageCtx,
 ) -> AppResult<MonitoringTab> {
-    let name = path_name(&name)?;
-    let m = member(&state, &name)?;
+    let name = &m.entry.name;
     let range = Range::parse(&q.range).unwrap_or(Range::Day);
     let charts = charts::charts(&state.store, name.as_str(), range, now()).await?;
     let board = alerts::board(&state.store, Some(name.as_str()), 0).await?;
@@ -87,7 +87,7 @@ pub(super) async fn page(
             for_seconds: s.for_seconds,
         })
         .collect();
-    let sampled = match state.monitor.latest(&name) {
+    let sampled = match state.monitor.latest(name) {
         Some(l) => match l.reading {
             Ok(_) => format!("sampled {}", crate::format::fmt_time(l.at)),
             Err(e) => format!("the last sample failed: {e}"),
@@ -127,11 +127,10 @@ pub(super) async fn set_rule(
     State(state): State<AppState>,
     Admin(me): Admin,
     session: Session,
-    Path(name): Path<String>,
+    Db(m): Db,
     Form(form): Form<RuleForm>,
 ) -> AppResult<Redirect> {
-    let name = path_name(&name)?;
-    member(&state, &name)?;
+    let name = &m.entry.name;
     let threshold = match form.threshold.trim() {
         "" => None,
         t => Some(
@@ -150,7 +149,7 @@ pub(super) async fn set_rule(
         threshold,
         for_seconds,
     };
-    alerts::set_rule(&state.store, &me.actor(), &name, &form.rule, setting).await?;
+    alerts::set_rule(&state.store, &me.actor(), name, &form.rule, setting).await?;
     let title = rules::find(&form.rule).map(|r| r.title).unwrap_or("");
     flash(&session, "ok", format!("{title}: saved for {name}.")).await?;
     Ok(Redirect::to(&format!("/databases/{name}/monitoring")))
