@@ -4,91 +4,21 @@
 //! and terminate with their checks and audit rows.
 
 use std::collections::{BTreeMap, HashSet};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
-
-use tokio::sync::Mutex;
+use std::time::Duration;
 
 use crate::domain::Role;
 use crate::engine::{ActivitySample, Session, SessionLookup, Signal, Statement, StatementOrder};
 use crate::error::{AppError, AppResult};
 use crate::service::Actor;
 use crate::service::audit::{Event, Outcome, record};
-use crate::service::fleet::{Member, PAGE_READ_LIMIT};
+use crate::service::fleet::{Member, Snapshot};
 use crate::service::users::require;
-use crate::store::{Store, now};
+use crate::store::Store;
 
-/// The last sample of one database, shared by every viewer.
-#[derive(Default)]
-pub struct ActivityCache {
-    slot: Mutex<Option<Cached>>,
-    taken: AtomicU64,
-}
-
-struct Cached {
-    at: Instant,
-    snapshot: Result<Snapshot, String>,
-}
-
-/// A sample and when it was taken.
-#[derive(Clone, Debug)]
-pub struct Snapshot {
-    pub sample: Arc<ActivitySample>,
-    pub taken_at: i64,
-}
-
-impl ActivityCache {
-    /// How many samples were taken from the database (for tests and the
-    /// benchmark: fifty viewers should cost what one does).
-    pub fn samples_taken(&self) -> u64 {
-        self.taken.load(Ordering::Relaxed)
-    }
-
-    /// Forget the sample, e.g. after a cancel, so the next view is fresh.
-    pub async fn invalidate(&self) {
-        *self.slot.lock().await = None;
-    }
-}
-
-/// The activity of `member`, at most `ttl` old. Concurrent callers wait for
-/// the one sample in flight instead of each taking their own.
+/// The activity of `member`, at most `ttl` old: one shared sample however
+/// many people watch (see [`Member::activity_sample`]).
 pub async fn sample(member: &Member, ttl: Duration) -> Result<Snapshot, String> {
-    if !member.capabilities().activity {
-        return Err(format!("{} has no sessions to show", member.entry.engine.label()));
-    }
-    if let Some(why) = member.unavailable() {
-        return Err(why);
-    }
-    let cache = &member.activity;
-    // Waiting for another viewer's sample in flight is time-boxed too.
-    let mut slot = tokio::time::timeout(PAGE_READ_LIMIT, cache.slot.lock())
-        .await
-        .map_err(|_| {
-            format!(
-                "{} did not answer within {} seconds",
-                member.entry.name,
-                PAGE_READ_LIMIT.as_secs()
-            )
-        })?;
-    if let Some(cached) = slot.as_ref()
-        && cached.at.elapsed() < ttl
-    {
-        return cached.snapshot.clone();
-    }
-    cache.taken.fetch_add(1, Ordering::Relaxed);
-    let snapshot = member
-        .read(|db| async move { db.activity().await })
-        .await
-        .map(|sample| Snapshot {
-            sample: Arc::new(sample),
-            taken_at: now(),
-        });
-    *slot = Some(Cached {
-        at: Instant::now(),
-        snapshot: snapshot.clone(),
-    });
-    snapshot
+    member.activity_sample(ttl).await
 }
 
 /// Filters from the page's URL; `None` means "any".
