@@ -9,6 +9,9 @@
 use std::io;
 use std::path::Path;
 
+/// The panel's secret key file in its data dir (see `secrets`).
+pub const KEY_FILE: &str = "secret.key";
+
 /// Mode of the panel's files.
 pub const FILE_MODE: u32 = 0o600;
 /// Mode of the panel's directories.
@@ -138,7 +141,7 @@ pub fn tighten_panel_files(data_dir: &Path, backup_dir: &Path) {
         data_dir.join("custodian.db"),
         data_dir.join("custodian.db-wal"),
         data_dir.join("custodian.db-shm"),
-        data_dir.join(crate::secrets::KEY_FILE),
+        data_dir.join(KEY_FILE),
     ];
     let trees = [
         data_dir.join("tmp"),

@@ -23,7 +23,8 @@ use sha2::Sha256;
 
 use crate::config::Config;
 
-pub const KEY_FILE: &str = "secret.key";
+pub use crate::files::KEY_FILE;
+
 const NONCE_LEN: usize = 24;
 
 /// Seals and opens secrets with the panel's key.

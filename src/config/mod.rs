@@ -17,6 +17,9 @@ use figment::providers::{Env, Format, Toml};
 use secrecy::SecretString;
 use serde::Deserialize;
 
+/// The most client connections `max_connections` may allow at once.
+pub const MAX_HTTP_CONNECTIONS: usize = 100_000;
+
 pub use urls::{SecretUrl, StoreKind};
 
 /// The file read from the working directory when no `--config` is given.
@@ -298,7 +301,7 @@ impl Config {
         if self.header_timeout < Duration::from_secs(1) {
             bail!("header_timeout must be at least 1s");
         }
-        let most = crate::server::Limits::MAX_CONNECTIONS;
+        let most = MAX_HTTP_CONNECTIONS;
         if !(1..=most).contains(&self.max_connections) {
             bail!("max_connections must be between 1 and {most}");
         }

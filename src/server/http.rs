@@ -37,7 +37,7 @@ pub struct Limits {
 impl Limits {
     /// The most connections `max_connections` may ask for (the config
     /// refuses more).
-    pub const MAX_CONNECTIONS: usize = 100_000;
+    pub const MAX_CONNECTIONS: usize = crate::config::MAX_HTTP_CONNECTIONS;
 
     pub fn of(config: &Config) -> Limits {
         Limits {

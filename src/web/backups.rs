@@ -78,7 +78,7 @@ pub struct RiskRow {
 
 /// The line for one database, from its backups (newest first).
 pub fn risk_row(state: &AppState, entry: &crate::service::registry::DbEntry, rows: &[BackupRow]) -> RiskRow {
-    let health = status::judge(entry, rows, now(), state.config.verify_window);
+    let health = status::judge(entry.targets(), rows, now(), state.config.verify_window);
     let mut history: Vec<&BackupRow> = rows.iter().filter(|b| b.state.is_good()).take(30).collect();
     history.reverse();
     RiskRow {

@@ -6,7 +6,6 @@
 use std::time::Duration;
 
 use crate::format::{fmt_age, fmt_duration};
-use crate::service::registry::DbEntry;
 use crate::store::backups::BackupRow;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -35,8 +34,15 @@ pub struct BackupHealth {
     pub last_verified: Option<BackupRow>,
 }
 
+/// A database's recovery targets, as its registry entry sets them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Targets {
+    pub rpo: Option<Duration>,
+    pub rto: Option<Duration>,
+}
+
 /// `backups` newest first (any state).
-pub fn judge(entry: &DbEntry, backups: &[BackupRow], now: i64, verify_window: Duration) -> BackupHealth {
+pub fn judge(entry: Targets, backups: &[BackupRow], now: i64, verify_window: Duration) -> BackupHealth {
     let mut level = Level::Green;
     let mut reasons = Vec::new();
     let mut lower = |to: Level, why: String, reasons: &mut Vec<String>| {

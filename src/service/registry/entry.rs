@@ -65,6 +65,14 @@ impl Schedules {
 }
 
 impl DbEntry {
+    /// Its recovery targets, for judging its backups.
+    pub fn targets(&self) -> crate::service::backup::status::Targets {
+        crate::service::backup::status::Targets {
+            rpo: self.rpo,
+            rto: self.rto,
+        }
+    }
+
     /// With its schedules parsed.
     pub(super) fn planned(mut self) -> DbEntry {
         self.plan = self.schedules.plan(self.name.as_str());

@@ -109,7 +109,7 @@ pub(super) async fn page(
 ) -> AppResult<BackupsTab> {
     let name = &m.entry.name;
     let rows = state.backups.list(name.as_str(), 100).await?;
-    let health = status::judge(&m.entry, &rows, now(), state.config.verify_window);
+    let health = status::judge(m.entry.targets(), &rows, now(), state.config.verify_window);
     let (pitr, pitr_error) = match crate::service::backup::pitr_readiness(&m).await {
         Ok(lines) => (lines, None),
         Err(e) => (Vec::new(), Some(e)),

@@ -31,7 +31,7 @@ impl Rule for BackupRpo {
         };
         // The backups tab's judgement picks the last good backup; its level
         // and reasons, with their own window, are not used here.
-        let health = status::judge(facts.entry, backups, facts.now, Duration::ZERO);
+        let health = status::judge(facts.entry.targets(), backups, facts.now, Duration::ZERO);
         match &health.last_good {
             None => breach(None, format!("no good backup; RPO is {}", fmt_duration(rpo))),
             Some(b) => {

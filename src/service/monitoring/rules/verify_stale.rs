@@ -41,7 +41,7 @@ impl Rule for VerifyStale {
         };
         // The backups tab's judgement picks the last verified backup; this
         // rule holds it to its own threshold.
-        let health = status::judge(facts.entry, backups, facts.now, Duration::ZERO);
+        let health = status::judge(facts.entry.targets(), backups, facts.now, Duration::ZERO);
         let window = setting.threshold.unwrap_or(f64::MAX);
         match health.last_verified.as_ref() {
             Some(v) if v.verify_ok == Some(false) => breach(
