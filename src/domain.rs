@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::AppError;
 
 mod states;
+pub(crate) use states::text_enum;
 pub use states::{AuditAction, BackupState, JobKind, JobState, UnknownValue};
 
 /// A user name: 1–64 characters of `a-z 0-9 . _ -`, starting with a letter or

@@ -10,11 +10,6 @@
 //! their TEXT columns (`store/text.rs`) and binds `as_str()`, so this module
 //! needs nothing from sqlx.
 
-use std::fmt;
-use std::str::FromStr;
-
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
-
 /// A stored text that names no variant of the enum it should be.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("unknown {what} {value:?}")]
@@ -26,7 +21,9 @@ pub struct UnknownValue {
 
 /// An enum stored as TEXT: its variants, their texts, `ALL` and `NAMES` in
 /// declaration order, `as_str`, parsing with [`UnknownValue`], `Display`,
-/// and serde as the plain text.
+/// and serde as the plain text. The one way the panel writes such an enum
+/// (jobs, backups, audit here; alerts, webhooks and migration requests in
+/// the store); `store/text.rs` gives each its TEXT column.
 macro_rules! text_enum {
     (
         $(#[$meta:meta])*
@@ -54,45 +51,46 @@ macro_rules! text_enum {
             }
         }
 
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        impl ::std::fmt::Display for $name {
+            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
                 f.pad(self.as_str())
             }
         }
 
-        impl FromStr for $name {
-            type Err = UnknownValue;
+        impl ::std::str::FromStr for $name {
+            type Err = $crate::domain::UnknownValue;
 
             fn from_str(s: &str) -> Result<Self, Self::Err> {
                 match s {
                     $( $text => Ok($name::$variant), )+
-                    _ => Err(UnknownValue { what: $what, value: s.to_string() }),
+                    _ => Err($crate::domain::UnknownValue { what: $what, value: s.to_string() }),
                 }
             }
         }
 
         impl TryFrom<String> for $name {
-            type Error = UnknownValue;
+            type Error = $crate::domain::UnknownValue;
 
             fn try_from(s: String) -> Result<Self, Self::Error> {
                 s.parse()
             }
         }
 
-        impl Serialize for $name {
-            fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        impl ::serde::Serialize for $name {
+            fn serialize<S: ::serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
                 serializer.serialize_str(self.as_str())
             }
         }
 
-        impl<'de> Deserialize<'de> for $name {
-            fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-                let text = String::deserialize(deserializer)?;
-                text.parse().map_err(serde::de::Error::custom)
+        impl<'de> ::serde::Deserialize<'de> for $name {
+            fn deserialize<D: ::serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                let text = <String as ::serde::Deserialize>::deserialize(deserializer)?;
+                text.parse().map_err(::serde::de::Error::custom)
             }
         }
     };
 }
+pub(crate) use text_enum;
 
 text_enum! {
     /// Where a job is in its life: queued → running → one of the four ends.
@@ -204,7 +202,12 @@ mod tests {
 
     fn round_trips<T>(all: &[T], names: &[&str])
     where
-        T: Copy + fmt::Debug + PartialEq + FromStr<Err = UnknownValue> + Serialize + fmt::Display,
+        T: Copy
+            + std::fmt::Debug
+            + PartialEq
+            + std::str::FromStr<Err = UnknownValue>
+            + serde::Serialize
+            + std::fmt::Display,
     {
         assert_eq!(all.len(), names.len());
         for (v, name) in all.iter().zip(names) {

@@ -1,136 +1,45 @@
 //! Store queries for migration requests and their approvals, and the
 //! request's state and action as stored (TEXT on both stores).
 
-use std::fmt;
-use std::str::FromStr;
-
-use serde::Serialize;
 use sqlx::FromRow;
+
+use crate::domain::text_enum;
 
 use super::{Pool, now, on_pool};
 
-/// Where a migration request stands. Stored as its [`as_str`](Self::as_str)
-/// text; the JSON API shows the same words.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum RequestState {
-    /// Waiting for approvals, or approved and not yet applied.
-    Open,
-    /// An approver said no.
-    Rejected,
-    /// A file changed after the request was made: its approvals no longer hold.
-    Void,
-    /// Its job is applying it.
-    Running,
-    Done,
-    Failed,
+text_enum! {
+    /// Where a migration request stands. Stored as its
+    /// [`as_str`](Self::as_str) text; the JSON API shows the same words.
+    pub enum RequestState ("migration request state") {
+        /// Waiting for approvals, or approved and not yet applied.
+        Open = "open",
+        /// An approver said no.
+        Rejected = "rejected",
+        /// A file changed after the request was made: its approvals no longer hold.
+        Void = "void",
+        /// Its job is applying it.
+        Running = "running",
+        Done = "done",
+        Failed = "failed",
+    }
 }
 
 impl RequestState {
-    pub const ALL: [RequestState; 6] = [
-        RequestState::Open,
-        RequestState::Rejected,
-        RequestState::Void,
-        RequestState::Running,
-        RequestState::Done,
-        RequestState::Failed,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RequestState::Open => "open",
-            RequestState::Rejected => "rejected",
-            RequestState::Void => "void",
-            RequestState::Running => "running",
-            RequestState::Done => "done",
-            RequestState::Failed => "failed",
-        }
-    }
-
     pub fn is_open(self) -> bool {
         self == RequestState::Open
     }
 }
 
-/// What a migration request asks for. Stored as its [`as_str`](Self::as_str) text.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum RequestAction {
-    /// Run pending migrations' up scripts.
-    Apply,
-    /// Run the newest applied version's undo script.
-    Rollback,
-}
-
-impl RequestAction {
-    pub const ALL: [RequestAction; 2] = [RequestAction::Apply, RequestAction::Rollback];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RequestAction::Apply => "apply",
-            RequestAction::Rollback => "rollback",
-        }
+text_enum! {
+    /// What a migration request asks for. Stored as its
+    /// [`as_str`](Self::as_str) text.
+    pub enum RequestAction ("migration request action") {
+        /// Run pending migrations' up scripts.
+        Apply = "apply",
+        /// Run the newest applied version's undo script.
+        Rollback = "rollback",
     }
 }
-
-/// A stored value that is none of an enum's words (a newer panel's state,
-/// or a hand-edited row): a decode error naming the column, never a panic.
-#[derive(Debug, thiserror::Error)]
-#[error("unknown migration request {what} {value:?} in the store")]
-pub struct UnknownValue {
-    what: &'static str,
-    value: String,
-}
-
-macro_rules! text_enum {
-    ($ty:ty, $what:literal) => {
-        impl FromStr for $ty {
-            type Err = UnknownValue;
-            fn from_str(s: &str) -> Result<Self, UnknownValue> {
-                <$ty>::ALL
-                    .into_iter()
-                    .find(|v| v.as_str() == s)
-                    .ok_or_else(|| UnknownValue {
-                        what: $what,
-                        value: s.to_string(),
-                    })
-            }
-        }
-
-        // Read as TEXT on either store; a word we do not know fails the
-        // row's decode with [`UnknownValue`] as the reason.
-        impl<DB: sqlx::Database> sqlx::Type<DB> for $ty
-        where
-            String: sqlx::Type<DB>,
-        {
-            fn type_info() -> DB::TypeInfo {
-                <String as sqlx::Type<DB>>::type_info()
-            }
-
-            fn compatible(ty: &DB::TypeInfo) -> bool {
-                <String as sqlx::Type<DB>>::compatible(ty)
-            }
-        }
-
-        impl<'r, DB: sqlx::Database> sqlx::Decode<'r, DB> for $ty
-        where
-            String: sqlx::Decode<'r, DB>,
-        {
-            fn decode(value: DB::ValueRef<'r>) -> Result<Self, sqlx::error::BoxDynError> {
-                Ok(<String as sqlx::Decode<'r, DB>>::decode(value)?.parse::<$ty>()?)
-            }
-        }
-
-        impl fmt::Display for $ty {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(self.as_str())
-            }
-        }
-    };
-}
-
-text_enum!(RequestState, "state");
-text_enum!(RequestAction, "action");
 
 #[derive(Clone, Debug, FromRow, PartialEq)]
 pub struct RequestRow {
@@ -314,10 +223,7 @@ mod tests {
     #[test]
     fn an_unknown_stored_state_is_an_error_that_names_it() {
         let err = "paused".parse::<RequestState>().unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            "unknown migration request state \"paused\" in the store"
-        );
+        assert_eq!(err.to_string(), "unknown migration request state \"paused\"");
         assert!("Apply".parse::<RequestAction>().is_err());
     }
 }

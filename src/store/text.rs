@@ -1,5 +1,5 @@
-//! The enums of `domain` that the store keeps as TEXT read straight from
-//! their column: `Type` is TEXT on both stores and `Decode` parses the text,
+//! Every enum the store keeps as TEXT (`domain::text_enum!`), read straight
+//! from and bound to its column: `Type` is TEXT on both stores and `Decode` parses the text,
 //! so an unknown value is a decode error that names it ("error occurred
 //! while decoding column kind: unknown job kind \"defragment\""), never a
 //! panic. Queries bind `as_str()`.
@@ -8,8 +8,10 @@
 //! loses the error's text on that path: "unprintable error".)
 
 use sqlx::error::BoxDynError;
-use sqlx::{Database, Decode, Type};
+use sqlx::{Database, Decode, Encode, Type};
 
+use super::alerts::{AlertEvent, AlertState, DeliveryState, RuleKey};
+use super::migrations::{RequestAction, RequestState};
 use crate::domain::{BackupState, JobKind, JobState};
 
 macro_rules! text_column {
@@ -35,7 +37,29 @@ macro_rules! text_column {
                 Ok(<String as Decode<'r, DB>>::decode(value)?.parse::<$t>()?)
             }
         }
+
+        impl<'q, DB: Database> Encode<'q, DB> for $t
+        where
+            &'q str: Encode<'q, DB>,
+        {
+            fn encode_by_ref(
+                &self,
+                buf: &mut <DB as Database>::ArgumentBuffer<'q>,
+            ) -> Result<sqlx::encode::IsNull, BoxDynError> {
+                <&'q str as Encode<'q, DB>>::encode_by_ref(&self.as_str(), buf)
+            }
+        }
     )+};
 }
 
-text_column!(JobState, JobKind, BackupState);
+text_column!(
+    JobState,
+    JobKind,
+    BackupState,
+    AlertState,
+    RuleKey,
+    AlertEvent,
+    DeliveryState,
+    RequestState,
+    RequestAction,
+);

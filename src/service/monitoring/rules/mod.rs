@@ -230,8 +230,8 @@ mod tests {
     #[test]
     fn every_key_has_its_rule_and_its_stored_value_reads_back() {
         for key in RuleKey::ALL {
-            assert_eq!(rule(*key).key(), *key);
-            assert_eq!(key.as_str().parse::<RuleKey>(), Ok(*key));
+            assert_eq!(rule(key).key(), key);
+            assert_eq!(key.as_str().parse::<RuleKey>(), Ok(key));
             assert_eq!(find(key.as_str()).map(|i| i.key), Some(key.as_str()));
         }
         assert!(find("nosuch").is_none());
