@@ -160,15 +160,7 @@ async fn status(config: &Config, name: &str, json: bool) -> anyhow::Result<()> {
     println!("pending ({}):", status.pending.len());
     for p in &status.pending {
         println!("  {:<16} {:<32} {}", p.version, p.description, p.file);
-        for f in &p.findings {
-            println!(
-                "      line {}: {}[{}]: {}",
-                f.line,
-                f.severity.as_str(),
-                f.rule,
-                f.message
-            );
-        }
+        print_findings(&p.findings, "      ");
     }
     for d in &status.drift {
         println!("DRIFT: {}", d.message);
@@ -232,16 +224,21 @@ async fn submit(config: &Config, name: &str, files: &[PathBuf]) -> anyhow::Resul
             "already there"
         };
         println!("{file_name}: {what}, sha256 {}", done.checksum);
-        for f in &done.findings {
-            println!(
-                "    line {}: {}[{}]: {}",
-                f.line,
-                f.severity.as_str(),
-                f.rule,
-                f.message
-            );
-        }
+        print_findings(&done.findings, "    ");
     }
     services.close().await;
     Ok(())
+}
+
+/// Lint findings, one line each, under what they are about.
+fn print_findings(findings: &[crate::lint::Finding], indent: &str) {
+    for f in findings {
+        println!(
+            "{indent}line {}: {}[{}]: {}",
+            f.line,
+            f.severity.as_str(),
+            f.rule,
+            f.message
+        );
+    }
 }
