@@ -176,17 +176,20 @@ pub fn create_file(dir: &Path, name: &str, sql: &str) -> std::io::Result<()> {
     }
 }
 
+/// A local file the panel could not read: what failed and why, for anyone
+/// who sees the page; the path itself goes to the log only (it is the
+/// panel machine's layout, not a viewer's business).
+fn unreadable(what: &str, path: &Path, e: std::io::Error) -> AppError {
+    tracing::warn!(path = %path.display(), error = %e, "cannot read {what}");
+    AppError::invalid(format!("cannot read {what}: {}", e.kind()))
+}
+
 /// Read `dir`: every `.sql` file directly in it (not recursing).
 pub fn scan(dir: &Path) -> AppResult<Source> {
-    let entries = std::fs::read_dir(dir).map_err(|e| {
-        AppError::invalid(format!(
-            "cannot read the migrations directory {}: {e}",
-            dir.display()
-        ))
-    })?;
+    let entries = std::fs::read_dir(dir).map_err(|e| unreadable("the migrations directory", dir, e))?;
     let mut names: Vec<(String, PathBuf)> = Vec::new();
     for entry in entries {
-        let entry = entry.map_err(|e| AppError::invalid(format!("cannot read {}: {e}", dir.display())))?;
+        let entry = entry.map_err(|e| unreadable("the migrations directory", dir, e))?;
         let path = entry.path();
         let name = entry.file_name().to_string_lossy().into_owned();
         if path.is_file() && name.ends_with(".sql") {
@@ -204,8 +207,8 @@ pub fn scan(dir: &Path) -> AppResult<Source> {
             ));
             continue;
         };
-        let sql = std::fs::read_to_string(&path)
-            .map_err(|e| AppError::invalid(format!("cannot read {}: {e}", path.display())))?;
+        let sql =
+            std::fs::read_to_string(&path).map_err(|e| unreadable(&format!("migration {name}"), &path, e))?;
         let script = Script {
             checksum: checksum(&sql),
             path,
@@ -262,6 +265,14 @@ pub fn scan(dir: &Path) -> AppResult<Source> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_unreadable_directory_says_what_failed_without_its_path() {
+        let dir = Path::new("/nonexistent/custodian-private-layout/migrations");
+        let why = scan(dir).unwrap_err().to_string();
+        assert!(why.starts_with("cannot read the migrations directory"), "{why}");
+        assert!(!why.contains("custodian-private-layout"), "{why}");
+    }
 
     fn v(s: &str) -> Version {
         Version::parse(s).unwrap()
