@@ -94,6 +94,21 @@ async fn wait_for_text(browser: &Client, css: &str, text: &str) {
     }
 }
 
+/// The text of the element at `css`, read again when htmx swapped it
+/// between finding and reading (a stale element).
+async fn text_of(browser: &Client, css: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        if let Ok(el) = browser.find(Locator::Css(css)).await
+            && let Ok(text) = el.text().await
+        {
+            return text;
+        }
+        assert!(Instant::now() < deadline, "{css} could not be read");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 async fn fill_in(browser: &Client, css: &str, text: &str) {
     let field = browser
         .find(Locator::Css(css))
@@ -234,13 +249,7 @@ async fn a_newcomer_sees_the_demo_and_adds_their_postgres() {
     wait_for_text(&browser, "h1", "local-pg").await;
     // The status card refreshes itself until the first check is in.
     wait_for_text(&browser, "#db-status", "reachable").await;
-    let card = browser
-        .find(Locator::Css("#db-status"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let card = text_of(&browser, "#db-status").await;
     let version: String = {
         use sqlx::Connection;
         let mut direct = sqlx::PgConnection::connect(&pg.url).await.unwrap();
@@ -304,14 +313,13 @@ async fn a_dba_cancels_a_runaway_query_in_two_clicks() {
     // The live table drops it at its next refresh.
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
-        let text = browser
-            .find(Locator::Css("#activity"))
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        if !text.contains("pg_sleep(600)") {
+        // The refresh swaps the table: an element read mid-swap is stale,
+        // and is read again.
+        let text = match browser.find(Locator::Css("#activity")).await {
+            Ok(el) => el.text().await.ok(),
+            Err(_) => None,
+        };
+        if text.is_some_and(|t| !t.contains("pg_sleep(600)")) {
             break;
         }
         assert!(
