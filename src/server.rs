@@ -36,14 +36,8 @@ pub async fn prepare(config: Config) -> anyhow::Result<Prepared> {
     let services = Services::open(&config).await?;
     // Files an older version (or another umask) left readable to others.
     crate::files::tighten_panel_files(&config.data_dir, &config.backup_dir());
-    let Services {
-        store,
-        secrets,
-        registry,
-        fleet,
-        jobs,
-        backups,
-    } = &services;
+    let (store, secrets, registry) = (&services.store, &services.secrets, &services.registry);
+    let (fleet, jobs, backups) = (&services.fleet, &services.jobs, &services.backups);
     let sessions = store
         .session_backend()
         .await

@@ -63,52 +63,29 @@ impl EngineKind {
         }
     }
 
+    /// The engine's capability row.
     pub fn capabilities(self) -> Capabilities {
         match self {
             EngineKind::Postgres => Capabilities {
-                activity: true,
-                cancel: true,
-                connections: true,
-                uptime: true,
-                maintenance: true,
-                backups: true,
-                transactional_migrations: true,
                 top_statements: true,
                 index_health: true,
                 vacuum_stats: true,
-                storage_stats: false,
-                file: false,
-                dialect: Dialect::Postgres,
+                ..Capabilities::SERVER
             },
             EngineKind::Mysql => Capabilities {
-                activity: true,
-                cancel: true,
-                connections: true,
-                uptime: true,
-                maintenance: true,
-                backups: true,
                 transactional_migrations: false,
-                top_statements: false,
-                index_health: false,
-                vacuum_stats: false,
                 storage_stats: true,
-                file: false,
                 dialect: Dialect::Mysql,
+                ..Capabilities::SERVER
             },
             EngineKind::Sqlite => Capabilities {
                 activity: false,
                 cancel: false,
                 connections: false,
                 uptime: false,
-                maintenance: true,
-                backups: true,
-                transactional_migrations: true,
-                top_statements: false,
-                index_health: false,
-                vacuum_stats: false,
-                storage_stats: false,
                 file: true,
                 dialect: Dialect::Sqlite,
+                ..Capabilities::SERVER
             },
         }
     }
@@ -149,6 +126,27 @@ pub struct Capabilities {
     pub file: bool,
     /// The SQL the lint and the statement splitter read.
     pub dialect: Dialect,
+}
+
+impl Capabilities {
+    /// What a database server offers with no engine's extras: sessions,
+    /// connections, uptime, maintenance, backups, transactional DDL. Each
+    /// engine's row says how it differs.
+    pub const SERVER: Capabilities = Capabilities {
+        activity: true,
+        cancel: true,
+        connections: true,
+        uptime: true,
+        maintenance: true,
+        backups: true,
+        transactional_migrations: true,
+        top_statements: false,
+        index_health: false,
+        vacuum_stats: false,
+        storage_stats: false,
+        file: false,
+        dialect: Dialect::Postgres,
+    };
 }
 
 impl From<EngineKind> for Dialect {

@@ -30,6 +30,36 @@ pub struct BackupRow {
     pub restore_ms: Option<i64>,
 }
 
+#[cfg(test)]
+impl BackupRow {
+    /// For unit tests: a good backup that finished at `at`, never verified.
+    pub fn good_at(at: i64) -> BackupRow {
+        BackupRow {
+            id: 1,
+            database_name: "db".into(),
+            job_id: None,
+            state: crate::domain::BackupState::Good,
+            engine: "postgres".into(),
+            format: String::new(),
+            compression: String::new(),
+            location: String::new(),
+            bytes: None,
+            sha256: None,
+            started_at: at,
+            finished_at: Some(at),
+            duration_ms: None,
+            tool_version: String::new(),
+            server_version: String::new(),
+            table_counts: "{}".into(),
+            error: None,
+            verified_at: None,
+            verify_ok: None,
+            verify_error: None,
+            restore_ms: None,
+        }
+    }
+}
+
 const COLUMNS: &str = "id, database_name, job_id, state, engine, format, compression, location, bytes, sha256, \
     started_at, finished_at, duration_ms, tool_version, server_version, table_counts, error, verified_at, \
     verify_ok, verify_error, restore_ms";

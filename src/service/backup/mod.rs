@@ -19,7 +19,7 @@ use crate::domain::{AuditAction, BackupState, JobKind, Role};
 use crate::error::{AppError, AppResult};
 use crate::service::Actor;
 use crate::service::fleet::Member;
-use crate::service::jobs::{JobSpec, Jobs};
+use crate::service::jobs::{JobCtx, JobFuture, JobSpec, Jobs};
 use crate::service::users::require;
 use crate::store::backups::{self as rows, BackupRow};
 use crate::store::{Store, now};
@@ -52,6 +52,16 @@ impl Backups {
 
     pub fn location(&self) -> String {
         self.storage.describe()
+    }
+
+    /// Submit a backup, verify or restore job.
+    async fn submit(
+        &self,
+        actor: &Actor,
+        spec: JobSpec,
+        work: impl FnOnce(JobCtx) -> JobFuture + Send + 'static,
+    ) -> AppResult<i64> {
+        self.jobs.submit(actor, spec, Box::new(work)).await
     }
 
     /// A backup's location (its storage key) as a full URL: the API, the
@@ -101,8 +111,7 @@ impl Backups {
             db,
         };
         let job_id = self
-            .jobs
-            .submit(actor, spec, Box::new(move |ctx| Box::pin(task.run(ctx))))
+            .submit(actor, spec, move |ctx| Box::pin(task.run(ctx)))
             .await?;
         rows::set_job(self.store.pool(), backup_id, job_id).await?;
         Ok((job_id, backup_id))
@@ -141,9 +150,7 @@ impl Backups {
             parallel: self.parallel,
             db: member.db().map_err(AppError::invalid)?,
         };
-        self.jobs
-            .submit(actor, spec, Box::new(move |ctx| Box::pin(task.run(ctx))))
-            .await
+        self.submit(actor, spec, move |ctx| Box::pin(task.run(ctx))).await
     }
 
     /// Restore a backup (admin): into a new database, or over the original
@@ -181,9 +188,7 @@ impl Backups {
             parallel: self.parallel,
             db: member.db().map_err(AppError::invalid)?,
         };
-        self.jobs
-            .submit(actor, spec, Box::new(move |ctx| Box::pin(task.run(ctx))))
-            .await
+        self.submit(actor, spec, move |ctx| Box::pin(task.run(ctx))).await
     }
 
     /// Prune by the retention policy, as a job (operator).

@@ -214,26 +214,7 @@ mod tests {
         let t = DateTime::parse_from_rfc3339(at).unwrap().timestamp();
         BackupRow {
             id,
-            database_name: "db".into(),
-            job_id: None,
-            state: crate::domain::BackupState::Good,
-            engine: "postgres".into(),
-            format: String::new(),
-            compression: String::new(),
-            location: String::new(),
-            bytes: None,
-            sha256: None,
-            started_at: t,
-            finished_at: Some(t),
-            duration_ms: None,
-            tool_version: String::new(),
-            server_version: String::new(),
-            table_counts: "{}".into(),
-            error: None,
-            verified_at: None,
-            verify_ok: None,
-            verify_error: None,
-            restore_ms: None,
+            ..BackupRow::good_at(t)
         }
     }
 

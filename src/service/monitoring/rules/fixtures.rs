@@ -43,27 +43,13 @@ pub fn entry(rpo: Option<u64>) -> DbEntry {
 /// A good backup finished at `finished_at`, verified (when, passed) or not.
 pub fn backup(finished_at: i64, verified: Option<(i64, bool)>) -> BackupRow {
     BackupRow {
-        id: 1,
         database_name: "orders".into(),
-        job_id: None,
-        state: crate::domain::BackupState::Good,
-        engine: "postgres".into(),
-        format: String::new(),
-        compression: String::new(),
-        location: String::new(),
         bytes: Some(1),
-        sha256: None,
         started_at: finished_at - 10,
-        finished_at: Some(finished_at),
-        duration_ms: None,
-        tool_version: String::new(),
-        server_version: String::new(),
-        table_counts: "{}".into(),
-        error: None,
         verified_at: verified.map(|v| v.0),
         verify_ok: verified.map(|v| v.1),
         verify_error: verified.filter(|v| !v.1).map(|_| "count mismatch".into()),
-        restore_ms: None,
+        ..BackupRow::good_at(finished_at)
     }
 }
 
