@@ -79,6 +79,13 @@ impl EngineError {
             }
             E::Database(db) => EngineError::Refused(db.message().to_string()),
             E::Configuration(e) => EngineError::Invalid(format!("bad connection settings: {e}")),
+            // Something at that address that does not speak the engine's
+            // protocol (a wrong port, another service, an auth method the
+            // driver lacks): the DBA's to fix, not a bug of ours.
+            E::Protocol(m) => EngineError::Unreachable(format!(
+                "the server's answer could not be understood (is this the right address for this engine?): {m}"
+            )),
+            E::InvalidArgument(m) => EngineError::Invalid(m.clone()),
             _ => EngineError::internal(err),
         }
     }
@@ -130,6 +137,8 @@ mod tests {
         assert!(bug.is_internal());
         assert!(!bug.to_string().contains("datname"));
         assert!(matches!(AppError::from(bug), AppError::Internal(_)));
+        let wrong_port = EngineError::from_sqlx(sqlx::Error::Protocol("unexpected response".into()));
+        assert!(matches!(wrong_port, EngineError::Unreachable(_)), "{wrong_port}");
         let down = EngineError::from_sqlx(sqlx::Error::PoolTimedOut);
         assert!(matches!(down, EngineError::Unreachable(_)));
         assert!(matches!(AppError::from(down), AppError::Invalid(_)));

@@ -66,9 +66,9 @@ impl Backups {
 
     /// A backup's location (its storage key) as a full URL: the API, the
     /// CLI and the pages show this, so a DBA finds the file without
-    /// knowing the panel's layout.
+    /// knowing the panel's layout. Empty when the row names no file.
     pub fn url_of(&self, location: &str) -> String {
-        self.storage.url(location)
+        self.storage.url(location).unwrap_or_default()
     }
 
     pub async fn list(&self, database: &str, limit: i64) -> AppResult<Vec<BackupRow>> {

@@ -230,15 +230,24 @@ impl Pipe for JobPipe<'_> {
         Ok(())
     }
 
+    /// Into a new file only (an existing file or a link is never followed
+    /// or truncated); a file left half-written by a failure is removed.
     async fn write_file(&self, path: &Path, what: &str) -> Result<(), EngineError> {
         let input = self.reader().await.map_err(engine)?;
-        let mut out = crate::files::create_private_async(path)
+        let mut options = tokio::fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        options.mode(0o600);
+        let mut out = options
+            .open(path)
             .await
             .map_err(|e| EngineError::local(&format!("creating the {what} file"), e))?;
-        pump(input, &mut out, self.ctx, what)
-            .await
-            .map(|_| ())
-            .map_err(engine)
+        let written = pump(input, &mut out, self.ctx, what).await;
+        drop(out);
+        if written.is_err() {
+            let _ = tokio::fs::remove_file(path).await;
+        }
+        written.map(|_| ()).map_err(engine)
     }
 
     async fn run(&self, cmd: Command, name: &str) -> Result<(), EngineError> {

@@ -17,8 +17,9 @@ pub trait BackupStorage: Send + Sync {
     /// Where backups go, for people.
     fn describe(&self) -> String;
     /// Where `key` is, as a URL anyone can follow without knowing the
-    /// panel's layout (`file:///abs/path`, later `s3://bucket/key`).
-    fn url(&self, key: &str) -> String;
+    /// panel's layout (`file:///abs/path`, later `s3://bucket/key`); `None`
+    /// for a key that names nothing (empty, or refused).
+    fn url(&self, key: &str) -> Option<String>;
     /// Start writing `key` (as a partial file).
     async fn create(&self, key: &str) -> std::io::Result<Writer>;
     /// The partial file is complete: make it `key`.
@@ -68,13 +69,10 @@ impl BackupStorage for LocalDir {
         self.root.display().to_string()
     }
 
-    fn url(&self, key: &str) -> String {
-        let path = self.path(key).unwrap_or_else(|_| self.root.join(key));
-        let absolute = std::path::absolute(&path).unwrap_or(path);
-        match url::Url::from_file_path(&absolute) {
-            Ok(u) => u.to_string(),
-            Err(()) => format!("file://{}", absolute.display()),
-        }
+    fn url(&self, key: &str) -> Option<String> {
+        let path = self.path(key).ok()?;
+        let absolute = std::path::absolute(&path).ok()?;
+        url::Url::from_file_path(&absolute).ok().map(|u| u.to_string())
     }
 
     async fn create(&self, key: &str) -> std::io::Result<Writer> {
@@ -121,10 +119,14 @@ mod tests {
     fn a_key_becomes_an_absolute_file_url() {
         let dir = LocalDir::new(PathBuf::from("/var/lib/custodian/backups"));
         assert_eq!(
-            dir.url("shop/7-1700000000.dump.zst"),
-            "file:///var/lib/custodian/backups/shop/7-1700000000.dump.zst"
+            dir.url("shop/7-1700000000.dump.zst").as_deref(),
+            Some("file:///var/lib/custodian/backups/shop/7-1700000000.dump.zst")
         );
-        let relative = LocalDir::new(PathBuf::from("data/backups")).url("a b/1.sql.zst");
+        assert_eq!(dir.url(""), None, "an empty key names nothing");
+        assert_eq!(dir.url("../etc/passwd"), None, "nor one outside the root");
+        let relative = LocalDir::new(PathBuf::from("data/backups"))
+            .url("a b/1.sql.zst")
+            .unwrap();
         assert!(relative.starts_with("file:///"), "{relative}");
         assert!(relative.ends_with("/data/backups/a%20b/1.sql.zst"), "{relative}");
     }

@@ -38,6 +38,8 @@ struct Inner {
     /// the lookups that waited for it, so a hanging store is waited on
     /// once, not once per queued request).
     checked: Mutex<Option<(std::time::Instant, Result<(), String>)>>,
+    /// Re-reads of the registry, one at a time.
+    resyncing: Mutex<()>,
     servers: Servers,
     /// Servers whose round of checks is still running.
     checking: Rounds,
@@ -85,6 +87,7 @@ impl Fleet {
             members: RwLock::new(BTreeMap::new()),
             synced: RwLock::new(None),
             checked: Mutex::new(None),
+            resyncing: Mutex::new(()),
             servers: Servers::new(max_connections_per_server),
             checking: Rounds::default(),
         }))
@@ -163,9 +166,12 @@ impl Fleet {
                 }
             }
         }
+        // Closed in the background: closing a file's pool waits for its
+        // connections on loan (a VACUUM may hold one for long), and no
+        // lookup may wait behind that.
         for m in retired {
-            if let Ok(db) = &m.db {
-                db.close().await;
+            if let Ok(db) = m.db.clone() {
+                tokio::spawn(async move { db.close().await });
             }
         }
         fresh
@@ -229,6 +235,10 @@ impl Fleet {
     /// more re-read later). `check_fresh`: start a check of new or changed
     /// members in the background.
     async fn resync(&self, registry: &Registry, check_fresh: bool) -> AppResult<()> {
+        // One at a time (the poller and lookups both resync): an older read
+        // landing after a newer one would pair old members with the new
+        // version, and lookups would then trust a stale fleet.
+        let _one = self.0.resyncing.lock().await;
         let version = registry.version().await?;
         let fresh = self.sync(registry.connections().await?).await;
         for name in fresh.iter().filter(|_| check_fresh) {
