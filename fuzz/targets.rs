@@ -273,26 +273,10 @@ pub fn cron(data: &[u8]) {
 fn backup(id: i64, at: i64) -> BackupRow {
     BackupRow {
         id,
-        database_name: "db".into(),
-        job_id: None,
-        state: custodian::domain::BackupState::Good,
         engine: "sqlite".into(),
         format: "sqlite".into(),
         compression: "zstd".into(),
-        location: String::new(),
-        bytes: None,
-        sha256: None,
-        started_at: at,
-        finished_at: Some(at),
-        duration_ms: None,
-        tool_version: String::new(),
-        server_version: String::new(),
-        table_counts: "{}".into(),
-        error: None,
-        verified_at: None,
-        verify_ok: None,
-        verify_error: None,
-        restore_ms: None,
+        ..BackupRow::good_at(at)
     }
 }
 

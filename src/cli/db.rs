@@ -10,7 +10,7 @@ use clap::Subcommand;
 
 use crate::config::{Config, SecretUrl};
 use crate::domain::{DatabaseName, RecoveryTarget};
-use crate::service::registry::{NewDatabase, Schedules, Source, test_connection};
+use crate::service::registry::{NewDatabase, Schedules, Source, test_url};
 use crate::service::{Actor, Services};
 
 #[derive(Subcommand, Debug)]
@@ -74,8 +74,8 @@ pub async fn db(config: &Config, cmd: DbCommand) -> anyhow::Result<()> {
             let entry = registry.add(&actor, new).await?;
             println!("added {} ({}, {})", entry.name, entry.engine, entry.url_redacted);
             let servers = crate::engine::Servers::new(config.max_connections_per_server);
-            match test_connection(&SecretUrl::new(url.trim()), &servers).await? {
-                Ok(status) => println!("connected: version {}", status.version),
+            match test_url(&SecretUrl::new(url.trim()), &servers).await? {
+                Ok(tested) => println!("connected: version {}", tested.status.version),
                 Err(e) => eprintln!("warning: cannot connect yet: {e}"),
             }
         }

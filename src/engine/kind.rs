@@ -22,7 +22,12 @@ impl EngineKind {
     /// The engine by its stored name ([`EngineKind::as_str`]) or as people
     /// write it ("postgresql", "mariadb").
     pub fn parse(name: &str) -> Option<EngineKind> {
-        match name.trim().to_ascii_lowercase().as_str() {
+        EngineKind::named(&name.trim().to_ascii_lowercase())
+    }
+
+    /// The names (and URL schemes) each engine answers to, exactly.
+    fn named(name: &str) -> Option<EngineKind> {
+        match name {
             "postgres" | "postgresql" => Some(EngineKind::Postgres),
             "mysql" | "mariadb" => Some(EngineKind::Mysql),
             "sqlite" => Some(EngineKind::Sqlite),
@@ -33,10 +38,10 @@ impl EngineKind {
     /// The engine named by a connection URL's scheme.
     pub(crate) fn of_url(url: &str) -> Result<Self, AppError> {
         let scheme = url.split_once("://").map(|(s, _)| s).unwrap_or("");
+        if let Some(kind) = EngineKind::named(scheme) {
+            return Ok(kind);
+        }
         match scheme {
-            "postgres" | "postgresql" => Ok(EngineKind::Postgres),
-            "mysql" | "mariadb" => Ok(EngineKind::Mysql),
-            "sqlite" => Ok(EngineKind::Sqlite),
             "" => Err(AppError::invalid(
                 "the URL needs a scheme: postgres://, mysql://, mariadb:// or sqlite://",
             )),

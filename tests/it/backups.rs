@@ -8,7 +8,7 @@ use custodian::domain::Role;
 use reqwest::StatusCode;
 use sqlx::{Connection, PgConnection};
 
-use crate::helpers::{Client, StoreChoice, TestApp, TestDb, api_get, eventually};
+use crate::helpers::{Client, StoreChoice, TestApp, TestDb, api_get, eventually, served_get, served_post};
 use crate::registry::add_in_browser;
 
 async fn watched_with(
@@ -572,16 +572,13 @@ async fn a_backup_running_when_the_panel_dies_is_interrupted_and_its_file_remove
     let panel = crate::helpers::Binary::new();
     let token = panel.operator_token();
     panel.cli(&["db", "add", "shop", "--url", &pg.url], "");
-    let http = reqwest::Client::new();
     let (mut server, base) = panel.serve();
     let backup_id = eventually("the backup to start", || async {
-        let res = http
-            .post(format!("{base}/api/v1/databases/shop/backups"))
-            .bearer_auth(&token)
-            .send()
-            .await
-            .ok()?;
-        res.json::<serde_json::Value>().await.ok()?["backup_id"].as_i64()
+        let body = serde_json::json!({});
+        served_post(&base, &token, "/api/v1/databases/shop/backups", body)
+            .await?
+            .1["backup_id"]
+            .as_i64()
     })
     .await;
     let shelf = panel.data.join("backups/shop");
@@ -598,17 +595,11 @@ async fn a_backup_running_when_the_panel_dies_is_interrupted_and_its_file_remove
 
     let (mut server, base) = panel.serve();
     let b = eventually("the backup to show interrupted", || async {
-        let list: Vec<serde_json::Value> = http
-            .get(format!("{base}/api/v1/databases/shop/backups"))
-            .bearer_auth(&token)
-            .send()
-            .await
-            .ok()?
-            .json()
-            .await
-            .ok()?;
-        list.into_iter()
+        let list = served_get(&base, &token, "/api/v1/databases/shop/backups").await?;
+        list.as_array()?
+            .iter()
             .find(|b| b["id"] == backup_id && b["state"] != "running")
+            .cloned()
     })
     .await;
     assert_eq!(b["state"], "interrupted", "never good: {b}");

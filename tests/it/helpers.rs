@@ -153,6 +153,39 @@ impl Drop for TestDb {
     }
 }
 
+/// GET `path` from a served binary at `base` with an API token: the JSON
+/// answer, or `None` while it does not answer (it may be starting).
+pub async fn served_get(base: &str, token: &str, path: &str) -> Option<serde_json::Value> {
+    reqwest::Client::new()
+        .get(format!("{base}{path}"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .ok()?
+        .json()
+        .await
+        .ok()
+}
+
+/// POST `body` to a served binary: the status and JSON answer, or `None`
+/// while it does not answer.
+pub async fn served_post(
+    base: &str,
+    token: &str,
+    path: &str,
+    body: serde_json::Value,
+) -> Option<(reqwest::StatusCode, serde_json::Value)> {
+    let res = reqwest::Client::new()
+        .post(format!("{base}{path}"))
+        .bearer_auth(token)
+        .json(&body)
+        .send()
+        .await
+        .ok()?;
+    let status = res.status();
+    Some((status, res.json().await.ok()?))
+}
+
 /// Wait (polling, up to 30 s) until `check` returns `Some`; panic with
 /// `what` otherwise. For conditions a background task brings about.
 pub async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T

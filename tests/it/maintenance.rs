@@ -6,7 +6,7 @@ use custodian::domain::Role;
 use reqwest::StatusCode;
 use sqlx::{Connection, PgConnection};
 
-use crate::helpers::{Client, StoreChoice, TestApp, TestDb, api_get, eventually};
+use crate::helpers::{Client, StoreChoice, TestApp, TestDb, api_get, eventually, served_get, served_post};
 use crate::on_both_stores;
 use crate::registry::add_in_browser;
 
@@ -398,35 +398,19 @@ async fn a_job_running_when_the_panel_dies_is_interrupted_at_the_next_start() {
     let panel = crate::helpers::Binary::new();
     let token = panel.operator_token();
     panel.cli(&["db", "add", "shop", "--url", &pg.url], "");
-    let http = reqwest::Client::new();
     let (mut server, base) = panel.serve();
     let job_id = eventually("the job to start", || async {
-        let res = http
-            .post(format!("{base}/api/v1/databases/shop/maintenance"))
-            .bearer_auth(&token)
-            .json(&serde_json::json!({"action": "vacuum_full", "tables": ["public.t"], "confirm": "t"}))
-            .send()
-            .await
-            .ok()?;
-        if res.status() != StatusCode::ACCEPTED {
-            return None;
-        }
-        res.json::<serde_json::Value>().await.ok()?["job_id"].as_i64()
+        let body = serde_json::json!({"action": "vacuum_full", "tables": ["public.t"], "confirm": "t"});
+        let (status, v) = served_post(&base, &token, "/api/v1/databases/shop/maintenance", body).await?;
+        (status == StatusCode::ACCEPTED)
+            .then(|| v["job_id"].as_i64())
+            .flatten()
     })
     .await;
+    let job_path = format!("/api/v1/jobs/{job_id}");
     let job = |base: String| {
-        let http = http.clone();
-        let token = token.clone();
-        async move {
-            http.get(format!("{base}/api/v1/jobs/{job_id}"))
-                .bearer_auth(&token)
-                .send()
-                .await
-                .ok()?
-                .json::<serde_json::Value>()
-                .await
-                .ok()
-        }
+        let (token, path) = (token.clone(), job_path.clone());
+        async move { served_get(&base, &token, &path).await }
     };
     eventually("the job to be running", || async {
         (job(base.clone()).await?["state"] == "running").then_some(())
@@ -469,20 +453,13 @@ async fn a_vacuum_killed_with_the_panel_is_interrupted_and_the_page_says_the_ser
     let panel = crate::helpers::Binary::new();
     let token = panel.operator_token();
     panel.cli(&["db", "add", "shop", "--url", &pg.url], "");
-    let http = reqwest::Client::new();
     let (mut server, base) = panel.serve();
     let job_id = eventually("the job to start", || async {
-        let res = http
-            .post(format!("{base}/api/v1/databases/shop/maintenance"))
-            .bearer_auth(&token)
-            .json(&serde_json::json!({"action": "vacuum", "tables": ["public.t"]}))
-            .send()
-            .await
-            .ok()?;
-        if res.status() != StatusCode::ACCEPTED {
-            return None;
-        }
-        res.json::<serde_json::Value>().await.ok()?["job_id"].as_i64()
+        let body = serde_json::json!({"action": "vacuum", "tables": ["public.t"]});
+        let (status, v) = served_post(&base, &token, "/api/v1/databases/shop/maintenance", body).await?;
+        (status == StatusCode::ACCEPTED)
+            .then(|| v["job_id"].as_i64())
+            .flatten()
     })
     .await;
     let watch = sqlx::PgPool::connect(&pg.url).await.unwrap();
@@ -510,19 +487,10 @@ async fn a_vacuum_killed_with_the_panel_is_interrupted_and_the_page_says_the_ser
     .await;
 
     let (mut server, base) = panel.serve();
+    let job_path = format!("/api/v1/jobs/{job_id}");
     let job = |base: String| {
-        let http = http.clone();
-        let token = token.clone();
-        async move {
-            http.get(format!("{base}/api/v1/jobs/{job_id}"))
-                .bearer_auth(&token)
-                .send()
-                .await
-                .ok()?
-                .json::<serde_json::Value>()
-                .await
-                .ok()
-        }
+        let (token, path) = (token.clone(), job_path.clone());
+        async move { served_get(&base, &token, &path).await }
     };
     let ended = eventually("the job to show interrupted", || async {
         let v = job(base.clone()).await?;

@@ -427,11 +427,6 @@ pub async fn test_url(url: &SecretUrl, servers: &Servers) -> AppResult<Result<Te
     Ok(result)
 }
 
-/// [`test_url`], the server's status only (the CLI's `db add` check).
-pub async fn test_connection(url: &SecretUrl, servers: &Servers) -> AppResult<Result<ServerStatus, String>> {
-    Ok(test_url(url, servers).await?.map(|t| t.status))
-}
-
 impl Registry {
     /// "Test connection" with the URL stored for `name` (editing with the
     /// URL left blank): only that one URL is opened. `NotFound` when no
