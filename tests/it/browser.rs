@@ -82,7 +82,8 @@ impl Drop for Driver {
 }
 
 async fn wait_for_text(browser: &Client, css: &str, text: &str) {
-    let deadline = Instant::now() + Duration::from_secs(15);
+    // Generous: a loaded two-core machine runs several browsers at once.
+    let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         if let Ok(el) = browser.find(Locator::Css(css)).await
             && el.text().await.is_ok_and(|t| t.contains(text))
