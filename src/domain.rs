@@ -13,7 +13,7 @@ use crate::error::AppError;
 
 mod states;
 pub(crate) use states::text_enum;
-pub use states::{AuditAction, BackupState, JobKind, JobState, UnknownValue};
+pub use states::{AuditAction, BackupState, JobKind, JobState, RestoreState, UnknownValue};
 
 /// A user name: 1–64 characters of `a-z 0-9 . _ -`, starting with a letter or
 /// digit. Lower case only, so "Alice" and "alice" cannot be two people.

@@ -10,7 +10,7 @@ use clap::Subcommand;
 
 use crate::config::{Config, SecretUrl};
 use crate::domain::{DatabaseName, RecoveryTarget};
-use crate::service::registry::{NewDatabase, Schedules, Source, test_url};
+use crate::service::registry::{NewDatabase, PitrSettings, Schedules, Source, test_url};
 use crate::service::{Actor, Services};
 
 #[derive(Subcommand, Debug)]
@@ -28,6 +28,21 @@ pub enum DbCommand {
         /// Recovery time objective, e.g. 4h (at most ten years).
         #[arg(long, value_parser = parse_rto)]
         rto: Option<Duration>,
+        /// pgBackRest stanza: physical backups and point-in-time recovery (PostgreSQL).
+        #[arg(long, value_name = "STANZA")]
+        pgbackrest_stanza: Option<String>,
+        /// pgBackRest config file, when not its default.
+        #[arg(long, value_name = "FILE")]
+        pgbackrest_config: Option<PathBuf>,
+        /// Physical backups and verify, e.g. "full 0 1 * * 0; incr 0 * * * *; verify 0 4 * * *".
+        #[arg(long, value_name = "SCHEDULE")]
+        pgbackrest_schedule: Option<String>,
+        /// 5-field cron line for recovery drills.
+        #[arg(long, value_name = "CRON")]
+        recovery_drill_schedule: Option<String>,
+        /// A query a drill's restored server must answer true to.
+        #[arg(long, value_name = "SQL")]
+        recovery_proof_sql: Option<String>,
     },
     /// List registered databases (URLs shown without passwords).
     List,
@@ -62,6 +77,11 @@ pub async fn db(config: &Config, cmd: DbCommand) -> anyhow::Result<()> {
             migrations_dir,
             rpo,
             rto,
+            pgbackrest_stanza,
+            pgbackrest_config,
+            pgbackrest_schedule,
+            recovery_drill_schedule,
+            recovery_proof_sql,
         } => {
             let new = NewDatabase {
                 name: DatabaseName::parse(&name)?,
@@ -70,6 +90,13 @@ pub async fn db(config: &Config, cmd: DbCommand) -> anyhow::Result<()> {
                 rpo,
                 rto,
                 schedules: Schedules::default(),
+                pitr: PitrSettings {
+                    stanza: pgbackrest_stanza,
+                    config: pgbackrest_config.map(|p| p.display().to_string()),
+                    schedule: pgbackrest_schedule,
+                    drill_schedule: recovery_drill_schedule,
+                    proof_sql: recovery_proof_sql,
+                },
             };
             let entry = registry.add(&actor, new).await?;
             println!("added {} ({}, {})", entry.name, entry.engine, entry.url_redacted);

@@ -57,6 +57,10 @@ const ENV_KEYS: &[&str] = &[
     "webhook_attempts",
     "header_timeout",
     "max_connections",
+    "restore_dir",
+    "restore_keep",
+    "timeline_min_rows",
+    "timeline_wal_budget",
 ];
 
 /// The panel's configuration. Only `Deserialize`: it holds secrets (the
@@ -154,6 +158,16 @@ pub struct Config {
     pub header_timeout: Duration,
     /// HTTP connections open at once; more wait until one closes.
     pub max_connections: usize,
+    /// Where point-in-time restores put their new servers' data
+    /// directories (default `<data_dir>/restores`).
+    pub restore_dir: Option<PathBuf>,
+    /// A restored server is discarded by itself after this long.
+    #[serde(with = "humantime_serde")]
+    pub restore_keep: Duration,
+    /// The timeline lists a DELETE or UPDATE from this many rows of one table.
+    pub timeline_min_rows: i64,
+    /// WAL bytes one timeline request may decode.
+    pub timeline_wal_budget: u64,
     /// Databases declared here rather than in the browser; read-only there.
     pub databases: Vec<DeclaredDatabase>,
 }
@@ -182,6 +196,21 @@ pub struct DeclaredDatabase {
     /// e.g. "last=7 daily=7 weekly=4 monthly=6".
     #[serde(default)]
     pub retention: Option<String>,
+    /// pgBackRest stanza for point-in-time recovery (PostgreSQL).
+    #[serde(default)]
+    pub pgbackrest_stanza: Option<String>,
+    /// pgBackRest config file, when not its default.
+    #[serde(default)]
+    pub pgbackrest_config: Option<PathBuf>,
+    /// Physical backups and verify: "full 0 1 * * 0; incr 0 * * * *; verify 0 4 * * *".
+    #[serde(default)]
+    pub pgbackrest_schedule: Option<String>,
+    /// 5-field cron line for recovery drills.
+    #[serde(default)]
+    pub recovery_drill_schedule: Option<String>,
+    /// A query a drill's restored server must answer true to.
+    #[serde(default)]
+    pub recovery_proof_sql: Option<String>,
 }
 
 impl Default for Config {
@@ -216,6 +245,10 @@ impl Default for Config {
             webhook_attempts: 8,
             header_timeout: Duration::from_secs(10),
             max_connections: 1024,
+            restore_dir: None,
+            restore_keep: Duration::from_secs(24 * 3600),
+            timeline_min_rows: 1000,
+            timeline_wal_budget: 256 * 1024 * 1024,
             databases: Vec::new(),
         }
     }
@@ -349,6 +382,12 @@ impl Config {
 
     pub fn data_dir(&self) -> &Path {
         &self.data_dir
+    }
+
+    pub fn restore_dir(&self) -> PathBuf {
+        self.restore_dir
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("restores"))
     }
 
     pub fn backup_dir(&self) -> PathBuf {

@@ -131,6 +131,36 @@ text_enum! {
         Optimize = "optimize",
         Check = "check",
         IntegrityCheck = "integrity_check",
+        /// pgBackRest: a full, differential or incremental physical backup.
+        PhysicalBackup = "physical_backup",
+        /// pgBackRest: expire by its own retention, after each backup.
+        Expire = "expire",
+        /// pgBackRest: `stanza-create`.
+        StanzaCreate = "stanza_create",
+        /// pgBackRest: `check` (archiving works end to end).
+        StanzaCheck = "stanza_check",
+        /// pgBackRest: `verify` (the repository's backups and WAL are whole).
+        RepoVerify = "repo_verify",
+        /// Point-in-time recovery into a new server.
+        PitrRestore = "pitr_restore",
+        /// A scheduled restore to a random point, proven and discarded.
+        Drill = "drill",
+        /// Stop and delete a restored server, and unregister it.
+        Discard = "discard",
+    }
+}
+
+text_enum! {
+    /// A point-in-time restore into a new server: restoring → ready (its
+    /// server runs and is registered) → discarded; a drill ends passed or
+    /// failed (its server discarded either way).
+    pub enum RestoreState ("restore state") {
+        Restoring = "restoring",
+        Ready = "ready",
+        Passed = "passed",
+        Failed = "failed",
+        Interrupted = "interrupted",
+        Discarded = "discarded",
     }
 }
 
@@ -193,6 +223,8 @@ text_enum! {
         AlertRule = "alert.rule",
         WebhookCreate = "webhook.create",
         WebhookDelete = "webhook.delete",
+        RecoveryRestore = "recovery.restore",
+        RecoveryDiscard = "recovery.discard",
     }
 }
 
@@ -227,6 +259,7 @@ mod tests {
         round_trips(&JobKind::ALL, &JobKind::NAMES);
         round_trips(&BackupState::ALL, &BackupState::NAMES);
         round_trips(&AuditAction::ALL, &AuditAction::NAMES);
+        round_trips(&RestoreState::ALL, &RestoreState::NAMES);
     }
 
     #[test]

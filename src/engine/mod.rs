@@ -28,6 +28,7 @@ pub use activity::{ActivitySample, Session, SessionLookup, Signal, Statement, St
 pub use error::{EngineError, EngineResult};
 pub use kind::{Capabilities, EngineKind};
 pub use postgres::ACTIVITY_SQL as POSTGRES_ACTIVITY_SQL;
+pub use postgres::pitr;
 pub use server::{ServerConnections, Servers};
 
 use std::sync::Arc;
@@ -211,6 +212,17 @@ pub trait ManagedDb: Send + Sync {
             max_connections: status.max_connections.map(|c| c as f64),
             ..metrics::Reading::default()
         })
+    }
+
+    /// What point-in-time recovery on pgBackRest needs of the server: its
+    /// data directory, version, WAL archiving (PostgreSQL only).
+    async fn recovery_facts(&self) -> EngineResult<pitr::Facts> {
+        Err(self.unsupported("pgBackRest point-in-time recovery"))
+    }
+
+    /// The managed database's relations and their files now.
+    async fn relation_files(&self) -> EngineResult<Vec<pitr::RelationFile>> {
+        Err(self.unsupported("relation files"))
     }
 
     /// Point-in-time recovery readiness: (setting, value, problem?) lines.

@@ -70,6 +70,7 @@ pub async fn ensure(config: &Config, store: &Store, registry: &Registry) -> anyh
             rpo: Some(Duration::from_secs(24 * 3600)),
             rto: Some(Duration::from_secs(3600)),
             // Nightly backups, a weekly proof by restore, and a sensible keep.
+            pitr: Default::default(),
             schedules: Schedules {
                 backup: Some("0 3 * * *".into()),
                 verify: Some("0 5 * * 0".into()),

@@ -198,9 +198,7 @@ pub fn action_of(kind: JobKind) -> Option<Action> {
         JobKind::Optimize => Action::Optimize,
         JobKind::Check => Action::Check,
         JobKind::IntegrityCheck => Action::IntegrityCheck,
-        JobKind::Backup | JobKind::Verify | JobKind::Restore | JobKind::Prune | JobKind::Migrate => {
-            return None;
-        }
+        _ => return None,
     })
 }
 

@@ -17,12 +17,19 @@ pub struct DatabaseRow {
     pub backup_schedule: Option<String>,
     pub verify_schedule: Option<String>,
     pub retention: Option<String>,
+    pub pgbackrest_stanza: Option<String>,
+    pub pgbackrest_config: Option<String>,
+    pub pgbackrest_schedule: Option<String>,
+    pub recovery_drill_schedule: Option<String>,
+    pub recovery_proof_sql: Option<String>,
     pub created_at: i64,
     pub updated_at: i64,
 }
 
 const COLUMNS: &str = "id, name, engine, url_sealed, url_redacted, migrations_dir, rpo_seconds, \
-                       rto_seconds, backup_schedule, verify_schedule, retention, created_at, updated_at";
+                       rto_seconds, backup_schedule, verify_schedule, retention, pgbackrest_stanza, \
+                       pgbackrest_config, pgbackrest_schedule, recovery_drill_schedule, recovery_proof_sql, \
+                       created_at, updated_at";
 
 /// What is written on insert or update.
 #[derive(Debug)]
@@ -37,6 +44,11 @@ pub struct DatabaseFields<'a> {
     pub backup_schedule: Option<&'a str>,
     pub verify_schedule: Option<&'a str>,
     pub retention: Option<&'a str>,
+    pub pgbackrest_stanza: Option<&'a str>,
+    pub pgbackrest_config: Option<&'a str>,
+    pub pgbackrest_schedule: Option<&'a str>,
+    pub recovery_drill_schedule: Option<&'a str>,
+    pub recovery_proof_sql: Option<&'a str>,
 }
 
 pub async fn list(pool: &Pool) -> sqlx::Result<Vec<DatabaseRow>> {
@@ -66,8 +78,9 @@ pub async fn insert(pool: &Pool, f: &DatabaseFields<'_>) -> sqlx::Result<i64> {
     let at = now();
     on_pool!(pool, |p| sqlx::query_scalar(
         "INSERT INTO managed_databases (name, engine, url_sealed, url_redacted, migrations_dir, \
-         rpo_seconds, rto_seconds, backup_schedule, verify_schedule, retention, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $9, $10, $11, $8, $8) RETURNING id"
+         rpo_seconds, rto_seconds, backup_schedule, verify_schedule, retention, pgbackrest_stanza, \
+         pgbackrest_config, pgbackrest_schedule, recovery_drill_schedule, recovery_proof_sql, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $9, $10, $11, $12, $13, $14, $15, $16, $8, $8) RETURNING id"
     )
     .bind(f.name)
     .bind(f.engine)
@@ -80,6 +93,11 @@ pub async fn insert(pool: &Pool, f: &DatabaseFields<'_>) -> sqlx::Result<i64> {
     .bind(f.backup_schedule)
     .bind(f.verify_schedule)
     .bind(f.retention)
+    .bind(f.pgbackrest_stanza)
+    .bind(f.pgbackrest_config)
+    .bind(f.pgbackrest_schedule)
+    .bind(f.recovery_drill_schedule)
+    .bind(f.recovery_proof_sql)
     .fetch_one(p)
     .await)
 }
@@ -89,7 +107,9 @@ pub async fn update(pool: &Pool, f: &DatabaseFields<'_>) -> sqlx::Result<u64> {
     on_pool!(pool, |p| sqlx::query(
         "UPDATE managed_databases SET engine = $2, url_sealed = $3, url_redacted = $4, \
          migrations_dir = $5, rpo_seconds = $6, rto_seconds = $7, updated_at = $8, \
-         backup_schedule = $9, verify_schedule = $10, retention = $11 WHERE name = $1"
+         backup_schedule = $9, verify_schedule = $10, retention = $11, pgbackrest_stanza = $12, \
+         pgbackrest_config = $13, pgbackrest_schedule = $14, recovery_drill_schedule = $15, \
+         recovery_proof_sql = $16 WHERE name = $1"
     )
     .bind(f.name)
     .bind(f.engine)
@@ -102,6 +122,11 @@ pub async fn update(pool: &Pool, f: &DatabaseFields<'_>) -> sqlx::Result<u64> {
     .bind(f.backup_schedule)
     .bind(f.verify_schedule)
     .bind(f.retention)
+    .bind(f.pgbackrest_stanza)
+    .bind(f.pgbackrest_config)
+    .bind(f.pgbackrest_schedule)
+    .bind(f.recovery_drill_schedule)
+    .bind(f.recovery_proof_sql)
     .execute(p)
     .await
     .map(|r| r.rows_affected()))
@@ -130,7 +155,13 @@ pub async fn remove_and_retire(pool: &Pool, name: &str, key: &str, at: i64) -> s
             .bind(at)
             .execute(&mut *tx)
             .await?;
-        for table in ["backups", "jobs", "migration_requests", "alerts"] {
+        for table in [
+            "backups",
+            "jobs",
+            "migration_requests",
+            "alerts",
+            "recovery_restores",
+        ] {
             // Table names from this fixed list only.
             sqlx::query(&format!(
                 "UPDATE {table} SET database_name = $1 WHERE database_name = $2"
@@ -140,13 +171,27 @@ pub async fn remove_and_retire(pool: &Pool, name: &str, key: &str, at: i64) -> s
             .execute(&mut *tx)
             .await?;
         }
-        for table in ["alert_rules", "alert_silences", "metric_samples"] {
+        for table in [
+            "alert_rules",
+            "alert_silences",
+            "metric_samples",
+            "recovery_relations",
+        ] {
             sqlx::query(&format!("DELETE FROM {table} WHERE database_name = $1"))
                 .bind(name)
                 .execute(&mut *tx)
                 .await?;
         }
-        for kind in ["backup", "verify", "prune"] {
+        for kind in [
+            "backup",
+            "verify",
+            "prune",
+            "drill",
+            "physical_backup:full",
+            "physical_backup:diff",
+            "physical_backup:incr",
+            "repo_verify",
+        ] {
             sqlx::query("DELETE FROM settings WHERE key = $1")
                 .bind(format!("schedule:{kind}:{name}"))
                 .execute(&mut *tx)

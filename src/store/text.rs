@@ -12,7 +12,7 @@ use sqlx::{Database, Decode, Encode, Type};
 
 use super::alerts::{AlertEvent, AlertState, DeliveryState, RuleKey};
 use super::migrations::{RequestAction, RequestState};
-use crate::domain::{BackupState, JobKind, JobState};
+use crate::domain::{BackupState, JobKind, JobState, RestoreState};
 
 macro_rules! text_column {
     ($($t:ty),+ $(,)?) => {$(
@@ -62,4 +62,5 @@ text_column!(
     DeliveryState,
     RequestState,
     RequestAction,
+    RestoreState,
 );

@@ -6,6 +6,7 @@ mod dump;
 mod maintenance;
 mod metrics;
 mod migrate;
+pub mod pitr;
 
 use std::str::FromStr;
 use std::sync::Arc;
@@ -326,6 +327,14 @@ impl ManagedDb for Postgres {
 
     async fn reserve(&self, connections: usize) -> EngineResult<Option<super::pool::Reservation>> {
         self.server.reserve(connections).await
+    }
+
+    async fn recovery_facts(&self) -> EngineResult<pitr::Facts> {
+        pitr::facts(&mut *self.lease().await?).await
+    }
+
+    async fn relation_files(&self) -> EngineResult<Vec<pitr::RelationFile>> {
+        pitr::relation_files(&mut *self.lease().await?).await
     }
 
     async fn pitr_readiness(&self) -> EngineResult<Vec<(String, String, bool)>> {

@@ -19,7 +19,7 @@ use crate::store::{ConflictOnUnique, Store, settings};
 
 mod entry;
 
-pub use entry::{DbEntry, Plan, Scheduled, Schedules, Source};
+pub use entry::{DbEntry, PhysicalRun, PitrSettings, Plan, Scheduled, Schedules, Source, parse_physical_schedule};
 
 /// An entry with what the fleet needs to connect to it.
 pub struct Connection {
@@ -40,6 +40,7 @@ pub struct NewDatabase {
     pub rpo: Option<Duration>,
     pub rto: Option<Duration>,
     pub schedules: Schedules,
+    pub pitr: PitrSettings,
 }
 
 /// Changes to a registered database; `url: None` keeps the stored one.
@@ -50,6 +51,7 @@ pub struct Changes {
     pub rpo: Option<Duration>,
     pub rto: Option<Duration>,
     pub schedules: Schedules,
+    pub pitr: PitrSettings,
 }
 
 /// The settings a stored row carries besides its name and URL.
@@ -58,6 +60,7 @@ struct Settings<'a> {
     rpo: Option<Duration>,
     rto: Option<Duration>,
     schedules: &'a Schedules,
+    pitr: &'a PitrSettings,
 }
 
 #[derive(Clone, Debug)]
@@ -135,6 +138,13 @@ impl Registry {
                 verify: d.verify_schedule.clone(),
                 retention: d.retention.clone(),
             },
+            pitr: PitrSettings {
+                stanza: d.pgbackrest_stanza.clone(),
+                config: d.pgbackrest_config.as_ref().map(|p| p.display().to_string()),
+                schedule: d.pgbackrest_schedule.clone(),
+                drill_schedule: d.recovery_drill_schedule.clone(),
+                proof_sql: d.recovery_proof_sql.clone(),
+            },
             plan: Plan::default(),
             source: Source::Config,
         }
@@ -161,6 +171,13 @@ impl Registry {
                 backup: row.backup_schedule.clone(),
                 verify: row.verify_schedule.clone(),
                 retention: row.retention.clone(),
+            },
+            pitr: PitrSettings {
+                stanza: row.pgbackrest_stanza.clone(),
+                config: row.pgbackrest_config.clone(),
+                schedule: row.pgbackrest_schedule.clone(),
+                drill_schedule: row.recovery_drill_schedule.clone(),
+                proof_sql: row.recovery_proof_sql.clone(),
             },
             plan: Plan::default(),
             source: Source::Panel,
@@ -258,6 +275,11 @@ impl Registry {
             backup_schedule: settings.schedules.backup.as_deref(),
             verify_schedule: settings.schedules.verify.as_deref(),
             retention: settings.schedules.retention.as_deref(),
+            pgbackrest_stanza: settings.pitr.stanza.as_deref(),
+            pgbackrest_config: settings.pitr.config.as_deref(),
+            pgbackrest_schedule: settings.pitr.schedule.as_deref(),
+            recovery_drill_schedule: settings.pitr.drill_schedule.as_deref(),
+            recovery_proof_sql: settings.pitr.proof_sql.as_deref(),
         }
     }
 
@@ -283,11 +305,13 @@ impl Registry {
             }
             let sealed = self.secrets.seal(new.name.as_str(), new.url.expose());
             let schedules = new.schedules.clone().checked()?;
+            let pitr = new.pitr.clone().checked(engine)?;
             let settings = Settings {
                 migrations_dir: new.migrations_dir.as_deref(),
                 rpo: new.rpo,
                 rto: new.rto,
                 schedules: &schedules,
+                pitr: &pitr,
             };
             let fields = Self::fields(&new.name, engine, &sealed, &redacted, settings);
             rows::insert(self.store.pool(), &fields)
@@ -339,11 +363,13 @@ impl Registry {
                 ),
             };
             let schedules = changes.schedules.clone().checked()?;
+            let pitr = changes.pitr.clone().checked(engine)?;
             let settings = Settings {
                 migrations_dir: changes.migrations_dir.as_deref(),
                 rpo: changes.rpo,
                 rto: changes.rto,
                 schedules: &schedules,
+                pitr: &pitr,
             };
             let fields = Self::fields(name, engine, &sealed, &redacted, settings);
             if rows::update(self.store.pool(), &fields).await? == 0 {

@@ -13,7 +13,7 @@ use crate::domain::{DatabaseName, RecoveryTarget};
 use crate::engine::{Capabilities, DatabaseEntry, SchemaEntry};
 use crate::error::{AppError, AppResult};
 use crate::service::fleet::{Health, Member, ServerView};
-use crate::service::registry::{Changes, NewDatabase, Schedules, Source};
+use crate::service::registry::{Changes, NewDatabase, Schedules, Source, PitrSettings};
 use crate::web::AppState;
 use crate::web::auth::{Admin, Viewer};
 use crate::web::page::rfc3339;
@@ -154,6 +154,16 @@ struct CreateDb {
     verify_schedule: Option<String>,
     #[serde(default)]
     retention: Option<String>,
+    #[serde(default)]
+    pgbackrest_stanza: Option<String>,
+    #[serde(default)]
+    pgbackrest_config: Option<String>,
+    #[serde(default)]
+    pgbackrest_schedule: Option<String>,
+    #[serde(default)]
+    recovery_drill_schedule: Option<String>,
+    #[serde(default)]
+    recovery_proof_sql: Option<String>,
 }
 
 /// `rpo_s` / `rto_s`: at most ten years (see `RecoveryTarget`).
@@ -188,6 +198,13 @@ async fn create(
             verify: body.verify_schedule,
             retention: body.retention,
         },
+        pitr: PitrSettings {
+            stanza: body.pgbackrest_stanza,
+            config: body.pgbackrest_config,
+            schedule: body.pgbackrest_schedule,
+            drill_schedule: body.recovery_drill_schedule,
+            proof_sql: body.recovery_proof_sql,
+        },
     };
     let entry = state.registry.add(&me.actor(), new).await?;
     Ok((StatusCode::CREATED, detail_of(&state, &entry.name).await?))
@@ -211,6 +228,16 @@ struct UpdateDb {
     verify_schedule: Option<Option<String>>,
     #[serde(default, deserialize_with = "present")]
     retention: Option<Option<String>>,
+    #[serde(default, deserialize_with = "present")]
+    pgbackrest_stanza: Option<Option<String>>,
+    #[serde(default, deserialize_with = "present")]
+    pgbackrest_config: Option<Option<String>>,
+    #[serde(default, deserialize_with = "present")]
+    pgbackrest_schedule: Option<Option<String>>,
+    #[serde(default, deserialize_with = "present")]
+    recovery_drill_schedule: Option<Option<String>>,
+    #[serde(default, deserialize_with = "present")]
+    recovery_proof_sql: Option<Option<String>>,
 }
 
 async fn update(
@@ -235,6 +262,13 @@ async fn update(
             backup: body.backup_schedule.unwrap_or(current.schedules.backup),
             verify: body.verify_schedule.unwrap_or(current.schedules.verify),
             retention: body.retention.unwrap_or(current.schedules.retention),
+        },
+        pitr: PitrSettings {
+            stanza: body.pgbackrest_stanza.unwrap_or(current.pitr.stanza),
+            config: body.pgbackrest_config.unwrap_or(current.pitr.config),
+            schedule: body.pgbackrest_schedule.unwrap_or(current.pitr.schedule),
+            drill_schedule: body.recovery_drill_schedule.unwrap_or(current.pitr.drill_schedule),
+            proof_sql: body.recovery_proof_sql.unwrap_or(current.pitr.proof_sql),
         },
     };
     state.registry.update(&me.actor(), &name, changes).await?;

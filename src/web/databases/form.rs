@@ -15,7 +15,7 @@ use tower_sessions::Session;
 use crate::config::SecretUrl;
 use crate::domain::{DatabaseName, RecoveryTarget};
 use crate::error::{AppError, AppResult};
-use crate::service::registry::{self, Changes, NewDatabase, Schedules, Source, Tested};
+use crate::service::registry::{self, Changes, NewDatabase, PitrSettings, Schedules, Source, Tested};
 use crate::web::AppState;
 use crate::web::auth::Admin;
 use crate::web::page::{PageCtx, flash, fmt_bytes, fmt_duration};
@@ -33,6 +33,11 @@ struct FormValues {
     backup_schedule: String,
     verify_schedule: String,
     retention: String,
+    pgbackrest_stanza: String,
+    pgbackrest_config: String,
+    pgbackrest_schedule: String,
+    recovery_drill_schedule: String,
+    recovery_proof_sql: String,
 }
 
 #[derive(Template, WebTemplate)]
@@ -82,6 +87,11 @@ pub(super) async fn edit_form(
             backup_schedule: entry.schedules.backup.clone().unwrap_or_default(),
             verify_schedule: entry.schedules.verify.clone().unwrap_or_default(),
             retention: entry.schedules.retention.clone().unwrap_or_default(),
+            pgbackrest_stanza: entry.pitr.stanza.clone().unwrap_or_default(),
+            pgbackrest_config: entry.pitr.config.clone().unwrap_or_default(),
+            pgbackrest_schedule: entry.pitr.schedule.clone().unwrap_or_default(),
+            recovery_drill_schedule: entry.pitr.drill_schedule.clone().unwrap_or_default(),
+            recovery_proof_sql: entry.pitr.proof_sql.clone().unwrap_or_default(),
         },
         error: None,
     })
@@ -105,6 +115,16 @@ pub(super) struct DbForm {
     verify_schedule: String,
     #[serde(default)]
     retention: String,
+    #[serde(default)]
+    pgbackrest_stanza: String,
+    #[serde(default)]
+    pgbackrest_config: String,
+    #[serde(default)]
+    pgbackrest_schedule: String,
+    #[serde(default)]
+    recovery_drill_schedule: String,
+    #[serde(default)]
+    recovery_proof_sql: String,
 }
 
 impl DbForm {
@@ -113,6 +133,16 @@ impl DbForm {
             backup: optional(&self.backup_schedule),
             verify: optional(&self.verify_schedule),
             retention: optional(&self.retention),
+        }
+    }
+
+    fn pitr(&self) -> PitrSettings {
+        PitrSettings {
+            stanza: optional(&self.pgbackrest_stanza),
+            config: optional(&self.pgbackrest_config),
+            schedule: optional(&self.pgbackrest_schedule),
+            drill_schedule: optional(&self.recovery_drill_schedule),
+            proof_sql: optional(&self.recovery_proof_sql),
         }
     }
 
@@ -131,6 +161,11 @@ impl DbForm {
             backup_schedule: self.backup_schedule.clone(),
             verify_schedule: self.verify_schedule.clone(),
             retention: self.retention.clone(),
+            pgbackrest_stanza: self.pgbackrest_stanza.clone(),
+            pgbackrest_config: self.pgbackrest_config.clone(),
+            pgbackrest_schedule: self.pgbackrest_schedule.clone(),
+            recovery_drill_schedule: self.recovery_drill_schedule.clone(),
+            recovery_proof_sql: self.recovery_proof_sql.clone(),
         }
     }
 }
@@ -198,6 +233,7 @@ pub(super) async fn create(
             rpo: parse_target(&form.rpo, "RPO")?,
             rto: parse_target(&form.rto, "RTO")?,
             schedules: form.schedules(),
+            pitr: form.pitr(),
         })
     })();
     let result = match parsed {
@@ -230,6 +266,7 @@ pub(super) async fn update(
             rpo: parse_target(&form.rpo, "RPO")?,
             rto: parse_target(&form.rto, "RTO")?,
             schedules: form.schedules(),
+            pitr: form.pitr(),
         })
     })();
     let result = match parsed {

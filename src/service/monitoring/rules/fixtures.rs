@@ -35,6 +35,7 @@ pub fn entry(rpo: Option<u64>) -> DbEntry {
         rpo: rpo.map(Duration::from_secs),
         rto: None,
         schedules: Schedules::default(),
+        pitr: Default::default(),
         plan: Default::default(),
         source: Source::Panel,
     }
