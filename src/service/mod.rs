@@ -14,6 +14,7 @@ pub mod maintenance;
 pub mod migrations;
 pub mod monitoring;
 pub mod passwords;
+pub mod recovery;
 pub mod registry;
 pub mod setup;
 pub mod throttle;
@@ -35,6 +36,7 @@ pub struct Services {
     pub fleet: fleet::Fleet,
     pub jobs: jobs::Jobs,
     pub backups: backup::Backups,
+    pub recovery: recovery::Recovery,
 }
 
 impl Services {
@@ -56,6 +58,18 @@ impl Services {
             config.data_dir.join("tmp"),
             config.backup_parallel_jobs,
         );
+        let recovery = recovery::Recovery::new(
+            store.clone(),
+            jobs.clone(),
+            registry.clone(),
+            fleet.clone(),
+            recovery::RecoveryConfig {
+                restore_dir: absolute(config.restore_dir()),
+                restore_keep: config.restore_keep,
+                timeline_min_rows: config.timeline_min_rows,
+                timeline_wal_budget: config.timeline_wal_budget,
+            },
+        );
         Ok(Services {
             store,
             secrets,
@@ -63,6 +77,7 @@ impl Services {
             fleet,
             jobs,
             backups,
+            recovery,
         })
     }
 
@@ -80,12 +95,22 @@ impl Services {
         self.jobs.spawn_sweeper();
         self.backups.spawn_sweeper();
         self.backups.spawn_scheduler(self.fleet.clone(), poll_interval);
+        self.recovery.spawn_background(poll_interval);
     }
 
     /// Close the managed databases' connections, then the store.
     pub async fn close(&self) {
         self.fleet.close().await;
         self.store.close().await;
+    }
+}
+
+/// `path` made absolute against the working directory.
+fn absolute(path: std::path::PathBuf) -> std::path::PathBuf {
+    if path.is_absolute() {
+        path
+    } else {
+        std::env::current_dir().map(|d| d.join(&path)).unwrap_or(path)
     }
 }
 

@@ -18,6 +18,7 @@ pub mod jobs;
 pub mod leases;
 pub mod metrics;
 pub mod migrations;
+pub mod recovery;
 pub mod registry;
 mod sessions;
 pub mod settings;

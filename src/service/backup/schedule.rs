@@ -50,7 +50,17 @@ pub async fn take_due(
     database: &str,
     cron: &croner::Cron,
 ) -> Result<bool, AppError> {
-    let key = format!("schedule:{kind}:{database}");
+    take_due_named(store, kind.as_str(), database, cron).await
+}
+
+/// [`take_due`] for a schedule named `what` ("physical_backup:full").
+pub async fn take_due_named(
+    store: &Store,
+    what: &str,
+    database: &str,
+    cron: &croner::Cron,
+) -> Result<bool, AppError> {
+    let key = format!("schedule:{what}:{database}");
     let at = now();
     let last = settings::get(store.pool(), &key)
         .await?

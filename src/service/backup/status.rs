@@ -41,8 +41,163 @@ pub struct Targets {
     pub rto: Option<Duration>,
 }
 
+/// What point-in-time recovery adds to the judgement, for a database with
+/// a pgBackRest stanza: how its WAL archiving does, its newest physical
+/// backup, and its last recovery drill.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct PitrFacts {
+    /// `None` while unknown (the server was not read yet).
+    pub archiving: Option<ArchivingState>,
+    /// When the newest physical backup finished (Unix seconds).
+    pub newest_physical: Option<i64>,
+    pub last_drill: Option<Drill>,
+}
+
+/// WAL archiving as judged from the server.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ArchivingState {
+    /// Every finished segment is archived.
+    Working,
+    /// Off, failing, or stalled, with why.
+    Broken(String),
+    /// Finished segments wait unarchived since `since` (Unix seconds).
+    Behind { since: i64 },
+}
+
+/// A recovery drill's outcome.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Drill {
+    pub at: i64,
+    pub ok: bool,
+    pub rto_s: Option<i64>,
+    pub error: String,
+}
+
 /// `backups` newest first (any state).
 pub fn judge(entry: Targets, backups: &[BackupRow], now: i64, verify_window: Duration) -> BackupHealth {
+    judge_with(entry, backups, now, verify_window, None)
+}
+
+/// [`judge`], and for a database with point-in-time recovery: the RPO from
+/// the WAL archive while archiving works (else from the newest backup,
+/// logical or physical), a failing drill red, and the RTO from the last
+/// drill's measured time.
+pub fn judge_with(
+    entry: Targets,
+    backups: &[BackupRow],
+    now: i64,
+    verify_window: Duration,
+    pitr: Option<&PitrFacts>,
+) -> BackupHealth {
+    let Some(pitr) = pitr else {
+        return judge_logical(entry, backups, now, verify_window);
+    };
+    let mut level = Level::Green;
+    let mut reasons = Vec::new();
+    let mut lower = |to: Level, why: String, reasons: &mut Vec<String>| {
+        level = level.min(to);
+        reasons.push(why);
+    };
+    let good: Vec<&BackupRow> = backups.iter().filter(|b| b.state.is_good()).collect();
+    let last_good = good.first().map(|b| (*b).clone());
+    let newest = [
+        last_good.as_ref().map(|b| b.finished_at.unwrap_or(b.started_at)),
+        pitr.newest_physical,
+    ]
+    .into_iter()
+    .flatten()
+    .max();
+    let rpo = entry.rpo;
+    match (&pitr.archiving, newest) {
+        (_, None) => lower(Level::Red, "no good backup (logical or physical)".into(), &mut reasons),
+        (Some(ArchivingState::Broken(why)), _) => lower(Level::Red, why.clone(), &mut reasons),
+        (Some(ArchivingState::Behind { since }), _) => {
+            if let Some(rpo) = rpo
+                && now - since > rpo.as_secs() as i64
+            {
+                lower(
+                    Level::Red,
+                    format!(
+                        "WAL archiving is stalled: finished WAL has waited {}; RPO is {}",
+                        fmt_age(now - since),
+                        fmt_duration(rpo)
+                    ),
+                    &mut reasons,
+                );
+            }
+        }
+        (Some(ArchivingState::Working), _) => {}
+        (None, Some(at)) => {
+            if let Some(rpo) = rpo
+                && now - at > rpo.as_secs() as i64
+            {
+                lower(
+                    Level::Red,
+                    format!(
+                        "archiving state unknown and the newest backup is {} old; RPO is {}",
+                        fmt_age(now - at),
+                        fmt_duration(rpo)
+                    ),
+                    &mut reasons,
+                );
+            }
+        }
+    }
+    if rpo.is_none() {
+        lower(Level::Amber, "no RPO target set".into(), &mut reasons);
+    }
+    let last_verified = good
+        .iter()
+        .filter(|b| b.verified_at.is_some())
+        .max_by_key(|b| b.verified_at)
+        .map(|b| (*b).clone());
+    match &pitr.last_drill {
+        Some(d) if !d.ok => lower(
+            Level::Red,
+            format!("the last recovery drill failed: {}", d.error),
+            &mut reasons,
+        ),
+        Some(d) => {
+            if now - d.at > verify_window.as_secs() as i64 {
+                lower(
+                    Level::Amber,
+                    format!(
+                        "last recovery drill {} ago (window {})",
+                        fmt_age(now - d.at),
+                        fmt_duration(verify_window)
+                    ),
+                    &mut reasons,
+                );
+            }
+            match (d.rto_s, entry.rto) {
+                (Some(took), Some(rto)) if took > rto.as_secs() as i64 => lower(
+                    Level::Red,
+                    format!(
+                        "a recovery drill took {}; RTO is {}",
+                        fmt_age(took),
+                        fmt_duration(rto)
+                    ),
+                    &mut reasons,
+                ),
+                (_, None) => lower(Level::Amber, "no RTO target set".into(), &mut reasons),
+                _ => {}
+            }
+        }
+        None => lower(
+            Level::Amber,
+            "no recovery drill yet: the RTO is not measured".into(),
+            &mut reasons,
+        ),
+    }
+    BackupHealth {
+        level,
+        reasons,
+        last_good,
+        last_verified,
+    }
+}
+
+fn judge_logical(entry: Targets, backups: &[BackupRow], now: i64, verify_window: Duration) -> BackupHealth {
     let mut level = Level::Green;
     let mut reasons = Vec::new();
     let mut lower = |to: Level, why: String, reasons: &mut Vec<String>| {
@@ -120,5 +275,62 @@ pub fn judge(entry: Targets, backups: &[BackupRow], now: i64, verify_window: Dur
         reasons,
         last_good,
         last_verified,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn targets() -> Targets {
+        Targets {
+            rpo: Some(Duration::from_secs(900)),
+            rto: Some(Duration::from_secs(600)),
+        }
+    }
+
+    fn drill(ok: bool, rto_s: i64) -> Drill {
+        Drill {
+            at: 1_000,
+            ok,
+            rto_s: Some(rto_s),
+            error: if ok { String::new() } else { "proof query returned false".into() },
+        }
+    }
+
+    #[test]
+    fn pitr_judges_the_rpo_from_the_archive_and_the_rto_from_the_drill() {
+        let facts = PitrFacts {
+            archiving: Some(ArchivingState::Working),
+            newest_physical: Some(0),
+            last_drill: Some(drill(true, 30)),
+        };
+        // The physical backup is a day old, but the archive is current.
+        let h = judge_with(targets(), &[], 86_400, Duration::from_secs(7 * 86_400), Some(&facts));
+        assert_eq!(h.level, Level::Green, "{:?}", h.reasons);
+
+        let slow = PitrFacts {
+            last_drill: Some(drill(true, 3_600)),
+            ..facts.clone()
+        };
+        let h = judge_with(targets(), &[], 2_000, Duration::from_secs(86_400), Some(&slow));
+        assert_eq!(h.level, Level::Red);
+        assert!(h.reasons[0].contains("recovery drill took 1h"), "{:?}", h.reasons);
+
+        let failed = PitrFacts {
+            last_drill: Some(drill(false, 30)),
+            ..facts.clone()
+        };
+        let h = judge_with(targets(), &[], 2_000, Duration::from_secs(86_400), Some(&failed));
+        assert_eq!(h.level, Level::Red);
+        assert!(h.reasons[0].contains("proof query returned false"));
+
+        let broken = PitrFacts {
+            archiving: Some(ArchivingState::Broken("WAL archiving is failing: …".into())),
+            ..facts
+        };
+        let h = judge_with(targets(), &[], 2_000, Duration::from_secs(86_400), Some(&broken));
+        assert_eq!(h.level, Level::Red);
+        assert!(h.reasons[0].starts_with("WAL archiving is failing"));
     }
 }
