@@ -222,6 +222,11 @@ id_type!(
     |raw| format!("There is no alert {raw:?}.")
 );
 id_type!(
+    /// A point-in-time restore (`/recovery-restores/{id}`).
+    RestoreId,
+    |raw| format!("There is no restore {raw:?}.")
+);
+id_type!(
     /// A managed database's session (backend pid, MySQL connection id).
     Pid,
     |raw| format!("There is no session with pid {raw:?}.")

@@ -79,6 +79,7 @@ pub async fn prepare(config: Config) -> anyhow::Result<Prepared> {
         fleet.clone(),
         jobs.clone(),
         backups.clone(),
+        services.recovery.clone(),
         monitor,
     );
     let app = web::router(state.clone(), sessions);

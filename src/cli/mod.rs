@@ -7,6 +7,7 @@
 //! invalid configuration, a usage error (clap) or an unreadable lint input.
 
 mod backup;
+mod recovery;
 mod check;
 mod db;
 mod migrate;
@@ -14,6 +15,7 @@ mod token;
 mod user;
 
 pub use backup::BackupCommand;
+pub use recovery::RecoveryCommand;
 pub use db::DbCommand;
 pub use migrate::MigrateCommand;
 pub use token::TokenCommand;
@@ -65,6 +67,9 @@ pub enum Command {
     /// Take, list and verify backups (runs the job here and waits for it).
     #[command(subcommand)]
     Backup(BackupCommand),
+    /// Point-in-time recovery on pgBackRest (runs the job here and waits for it).
+    #[command(subcommand)]
+    Recovery(RecoveryCommand),
     /// Schema migrations.
     #[command(subcommand)]
     Migrate(MigrateCommand),
@@ -131,6 +136,7 @@ pub fn main() -> ExitCode {
             Some(Command::Db(cmd)) => db::db(&loaded.config, cmd).await,
             Some(Command::Backup(cmd)) => backup::backup(&loaded.config, cmd).await,
             Some(Command::Migrate(cmd)) => migrate::migrate(&loaded.config, cmd).await,
+            Some(Command::Recovery(cmd)) => recovery::recovery(&loaded.config, cmd).await,
         }
     });
     match result {

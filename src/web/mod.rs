@@ -68,6 +68,7 @@ pub struct Inner {
     pub fleet: Fleet,
     pub jobs: Jobs,
     pub backups: Backups,
+    pub recovery: crate::service::recovery::Recovery,
     pub monitor: Monitor,
     /// The sign-in throttle's in-memory half (counts of refused attempts).
     pub throttle: Throttle,
@@ -91,6 +92,7 @@ impl AppState {
         fleet: Fleet,
         jobs: Jobs,
         backups: Backups,
+        recovery: crate::service::recovery::Recovery,
         monitor: Monitor,
     ) -> Self {
         AppState(Arc::new(Inner {
@@ -100,6 +102,7 @@ impl AppState {
             fleet,
             jobs,
             backups,
+            recovery,
             monitor,
             throttle: Throttle::default(),
             keys: OnceLock::new(),

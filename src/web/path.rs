@@ -8,7 +8,7 @@ use std::sync::Arc;
 use axum::extract::{FromRequestParts, RawPathParams};
 use axum::http::request::Parts;
 
-use crate::domain::{AlertId, BackupId, DatabaseName, JobId, Pid, RequestId};
+use crate::domain::{AlertId, BackupId, DatabaseName, JobId, Pid, RequestId, RestoreId};
 use crate::error::{AppError, AppResult};
 use crate::service::fleet::Member;
 use crate::web::AppState;
@@ -81,5 +81,6 @@ path_id!(
     BackupId from "id",
     RequestId from "id",
     AlertId from "id",
+    RestoreId from "id",
     Pid from "pid",
 );

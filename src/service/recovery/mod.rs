@@ -29,8 +29,30 @@ use crate::service::users::require;
 use crate::store::recovery::{self as rows, RestoreRow};
 use crate::store::{Store, now, settings};
 
-pub use restore::Target;
+pub use restore::{Target, rfc3339_us};
 pub use timeline::{Timeline, TimelineEvent};
+
+/// An RFC 3339 time as µs since the epoch; `what` names the field in the error.
+pub fn parse_time(what: &str, text: &str) -> AppResult<i64> {
+    let t = time::OffsetDateTime::parse(text.trim(), &time::format_description::well_known::Rfc3339).map_err(|_| {
+        AppError::invalid(format!(
+            "{what} must be an RFC 3339 time such as 2026-12-06T14:30:00Z, not {text:?}"
+        ))
+    })?;
+    Ok((t.unix_timestamp_nanos() / 1000) as i64)
+}
+
+impl Target {
+    /// From two optional fields: a time, a transaction, or neither (the latest).
+    pub fn of(time: Option<&str>, xid: Option<i64>) -> AppResult<Target> {
+        match (time.filter(|t| !t.trim().is_empty()), xid) {
+            (Some(_), Some(_)) => Err(AppError::invalid("give target_time or target_xid, not both")),
+            (Some(t), None) => Ok(Target::Time(parse_time("target_time", t)?)),
+            (None, Some(x)) => Ok(Target::Xid(x)),
+            (None, None) => Ok(Target::Latest),
+        }
+    }
+}
 
 /// How the panel's recovery work is set up.
 #[derive(Clone, Debug)]

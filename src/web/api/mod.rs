@@ -8,6 +8,7 @@ mod backups;
 mod databases;
 mod jobs;
 mod migrations;
+pub mod recovery;
 mod users;
 
 use axum::Router;
@@ -23,4 +24,5 @@ pub fn router() -> Router<AppState> {
         .merge(backups::router())
         .merge(migrations::router())
         .merge(alerts::router())
+        .merge(recovery::router())
 }
