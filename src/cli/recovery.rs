@@ -56,7 +56,7 @@ pub async fn recovery(config: &Config, cmd: RecoveryCommand) -> anyhow::Result<(
             println!("stanza     {}", s.stanza);
             println!("archiving  {}", s.archiving.message);
             match s.window {
-                Some(w) => println!("window     {} – {} (UTC)", fmt_time(w.from), fmt_time(w.to)),
+                Some(w) => println!("window     {} – {}", fmt_time(w.from), fmt_time(w.to)),
                 None => println!("window     none: no physical backup yet"),
             }
             if let Some(e) = &s.info_error {

@@ -101,9 +101,21 @@ fn new_name(base: &DatabaseName, what: &str) -> String {
     format!("{head}{suffix}")
 }
 
-/// Can `user` reach (search) every directory down to `dir`?
-fn reachable_by(dir: &std::path::Path, user: Option<&str>) -> AppResult<()> {
+/// Create `dir` if need be (others may pass through it, not list it),
+/// and check that `user` can reach (search) every directory down to it.
+pub(super) fn prepare_dir(dir: &std::path::Path, user: Option<&str>) -> AppResult<()> {
     use std::os::unix::fs::PermissionsExt;
+    if !dir.is_absolute() {
+        return Err(AppError::invalid(format!(
+            "restore_dir {} must be an absolute path",
+            dir.display()
+        )));
+    }
+    if !dir.exists() {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| AppError::invalid(format!("cannot create restore_dir {}: {e}", dir.display())))?;
+        let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o711));
+    }
     let Some(user) = user else { return Ok(()) };
     let mut p = PathBuf::new();
     for part in dir.components() {
@@ -228,15 +240,9 @@ impl Recovery {
         let new_db = new_name(&m.entry.name, if drill { "drill" } else { "pitr" });
         DatabaseName::parse(&new_db)?;
         let dir = self.restore_dir().to_path_buf();
-        if !dir.is_absolute() {
-            return Err(AppError::invalid(format!(
-                "restore_dir {} must be an absolute path",
-                dir.display()
-            )));
-        }
         let home = dir.join(&new_db);
         cluster::check_path(&home).map_err(AppError::from)?;
-        reachable_by(&dir, stanza.run_as.as_deref())?;
+        prepare_dir(&dir, stanza.run_as.as_deref())?;
         let id = rows::insert(
             self.0.store.pool(),
             &NewRestore {

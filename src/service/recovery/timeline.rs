@@ -133,6 +133,7 @@ impl Recovery {
         let (_, first) = segment_parts(&start_backup.wal_start, wal_size)
             .ok_or_else(|| AppError::invalid("a backup in pgBackRest's catalog names no WAL start"))?;
 
+        super::restore::prepare_dir(self.restore_dir(), stanza.run_as.as_deref())?;
         let scratch = self
             .restore_dir()
             .join(format!(".wal-{}", uuid::Uuid::new_v4().simple()));

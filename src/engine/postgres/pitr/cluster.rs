@@ -100,13 +100,32 @@ impl Restored {
             .output()
             .await
             .map_err(|e| EngineError::Tool(format!("cannot run pg_ctl: {e}")))?;
-        if out.status.success() {
-            Ok(())
-        } else {
-            Err(EngineError::Tool(format!(
+        if !out.status.success() {
+            return Err(EngineError::Tool(format!(
                 "the restored server did not start: {}",
                 self.log_tail(12)
-            )))
+            )));
+        }
+        // pg_ctl returns once recovery runs ("standby"): wait for the promotion.
+        let deadline = std::time::Instant::now() + PROMOTE_TIMEOUT;
+        loop {
+            let log = std::fs::read_to_string(self.log()).unwrap_or_default();
+            if log.contains("database system is ready to accept connections") {
+                return Ok(());
+            }
+            if !self.data().join("postmaster.pid").exists() {
+                return Err(EngineError::Tool(format!(
+                    "the restored server stopped during recovery: {}",
+                    self.log_tail(8)
+                )));
+            }
+            if std::time::Instant::now() > deadline {
+                return Err(EngineError::TimedOut(format!(
+                    "the restored server did not promote within {}s",
+                    PROMOTE_TIMEOUT.as_secs()
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
 
@@ -184,11 +203,16 @@ pub fn reached(log: &str) -> Option<Reached> {
             Some(l[i..].trim().to_string())
         })
     };
-    let detail = find("recovery stopping ").or_else(|| find("last completed transaction was at log time "))?;
-    let time = detail
+    // The point reached is the last transaction replayed; where it
+    // stopped (the first one left out) says why.
+    let last = find("last completed transaction was at log time ");
+    let stop = find("recovery stopping ");
+    let from = last.clone().or_else(|| stop.clone())?;
+    let time = from
         .rsplit_once("time ")
         .map(|(_, t)| t.trim().to_string())
         .unwrap_or_default();
+    let detail = [stop, last].into_iter().flatten().collect::<Vec<_>>().join("; ");
     Some(Reached {
         at: pg_time_to_rfc3339(&time).unwrap_or(time),
         detail,
@@ -215,6 +239,8 @@ mod tests {
                    2026-12-06 21:50:02.3 UTC [9] LOG:  redo done at 0/50DE568";
         let r = reached(log).unwrap();
         assert_eq!(r.at, "2026-12-06T21:43:14.411051+00:00");
+        let both = format!("{log}\nLOG:  last completed transaction was at log time 2026-12-06 21:43:14.315746+00");
+        assert_eq!(reached(&both).unwrap().at, "2026-12-06T21:43:14.315746+00:00");
         assert!(r.detail.starts_with("recovery stopping before commit of transaction 733"));
         let latest = "LOG:  last completed transaction was at log time 2026-12-06 21:43:14.315746+00";
         assert_eq!(reached(latest).unwrap().at, "2026-12-06T21:43:14.315746+00:00");

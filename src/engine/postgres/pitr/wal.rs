@@ -289,6 +289,16 @@ fn is_table(kind: &str) -> bool {
     matches!(kind, "r" | "p" | "m")
 }
 
+/// The names of (name, relkind) pairs: the tables when there are any, else all.
+fn tables_first(named: Vec<(String, String)>) -> Vec<String> {
+    let any_table = named.iter().any(|(_, k)| is_table(k));
+    named
+        .into_iter()
+        .filter(|(_, k)| !any_table || is_table(k))
+        .map(|(n, _)| n)
+        .collect()
+}
+
 /// What to look for, and where.
 #[derive(Clone, Copy, Debug)]
 pub struct Scope {
@@ -424,7 +434,7 @@ fn judge(c: &Commit, w: &Work, scope: Scope, names: &dyn Names) -> Vec<Event> {
 
     if !structural && w.catalog_changed {
         let mut seen = HashSet::new();
-        let named: Vec<String> = w
+        let named: Vec<(String, String)> = w
             .locked
             .iter()
             .filter(|o| seen.insert(**o))
@@ -435,9 +445,8 @@ fn judge(c: &Commit, w: &Work, scope: Scope, names: &dyn Names) -> Vec<Event> {
                     .or_else(|| names.recorded_oid(*o))
             })
             .filter(|(_, k)| k != "t")
-            .map(|(n, _)| n)
-            .take(3)
             .collect();
+        let named: Vec<String> = tables_first(named).into_iter().take(3).collect();
         out.push(event(
             EventKind::Ddl,
             (!named.is_empty()).then(|| named.join(", ")),
