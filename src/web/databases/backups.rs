@@ -99,6 +99,7 @@ pub(super) struct BackupsTab {
     schedule: String,
     verify_schedule: String,
     retention: String,
+    recovery: Option<super::recovery::PitrView>,
 }
 
 pub(super) async fn page(
@@ -109,7 +110,18 @@ pub(super) async fn page(
 ) -> AppResult<BackupsTab> {
     let name = &m.entry.name;
     let rows = state.backups.list(name.as_str(), 100).await?;
-    let health = status::judge(m.entry.targets(), &rows, now(), state.config.verify_window);
+    let recovery = match m.entry.pitr.stanza {
+        Some(_) => Some(state.recovery.status(&m).await?),
+        None => None,
+    };
+    let facts = state.recovery.pitr_facts(&m.entry);
+    let health = status::judge_with(
+        m.entry.targets(),
+        &rows,
+        now(),
+        state.config.verify_window,
+        facts.as_ref(),
+    );
     let (pitr, pitr_error) = match crate::service::backup::pitr_readiness(&m).await {
         Ok(lines) => (lines, None),
         Err(e) => (Vec::new(), Some(e)),
@@ -126,6 +138,7 @@ pub(super) async fn page(
         schedule: schedules.backup.unwrap_or_default(),
         verify_schedule: schedules.verify.unwrap_or_default(),
         retention: schedules.retention.unwrap_or_default(),
+        recovery: recovery.as_ref().map(super::recovery::PitrView::of),
     })
 }
 
