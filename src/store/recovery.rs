@@ -155,10 +155,11 @@ pub async fn end(pool: &Pool, id: i64, e: &Ended<'_>) -> sqlx::Result<u64> {
     .map(|r| r.rows_affected()))
 }
 
-/// Mark a restore discarded (its server stopped and its directory gone).
+/// Record that a restore's server is gone (stopped, its directory
+/// deleted): a ready one becomes discarded; a drill keeps its outcome.
 pub async fn discarded(pool: &Pool, id: i64) -> sqlx::Result<()> {
     on_pool!(pool, |p| sqlx::query(
-        "UPDATE recovery_restores SET state = CASE WHEN state IN ('ready', 'restoring') THEN 'discarded' ELSE state END, \
+        "UPDATE recovery_restores SET state = CASE WHEN state = 'ready' THEN 'discarded' ELSE state END, \
          discarded_at = $2 WHERE id = $1"
     )
     .bind(id)

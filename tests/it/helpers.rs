@@ -388,6 +388,7 @@ impl TestApp {
             rpo: None,
             rto: None,
             schedules: Default::default(),
+            pitr: Default::default(),
         };
         self.state
             .registry
@@ -653,6 +654,55 @@ fn pg_program(program: &std::path::Path) -> std::process::Command {
 
 impl ThrowawayPg {
     pub fn start(settings: &[&str]) -> ThrowawayPg {
+        Self::start_in(tempfile::tempdir().unwrap(), settings)
+    }
+
+    /// Its directory (the data directory is `data` inside).
+    pub fn dir(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+
+    /// A cluster archiving its WAL into a pgBackRest repository of its own
+    /// (stanza `main`, config `pgbackrest.conf` in its directory), with the
+    /// stanza created. For point-in-time recovery stories.
+    pub fn with_pgbackrest() -> ThrowawayPg {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().display().to_string();
+        let config = format!(
+            "[global]\nrepo1-path={d}/repo\nlog-path={d}/log\nlock-path={d}/lock\nrepo1-retention-full=4\n\
+             archive-async=n\n[main]\npg1-path={d}/data\npg1-socket-path={d}\n"
+        );
+        std::fs::write(dir.path().join("pgbackrest.conf"), config).unwrap();
+        for sub in ["repo", "log", "lock", "restores"] {
+            std::fs::create_dir(dir.path().join(sub)).unwrap();
+        }
+        if running_as_root() {
+            std::process::Command::new("chown")
+                .args(["-R", "postgres"])
+                .arg(dir.path())
+                .status()
+                .unwrap();
+        }
+        let archive = format!("archive_command='pgbackrest --config={d}/pgbackrest.conf --stanza=main archive-push %p'");
+        let pg = Self::start_in(dir, &["wal_level=replica", "archive_mode=on", &archive]);
+        let port = url::Url::parse(&pg.url).unwrap().port().unwrap();
+        let conf = format!("{d}/pgbackrest.conf");
+        let mut create = pg_program(std::path::Path::new("/usr/bin/pgbackrest"));
+        create.args([&format!("--config={conf}"), "--stanza=main", &format!("--pg1-port={port}"), "stanza-create"]);
+        let out = create.output().expect("pgbackrest (scripts/test installs it)");
+        assert!(out.status.success(), "stanza-create: {}", String::from_utf8_lossy(&out.stdout));
+        // The port is the cluster's: write it into the config for the panel.
+        let text = std::fs::read_to_string(&conf).unwrap();
+        std::fs::write(&conf, format!("{text}pg1-port={port}\n")).unwrap();
+        pg
+    }
+
+    /// The pgBackRest config file of [`ThrowawayPg::with_pgbackrest`].
+    pub fn pgbackrest_config(&self) -> String {
+        self.dir.path().join("pgbackrest.conf").display().to_string()
+    }
+
+    fn start_in(dir: tempfile::TempDir, settings: &[&str]) -> ThrowawayPg {
         let bin = std::fs::read_dir("/usr/lib/postgresql")
             .ok()
             .and_then(|dirs| {
@@ -663,7 +713,6 @@ impl ThrowawayPg {
             })
             .filter(|b| b.join("initdb").exists())
             .expect("PostgreSQL's server programs (initdb, pg_ctl): scripts/test installs them");
-        let dir = tempfile::tempdir().unwrap();
         if running_as_root() {
             std::process::Command::new("chmod")
                 .arg("755")

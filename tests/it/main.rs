@@ -24,6 +24,7 @@ mod monitoring;
 mod permissions;
 mod registry;
 mod registry_guards;
+mod recovery;
 mod registry_sync;
 mod removal;
 mod robustness;

@@ -100,6 +100,11 @@ async fn databases_declared_in_config_are_read_only_and_say_what_is_missing() {
             backup_schedule: None,
             verify_schedule: None,
             retention: None,
+            pgbackrest_stanza: None,
+            pgbackrest_config: None,
+            pgbackrest_schedule: None,
+            recovery_drill_schedule: None,
+            recovery_proof_sql: None,
         }];
     })
     .await;

@@ -682,6 +682,7 @@ async fn settle(app: &TestApp, demo_url: &str, demo_migrations: &Path) {
                         rpo: None,
                         rto: None,
                         schedules: Default::default(),
+                        pitr: Default::default(),
                     },
                 )
                 .await

@@ -109,8 +109,8 @@ pub fn judge_with(
     .max();
     let rpo = entry.rpo;
     match (&pitr.archiving, newest) {
-        (_, None) => lower(Level::Red, "no good backup (logical or physical)".into(), &mut reasons),
         (Some(ArchivingState::Broken(why)), _) => lower(Level::Red, why.clone(), &mut reasons),
+        (_, None) => lower(Level::Red, "no good backup (logical or physical)".into(), &mut reasons),
         (Some(ArchivingState::Behind { since }), _) => {
             if let Some(rpo) = rpo
                 && now - since > rpo.as_secs() as i64

@@ -444,8 +444,33 @@ impl Recovery {
     async fn refresh(&self, m: &Arc<Member>) {
         let facts = Self::facts_of(m).await;
         let info = match Self::stanza_of(m, facts.as_ref().ok()) {
-            Ok(s) => s.info().await.unwrap_or_default(),
-            Err(_) => Info::default(),
+            Ok(s) => s.info().await.ok(),
+            Err(_) => None,
+        };
+        // A catalog that cannot be read now does not forget the backups it had.
+        let info = match info {
+            Some(info) => info,
+            None => {
+                let kept = self.pitr_facts(&m.entry).and_then(|f| f.newest_physical);
+                let mut info = Info::default();
+                if let Some(at) = kept {
+                    info.backups.push(crate::engine::pitr::pgbackrest::PhysicalBackup {
+                        label: String::new(),
+                        kind: String::new(),
+                        prior: None,
+                        started_at: at,
+                        finished_at: at,
+                        bytes: 0,
+                        repo_bytes: 0,
+                        wal_start: String::new(),
+                        wal_stop: String::new(),
+                        lsn_start: String::new(),
+                        lsn_stop: String::new(),
+                        error: false,
+                    });
+                }
+                info
+            }
         };
         let restores = rows::list(self.0.store.pool(), m.entry.name.as_str(), 50)
             .await

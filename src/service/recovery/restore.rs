@@ -452,6 +452,9 @@ impl RestoreTask {
                     },
                 )
                 .await;
+                if self.drill {
+                    let _ = rows::discarded(store.pool(), self.id).await;
+                }
                 self.recovery.refresh(&self.member).await;
                 Ok(format!("{summary}; RTO {:.1}s", rto_ms as f64 / 1000.0))
             }
@@ -566,7 +569,6 @@ impl RestoreTask {
             ctx.progress(Some(0.85), "proving the restored data");
             let proof = self.prove(&url).await;
             let _ = self.server.remove().await;
-            let _ = rows::discarded(self.recovery.0.store.pool(), self.id).await;
             return match proof {
                 Ok(text) => Ok((format!("drill passed: {text}"), RestoreState::Passed, reached_text, text)),
                 Err(e) => Err((JobFailure::Failed(format!("drill failed: {e}")), Some(rto_ms), e)),
@@ -603,7 +605,8 @@ impl RestoreTask {
         let db = crate::engine::connect(url, self.recovery.0.fleet.servers()).map_err(|e| e.to_string())?;
         let counts = db.dumps().counts(url).await.map_err(|e| format!("counting rows: {e}"));
         let proof = match &self.member.entry.pitr.proof_sql {
-            Some(sql) => match db.text_rows(sql).await {
+            // One scalar, as text: `SELECT (<proof>)::text` also keeps it to one statement.
+            Some(sql) => match db.text_rows(&format!("SELECT ({})::text", sql.trim().trim_end_matches(';'))).await {
                 Ok(rows) => {
                     let first = rows.first().and_then(|r| r.first().cloned().flatten());
                     match first.as_deref() {
