@@ -831,6 +831,11 @@ impl Binary {
 
     /// Start `serve` on a free port; the child and its base URL.
     pub fn serve(&self) -> (std::process::Child, String) {
+        self.serve_with(&[])
+    }
+
+    /// [`Binary::serve`] with environment variables (`CUSTODIAN_*` settings).
+    pub fn serve_with(&self, env: &[(&str, &str)]) -> (std::process::Child, String) {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -840,6 +845,7 @@ impl Binary {
             .arg("--data-dir")
             .arg(&self.data)
             .args(["serve", "--no-demo", "--listen", &format!("127.0.0.1:{port}")])
+            .envs(env.iter().copied())
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()

@@ -353,3 +353,59 @@ async fn drills_run_from_their_schedule_and_a_false_proof_fails() {
         .collect();
     assert!(left.is_empty(), "{left:?}");
 }
+
+#[tokio::test]
+async fn a_panel_killed_mid_restore_interrupts_it_and_removes_its_directory_at_the_next_start() {
+    let pg = ThrowawayPg::with_pgbackrest();
+    // Enough data that the restore takes a moment.
+    sql(&pg, "CREATE TABLE big AS SELECT g AS id, md5(g::text) || md5((g * 7)::text) AS pad FROM generate_series(1, 1500000) g").await;
+    let bin = crate::helpers::Binary::new();
+    bin.cli(&["user", "add", "root", "--role", "admin", "--password-stdin"], "root-password-1\n");
+    let admin = bin.cli(&["token", "create", "root", "--name", "t"], "").trim().to_string();
+    let config = pg.pgbackrest_config();
+    bin.cli(
+        &["db", "add", "shop", "--url", &pg.url, "--pgbackrest-stanza", "main", "--pgbackrest-config", &config],
+        "",
+    );
+    bin.cli(&["recovery", "backup", "shop", "--type", "full"], "");
+    let restores = pg.dir().join("restores").display().to_string();
+    let env = [("CUSTODIAN_RESTORE_DIR", restores.as_str()), ("CUSTODIAN_POLL_INTERVAL", "1s")];
+    let (mut child, base) = bin.serve_with(&env);
+    let started = eventually("the served panel to start a restore", || async {
+        crate::helpers::served_post(&base, &admin, "/api/v1/databases/shop/recovery/restores", json!({"confirm": "shop"}))
+            .await
+            .filter(|(status, _)| *status == StatusCode::ACCEPTED)
+            .map(|(_, v)| v)
+    })
+    .await;
+    let id = started["restore_id"].as_i64().unwrap_or_else(|| panic!("{started}"));
+    // Kill it once the restore has written into its new directory.
+    let data = eventually("the restore to write files", || async {
+        let dirs: Vec<_> = std::fs::read_dir(pg.dir().join("restores")).ok()?.filter_map(|e| e.ok()).collect();
+        let home = dirs.into_iter().find(|e| e.file_name().to_string_lossy().starts_with("shop-pitr-"))?;
+        let data = home.path().join("data");
+        (std::fs::read_dir(&data).ok()?.count() > 0).then_some(home.path())
+    })
+    .await;
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(data.exists(), "the half-written directory is there while the panel is down");
+
+    let (mut child, base) = bin.serve_with(&env);
+    let r = tokio::time::timeout(Duration::from_secs(60), async {
+        loop {
+            if let Some(r) = crate::helpers::served_get(&base, &admin, &format!("/api/v1/recovery-restores/{id}")).await
+                && r["state"] == "interrupted"
+            {
+                return r;
+            }
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+    })
+    .await
+    .expect("the restore marked interrupted within a minute");
+    assert!(r["error"].as_str().unwrap().contains("panel stopped"), "{r}");
+    assert!(!data.exists(), "its directory is removed");
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
