@@ -570,3 +570,50 @@ async fn a_dba_acknowledges_and_silences_an_alert_then_reads_a_weeks_charts() {
     assert!(!lines.is_empty(), "the charts draw lines");
     browser.close().await.unwrap();
 }
+
+#[tokio::test]
+async fn an_admin_finds_the_drop_on_the_timeline_and_restores_to_just_before_it() {
+    use crate::recovery::{archive_now, backup, count_on, panel, recovery, register, restored_url, sql};
+    let pg = crate::helpers::ThrowawayPg::with_pgbackrest();
+    let app = panel(&pg).await;
+    let admin = app.token_for("bot", Role::Admin).await;
+    register(&app, &admin, &pg, "shop", json!({})).await;
+    sql(&pg, "CREATE TABLE orders (id int PRIMARY KEY); INSERT INTO orders SELECT generate_series(1, 250)").await;
+    backup(&app, &admin, "shop", "full").await;
+    sql(&pg, "INSERT INTO orders SELECT generate_series(251, 300)").await;
+    sql(&pg, "DROP TABLE orders").await;
+    archive_now(&pg).await;
+
+    app.create_user("root", Role::Admin).await;
+    let driver = Driver::start().await;
+    let browser = driver.browser().await;
+    browser.goto(&app.url("/login?next=%2Fdatabases%2Fshop%2Fbackups")).await.unwrap();
+    fill_in(&browser, "input[name=name]", "root").await;
+    fill_in(&browser, "input[name=password]", &password_of("root")).await;
+    click(&browser, "button[type=submit].primary").await;
+    wait_for_text(&browser, "#pitr h2", "Point-in-time recovery").await;
+    wait_for_text(&browser, "#pitr .archiving", "archiving works").await;
+
+    click(&browser, ".timeline-form button[type=submit]").await;
+    wait_for_text(&browser, "table.timeline tr.event.drop", "public.orders").await;
+    click(&browser, "table.timeline tr.event.drop a.button").await;
+    wait_for_text(&browser, "h1", "Restore shop into a new server").await;
+    wait_for_text(&browser, "main", "Just before: drop public.orders").await;
+    fill_in(&browser, "input[name=confirm]", "shop").await;
+    click(&browser, "button[type=submit].danger").await;
+    wait_for_text(&browser, ".job-head", "succeeded").await;
+    let phase = text_of(&browser, ".job-head").await;
+    assert!(phase.contains("restored into shop-pitr-"), "{phase}");
+
+    let s = recovery(&app, &admin, "shop").await;
+    let r = &s["restores"][0];
+    assert_eq!(r["state"], "ready", "{s}");
+    let url = restored_url(&pg, r["port"].as_i64().unwrap());
+    assert_eq!(count_on(&url, "SELECT count(*) FROM orders").await, 300);
+    // The restored server's page is a click away, and it can be discarded there.
+    browser.goto(&app.url("/databases/shop/backups")).await.unwrap();
+    wait_for_text(&browser, "table.restores", "ready").await;
+    click(&browser, "table.restores form[action$='/discard'] button").await;
+    wait_for_text(&browser, ".job-head", "succeeded").await;
+    browser.close().await.unwrap();
+}

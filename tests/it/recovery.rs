@@ -14,7 +14,7 @@ use crate::helpers::{StoreChoice, TestApp, ThrowawayPg, api_get, api_post, event
 
 /// The panel with its restores beside the cluster (a directory the
 /// cluster's OS user can reach), polling every second.
-async fn panel(pg: &ThrowawayPg) -> TestApp {
+pub(crate) async fn panel(pg: &ThrowawayPg) -> TestApp {
     let restores = pg.dir().join("restores");
     TestApp::spawn_with(StoreChoice::Sqlite, move |c| {
         c.restore_dir = Some(restores);
@@ -24,7 +24,7 @@ async fn panel(pg: &ThrowawayPg) -> TestApp {
 }
 
 /// Register `name` with the cluster's stanza through the API.
-async fn register(app: &TestApp, admin: &str, pg: &ThrowawayPg, name: &str, extra: Value) {
+pub(crate) async fn register(app: &TestApp, admin: &str, pg: &ThrowawayPg, name: &str, extra: Value) {
     let mut body = json!({
         "name": name,
         "url": pg.url,
@@ -40,7 +40,7 @@ async fn register(app: &TestApp, admin: &str, pg: &ThrowawayPg, name: &str, extr
     assert_eq!(r.status(), StatusCode::CREATED, "{}", r.text().await.unwrap());
 }
 
-async fn sql(pg: &ThrowawayPg, q: &str) -> Vec<sqlx::postgres::PgRow> {
+pub(crate) async fn sql(pg: &ThrowawayPg, q: &str) -> Vec<sqlx::postgres::PgRow> {
     let mut c = sqlx::PgConnection::connect(&pg.url).await.unwrap();
     let rows = sqlx::raw_sql(q).fetch_all(&mut c).await.unwrap();
     c.close().await.unwrap();
@@ -48,7 +48,7 @@ async fn sql(pg: &ThrowawayPg, q: &str) -> Vec<sqlx::postgres::PgRow> {
 }
 
 /// Switch to a new WAL segment and wait until the old one is archived.
-async fn archive_now(pg: &ThrowawayPg) {
+pub(crate) async fn archive_now(pg: &ThrowawayPg) {
     let mut c = sqlx::PgConnection::connect(&pg.url).await.unwrap();
     let seg: String = sqlx::query_scalar("SELECT pg_walfile_name(pg_switch_wal())")
         .fetch_one(&mut c)
@@ -69,7 +69,7 @@ async fn archive_now(pg: &ThrowawayPg) {
     .await;
 }
 
-async fn backup(app: &TestApp, token: &str, name: &str, kind: &str) -> Value {
+pub(crate) async fn backup(app: &TestApp, token: &str, name: &str, kind: &str) -> Value {
     let r = api_post(app, token, &format!("/api/v1/databases/{name}/recovery/backups"), json!({"type": kind})).await;
     assert_eq!(r.status(), StatusCode::ACCEPTED, "{}", r.text().await.unwrap());
     let job = r.json::<Value>().await.unwrap()["job_id"].as_i64().unwrap();
@@ -78,7 +78,7 @@ async fn backup(app: &TestApp, token: &str, name: &str, kind: &str) -> Value {
     done
 }
 
-async fn recovery(app: &TestApp, token: &str, name: &str) -> Value {
+pub(crate) async fn recovery(app: &TestApp, token: &str, name: &str) -> Value {
     let r = api_get(app, token, &format!("/api/v1/databases/{name}/recovery")).await;
     assert_eq!(r.status(), StatusCode::OK);
     r.json().await.unwrap()
@@ -98,14 +98,14 @@ async fn restored(app: &TestApp, token: &str, started: &Value) -> Value {
     r
 }
 
-async fn count_on(url: &str, q: &str) -> i64 {
+pub(crate) async fn count_on(url: &str, q: &str) -> i64 {
     let mut c = sqlx::PgConnection::connect(url).await.unwrap();
     let n: i64 = sqlx::query_scalar(q).fetch_one(&mut c).await.unwrap();
     c.close().await.unwrap();
     n
 }
 
-fn restored_url(pg: &ThrowawayPg, port: i64) -> String {
+pub(crate) fn restored_url(pg: &ThrowawayPg, port: i64) -> String {
     let mut u = url::Url::parse(&pg.url).unwrap();
     u.set_port(Some(port as u16)).unwrap();
     u.to_string()
