@@ -37,7 +37,7 @@ pub async fn prepare(config: Config) -> anyhow::Result<Prepared> {
     // Files an older version (or another umask) left readable to others.
     crate::files::tighten_panel_files(&config.data_dir, &config.backup_dir());
     let (store, secrets, registry) = (&services.store, &services.secrets, &services.registry);
-    let (fleet, jobs, backups) = (&services.fleet, &services.jobs, &services.backups);
+    let (fleet, backups) = (&services.fleet, &services.backups);
     let sessions = store
         .session_backend()
         .await
@@ -72,16 +72,7 @@ pub async fn prepare(config: Config) -> anyhow::Result<Prepared> {
     );
     monitor.spawn();
 
-    let state = AppState::new(
-        config,
-        store.clone(),
-        registry.clone(),
-        fleet.clone(),
-        jobs.clone(),
-        backups.clone(),
-        services.recovery.clone(),
-        monitor,
-    );
+    let state = AppState::new(config, &services, monitor);
     let app = web::router(state.clone(), sessions);
     Ok(Prepared {
         state,

@@ -7,17 +7,17 @@
 //! invalid configuration, a usage error (clap) or an unreadable lint input.
 
 mod backup;
-mod recovery;
 mod check;
 mod db;
 mod migrate;
+mod recovery;
 mod token;
 mod user;
 
 pub use backup::BackupCommand;
-pub use recovery::RecoveryCommand;
 pub use db::DbCommand;
 pub use migrate::MigrateCommand;
+pub use recovery::RecoveryCommand;
 pub use token::TokenCommand;
 pub use user::UserCommand;
 

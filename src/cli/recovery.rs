@@ -63,7 +63,10 @@ pub async fn recovery(config: &Config, cmd: RecoveryCommand) -> anyhow::Result<(
                 println!("catalog    {e}");
             }
             println!();
-            println!("{:<36} {:<5} {:<20} {:>10} {:>10} PRIOR", "LABEL", "TYPE", "FINISHED", "SIZE", "REPO");
+            println!(
+                "{:<36} {:<5} {:<20} {:>10} {:>10} PRIOR",
+                "LABEL", "TYPE", "FINISHED", "SIZE", "REPO"
+            );
             for b in &s.info.backups {
                 println!(
                     "{:<36} {:<5} {:<20} {:>10} {:>10} {}",
@@ -77,7 +80,10 @@ pub async fn recovery(config: &Config, cmd: RecoveryCommand) -> anyhow::Result<(
             }
             if !s.restores.is_empty() {
                 println!();
-                println!("{:<5} {:<11} {:<6} {:<36} {:>8} REACHED", "ID", "STATE", "DRILL", "DATABASE", "RTO");
+                println!(
+                    "{:<5} {:<11} {:<6} {:<36} {:>8} REACHED",
+                    "ID", "STATE", "DRILL", "DATABASE", "RTO"
+                );
                 for r in &s.restores {
                     println!(
                         "{:<5} {:<11} {:<6} {:<36} {:>8} {}",
@@ -85,7 +91,9 @@ pub async fn recovery(config: &Config, cmd: RecoveryCommand) -> anyhow::Result<(
                         r.state,
                         if r.drill { "yes" } else { "no" },
                         r.new_database,
-                        r.rto_ms.map(|ms| format!("{:.1}s", ms as f64 / 1000.0)).unwrap_or_default(),
+                        r.rto_ms
+                            .map(|ms| format!("{:.1}s", ms as f64 / 1000.0))
+                            .unwrap_or_default(),
                         r.reached
                     );
                 }
@@ -93,7 +101,9 @@ pub async fn recovery(config: &Config, cmd: RecoveryCommand) -> anyhow::Result<(
         }
         RecoveryCommand::Backup { name, kind } => {
             let (_, m) = member_named(&services.fleet, &name)?;
-            let job = recovery.backup(&m, &actor, BackupType::parse(&kind)?, true).await?;
+            let job = recovery
+                .backup(&m, &actor, BackupType::parse(&kind)?, true)
+                .await?;
             eprintln!("{kind} backup of {name} (job {job})");
             wait_for_job(jobs, job).await?;
             let job = jobs.get(job).await?;
@@ -104,7 +114,10 @@ pub async fn recovery(config: &Config, cmd: RecoveryCommand) -> anyhow::Result<(
             let from = from.map(|t| parse_time("--from", &t)).transpose()?;
             let to = to.map(|t| parse_time("--to", &t)).transpose()?;
             let t = recovery.timeline(&m, from, to).await?;
-            println!("{:<28} {:>10} {:<9} {:>9} RELATION", "COMMITTED (UTC)", "XID", "KIND", "ROWS");
+            println!(
+                "{:<28} {:>10} {:<9} {:>9} RELATION",
+                "COMMITTED (UTC)", "XID", "KIND", "ROWS"
+            );
             for e in &t.events {
                 println!(
                     "{:<28} {:>10} {:<9} {:>9} {}",
@@ -125,7 +138,12 @@ pub async fn recovery(config: &Config, cmd: RecoveryCommand) -> anyhow::Result<(
                 eprintln!("warning: WAL segment {seg} is missing from the archive (a gap)");
             }
         }
-        RecoveryCommand::Restore { name, time, xid, latest } => {
+        RecoveryCommand::Restore {
+            name,
+            time,
+            xid,
+            latest,
+        } => {
             let (_, m) = member_named(&services.fleet, &name)?;
             if time.is_none() && xid.is_none() && !latest {
                 anyhow::bail!("say where to: --time T, --xid N or --latest");
@@ -139,7 +157,11 @@ pub async fn recovery(config: &Config, cmd: RecoveryCommand) -> anyhow::Result<(
                 "restore #{id}: {} on 127.0.0.1:{}, reached {}, RTO {:.1}s",
                 r.new_database,
                 r.port.unwrap_or(0),
-                if r.reached.is_empty() { "?".to_string() } else { r.reached.clone() },
+                if r.reached.is_empty() {
+                    "?".to_string()
+                } else {
+                    r.reached.clone()
+                },
                 r.rto_ms.unwrap_or(0) as f64 / 1000.0
             );
             if let Some(us) = r.target_us {

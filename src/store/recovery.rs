@@ -80,9 +80,8 @@ pub async fn get(pool: &Pool, id: i64) -> sqlx::Result<Option<RestoreRow>> {
 
 /// Newest first.
 pub async fn list(pool: &Pool, database: &str, limit: i64) -> sqlx::Result<Vec<RestoreRow>> {
-    let sql = format!(
-        "SELECT {COLUMNS} FROM recovery_restores WHERE database_name = $1 ORDER BY id DESC LIMIT $2"
-    );
+    let sql =
+        format!("SELECT {COLUMNS} FROM recovery_restores WHERE database_name = $1 ORDER BY id DESC LIMIT $2");
     on_pool!(pool, |p| sqlx::query_as::<_, RestoreRow>(&sql)
         .bind(database)
         .bind(limit)
@@ -111,21 +110,25 @@ pub async fn by_new_database(pool: &Pool, name: &str) -> sqlx::Result<Option<Res
 }
 
 pub async fn set_job(pool: &Pool, id: i64, job: i64) -> sqlx::Result<()> {
-    on_pool!(pool, |p| sqlx::query("UPDATE recovery_restores SET job_id = $2 WHERE id = $1")
-        .bind(id)
-        .bind(job)
-        .execute(p)
-        .await
-        .map(|_| ()))
+    on_pool!(pool, |p| sqlx::query(
+        "UPDATE recovery_restores SET job_id = $2 WHERE id = $1"
+    )
+    .bind(id)
+    .bind(job)
+    .execute(p)
+    .await
+    .map(|_| ()))
 }
 
 pub async fn set_port(pool: &Pool, id: i64, port: i64) -> sqlx::Result<()> {
-    on_pool!(pool, |p| sqlx::query("UPDATE recovery_restores SET port = $2 WHERE id = $1")
-        .bind(id)
-        .bind(port)
-        .execute(p)
-        .await
-        .map(|_| ()))
+    on_pool!(pool, |p| sqlx::query(
+        "UPDATE recovery_restores SET port = $2 WHERE id = $1"
+    )
+    .bind(id)
+    .bind(port)
+    .execute(p)
+    .await
+    .map(|_| ()))
 }
 
 /// The outcome of a restore's job.

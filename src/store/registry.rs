@@ -76,7 +76,8 @@ pub async fn count(pool: &Pool) -> sqlx::Result<i64> {
 
 pub async fn insert(pool: &Pool, f: &DatabaseFields<'_>) -> sqlx::Result<i64> {
     let at = now();
-    on_pool!(pool, |p| sqlx::query_scalar(
+    on_pool!(pool, |p| {
+        sqlx::query_scalar(
         "INSERT INTO managed_databases (name, engine, url_sealed, url_redacted, migrations_dir, \
          rpo_seconds, rto_seconds, backup_schedule, verify_schedule, retention, pgbackrest_stanza, \
          pgbackrest_config, pgbackrest_schedule, recovery_drill_schedule, recovery_proof_sql, created_at, updated_at) \
@@ -99,7 +100,8 @@ pub async fn insert(pool: &Pool, f: &DatabaseFields<'_>) -> sqlx::Result<i64> {
     .bind(f.recovery_drill_schedule)
     .bind(f.recovery_proof_sql)
     .fetch_one(p)
-    .await)
+    .await
+    })
 }
 
 /// Replace every field of the row named `f.name`; 0 rows if there is none.

@@ -79,7 +79,13 @@ pub struct RiskRow {
 /// The line for one database, from its backups (newest first).
 pub fn risk_row(state: &AppState, entry: &crate::service::registry::DbEntry, rows: &[BackupRow]) -> RiskRow {
     let facts = state.recovery.pitr_facts(entry);
-    let health = status::judge_with(entry.targets(), rows, now(), state.config.verify_window, facts.as_ref());
+    let health = status::judge_with(
+        entry.targets(),
+        rows,
+        now(),
+        state.config.verify_window,
+        facts.as_ref(),
+    );
     let mut history: Vec<&BackupRow> = rows.iter().filter(|b| b.state.is_good()).take(30).collect();
     history.reverse();
     RiskRow {

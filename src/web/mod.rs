@@ -85,24 +85,16 @@ pub struct Keys {
 }
 
 impl AppState {
-    pub fn new(
-        config: Config,
-        store: Store,
-        registry: Registry,
-        fleet: Fleet,
-        jobs: Jobs,
-        backups: Backups,
-        recovery: crate::service::recovery::Recovery,
-        monitor: Monitor,
-    ) -> Self {
+    /// The pages' state over the panel's services.
+    pub fn new(config: Config, services: &crate::service::Services, monitor: Monitor) -> Self {
         AppState(Arc::new(Inner {
             config,
-            store,
-            registry,
-            fleet,
-            jobs,
-            backups,
-            recovery,
+            store: services.store.clone(),
+            registry: services.registry.clone(),
+            fleet: services.fleet.clone(),
+            jobs: services.jobs.clone(),
+            backups: services.backups.clone(),
+            recovery: services.recovery.clone(),
             monitor,
             throttle: Throttle::default(),
             keys: OnceLock::new(),

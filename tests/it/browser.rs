@@ -578,7 +578,11 @@ async fn an_admin_finds_the_drop_on_the_timeline_and_restores_to_just_before_it(
     let app = panel(&pg).await;
     let admin = app.token_for("bot", Role::Admin).await;
     register(&app, &admin, &pg, "shop", json!({})).await;
-    sql(&pg, "CREATE TABLE orders (id int PRIMARY KEY); INSERT INTO orders SELECT generate_series(1, 250)").await;
+    sql(
+        &pg,
+        "CREATE TABLE orders (id int PRIMARY KEY); INSERT INTO orders SELECT generate_series(1, 250)",
+    )
+    .await;
     backup(&app, &admin, "shop", "full").await;
     sql(&pg, "INSERT INTO orders SELECT generate_series(251, 300)").await;
     sql(&pg, "DROP TABLE orders").await;
@@ -587,7 +591,10 @@ async fn an_admin_finds_the_drop_on_the_timeline_and_restores_to_just_before_it(
     app.create_user("root", Role::Admin).await;
     let driver = Driver::start().await;
     let browser = driver.browser().await;
-    browser.goto(&app.url("/login?next=%2Fdatabases%2Fshop%2Fbackups")).await.unwrap();
+    browser
+        .goto(&app.url("/login?next=%2Fdatabases%2Fshop%2Fbackups"))
+        .await
+        .unwrap();
     fill_in(&browser, "input[name=name]", "root").await;
     fill_in(&browser, "input[name=password]", &password_of("root")).await;
     click(&browser, "button[type=submit].primary").await;

@@ -683,14 +683,25 @@ impl ThrowawayPg {
                 .status()
                 .unwrap();
         }
-        let archive = format!("archive_command='pgbackrest --config={d}/pgbackrest.conf --stanza=main archive-push %p'");
+        let archive = format!(
+            "archive_command='pgbackrest --config={d}/pgbackrest.conf --stanza=main archive-push %p'"
+        );
         let pg = Self::start_in(dir, &["wal_level=replica", "archive_mode=on", &archive]);
         let port = url::Url::parse(&pg.url).unwrap().port().unwrap();
         let conf = format!("{d}/pgbackrest.conf");
         let mut create = pg_program(std::path::Path::new("/usr/bin/pgbackrest"));
-        create.args([&format!("--config={conf}"), "--stanza=main", &format!("--pg1-port={port}"), "stanza-create"]);
+        create.args([
+            &format!("--config={conf}"),
+            "--stanza=main",
+            &format!("--pg1-port={port}"),
+            "stanza-create",
+        ]);
         let out = create.output().expect("pgbackrest (scripts/test installs it)");
-        assert!(out.status.success(), "stanza-create: {}", String::from_utf8_lossy(&out.stdout));
+        assert!(
+            out.status.success(),
+            "stanza-create: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
         // The port is the cluster's: write it into the config for the panel.
         let text = std::fs::read_to_string(&conf).unwrap();
         std::fs::write(&conf, format!("{text}pg1-port={port}\n")).unwrap();

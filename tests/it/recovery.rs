@@ -70,7 +70,13 @@ pub(crate) async fn archive_now(pg: &ThrowawayPg) {
 }
 
 pub(crate) async fn backup(app: &TestApp, token: &str, name: &str, kind: &str) -> Value {
-    let r = api_post(app, token, &format!("/api/v1/databases/{name}/recovery/backups"), json!({"type": kind})).await;
+    let r = api_post(
+        app,
+        token,
+        &format!("/api/v1/databases/{name}/recovery/backups"),
+        json!({"type": kind}),
+    )
+    .await;
     assert_eq!(r.status(), StatusCode::ACCEPTED, "{}", r.text().await.unwrap());
     let job = r.json::<Value>().await.unwrap()["job_id"].as_i64().unwrap();
     let done = app.job_finished(token, job).await;
@@ -120,33 +126,54 @@ async fn a_dropped_table_is_found_on_the_timeline_and_restored_from_just_before(
     sql(&pg, "CREATE TABLE orders (id int PRIMARY KEY, note text); INSERT INTO orders SELECT g, 'before' FROM generate_series(1, 1000) g; CREATE TABLE events (id int)").await;
     backup(&app, &admin, "shop", "full").await;
 
-    sql(&pg, "INSERT INTO orders SELECT g, 'after the backup' FROM generate_series(1001, 1500) g").await;
+    sql(
+        &pg,
+        "INSERT INTO orders SELECT g, 'after the backup' FROM generate_series(1001, 1500) g",
+    )
+    .await;
     tokio::time::sleep(Duration::from_millis(1100)).await;
     let t = chrono::Utc::now();
     tokio::time::sleep(Duration::from_millis(1100)).await;
-    sql(&pg, "INSERT INTO orders SELECT g, 'after T' FROM generate_series(1501, 1600) g").await;
+    sql(
+        &pg,
+        "INSERT INTO orders SELECT g, 'after T' FROM generate_series(1501, 1600) g",
+    )
+    .await;
     sql(&pg, "DROP TABLE orders").await;
     sql(&pg, "INSERT INTO events SELECT generate_series(1, 10)").await;
     archive_now(&pg).await;
 
     // The timeline lists the drop after T, named.
     let from = t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
-    let timeline: Value = api_get(&app, &admin, &format!("/api/v1/databases/shop/recovery/timeline?from={from}"))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let timeline: Value = api_get(
+        &app,
+        &admin,
+        &format!("/api/v1/databases/shop/recovery/timeline?from={from}"),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
     let events = timeline["events"].as_array().unwrap();
     let drop = events
         .iter()
         .find(|e| e["kind"] == "drop")
         .unwrap_or_else(|| panic!("no drop in {timeline}"));
     assert_eq!(drop["relation"], "public.orders", "{drop}");
-    assert!(drop["at"].as_str().unwrap() > from.as_str(), "{drop} after {from}");
+    assert!(
+        drop["at"].as_str().unwrap() > from.as_str(),
+        "{drop} after {from}"
+    );
     let xid = drop["xid"].as_i64().unwrap();
 
     // Restore to just before it: a new server with the table and every row it had.
-    let r = api_post(&app, &admin, "/api/v1/databases/shop/recovery/restores", json!({"target_xid": xid, "target_time": null, "confirm": "shop"})).await;
+    let r = api_post(
+        &app,
+        &admin,
+        "/api/v1/databases/shop/recovery/restores",
+        json!({"target_xid": xid, "target_time": null, "confirm": "shop"}),
+    )
+    .await;
     assert_eq!(r.status(), StatusCode::ACCEPTED, "{}", r.text().await.unwrap());
     let started: Value = r.json().await.unwrap();
     let done = restored(&app, &admin, &started).await;
@@ -156,38 +183,74 @@ async fn a_dropped_table_is_found_on_the_timeline_and_restored_from_just_before(
     assert!(new_db.starts_with("shop-pitr-"), "{done}");
     let url = restored_url(&pg, done["port"].as_i64().unwrap());
     assert_eq!(count_on(&url, "SELECT count(*) FROM orders").await, 1600);
-    assert_eq!(count_on(&url, "SELECT count(*) FROM events").await, 0, "rows after the drop stay out");
+    assert_eq!(
+        count_on(&url, "SELECT count(*) FROM events").await,
+        0,
+        "rows after the drop stay out"
+    );
     // It is a managed database the panel can read.
     let detail = app.checked(&admin, &new_db).await;
     assert_eq!(detail["reachable"], true, "{detail}");
 
     // Restore to T: the rows of T, not those inserted after it.
-    let r = api_post(&app, &admin, "/api/v1/databases/shop/recovery/restores", json!({"target_time": from, "confirm": "shop"})).await;
+    let r = api_post(
+        &app,
+        &admin,
+        "/api/v1/databases/shop/recovery/restores",
+        json!({"target_time": from, "confirm": "shop"}),
+    )
+    .await;
     assert_eq!(r.status(), StatusCode::ACCEPTED, "{}", r.text().await.unwrap());
     let at_t = restored(&app, &admin, &r.json().await.unwrap()).await;
     let url_t = restored_url(&pg, at_t["port"].as_i64().unwrap());
     assert_eq!(count_on(&url_t, "SELECT count(*) FROM orders").await, 1500);
-    assert_eq!(count_on(&url_t, "SELECT count(*) FROM orders WHERE note = 'after T'").await, 0);
+    assert_eq!(
+        count_on(&url_t, "SELECT count(*) FROM orders WHERE note = 'after T'").await,
+        0
+    );
     assert!(at_t["reached"].as_str().unwrap() <= from.as_str(), "{at_t}");
 
     // Discard: stopped, its directory deleted, unregistered.
     let id = started["restore_id"].as_i64().unwrap();
-    let r = api_post(&app, &admin, &format!("/api/v1/recovery-restores/{id}/discard"), json!({})).await;
+    let r = api_post(
+        &app,
+        &admin,
+        &format!("/api/v1/recovery-restores/{id}/discard"),
+        json!({}),
+    )
+    .await;
     assert_eq!(r.status(), StatusCode::ACCEPTED);
     let job = r.json::<Value>().await.unwrap()["job_id"].as_i64().unwrap();
     assert_eq!(app.job_finished(&admin, job).await["state"], "succeeded");
     assert!(!pg.dir().join("restores").join(&new_db).exists());
     let gone = api_get(&app, &admin, &format!("/api/v1/databases/{new_db}")).await;
     assert_eq!(gone.status(), StatusCode::NOT_FOUND);
-    assert!(sqlx::PgConnection::connect(&url).await.is_err(), "the restored server is stopped");
-    let r: Value = api_get(&app, &admin, &format!("/api/v1/recovery-restores/{id}")).await.json().await.unwrap();
+    assert!(
+        sqlx::PgConnection::connect(&url).await.is_err(),
+        "the restored server is stopped"
+    );
+    let r: Value = api_get(&app, &admin, &format!("/api/v1/recovery-restores/{id}"))
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(r["state"], "discarded");
     let audit = app.audit().await;
-    assert!(audit.iter().any(|a| a.action == "recovery.restore" && a.outcome == "success"));
+    assert!(
+        audit
+            .iter()
+            .any(|a| a.action == "recovery.restore" && a.outcome == "success")
+    );
     assert!(audit.iter().any(|a| a.action == "recovery.discard"));
     // Tidy up the other restored server.
     let other = at_t["id"].as_i64().unwrap();
-    let r = api_post(&app, &admin, &format!("/api/v1/recovery-restores/{other}/discard"), json!({})).await;
+    let r = api_post(
+        &app,
+        &admin,
+        &format!("/api/v1/recovery-restores/{other}/discard"),
+        json!({}),
+    )
+    .await;
     let job = r.json::<Value>().await.unwrap()["job_id"].as_i64().unwrap();
     app.job_finished(&admin, job).await;
 }
@@ -200,7 +263,11 @@ async fn the_catalog_shows_dependencies_and_targets_outside_the_window_are_refus
     let operator = app.token_for("op", Role::Operator).await;
     let viewer = app.token_for("viewer", Role::Viewer).await;
     register(&app, &admin, &pg, "shop", json!({})).await;
-    sql(&pg, "CREATE TABLE t (id int); INSERT INTO t SELECT generate_series(1, 100)").await;
+    sql(
+        &pg,
+        "CREATE TABLE t (id int); INSERT INTO t SELECT generate_series(1, 100)",
+    )
+    .await;
     backup(&app, &operator, "shop", "full").await;
     sql(&pg, "INSERT INTO t SELECT generate_series(1, 100)").await;
     backup(&app, &operator, "shop", "diff").await;
@@ -212,7 +279,14 @@ async fn the_catalog_shows_dependencies_and_targets_outside_the_window_are_refus
     let backups = s["backups"].as_array().unwrap();
     assert_eq!(backups.len(), 3, "{s}");
     let (full, diff, incr) = (&backups[0], &backups[1], &backups[2]);
-    assert_eq!((full["type"].as_str(), diff["type"].as_str(), incr["type"].as_str()), (Some("full"), Some("diff"), Some("incr")));
+    assert_eq!(
+        (
+            full["type"].as_str(),
+            diff["type"].as_str(),
+            incr["type"].as_str()
+        ),
+        (Some("full"), Some("diff"), Some("incr"))
+    );
     assert_eq!(full["prior"], Value::Null);
     assert_eq!(diff["prior"], full["label"]);
     assert_eq!(incr["prior"], diff["label"]);
@@ -221,30 +295,73 @@ async fn the_catalog_shows_dependencies_and_targets_outside_the_window_are_refus
     assert_eq!(from, full["finished_at"].as_str().unwrap());
     assert_eq!(s["archiving"]["ok"], true, "{s}");
 
-    for (target, what) in [("2000-01-01T00:00:00Z", "before"), ("2999-01-01T00:00:00Z", "after")] {
-        let r = api_post(&app, &admin, "/api/v1/databases/shop/recovery/restores", json!({"target_time": target, "confirm": "shop"})).await;
+    for (target, what) in [
+        ("2000-01-01T00:00:00Z", "before"),
+        ("2999-01-01T00:00:00Z", "after"),
+    ] {
+        let r = api_post(
+            &app,
+            &admin,
+            "/api/v1/databases/shop/recovery/restores",
+            json!({"target_time": target, "confirm": "shop"}),
+        )
+        .await;
         assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
-        let e = r.json::<Value>().await.unwrap()["error"].as_str().unwrap().to_string();
+        let e = r.json::<Value>().await.unwrap()["error"]
+            .as_str()
+            .unwrap()
+            .to_string();
         assert!(e.contains(what) && e.contains("restorable window"), "{e}");
     }
     // Roles: viewers read, operators back up, only admins restore; the name must be typed.
-    let r = api_post(&app, &viewer, "/api/v1/databases/shop/recovery/backups", json!({"type": "full"})).await;
+    let r = api_post(
+        &app,
+        &viewer,
+        "/api/v1/databases/shop/recovery/backups",
+        json!({"type": "full"}),
+    )
+    .await;
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
-    let r = api_post(&app, &operator, "/api/v1/databases/shop/recovery/restores", json!({"confirm": "shop"})).await;
+    let r = api_post(
+        &app,
+        &operator,
+        "/api/v1/databases/shop/recovery/restores",
+        json!({"confirm": "shop"}),
+    )
+    .await;
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
-    let r = api_post(&app, &admin, "/api/v1/databases/shop/recovery/restores", json!({"confirm": "nope"})).await;
+    let r = api_post(
+        &app,
+        &admin,
+        "/api/v1/databases/shop/recovery/restores",
+        json!({"confirm": "nope"}),
+    )
+    .await;
     assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
-    let r = api_post(&app, &admin, "/api/v1/databases/shop/recovery/backups", json!({"type": "huge"})).await;
+    let r = api_post(
+        &app,
+        &admin,
+        "/api/v1/databases/shop/recovery/backups",
+        json!({"type": "huge"}),
+    )
+    .await;
     assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
     let r = api_post(&app, &viewer, "/api/v1/recovery-restores/1/discard", json!({})).await;
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
     let r = api_get(&app, &viewer, "/api/v1/recovery-restores/999").await;
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
-    let r = api_get(&app, &viewer, "/api/v1/databases/shop/recovery/timeline?from=yesterday").await;
+    let r = api_get(
+        &app,
+        &viewer,
+        "/api/v1/databases/shop/recovery/timeline?from=yesterday",
+    )
+    .await;
     assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
     // The pages' forms need the CSRF token like every other.
     let browser = app.signed_in("ops", Role::Operator).await;
-    let r = browser.post_raw("/databases/shop/recovery/backups", &[("kind", "full")]).await;
+    let r = browser
+        .post_raw("/databases/shop/recovery/backups", &[("kind", "full")])
+        .await;
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
 }
 
@@ -258,7 +375,14 @@ async fn broken_archiving_turns_the_database_red_until_it_is_fixed() {
     // The repository refuses writes: every archive-push fails.
     let repo = pg.dir().join("repo");
     let chmod = |mode: &str| {
-        assert!(std::process::Command::new("chmod").arg(mode).arg(&repo).status().unwrap().success());
+        assert!(
+            std::process::Command::new("chmod")
+                .arg(mode)
+                .arg(&repo)
+                .status()
+                .unwrap()
+                .success()
+        );
     };
     chmod("000");
     sql(&pg, "CREATE TABLE t (id int); SELECT pg_switch_wal()").await;
@@ -268,7 +392,10 @@ async fn broken_archiving_turns_the_database_red_until_it_is_fixed() {
     })
     .await;
     assert_eq!(s["archiving"]["ok"], false);
-    assert!(s["archiving"]["message"].as_str().unwrap().contains("failing"), "{s}");
+    assert!(
+        s["archiving"]["message"].as_str().unwrap().contains("failing"),
+        "{s}"
+    );
     let page = app.signed_in("watcher", Role::Viewer).await;
     let html = eventually("the backups page to turn red", || async {
         let (_, html) = page.text("/backups").await;
@@ -296,16 +423,32 @@ async fn drills_run_from_their_schedule_and_a_false_proof_fails() {
     let pg = ThrowawayPg::with_pgbackrest();
     let app = panel(&pg).await;
     let admin = app.token_for("admin", Role::Admin).await;
-    register(&app, &admin, &pg, "shop", json!({
-        "recovery_drill_schedule": "* * * * *",
-        "recovery_proof_sql": "SELECT count(*) = 100 FROM t",
-    }))
+    register(
+        &app,
+        &admin,
+        &pg,
+        "shop",
+        json!({
+            "recovery_drill_schedule": "* * * * *",
+            "recovery_proof_sql": "SELECT count(*) = 100 FROM t",
+        }),
+    )
     .await;
-    register(&app, &admin, &pg, "bad", json!({
-        "recovery_proof_sql": "SELECT count(*) = 5 FROM t",
-    }))
+    register(
+        &app,
+        &admin,
+        &pg,
+        "bad",
+        json!({
+            "recovery_proof_sql": "SELECT count(*) = 5 FROM t",
+        }),
+    )
     .await;
-    sql(&pg, "CREATE TABLE t (id int); INSERT INTO t SELECT generate_series(1, 100)").await;
+    sql(
+        &pg,
+        "CREATE TABLE t (id int); INSERT INTO t SELECT generate_series(1, 100)",
+    )
+    .await;
     backup(&app, &admin, "shop", "full").await;
     archive_now(&pg).await;
 
@@ -313,32 +456,63 @@ async fn drills_run_from_their_schedule_and_a_false_proof_fails() {
     let deadline = std::time::Instant::now() + Duration::from_secs(150);
     let drill = loop {
         let s = recovery(&app, &admin, "shop").await;
-        let found = s["restores"].as_array().unwrap().iter().find(|r| r["drill"] == true).cloned();
+        let found = s["restores"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["drill"] == true)
+            .cloned();
         if let Some(d) = found.filter(|d| d["state"] != "restoring") {
             break d;
         }
-        assert!(std::time::Instant::now() < deadline, "no scheduled drill within 150 s: {s}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no scheduled drill within 150 s: {s}"
+        );
         tokio::time::sleep(Duration::from_millis(500)).await;
     };
     assert_eq!(drill["state"], "passed", "{drill}");
     assert!(drill["rto_s"].as_f64().unwrap() > 0.0, "{drill}");
-    assert!(drill["proof"].as_str().unwrap().contains("proof query true"), "{drill}");
+    assert!(
+        drill["proof"].as_str().unwrap().contains("proof query true"),
+        "{drill}"
+    );
     assert!(drill["error"].is_null());
     // Its server is gone.
-    let jobs: Value = api_get(&app, &admin, &format!("/api/v1/jobs/{}", drill["job_id"])).await.json().await.unwrap();
+    let jobs: Value = api_get(&app, &admin, &format!("/api/v1/jobs/{}", drill["job_id"]))
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(jobs["kind"], "drill", "{jobs}");
     let page = app.signed_in("watcher", Role::Viewer).await;
     let (_, html) = page.text("/databases/shop/backups").await;
-    assert!(!html.contains("no recovery drill yet"), "the RTO is judged from the drill");
+    assert!(
+        !html.contains("no recovery drill yet"),
+        "the RTO is judged from the drill"
+    );
 
     // A drill whose proof is false fails and turns the database red.
     let r = api_post(&app, &admin, "/api/v1/databases/bad/recovery/drills", json!({})).await;
     assert_eq!(r.status(), StatusCode::ACCEPTED, "{}", r.text().await.unwrap());
     let started: Value = r.json().await.unwrap();
-    let done = app.job_finished(&admin, started["job_id"].as_i64().unwrap()).await;
+    let done = app
+        .job_finished(&admin, started["job_id"].as_i64().unwrap())
+        .await;
     assert_eq!(done["state"], "failed", "{done}");
-    assert!(done["error"].as_str().unwrap().contains("instead of true"), "{done}");
-    let r: Value = api_get(&app, &admin, &format!("/api/v1/recovery-restores/{}", started["restore_id"])).await.json().await.unwrap();
+    assert!(
+        done["error"].as_str().unwrap().contains("instead of true"),
+        "{done}"
+    );
+    let r: Value = api_get(
+        &app,
+        &admin,
+        &format!("/api/v1/recovery-restores/{}", started["restore_id"]),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
     assert_eq!(r["state"], "failed");
     eventually("the failed drill to turn bad red", || async {
         let (_, html) = page.text("/databases/bad/backups").await;
@@ -360,41 +534,76 @@ async fn a_panel_killed_mid_restore_interrupts_it_and_removes_its_directory_at_t
     // Enough data that the restore takes a moment.
     sql(&pg, "CREATE TABLE big AS SELECT g AS id, md5(g::text) || md5((g * 7)::text) AS pad FROM generate_series(1, 1500000) g").await;
     let bin = crate::helpers::Binary::new();
-    bin.cli(&["user", "add", "root", "--role", "admin", "--password-stdin"], "root-password-1\n");
-    let admin = bin.cli(&["token", "create", "root", "--name", "t"], "").trim().to_string();
+    bin.cli(
+        &["user", "add", "root", "--role", "admin", "--password-stdin"],
+        "root-password-1\n",
+    );
+    let admin = bin
+        .cli(&["token", "create", "root", "--name", "t"], "")
+        .trim()
+        .to_string();
     let config = pg.pgbackrest_config();
     bin.cli(
-        &["db", "add", "shop", "--url", &pg.url, "--pgbackrest-stanza", "main", "--pgbackrest-config", &config],
+        &[
+            "db",
+            "add",
+            "shop",
+            "--url",
+            &pg.url,
+            "--pgbackrest-stanza",
+            "main",
+            "--pgbackrest-config",
+            &config,
+        ],
         "",
     );
     bin.cli(&["recovery", "backup", "shop", "--type", "full"], "");
     let restores = pg.dir().join("restores").display().to_string();
-    let env = [("CUSTODIAN_RESTORE_DIR", restores.as_str()), ("CUSTODIAN_POLL_INTERVAL", "1s")];
+    let env = [
+        ("CUSTODIAN_RESTORE_DIR", restores.as_str()),
+        ("CUSTODIAN_POLL_INTERVAL", "1s"),
+    ];
     let (mut child, base) = bin.serve_with(&env);
     let started = eventually("the served panel to start a restore", || async {
-        crate::helpers::served_post(&base, &admin, "/api/v1/databases/shop/recovery/restores", json!({"confirm": "shop"}))
-            .await
-            .filter(|(status, _)| *status == StatusCode::ACCEPTED)
-            .map(|(_, v)| v)
+        crate::helpers::served_post(
+            &base,
+            &admin,
+            "/api/v1/databases/shop/recovery/restores",
+            json!({"confirm": "shop"}),
+        )
+        .await
+        .filter(|(status, _)| *status == StatusCode::ACCEPTED)
+        .map(|(_, v)| v)
     })
     .await;
-    let id = started["restore_id"].as_i64().unwrap_or_else(|| panic!("{started}"));
+    let id = started["restore_id"]
+        .as_i64()
+        .unwrap_or_else(|| panic!("{started}"));
     // Kill it once the restore has written into its new directory.
     let data = eventually("the restore to write files", || async {
-        let dirs: Vec<_> = std::fs::read_dir(pg.dir().join("restores")).ok()?.filter_map(|e| e.ok()).collect();
-        let home = dirs.into_iter().find(|e| e.file_name().to_string_lossy().starts_with("shop-pitr-"))?;
+        let dirs: Vec<_> = std::fs::read_dir(pg.dir().join("restores"))
+            .ok()?
+            .filter_map(|e| e.ok())
+            .collect();
+        let home = dirs
+            .into_iter()
+            .find(|e| e.file_name().to_string_lossy().starts_with("shop-pitr-"))?;
         let data = home.path().join("data");
         (std::fs::read_dir(&data).ok()?.count() > 0).then_some(home.path())
     })
     .await;
     child.kill().unwrap();
     child.wait().unwrap();
-    assert!(data.exists(), "the half-written directory is there while the panel is down");
+    assert!(
+        data.exists(),
+        "the half-written directory is there while the panel is down"
+    );
 
     let (mut child, base) = bin.serve_with(&env);
     let r = tokio::time::timeout(Duration::from_secs(60), async {
         loop {
-            if let Some(r) = crate::helpers::served_get(&base, &admin, &format!("/api/v1/recovery-restores/{id}")).await
+            if let Some(r) =
+                crate::helpers::served_get(&base, &admin, &format!("/api/v1/recovery-restores/{id}")).await
                 && r["state"] == "interrupted"
             {
                 return r;

@@ -110,7 +110,11 @@ pub fn judge_with(
     let rpo = entry.rpo;
     match (&pitr.archiving, newest) {
         (Some(ArchivingState::Broken(why)), _) => lower(Level::Red, why.clone(), &mut reasons),
-        (_, None) => lower(Level::Red, "no good backup (logical or physical)".into(), &mut reasons),
+        (_, None) => lower(
+            Level::Red,
+            "no good backup (logical or physical)".into(),
+            &mut reasons,
+        ),
         (Some(ArchivingState::Behind { since }), _) => {
             if let Some(rpo) = rpo
                 && now - since > rpo.as_secs() as i64
@@ -294,7 +298,11 @@ mod tests {
             at: 1_000,
             ok,
             rto_s: Some(rto_s),
-            error: if ok { String::new() } else { "proof query returned false".into() },
+            error: if ok {
+                String::new()
+            } else {
+                "proof query returned false".into()
+            },
         }
     }
 
@@ -306,7 +314,13 @@ mod tests {
             last_drill: Some(drill(true, 30)),
         };
         // The physical backup is a day old, but the archive is current.
-        let h = judge_with(targets(), &[], 86_400, Duration::from_secs(7 * 86_400), Some(&facts));
+        let h = judge_with(
+            targets(),
+            &[],
+            86_400,
+            Duration::from_secs(7 * 86_400),
+            Some(&facts),
+        );
         assert_eq!(h.level, Level::Green, "{:?}", h.reasons);
 
         let slow = PitrFacts {

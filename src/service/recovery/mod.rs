@@ -34,11 +34,12 @@ pub use timeline::{Timeline, TimelineEvent};
 
 /// An RFC 3339 time as µs since the epoch; `what` names the field in the error.
 pub fn parse_time(what: &str, text: &str) -> AppResult<i64> {
-    let t = time::OffsetDateTime::parse(text.trim(), &time::format_description::well_known::Rfc3339).map_err(|_| {
-        AppError::invalid(format!(
-            "{what} must be an RFC 3339 time such as 2026-12-06T14:30:00Z, not {text:?}"
-        ))
-    })?;
+    let t = time::OffsetDateTime::parse(text.trim(), &time::format_description::well_known::Rfc3339)
+        .map_err(|_| {
+            AppError::invalid(format!(
+                "{what} must be an RFC 3339 time such as 2026-12-06T14:30:00Z, not {text:?}"
+            ))
+        })?;
     Ok((t.unix_timestamp_nanos() / 1000) as i64)
 }
 
@@ -157,7 +158,13 @@ pub struct Status {
 }
 
 impl Recovery {
-    pub fn new(store: Store, jobs: Jobs, registry: Registry, fleet: Fleet, config: RecoveryConfig) -> Recovery {
+    pub fn new(
+        store: Store,
+        jobs: Jobs,
+        registry: Registry,
+        fleet: Fleet,
+        config: RecoveryConfig,
+    ) -> Recovery {
         Recovery(Arc::new(Inner {
             store,
             jobs,
@@ -253,7 +260,12 @@ impl Recovery {
             Ok(f) => Some(archiving_state(f)),
             Err(_) => None,
         };
-        let newest_physical = info.backups.iter().filter(|b| !b.error).map(|b| b.finished_at).max();
+        let newest_physical = info
+            .backups
+            .iter()
+            .filter(|b| !b.error)
+            .map(|b| b.finished_at)
+            .max();
         let last_drill = restores
             .iter()
             .filter(|r| r.drill && matches!(r.state, RestoreState::Passed | RestoreState::Failed))
@@ -321,7 +333,13 @@ impl Recovery {
     /// Take a physical backup (operator). `fast`: start with an immediate
     /// checkpoint (a backup someone asked for now); scheduled ones follow
     /// pgBackRest's config.
-    pub async fn backup(&self, m: &Arc<Member>, actor: &Actor, kind: BackupType, fast: bool) -> AppResult<i64> {
+    pub async fn backup(
+        &self,
+        m: &Arc<Member>,
+        actor: &Actor,
+        kind: BackupType,
+        fast: bool,
+    ) -> AppResult<i64> {
         require(actor, Role::Operator)?;
         m.reachable()?;
         let facts = Self::facts_of(m).await.map_err(AppError::invalid)?;
@@ -338,13 +356,22 @@ impl Recovery {
         let member = m.clone();
         self.submit(actor, spec, move |ctx| {
             Box::pin(async move {
-                let mut args = vec![format!("--type={}", kind.as_str()), "--log-level-console=detail".into()];
+                let mut args = vec![
+                    format!("--type={}", kind.as_str()),
+                    "--log-level-console=detail".into(),
+                ];
                 args.push("--no-expire-auto".into());
                 if fast {
                     args.push("--start-fast".into());
                 }
                 ctx.progress(Some(0.0), "waiting for the backup's checkpoint");
-                let lines = run::run(stanza.command("backup", &args), "pgbackrest backup", &ctx, (0.0, 0.97)).await?;
+                let lines = run::run(
+                    stanza.command("backup", &args),
+                    "pgbackrest backup",
+                    &ctx,
+                    (0.0, 0.97),
+                )
+                .await?;
                 let label = lines
                     .iter()
                     .find_map(|l| l.strip_prefix("new backup label = "))
@@ -372,7 +399,13 @@ impl Recovery {
         let stanza = stanza.clone();
         self.submit(actor, spec, move |ctx| {
             Box::pin(async move {
-                let lines = run::run(stanza.command("expire", &[]), "pgbackrest expire", &ctx, (0.0, 1.0)).await?;
+                let lines = run::run(
+                    stanza.command("expire", &[]),
+                    "pgbackrest expire",
+                    &ctx,
+                    (0.0, 1.0),
+                )
+                .await?;
                 let removed = lines.iter().filter(|l| l.contains("expire")).count();
                 Ok(format!("expired by pgBackRest's retention ({removed} lines)"))
             })
@@ -407,13 +440,21 @@ impl Recovery {
                 } else {
                     Vec::new()
                 };
-                let result = run::run(stanza.command(command, &args), &format!("pgbackrest {command}"), &ctx, (0.0, 1.0)).await;
+                let result = run::run(
+                    stanza.command(command, &args),
+                    &format!("pgbackrest {command}"),
+                    &ctx,
+                    (0.0, 1.0),
+                )
+                .await;
                 if kind == JobKind::RepoVerify {
                     let (ok, findings) = match &result {
                         Ok(lines) => {
                             let found: Vec<String> = lines
                                 .iter()
-                                .filter(|l| l.starts_with("WARN") || l.contains("missing") || l.contains("invalid"))
+                                .filter(|l| {
+                                    l.starts_with("WARN") || l.contains("missing") || l.contains("invalid")
+                                })
                                 .cloned()
                                 .collect();
                             (found.is_empty(), found)
@@ -421,7 +462,11 @@ impl Recovery {
                         Err(JobFailure::Failed(e)) => (false, vec![e.clone()]),
                         Err(JobFailure::Cancelled) => return Err(JobFailure::Cancelled),
                     };
-                    let v = Verified { at: now(), ok, findings };
+                    let v = Verified {
+                        at: now(),
+                        ok,
+                        findings,
+                    };
                     let _ = settings::put(
                         this.0.store.pool(),
                         &format!("recovery:verify:{name}"),
@@ -429,7 +474,10 @@ impl Recovery {
                     )
                     .await;
                     if !ok {
-                        return Err(JobFailure::Failed(format!("verify found: {}", v.findings.join(" / "))));
+                        return Err(JobFailure::Failed(format!(
+                            "verify found: {}",
+                            v.findings.join(" / ")
+                        )));
                     }
                 }
                 result?;
@@ -454,20 +502,21 @@ impl Recovery {
                 let kept = self.pitr_facts(&m.entry).and_then(|f| f.newest_physical);
                 let mut info = Info::default();
                 if let Some(at) = kept {
-                    info.backups.push(crate::engine::pitr::pgbackrest::PhysicalBackup {
-                        label: String::new(),
-                        kind: String::new(),
-                        prior: None,
-                        started_at: at,
-                        finished_at: at,
-                        bytes: 0,
-                        repo_bytes: 0,
-                        wal_start: String::new(),
-                        wal_stop: String::new(),
-                        lsn_start: String::new(),
-                        lsn_stop: String::new(),
-                        error: false,
-                    });
+                    info.backups
+                        .push(crate::engine::pitr::pgbackrest::PhysicalBackup {
+                            label: String::new(),
+                            kind: String::new(),
+                            prior: None,
+                            started_at: at,
+                            finished_at: at,
+                            bytes: 0,
+                            repo_bytes: 0,
+                            wal_start: String::new(),
+                            wal_stop: String::new(),
+                            lsn_start: String::new(),
+                            lsn_stop: String::new(),
+                            error: false,
+                        });
                 }
                 info
             }
@@ -502,7 +551,7 @@ impl Recovery {
                         continue;
                     }
                     this.refresh(&m).await;
-                    if ticks % 4 == 0 {
+                    if ticks.is_multiple_of(4) {
                         this.record_files(&m).await;
                     }
                     if let Err(e) = this.run_schedules(&m).await {
@@ -574,7 +623,11 @@ fn archiving_of(facts: &Result<Facts, String>) -> Archiving {
             message: format!(
                 "WAL archiving is off (archive_mode={}{}): point-in-time recovery cannot reach past the last backup",
                 f.archive_mode,
-                if f.archive_command.trim().is_empty() { ", no archive_command" } else { "" }
+                if f.archive_command.trim().is_empty() {
+                    ", no archive_command"
+                } else {
+                    ""
+                }
             ),
             ..base
         };
@@ -594,7 +647,10 @@ fn archiving_of(facts: &Result<Facts, String>) -> Archiving {
     match (&f.last_archived_wal, f.last_archived_at) {
         (Some(wal), Some(at)) => Archiving {
             ok: true,
-            message: format!("archiving works: {wal} archived {} ago", crate::format::fmt_age(f.now - at)),
+            message: format!(
+                "archiving works: {wal} archived {} ago",
+                crate::format::fmt_age(f.now - at)
+            ),
             ..base
         },
         _ => Archiving {

@@ -42,7 +42,9 @@ pub enum Target {
 fn pg_time(us: i64) -> String {
     let t = time::OffsetDateTime::from_unix_timestamp_nanos(us as i128 * 1000)
         .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
-    let f = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second].[subsecond digits:6]+00");
+    let f = time::macros::format_description!(
+        "[year]-[month]-[day] [hour]:[minute]:[second].[subsecond digits:6]+00"
+    );
     t.format(&f).unwrap_or_default()
 }
 
@@ -50,19 +52,27 @@ fn pg_time(us: i64) -> String {
 pub fn rfc3339_us(us: i64) -> String {
     let t = time::OffsetDateTime::from_unix_timestamp_nanos(us as i128 * 1000)
         .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
-    let f = time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:6]Z");
+    let f = time::macros::format_description!(
+        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:6]Z"
+    );
     t.format(&f).unwrap_or_default()
 }
 
 fn window_text(w: &Window) -> String {
-    format!("the restorable window is {} – {} (UTC)", fmt_time(w.from), fmt_time(w.to))
+    format!(
+        "the restorable window is {} – {} (UTC)",
+        fmt_time(w.from),
+        fmt_time(w.to)
+    )
 }
 
 /// The backup to restore from: the newest consistent before the target.
 fn pick(backups: &[PhysicalBackup], at_us: Option<i64>) -> Option<&PhysicalBackup> {
     let good = backups.iter().filter(|b| !b.error);
     match at_us {
-        Some(us) => good.filter(|b| b.finished_at * 1_000_000 < us).max_by_key(|b| b.finished_at),
+        Some(us) => good
+            .filter(|b| b.finished_at * 1_000_000 < us)
+            .max_by_key(|b| b.finished_at),
         None => good.max_by_key(|b| b.finished_at),
     }
 }
@@ -70,7 +80,8 @@ fn pick(backups: &[PhysicalBackup], at_us: Option<i64>) -> Option<&PhysicalBacku
 /// The restored server's URL: the original's user, password and database
 /// on 127.0.0.1:port, without the original's host or TLS settings.
 fn local_url(url: &SecretUrl, port: u16) -> AppResult<SecretUrl> {
-    let mut u = url::Url::parse(url.expose()).map_err(|_| AppError::invalid("the database's URL does not parse"))?;
+    let mut u =
+        url::Url::parse(url.expose()).map_err(|_| AppError::invalid("the database's URL does not parse"))?;
     u.set_host(Some("127.0.0.1"))
         .map_err(|_| AppError::invalid("cannot point the URL at the restored server"))?;
     u.set_port(Some(port))
@@ -181,11 +192,21 @@ impl Recovery {
         })?;
         let span_us = ((w.to - w.from).max(0) as u64) * 1_000_000;
         let at = w.from * 1_000_000 + 1_000_000 + (rand::random::<u64>() % span_us.max(1)) as i64;
-        let target = if at >= w.to * 1_000_000 { Target::Latest } else { Target::Time(at) };
+        let target = if at >= w.to * 1_000_000 {
+            Target::Latest
+        } else {
+            Target::Time(at)
+        };
         self.start_restore(m, actor, target, true).await
     }
 
-    async fn start_restore(&self, m: &Arc<Member>, actor: &Actor, target: Target, drill: bool) -> AppResult<(i64, i64)> {
+    async fn start_restore(
+        &self,
+        m: &Arc<Member>,
+        actor: &Actor,
+        target: Target,
+        drill: bool,
+    ) -> AppResult<(i64, i64)> {
         m.reachable()?;
         let url = m.url().map_err(AppError::invalid)?;
         let status = self.status(m).await?;
@@ -225,7 +246,12 @@ impl Recovery {
         }
         let backup = match target {
             // Unknown commit time: the oldest backup replays through any xid after it.
-            Target::Xid(_) if at_us.is_none() => status.info.backups.iter().filter(|b| !b.error).min_by_key(|b| b.finished_at),
+            Target::Xid(_) if at_us.is_none() => status
+                .info
+                .backups
+                .iter()
+                .filter(|b| !b.error)
+                .min_by_key(|b| b.finished_at),
             _ => pick(&status.info.backups, at_us),
         }
         .cloned()
@@ -266,7 +292,11 @@ impl Recovery {
         )
         .await?;
         let spec = JobSpec {
-            kind: if drill { JobKind::Drill } else { JobKind::PitrRestore },
+            kind: if drill {
+                JobKind::Drill
+            } else {
+                JobKind::PitrRestore
+            },
             database: Some(m.entry.name.to_string()),
             target: format!("restore #{id}: backup {} → {new_db}", backup.label),
             tables: vec![format!("restore:{id}")],
@@ -332,7 +362,9 @@ impl Recovery {
         self.submit(actor, spec, move |ctx| {
             Box::pin(async move {
                 ctx.progress(Some(0.1), "stopping the restored server");
-                this.remove_restored(&row).await.map_err(|e| JobFailure::Failed(e.to_string()))?;
+                this.remove_restored(&row)
+                    .await
+                    .map_err(|e| JobFailure::Failed(e.to_string()))?;
                 Ok(format!("discarded {} (restore #{})", row.new_database, row.id))
             })
         })
@@ -373,7 +405,13 @@ impl Recovery {
         };
         for row in restoring {
             let active = match row.job_id {
-                Some(job) => self.0.jobs.get(job).await.map(|j| j.state.is_active()).unwrap_or(false),
+                Some(job) => self
+                    .0
+                    .jobs
+                    .get(job)
+                    .await
+                    .map(|j| j.state.is_active())
+                    .unwrap_or(false),
                 None => now() - row.created_at < 60,
             };
             if active {
@@ -514,14 +552,20 @@ impl RestoreTask {
                 .await
                 .is_ok_and(|s| s.success());
             if !ok {
-                return Err(fail(format!("cannot give {} to {user}", self.server.home.display())));
+                return Err(fail(format!(
+                    "cannot give {} to {user}",
+                    self.server.home.display()
+                )));
             }
         }
         let mut args = vec![
             format!("--pg1-path={}", data.display()),
             format!("--set={}", self.backup.label),
             "--archive-mode=off".to_string(),
-            format!("--tablespace-map-all={}", self.server.home.join("tablespaces").display()),
+            format!(
+                "--tablespace-map-all={}",
+                self.server.home.join("tablespaces").display()
+            ),
             "--log-level-console=detail".to_string(),
         ];
         match self.target {
@@ -538,16 +582,30 @@ impl RestoreTask {
             }
             Target::Latest => args.push("--type=default".into()),
         }
-        ctx.log(&format!("restoring backup {} into {}", self.backup.label, data.display())).await;
-        super::run::run(self.stanza.command("restore", &args), "pgbackrest restore", ctx, (0.0, 0.6))
-            .await
-            .map_err(|e| (e, None, String::new()))?;
+        ctx.log(&format!(
+            "restoring backup {} into {}",
+            self.backup.label,
+            data.display()
+        ))
+        .await;
+        super::run::run(
+            self.stanza.command("restore", &args),
+            "pgbackrest restore",
+            ctx,
+            (0.0, 0.6),
+        )
+        .await
+        .map_err(|e| (e, None, String::new()))?;
         let restored_in = started.elapsed();
         self.server.complete_config().map_err(|e| fail(e.to_string()))?;
         self.server.port = cluster::free_port().map_err(|e| fail(e.to_string()))?;
         let _ = rows::set_port(self.recovery.0.store.pool(), self.id, self.server.port as i64).await;
         ctx.progress(Some(0.65), "replaying WAL to the target");
-        ctx.log(&format!("starting the restored server on port {}", self.server.port)).await;
+        ctx.log(&format!(
+            "starting the restored server on port {}",
+            self.server.port
+        ))
+        .await;
         let start = self.server.start();
         tokio::select! {
             r = start => r.map_err(|e| fail(e.to_string()))?,
@@ -561,7 +619,10 @@ impl RestoreTask {
             rto_ms as f64 / 1000.0,
             restored_in.as_secs_f64(),
             rto_ms as f64 / 1000.0 - restored_in.as_secs_f64(),
-            reached.as_ref().map(|r| r.detail.as_str()).unwrap_or("(not in the log)")
+            reached
+                .as_ref()
+                .map(|r| r.detail.as_str())
+                .unwrap_or("(not in the log)")
         ))
         .await;
         let url = local_url(&self.url, self.server.port).map_err(|e| fail(e.to_string()))?;
@@ -570,7 +631,12 @@ impl RestoreTask {
             let proof = self.prove(&url).await;
             let _ = self.server.remove().await;
             return match proof {
-                Ok(text) => Ok((format!("drill passed: {text}"), RestoreState::Passed, reached_text, text)),
+                Ok(text) => Ok((
+                    format!("drill passed: {text}"),
+                    RestoreState::Passed,
+                    reached_text,
+                    text,
+                )),
                 Err(e) => Err((JobFailure::Failed(format!("drill failed: {e}")), Some(rto_ms), e)),
             };
         }
@@ -603,10 +669,17 @@ impl RestoreTask {
     /// Row counts of every table, and the proof query must answer true.
     async fn prove(&self, url: &SecretUrl) -> Result<String, String> {
         let db = crate::engine::connect(url, self.recovery.0.fleet.servers()).map_err(|e| e.to_string())?;
-        let counts = db.dumps().counts(url).await.map_err(|e| format!("counting rows: {e}"));
+        let counts = db
+            .dumps()
+            .counts(url)
+            .await
+            .map_err(|e| format!("counting rows: {e}"));
         let proof = match &self.member.entry.pitr.proof_sql {
             // One scalar, as text: `SELECT (<proof>)::text` also keeps it to one statement.
-            Some(sql) => match db.text_rows(&format!("SELECT ({})::text", sql.trim().trim_end_matches(';'))).await {
+            Some(sql) => match db
+                .text_rows(&format!("SELECT ({})::text", sql.trim().trim_end_matches(';')))
+                .await
+            {
                 Ok(rows) => {
                     let first = rows.first().and_then(|r| r.first().cloned().flatten());
                     match first.as_deref() {
@@ -641,8 +714,15 @@ mod tests {
     fn times_and_urls() {
         assert_eq!(pg_time(1_796_593_394_411_050), "2026-12-06 21:43:14.411050+00");
         assert_eq!(rfc3339_us(1_796_593_394_411_050), "2026-12-06T21:43:14.411050Z");
-        let u = local_url(&SecretUrl::new("postgres://app:pw@db.example:5432/orders?sslmode=require&application_name=x"), 6543).unwrap();
-        assert_eq!(u.expose(), "postgres://app:pw@127.0.0.1:6543/orders?application_name=x");
+        let u = local_url(
+            &SecretUrl::new("postgres://app:pw@db.example:5432/orders?sslmode=require&application_name=x"),
+            6543,
+        )
+        .unwrap();
+        assert_eq!(
+            u.expose(),
+            "postgres://app:pw@127.0.0.1:6543/orders?application_name=x"
+        );
     }
 
     #[test]

@@ -14,7 +14,12 @@ use crate::service::jobs::{JobCtx, JobFailure};
 
 /// Run `cmd` to its end; `what` names it in messages. Progress spans
 /// `range` of the job. Returns its output's INFO lines.
-pub async fn run(mut cmd: Command, what: &str, ctx: &JobCtx, range: (f64, f64)) -> Result<Vec<String>, JobFailure> {
+pub async fn run(
+    mut cmd: Command,
+    what: &str,
+    ctx: &JobCtx,
+    range: (f64, f64),
+) -> Result<Vec<String>, JobFailure> {
     cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
     let mut child = cmd
         .spawn()
@@ -82,7 +87,10 @@ async fn terminate(child: &mut tokio::process::Child) {
             libc::kill(pid as i32, libc::SIGTERM);
         }
     }
-    if tokio::time::timeout(Duration::from_secs(30), child.wait()).await.is_err() {
+    if tokio::time::timeout(Duration::from_secs(30), child.wait())
+        .await
+        .is_err()
+    {
         let _ = child.kill().await;
     }
 }

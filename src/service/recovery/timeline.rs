@@ -18,9 +18,14 @@ use crate::store::recovery as rows;
 /// Segments kept folded in memory.
 const CACHE_SEGMENTS: usize = 2048;
 
+/// (stanza, timeline, segment number).
+type SegmentKey = (String, u32, u64);
+/// The folded segments, and their keys oldest first (for eviction).
+type Cached = (HashMap<SegmentKey, Arc<Segment>>, VecDeque<SegmentKey>);
+
 #[derive(Default)]
 pub(super) struct SegmentCache {
-    inner: StdMutex<(HashMap<(String, u32, u64), Arc<Segment>>, VecDeque<(String, u32, u64)>)>,
+    inner: StdMutex<Cached>,
 }
 
 impl SegmentCache {
@@ -102,12 +107,17 @@ impl Names for Naming {
 impl Recovery {
     /// The events between `from_us` and `to_us` (µs since the epoch; the
     /// window's ends when `None`).
-    pub async fn timeline(&self, m: &Arc<Member>, from_us: Option<i64>, to_us: Option<i64>) -> AppResult<Timeline> {
+    pub async fn timeline(
+        &self,
+        m: &Arc<Member>,
+        from_us: Option<i64>,
+        to_us: Option<i64>,
+    ) -> AppResult<Timeline> {
         let status = self.status(m).await?;
         let facts = status.facts.clone().map_err(AppError::invalid)?;
-        let window = status
-            .window
-            .ok_or_else(|| AppError::conflict("no physical backup yet: the timeline starts at the first one"))?;
+        let window = status.window.ok_or_else(|| {
+            AppError::conflict("no physical backup yet: the timeline starts at the first one")
+        })?;
         let from_us = from_us.unwrap_or(window.from * 1_000_000);
         let to_us = to_us.unwrap_or((window.to + 1) * 1_000_000);
         if from_us > to_us {
@@ -128,7 +138,14 @@ impl Recovery {
             .iter()
             .filter(|b| !b.error && b.finished_at * 1_000_000 <= from_us)
             .max_by_key(|b| b.finished_at)
-            .or_else(|| status.info.backups.iter().filter(|b| !b.error).min_by_key(|b| b.finished_at))
+            .or_else(|| {
+                status
+                    .info
+                    .backups
+                    .iter()
+                    .filter(|b| !b.error)
+                    .min_by_key(|b| b.finished_at)
+            })
             .ok_or_else(|| AppError::conflict("no physical backup yet"))?;
         let (_, first) = segment_parts(&start_backup.wal_start, wal_size)
             .ok_or_else(|| AppError::invalid("a backup in pgBackRest's catalog names no WAL start"))?;
@@ -141,7 +158,11 @@ impl Recovery {
             .await
             .map_err(|e| AppError::invalid(format!("cannot create {}: {e}", scratch.display())))?;
         if let Some(user) = &stanza.run_as {
-            let _ = tokio::process::Command::new("chown").arg(user).arg(&scratch).status().await;
+            let _ = tokio::process::Command::new("chown")
+                .arg(user)
+                .arg(&scratch)
+                .status()
+                .await;
         }
         let mut segments: Vec<Arc<Segment>> = Vec::new();
         let mut decoded = 0u64;
@@ -227,22 +248,34 @@ impl Recovery {
         let mut naming = Naming {
             live: live
                 .iter()
-                .map(|f| (f.oid as u32, (f.name.clone(), f.relkind.clone(), f.relfilenode as u32)))
+                .map(|f| {
+                    (
+                        f.oid as u32,
+                        (f.name.clone(), f.relkind.clone(), f.relfilenode as u32),
+                    )
+                })
                 .collect(),
             files: HashMap::new(),
             oids: HashMap::new(),
         };
         // Oldest first: a newer record of a file or oid wins.
-        for (file, oid, name, kind) in rows::recorded_files(self.0.store.pool(), m.entry.name.as_str()).await? {
-            naming.files.insert(file as u32, (oid as u32, name.clone(), kind.clone()));
+        for (file, oid, name, kind) in
+            rows::recorded_files(self.0.store.pool(), m.entry.name.as_str()).await?
+        {
+            naming
+                .files
+                .insert(file as u32, (oid as u32, name.clone(), kind.clone()));
             naming.oids.insert(oid as u32, (name, kind));
         }
         for f in &live {
+            naming.files.entry(f.relfilenode as u32).or_insert((
+                f.oid as u32,
+                f.name.clone(),
+                f.relkind.clone(),
+            ));
             naming
-                .files
-                .entry(f.relfilenode as u32)
-                .or_insert((f.oid as u32, f.name.clone(), f.relkind.clone()));
-            naming.oids.insert(f.oid as u32, (f.name.clone(), f.relkind.clone()));
+                .oids
+                .insert(f.oid as u32, (f.name.clone(), f.relkind.clone()));
         }
         Ok(naming)
     }

@@ -136,7 +136,8 @@ impl PitrSettings {
             drill_schedule: clean(self.drill_schedule),
             proof_sql: clean(self.proof_sql),
         };
-        let any = s.config.is_some() || s.schedule.is_some() || s.drill_schedule.is_some() || s.proof_sql.is_some();
+        let any =
+            s.config.is_some() || s.schedule.is_some() || s.drill_schedule.is_some() || s.proof_sql.is_some();
         if s.stanza.is_none() && any {
             return Err(crate::error::AppError::invalid(
                 "name the pgBackRest stanza first: the other point-in-time recovery settings need it",
@@ -166,7 +167,9 @@ impl PitrSettings {
             parse_cron(line)?;
         }
         if s.proof_sql.as_ref().is_some_and(|q| q.len() > 10_000) {
-            return Err(crate::error::AppError::invalid("the proof query is longer than 10,000 characters"));
+            return Err(crate::error::AppError::invalid(
+                "the proof query is longer than 10,000 characters",
+            ));
         }
         Ok(s)
     }

@@ -19,7 +19,9 @@ use crate::store::{ConflictOnUnique, Store, settings};
 
 mod entry;
 
-pub use entry::{DbEntry, PhysicalRun, PitrSettings, Plan, Scheduled, Schedules, Source, parse_physical_schedule};
+pub use entry::{
+    DbEntry, PhysicalRun, PitrSettings, Plan, Scheduled, Schedules, Source, parse_physical_schedule,
+};
 
 /// An entry with what the fleet needs to connect to it.
 pub struct Connection {

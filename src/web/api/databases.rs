@@ -13,7 +13,7 @@ use crate::domain::{DatabaseName, RecoveryTarget};
 use crate::engine::{Capabilities, DatabaseEntry, SchemaEntry};
 use crate::error::{AppError, AppResult};
 use crate::service::fleet::{Health, Member, ServerView};
-use crate::service::registry::{Changes, NewDatabase, Schedules, Source, PitrSettings};
+use crate::service::registry::{Changes, NewDatabase, PitrSettings, Schedules, Source};
 use crate::web::AppState;
 use crate::web::auth::{Admin, Viewer};
 use crate::web::page::rfc3339;
@@ -267,7 +267,9 @@ async fn update(
             stanza: body.pgbackrest_stanza.unwrap_or(current.pitr.stanza),
             config: body.pgbackrest_config.unwrap_or(current.pitr.config),
             schedule: body.pgbackrest_schedule.unwrap_or(current.pitr.schedule),
-            drill_schedule: body.recovery_drill_schedule.unwrap_or(current.pitr.drill_schedule),
+            drill_schedule: body
+                .recovery_drill_schedule
+                .unwrap_or(current.pitr.drill_schedule),
             proof_sql: body.recovery_proof_sql.unwrap_or(current.pitr.proof_sql),
         },
     };

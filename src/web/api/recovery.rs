@@ -197,20 +197,37 @@ async fn backup(
     Ok((StatusCode::ACCEPTED, Json(Started { job_id })))
 }
 
-async fn stanza_job(state: &AppState, me: &crate::web::auth::CurrentUser, m: &std::sync::Arc<crate::service::fleet::Member>, kind: JobKind) -> AppResult<(StatusCode, Json<Started>)> {
+async fn stanza_job(
+    state: &AppState,
+    me: &crate::web::auth::CurrentUser,
+    m: &std::sync::Arc<crate::service::fleet::Member>,
+    kind: JobKind,
+) -> AppResult<(StatusCode, Json<Started>)> {
     let job_id = state.recovery.stanza_job(m, &me.actor(), kind).await?;
     Ok((StatusCode::ACCEPTED, Json(Started { job_id })))
 }
 
-async fn stanza_create(State(state): State<AppState>, Operator(me): Operator, Db(m): Db) -> AppResult<(StatusCode, Json<Started>)> {
+async fn stanza_create(
+    State(state): State<AppState>,
+    Operator(me): Operator,
+    Db(m): Db,
+) -> AppResult<(StatusCode, Json<Started>)> {
     stanza_job(&state, &me, &m, JobKind::StanzaCreate).await
 }
 
-async fn check(State(state): State<AppState>, Operator(me): Operator, Db(m): Db) -> AppResult<(StatusCode, Json<Started>)> {
+async fn check(
+    State(state): State<AppState>,
+    Operator(me): Operator,
+    Db(m): Db,
+) -> AppResult<(StatusCode, Json<Started>)> {
     stanza_job(&state, &me, &m, JobKind::StanzaCheck).await
 }
 
-async fn verify(State(state): State<AppState>, Operator(me): Operator, Db(m): Db) -> AppResult<(StatusCode, Json<Started>)> {
+async fn verify(
+    State(state): State<AppState>,
+    Operator(me): Operator,
+    Db(m): Db,
+) -> AppResult<(StatusCode, Json<Started>)> {
     stanza_job(&state, &me, &m, JobKind::RepoVerify).await
 }
 
@@ -250,8 +267,17 @@ async fn timeline(
     Db(m): Db,
     Query(q): Query<TimelineQuery>,
 ) -> AppResult<Json<serde_json::Value>> {
-    let from = q.from.as_deref().filter(|s| !s.is_empty()).map(|t| parse_time("from", t)).transpose()?;
-    let to = q.to.as_deref().filter(|s| !s.is_empty()).map(|t| parse_time("to", t)).transpose()?;
+    let from = q
+        .from
+        .as_deref()
+        .filter(|s| !s.is_empty())
+        .map(|t| parse_time("from", t))
+        .transpose()?;
+    let to =
+        q.to.as_deref()
+            .filter(|s| !s.is_empty())
+            .map(|t| parse_time("to", t))
+            .transpose()?;
     Ok(Json(timeline_json(state.recovery.timeline(&m, from, to).await?)))
 }
 
@@ -279,20 +305,35 @@ async fn restore(
     Json(body): Json<RestoreBody>,
 ) -> AppResult<(StatusCode, Json<RestoreStarted>)> {
     let target = Target::of(body.target_time.as_deref(), body.target_xid)?;
-    let (job_id, restore_id) = state.recovery.restore(&m, &me.actor(), target, &body.confirm).await?;
+    let (job_id, restore_id) = state
+        .recovery
+        .restore(&m, &me.actor(), target, &body.confirm)
+        .await?;
     Ok((StatusCode::ACCEPTED, Json(RestoreStarted { job_id, restore_id })))
 }
 
-async fn drill(State(state): State<AppState>, Operator(me): Operator, Db(m): Db) -> AppResult<(StatusCode, Json<RestoreStarted>)> {
+async fn drill(
+    State(state): State<AppState>,
+    Operator(me): Operator,
+    Db(m): Db,
+) -> AppResult<(StatusCode, Json<RestoreStarted>)> {
     let (job_id, restore_id) = state.recovery.drill(&m, &me.actor()).await?;
     Ok((StatusCode::ACCEPTED, Json(RestoreStarted { job_id, restore_id })))
 }
 
-async fn restore_status(State(state): State<AppState>, Viewer(_): Viewer, id: RestoreId) -> AppResult<Json<RestoreJson>> {
+async fn restore_status(
+    State(state): State<AppState>,
+    Viewer(_): Viewer,
+    id: RestoreId,
+) -> AppResult<Json<RestoreJson>> {
     Ok(Json(restore_json(state.recovery.get_restore(id.get()).await?)))
 }
 
-async fn discard(State(state): State<AppState>, Admin(me): Admin, id: RestoreId) -> AppResult<(StatusCode, Json<Started>)> {
+async fn discard(
+    State(state): State<AppState>,
+    Admin(me): Admin,
+    id: RestoreId,
+) -> AppResult<(StatusCode, Json<Started>)> {
     let job_id = state.recovery.discard(&me.actor(), id.get()).await?;
     Ok((StatusCode::ACCEPTED, Json(Started { job_id })))
 }

@@ -7,8 +7,8 @@ mod backups;
 mod form;
 mod maintenance;
 mod migrations;
-mod recovery;
 mod monitoring;
+mod recovery;
 
 use askama::Template;
 use askama_web::WebTemplate;
@@ -51,15 +51,15 @@ pub fn router() -> Router<AppState> {
         )
         .route("/databases/{name}/backups/{id}/verify", post(backups::verify))
         .route("/databases/{name}/recovery/backups", post(recovery::backup))
-        .route("/databases/{name}/recovery/stanza-create", post(recovery::stanza_create))
+        .route(
+            "/databases/{name}/recovery/stanza-create",
+            post(recovery::stanza_create),
+        )
         .route("/databases/{name}/recovery/check", post(recovery::check))
         .route("/databases/{name}/recovery/verify", post(recovery::verify))
         .route("/databases/{name}/recovery/drills", post(recovery::drill))
         .route("/databases/{name}/recovery/timeline", get(recovery::timeline))
-        .route(
-            "/databases/{name}/recovery/restore",
-            get(recovery::restore_page),
-        )
+        .route("/databases/{name}/recovery/restore", get(recovery::restore_page))
         .route("/databases/{name}/recovery/restores", post(recovery::restore))
         .route("/recovery-restores/{id}/discard", post(recovery::discard))
         .route(

@@ -79,8 +79,14 @@ impl PitrView {
             archiving_failing: s.archiving.failing,
             archiving: s.archiving.message.clone(),
             window: s.window.map(|w| (fmt_time(w.from), fmt_time(w.to))),
-            window_from: s.window.map(|w| rfc3339_us(w.from * 1_000_000)).unwrap_or_default(),
-            window_to: s.window.map(|w| rfc3339_us((w.to + 1) * 1_000_000)).unwrap_or_default(),
+            window_from: s
+                .window
+                .map(|w| rfc3339_us(w.from * 1_000_000))
+                .unwrap_or_default(),
+            window_to: s
+                .window
+                .map(|w| rfc3339_us((w.to + 1) * 1_000_000))
+                .unwrap_or_default(),
             backups: s
                 .info
                 .backups
@@ -113,7 +119,10 @@ impl PitrView {
                     reached: r.reached.clone(),
                     database: r.new_database.clone(),
                     port: r.port.map(|p| p.to_string()).unwrap_or_default(),
-                    rto: r.rto_ms.map(|ms| format!("{:.1}s", ms as f64 / 1000.0)).unwrap_or_default(),
+                    rto: r
+                        .rto_ms
+                        .map(|ms| format!("{:.1}s", ms as f64 / 1000.0))
+                        .unwrap_or_default(),
                     error: r.error.clone().unwrap_or_default(),
                     job_id: r.job_id,
                     ready: r.state == RestoreState::Ready,
@@ -128,7 +137,11 @@ impl PitrView {
                 ),
                 None => "never".into(),
             },
-            findings: s.verified.as_ref().map(|v| v.findings.clone()).unwrap_or_default(),
+            findings: s
+                .verified
+                .as_ref()
+                .map(|v| v.findings.clone())
+                .unwrap_or_default(),
         }
     }
 }
@@ -150,24 +163,45 @@ pub(super) async fn backup(
     Ok(Redirect::to(&format!("/jobs/{job}")))
 }
 
-async fn stanza(state: &AppState, me: &crate::web::auth::CurrentUser, m: &std::sync::Arc<crate::service::fleet::Member>, kind: JobKind) -> AppResult<Redirect> {
+async fn stanza(
+    state: &AppState,
+    me: &crate::web::auth::CurrentUser,
+    m: &std::sync::Arc<crate::service::fleet::Member>,
+    kind: JobKind,
+) -> AppResult<Redirect> {
     let job = state.recovery.stanza_job(m, &me.actor(), kind).await?;
     Ok(Redirect::to(&format!("/jobs/{job}")))
 }
 
-pub(super) async fn stanza_create(State(state): State<AppState>, Operator(me): Operator, Db(m): Db) -> AppResult<Redirect> {
+pub(super) async fn stanza_create(
+    State(state): State<AppState>,
+    Operator(me): Operator,
+    Db(m): Db,
+) -> AppResult<Redirect> {
     stanza(&state, &me, &m, JobKind::StanzaCreate).await
 }
 
-pub(super) async fn check(State(state): State<AppState>, Operator(me): Operator, Db(m): Db) -> AppResult<Redirect> {
+pub(super) async fn check(
+    State(state): State<AppState>,
+    Operator(me): Operator,
+    Db(m): Db,
+) -> AppResult<Redirect> {
     stanza(&state, &me, &m, JobKind::StanzaCheck).await
 }
 
-pub(super) async fn verify(State(state): State<AppState>, Operator(me): Operator, Db(m): Db) -> AppResult<Redirect> {
+pub(super) async fn verify(
+    State(state): State<AppState>,
+    Operator(me): Operator,
+    Db(m): Db,
+) -> AppResult<Redirect> {
     stanza(&state, &me, &m, JobKind::RepoVerify).await
 }
 
-pub(super) async fn drill(State(state): State<AppState>, Operator(me): Operator, Db(m): Db) -> AppResult<Redirect> {
+pub(super) async fn drill(
+    State(state): State<AppState>,
+    Operator(me): Operator,
+    Db(m): Db,
+) -> AppResult<Redirect> {
     let (job, _) = state.recovery.drill(&m, &me.actor()).await?;
     Ok(Redirect::to(&format!("/jobs/{job}")))
 }
@@ -217,8 +251,12 @@ pub(super) async fn timeline(
     Db(m): Db,
     Query(q): Query<TimelineQuery>,
 ) -> AppResult<TimelineFragment> {
-    let from = (!q.from.trim().is_empty()).then(|| parse_time("from", &q.from)).transpose()?;
-    let to = (!q.to.trim().is_empty()).then(|| parse_time("to", &q.to)).transpose()?;
+    let from = (!q.from.trim().is_empty())
+        .then(|| parse_time("from", &q.from))
+        .transpose()?;
+    let to = (!q.to.trim().is_empty())
+        .then(|| parse_time("to", &q.to))
+        .transpose()?;
     let t = state.recovery.timeline(&m, from, to).await?;
     Ok(TimelineFragment {
         db_name: m.entry.name.to_string(),
@@ -297,10 +335,16 @@ pub(super) async fn restore(
     let result = async {
         let xid = match form.target_xid.trim() {
             "" => None,
-            x => Some(x.parse::<i64>().map_err(|_| AppError::invalid(format!("{x:?} is not a transaction id")))?),
+            x => Some(
+                x.parse::<i64>()
+                    .map_err(|_| AppError::invalid(format!("{x:?} is not a transaction id")))?,
+            ),
         };
         let target = Target::of(Some(form.target_time.as_str()), xid)?;
-        state.recovery.restore(&m, &me.actor(), target, &form.confirm).await
+        state
+            .recovery
+            .restore(&m, &me.actor(), target, &form.confirm)
+            .await
     }
     .await;
     match result {

@@ -23,8 +23,11 @@ pub struct Restored {
 
 /// A port no one listens on now.
 pub fn free_port() -> EngineResult<u16> {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| EngineError::local("finding a free port", e))?;
-    Ok(l.local_addr().map_err(|e| EngineError::local("finding a free port", e))?.port())
+    let l = std::net::TcpListener::bind("127.0.0.1:0")
+        .map_err(|e| EngineError::local("finding a free port", e))?;
+    Ok(l.local_addr()
+        .map_err(|e| EngineError::local("finding a free port", e))?
+        .port())
 }
 
 /// pg_ctl hands `-o` to a shell: paths in it hold safe characters only.
@@ -68,7 +71,10 @@ impl Restored {
             }
             Ok(())
         };
-        write("postgresql.conf", "# written by Custodian for a restored server\n")?;
+        write(
+            "postgresql.conf",
+            "# written by Custodian for a restored server\n",
+        )?;
         write(
             "pg_hba.conf",
             "# written by Custodian for a restored server\nlocal all all peer\nhost all all 127.0.0.1/32 scram-sha-256\n",
@@ -92,7 +98,14 @@ impl Restored {
             .arg(self.data())
             .arg("-l")
             .arg(self.log())
-            .args(["-w", "-t", &PROMOTE_TIMEOUT.as_secs().to_string(), "-o", &options, "start"])
+            .args([
+                "-w",
+                "-t",
+                &PROMOTE_TIMEOUT.as_secs().to_string(),
+                "-o",
+                &options,
+                "start",
+            ])
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
             .kill_on_drop(true);
@@ -224,7 +237,11 @@ fn pg_time_to_rfc3339(t: &str) -> Option<String> {
     let (date, rest) = t.split_once(' ')?;
     let split = rest.rfind(['+', '-'])?;
     let (clock, zone) = rest.split_at(split);
-    let zone = if zone.len() == 3 { format!("{zone}:00") } else { zone.to_string() };
+    let zone = if zone.len() == 3 {
+        format!("{zone}:00")
+    } else {
+        zone.to_string()
+    };
     Some(format!("{date}T{clock}{zone}"))
 }
 
@@ -239,9 +256,13 @@ mod tests {
                    2026-12-06 21:50:02.3 UTC [9] LOG:  redo done at 0/50DE568";
         let r = reached(log).unwrap();
         assert_eq!(r.at, "2026-12-06T21:43:14.411051+00:00");
-        let both = format!("{log}\nLOG:  last completed transaction was at log time 2026-12-06 21:43:14.315746+00");
+        let both =
+            format!("{log}\nLOG:  last completed transaction was at log time 2026-12-06 21:43:14.315746+00");
         assert_eq!(reached(&both).unwrap().at, "2026-12-06T21:43:14.315746+00:00");
-        assert!(r.detail.starts_with("recovery stopping before commit of transaction 733"));
+        assert!(
+            r.detail
+                .starts_with("recovery stopping before commit of transaction 733")
+        );
         let latest = "LOG:  last completed transaction was at log time 2026-12-06 21:43:14.315746+00";
         assert_eq!(reached(latest).unwrap().at, "2026-12-06T21:43:14.315746+00:00");
         assert_eq!(reached("LOG: nothing"), None);

@@ -45,6 +45,18 @@ impl Facts {
     }
 }
 
+/// pg_stat_archiver, as read.
+#[derive(sqlx::FromRow)]
+struct Archiver {
+    archived_count: i64,
+    last_archived_wal: Option<String>,
+    last_archived_at: Option<f64>,
+    failed_count: i64,
+    last_failed_wal: Option<String>,
+    last_failed_at: Option<f64>,
+    now: f64,
+}
+
 pub(crate) async fn facts(conn: &mut PgConnection) -> EngineResult<Facts> {
     let row: (String, i32, i64, String, String, String) = sqlx::query_as(
         "SELECT current_setting('data_directory'), current_setting('server_version_num')::int, \
@@ -55,12 +67,12 @@ pub(crate) async fn facts(conn: &mut PgConnection) -> EngineResult<Facts> {
     .fetch_one(&mut *conn)
     .await
     .map_err(EngineError::from)?;
-    let archiver: (i64, Option<String>, Option<f64>, i64, Option<String>, Option<f64>, f64) = sqlx::query_as(
-        "SELECT archived_count, last_archived_wal, extract(epoch FROM last_archived_time)::float8, \
+    let archiver: Archiver = sqlx::query_as(
+        "SELECT archived_count, last_archived_wal, extract(epoch FROM last_archived_time)::float8 AS last_archived_at, \
                 failed_count, last_failed_wal, \
                 CASE WHEN last_failed_time > COALESCE(last_archived_time, 'epoch') \
-                     THEN extract(epoch FROM last_failed_time)::float8 END, \
-                extract(epoch FROM now())::float8 \
+                     THEN extract(epoch FROM last_failed_time)::float8 END AS last_failed_at, \
+                extract(epoch FROM now())::float8 AS now \
          FROM pg_stat_archiver",
     )
     .fetch_one(&mut *conn)
@@ -73,13 +85,13 @@ pub(crate) async fn facts(conn: &mut PgConnection) -> EngineResult<Facts> {
         wal_segment_size: parse_size(&row.3),
         archive_mode: row.4,
         archive_command: row.5,
-        archived_count: archiver.0,
-        last_archived_wal: archiver.1,
-        last_archived_at: archiver.2.map(|t| t as i64),
-        failed_count: archiver.3,
-        last_failed_wal: archiver.4,
-        last_failed_at: archiver.5.map(|t| t as i64),
-        now: archiver.6 as i64,
+        archived_count: archiver.archived_count,
+        last_archived_wal: archiver.last_archived_wal,
+        last_archived_at: archiver.last_archived_at.map(|t| t as i64),
+        failed_count: archiver.failed_count,
+        last_failed_wal: archiver.last_failed_wal,
+        last_failed_at: archiver.last_failed_at.map(|t| t as i64),
+        now: archiver.now as i64,
     })
 }
 

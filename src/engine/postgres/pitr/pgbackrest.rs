@@ -114,10 +114,16 @@ impl Stanza {
     /// error (stderr, or stdout where pgBackRest prints its errors).
     pub async fn output(&self, command: &str, args: &[String], limit: Duration) -> EngineResult<String> {
         let mut cmd = self.command(command, args);
-        cmd.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+        cmd.stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
         let out = tokio::time::timeout(limit, cmd.output())
             .await
-            .map_err(|_| EngineError::TimedOut(format!("pgbackrest {command} took more than {}s", limit.as_secs())))?
+            .map_err(|_| {
+                EngineError::TimedOut(format!(
+                    "pgbackrest {command} took more than {}s",
+                    limit.as_secs()
+                ))
+            })?
             .map_err(|e| EngineError::Tool(format!("cannot run pgbackrest: {e}")))?;
         let stdout = String::from_utf8_lossy(&out.stdout).to_string();
         if out.status.success() {
@@ -133,7 +139,9 @@ impl Stanza {
 
     /// The stanza's catalog.
     pub async fn info(&self) -> EngineResult<Info> {
-        let text = self.output("info", &["--output=json".into()], INFO_TIMEOUT).await?;
+        let text = self
+            .output("info", &["--output=json".into()], INFO_TIMEOUT)
+            .await?;
         Info::parse(&text, &self.name)
     }
 }
@@ -201,8 +209,9 @@ pub struct Info {
 
 impl Info {
     pub fn parse(text: &str, stanza: &str) -> EngineResult<Info> {
-        let v: Value = serde_json::from_str(text)
-            .map_err(|e| EngineError::Tool(format!("pgbackrest info printed something that is not JSON: {e}")))?;
+        let v: Value = serde_json::from_str(text).map_err(|e| {
+            EngineError::Tool(format!("pgbackrest info printed something that is not JSON: {e}"))
+        })?;
         let Some(st) = v
             .as_array()
             .and_then(|a| a.iter().find(|s| s["name"].as_str() == Some(stanza)))
@@ -322,7 +331,8 @@ mod tests {
 
     #[test]
     fn errors_show_what_pgbackrest_said() {
-        let out = "2026-12-06 P00 INFO: stanza-create begin\n2026-12-06 P00 ERROR: [055]: unable to load info file";
+        let out =
+            "2026-12-06 P00 INFO: stanza-create begin\n2026-12-06 P00 ERROR: [055]: unable to load info file";
         assert_eq!(error_text("", out), "[055]: unable to load info file");
     }
 }

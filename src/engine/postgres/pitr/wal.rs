@@ -52,7 +52,8 @@ impl Work {
             *self.updates.entry(*k).or_default() += v;
         }
         self.locked.extend(other.locked.iter().copied());
-        self.new_file_of.extend(other.new_file_of.iter().map(|(a, b)| (*a, *b)));
+        self.new_file_of
+            .extend(other.new_file_of.iter().map(|(a, b)| (*a, *b)));
         self.written.extend(other.written.iter().copied());
         self.catalog_changed |= other.catalog_changed;
     }
@@ -96,7 +97,8 @@ fn rel_path(text: &str) -> Option<(u32, u32)> {
 /// "2026-12-06 21:43:14.411051 UTC" → µs since the epoch (pg_waldump runs with TZ=UTC).
 fn commit_time(text: &str) -> Option<i64> {
     let text = text.trim().trim_end_matches("UTC").trim();
-    let format = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second].[subsecond]");
+    let format =
+        time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second].[subsecond]");
     let t = time::PrimitiveDateTime::parse(text, format)
         .or_else(|_| {
             time::PrimitiveDateTime::parse(
@@ -139,17 +141,9 @@ impl Segment {
                 match op {
                     "DELETE" if catalog => w.catalog_changed = true,
                     "DELETE" => *w.deletes.entry(rel).or_default() += 1,
-                    "UPDATE" | "HOT_UPDATE" if catalog => {
-                        if !STATISTICS.contains(&rel) {
-                            w.catalog_changed = true
-                        }
-                    }
+                    "UPDATE" | "HOT_UPDATE" if catalog => w.catalog_changed |= !STATISTICS.contains(&rel),
                     "UPDATE" | "HOT_UPDATE" => *w.updates.entry(rel).or_default() += 1,
-                    "INSERT" | "MULTI_INSERT" if catalog => {
-                        if !STATISTICS.contains(&rel) {
-                            w.catalog_changed = true
-                        }
-                    }
+                    "INSERT" | "MULTI_INSERT" if catalog => w.catalog_changed |= !STATISTICS.contains(&rel),
                     "INSERT" | "MULTI_INSERT" => {
                         w.written.insert(rel);
                     }
@@ -216,7 +210,8 @@ impl Segment {
                 };
                 for part in parts {
                     if let Some(list) = part.strip_prefix("rels: ") {
-                        c.dropped_files.extend(list.split_whitespace().filter_map(rel_path));
+                        c.dropped_files
+                            .extend(list.split_whitespace().filter_map(rel_path));
                     } else if let Some(list) = part.strip_prefix("dropped stats: ") {
                         // kind/db/oid; kind 2 is a relation.
                         for item in list.split_whitespace() {
@@ -229,7 +224,8 @@ impl Segment {
                             }
                         }
                     } else if let Some(list) = part.strip_prefix("subxacts: ") {
-                        c.subxacts.extend(list.split_whitespace().filter_map(|x| x.parse::<u32>().ok()));
+                        c.subxacts
+                            .extend(list.split_whitespace().filter_map(|x| x.parse::<u32>().ok()));
                     }
                 }
                 self.first_us = Some(self.first_us.map_or(at_us, |f| f.min(at_us)));
@@ -408,7 +404,9 @@ fn judge(c: &Commit, w: &Work, scope: Scope, names: &dyn Names) -> Vec<Event> {
             if !seen.insert(*oid) {
                 continue;
             }
-            let Some(file) = w.new_file_of.get(oid) else { continue };
+            let Some(file) = w.new_file_of.get(oid) else {
+                continue;
+            };
             let named = names
                 .live(*oid)
                 .map(|(n, k, _)| (n, k))
@@ -469,7 +467,11 @@ fn judge(c: &Commit, w: &Work, scope: Scope, names: &dyn Names) -> Vec<Event> {
             if name.is_none() && names.recorded_file(*file).is_some() {
                 continue;
             }
-            out.push(event(kind, name.or_else(|| Some(format!("file {file}"))), Some(*n)));
+            out.push(event(
+                kind,
+                name.or_else(|| Some(format!("file {file}"))),
+                Some(*n),
+            ));
         }
     }
     out
@@ -510,7 +512,9 @@ pub async fn decode_segment(
         }
     };
     if !get(this.clone()).await? {
-        return Err(EngineError::Tool(format!("WAL segment {this} is not in the archive")));
+        return Err(EngineError::Tool(format!(
+            "WAL segment {this} is not in the archive"
+        )));
     }
     let complete = get(next.clone()).await.unwrap_or(false);
     let mut cmd = as_user(waldump, stanza.run_as.as_deref());
@@ -637,7 +641,10 @@ mod tests {
                 (733, "drop", Some("public.orders"), None),
             ]
         );
-        assert_eq!(got[4].at_us, commit_time("2026-12-06 21:43:14.411051 UTC").unwrap());
+        assert_eq!(
+            got[4].at_us,
+            commit_time("2026-12-06 21:43:14.411051 UTC").unwrap()
+        );
     }
 
     #[test]
@@ -647,9 +654,11 @@ mod tests {
         let only_drop = events(&[&s], scope(drop_at, drop_at, 1000), &Fixture);
         assert_eq!(only_drop.len(), 1);
         assert_eq!(only_drop[0].kind, EventKind::Drop);
-        assert!(events(&[&s], scope(0, i64::MAX, 5000), &Fixture)
-            .iter()
-            .all(|e| e.kind != EventKind::Delete));
+        assert!(
+            events(&[&s], scope(0, i64::MAX, 5000), &Fixture)
+                .iter()
+                .all(|e| e.kind != EventKind::Delete)
+        );
         let other_db = Scope {
             db: 6,
             ..scope(0, i64::MAX, 1)
@@ -663,6 +672,9 @@ mod tests {
         assert_eq!(lsn_of(256, 16 * 1024 * 1024), "1/0");
         assert_eq!(rel_path("base/5/16384"), Some((5, 16384)));
         assert_eq!(rel_path("1663/5/16384"), Some((5, 16384)));
-        assert_eq!(rel_path("pg_tblspc/16500/PG_15_202209061/5/16384"), Some((5, 16384)));
+        assert_eq!(
+            rel_path("pg_tblspc/16500/PG_15_202209061/5/16384"),
+            Some((5, 16384))
+        );
     }
 }
