@@ -71,6 +71,10 @@ pub struct RiskRow {
     pub size: String,
     pub verified: String,
     pub restore: String,
+    /// The recovery point now: how much would be lost ("4s of WAL", "2h since the last backup").
+    pub rpo_measured: String,
+    /// The measured recovery time: the last drill's, else the last verification's restore.
+    pub rto_measured: String,
     /// SVG polyline points for sizes and durations (oldest to newest).
     pub sizes: String,
     pub durations: String,
@@ -123,6 +127,35 @@ pub fn risk_row(state: &AppState, entry: &crate::service::registry::DbEntry, row
             (Some(ms), Some(rto)) => format!("{} (RTO {})", fmt_age(ms / 1000), fmt_duration(rto)),
             (Some(ms), None) => fmt_age(ms / 1000),
             (None, _) => "not measured".into(),
+        },
+        rpo_measured: match facts.as_ref().map(|f| (&f.archiving, f.last_archived_at)) {
+            Some((Some(status::ArchivingState::Working), Some(at))) => {
+                format!("{} of WAL", fmt_age(now() - at))
+            }
+            _ => health
+                .last_good
+                .as_ref()
+                .map(|b| {
+                    format!(
+                        "{} since the last backup",
+                        fmt_age(now() - b.finished_at.unwrap_or(b.started_at))
+                    )
+                })
+                .or_else(|| {
+                    facts
+                        .as_ref()
+                        .and_then(|f| f.newest_physical)
+                        .map(|at| format!("{} since the last backup", fmt_age(now() - at)))
+                })
+                .unwrap_or_else(|| "everything".into()),
+        },
+        rto_measured: match facts.as_ref().and_then(|f| f.last_drill.as_ref()) {
+            Some(d) if d.ok => format!("{} (drill)", d.rto_s.map(fmt_age).unwrap_or_default()),
+            Some(_) => "drill failed".into(),
+            None => match health.last_verified.as_ref().and_then(|v| v.restore_ms) {
+                Some(ms) => format!("{} (restore)", fmt_age(ms / 1000)),
+                None => "not measured".into(),
+            },
         },
         sizes: spark(
             &history

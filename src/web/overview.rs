@@ -60,6 +60,8 @@ async fn overview(State(state): State<AppState>, Viewer(_): Viewer, ctx: PageCtx
             let risk = crate::web::backups::risk_row(&state, &m.entry, &rows);
             db.backup_level = risk.level.as_str().to_string();
             db.backup_age = risk.last_good;
+            db.rpo_now = risk.rpo_measured;
+            db.rto_now = risk.rto_measured;
         }
     }
     Ok(OverviewPage {

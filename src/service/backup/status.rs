@@ -50,6 +50,8 @@ pub struct PitrFacts {
     pub archiving: Option<ArchivingState>,
     /// When the newest physical backup finished (Unix seconds).
     pub newest_physical: Option<i64>,
+    /// When the server last archived a WAL segment (Unix seconds).
+    pub last_archived_at: Option<i64>,
     pub last_drill: Option<Drill>,
 }
 

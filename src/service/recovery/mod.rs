@@ -282,6 +282,7 @@ impl Recovery {
                 PitrFacts {
                     archiving,
                     newest_physical,
+                    last_archived_at: facts.as_ref().ok().and_then(|f| f.last_archived_at),
                     last_drill,
                 },
             );

@@ -123,6 +123,9 @@ pub struct DbView {
     /// Filled by pages that show backup status: level and last good age.
     pub backup_level: String,
     pub backup_age: String,
+    /// Measured: what would be lost now, and how long a restore takes.
+    pub rpo_now: String,
+    pub rto_now: String,
     /// Filled by the overview: firing alerts, and sparkline points of
     /// connections and transactions per second over the last day.
     pub firing: usize,
@@ -184,6 +187,8 @@ impl DbView {
                 .unwrap_or_default(),
             backup_level: String::new(),
             backup_age: String::new(),
+            rpo_now: String::new(),
+            rto_now: String::new(),
             firing: 0,
             spark_connections: String::new(),
             spark_tps: String::new(),
