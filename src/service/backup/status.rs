@@ -313,6 +313,7 @@ mod tests {
         let facts = PitrFacts {
             archiving: Some(ArchivingState::Working),
             newest_physical: Some(0),
+            last_archived_at: Some(0),
             last_drill: Some(drill(true, 30)),
         };
         // The physical backup is a day old, but the archive is current.
