@@ -323,8 +323,13 @@ impl Backups {
     pub async fn removed(&self) -> AppResult<Vec<Removed>> {
         let mut out = Vec::new();
         for r in crate::store::registry::removed(self.store.pool()).await? {
+            let backups = rows::list(self.store.pool(), &r.key, 500).await?;
+            // Nothing kept (a discarded restored server, say): nothing to list.
+            if backups.is_empty() {
+                continue;
+            }
             out.push(Removed {
-                backups: rows::list(self.store.pool(), &r.key, 500).await?,
+                backups,
                 key: r.key,
                 name: r.name,
                 engine: r.engine,

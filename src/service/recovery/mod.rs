@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex as StdMutex};
 use std::time::Duration;
 
 use crate::domain::{JobKind, RestoreState, Role};
-use crate::engine::pitr::pgbackrest::{Info, Stanza, run_as};
+use crate::engine::pitr::pgbackrest::{Info, Stanza, run_as, segment_parts};
 use crate::engine::pitr::{Facts, RelationFile};
 use crate::error::{AppError, AppResult};
 use crate::service::Actor;
@@ -155,6 +155,27 @@ pub struct Status {
     pub verified: Option<Verified>,
     /// WAL archiving the server reported, or why it could not be read.
     pub facts: Result<Facts, String>,
+    /// pgBackRest's retention settings, from its config file.
+    pub retention: Vec<String>,
+}
+
+/// The `repo*-retention-*` lines of pgBackRest's config (given, or its default places).
+fn retention_of(config: Option<&str>) -> Vec<String> {
+    let candidates: Vec<&str> = match config {
+        Some(c) => vec![c],
+        None => vec!["/etc/pgbackrest/pgbackrest.conf", "/etc/pgbackrest.conf"],
+    };
+    candidates
+        .iter()
+        .find_map(|p| std::fs::read_to_string(p).ok())
+        .map(|text| {
+            text.lines()
+                .map(str::trim)
+                .filter(|l| l.starts_with("repo") && l.contains("-retention-"))
+                .map(|l| l.chars().take(100).collect())
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 impl Recovery {
@@ -238,6 +259,7 @@ impl Recovery {
             restores,
             verified,
             facts,
+            retention: retention_of(m.entry.pitr.config.as_deref()),
         })
     }
 
@@ -591,13 +613,24 @@ impl Recovery {
     }
 }
 
-/// Archiving as judged for the RPO.
+/// Archiving as judged for the RPO: working while every finished segment
+/// is archived; behind (since the last archived one) when finished
+/// segments wait.
 fn archiving_state(f: &Facts) -> ArchivingState {
     let a = archiving_of(&Ok(f.clone()));
     if !a.ok {
         return ArchivingState::Broken(a.message);
     }
-    ArchivingState::Working
+    let size = f.wal_segment_size.max(1024 * 1024);
+    let number = |w: &Option<String>| w.as_deref().and_then(|w| segment_parts(w, size)).map(|(_, n)| n);
+    match (
+        number(&f.last_archived_wal),
+        number(&f.current_wal),
+        f.last_archived_at,
+    ) {
+        (Some(done), Some(now_at), Some(since)) if now_at > done + 1 => ArchivingState::Behind { since },
+        _ => ArchivingState::Working,
+    }
 }
 
 /// Archiving as the page shows it.

@@ -66,6 +66,7 @@ pub struct PitrView {
     pub catalog_error: Option<String>,
     pub verified: String,
     pub findings: Vec<String>,
+    pub retention: String,
 }
 
 impl PitrView {
@@ -142,6 +143,11 @@ impl PitrView {
                 .as_ref()
                 .map(|v| v.findings.clone())
                 .unwrap_or_default(),
+            retention: if s.retention.is_empty() {
+                "pgBackRest's default (no repo1-retention-full set: it keeps every backup and warns)".into()
+            } else {
+                s.retention.join(", ")
+            },
         }
     }
 }

@@ -36,6 +36,8 @@ pub struct Facts {
     pub last_failed_at: Option<i64>,
     /// The server's clock, Unix seconds (archive ages are judged on it).
     pub now: i64,
+    /// The WAL segment being written now (`None` on a standby).
+    pub current_wal: Option<String>,
 }
 
 impl Facts {
@@ -55,6 +57,7 @@ struct Archiver {
     last_failed_wal: Option<String>,
     last_failed_at: Option<f64>,
     now: f64,
+    current_wal: Option<String>,
 }
 
 pub(crate) async fn facts(conn: &mut PgConnection) -> EngineResult<Facts> {
@@ -72,7 +75,8 @@ pub(crate) async fn facts(conn: &mut PgConnection) -> EngineResult<Facts> {
                 failed_count, last_failed_wal, \
                 CASE WHEN last_failed_time > COALESCE(last_archived_time, 'epoch') \
                      THEN extract(epoch FROM last_failed_time)::float8 END AS last_failed_at, \
-                extract(epoch FROM now())::float8 AS now \
+                extract(epoch FROM now())::float8 AS now, \
+                CASE WHEN pg_is_in_recovery() THEN NULL ELSE pg_walfile_name(pg_current_wal_lsn()) END AS current_wal \
          FROM pg_stat_archiver",
     )
     .fetch_one(&mut *conn)
@@ -92,6 +96,7 @@ pub(crate) async fn facts(conn: &mut PgConnection) -> EngineResult<Facts> {
         last_failed_wal: archiver.last_failed_wal,
         last_failed_at: archiver.last_failed_at.map(|t| t as i64),
         now: archiver.now as i64,
+        current_wal: archiver.current_wal,
     })
 }
 
