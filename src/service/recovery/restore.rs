@@ -456,6 +456,16 @@ impl Recovery {
     }
 }
 
+/// How a restore ended well: the RTO is measured at the promotion
+/// (restore, replay and promote), before registration or proofs.
+struct RestoreDone {
+    summary: String,
+    state: RestoreState,
+    reached: String,
+    proof: String,
+    rto_ms: i64,
+}
+
 struct RestoreTask {
     recovery: Recovery,
     member: Arc<Member>,
@@ -476,8 +486,13 @@ impl RestoreTask {
         let result = self.restore_and_start(&ctx, started).await;
         let store = self.recovery.0.store.clone();
         match result {
-            Ok((summary, ended_state, reached, proof)) => {
-                let rto_ms = started.elapsed().as_millis() as i64;
+            Ok(RestoreDone {
+                summary,
+                state: ended_state,
+                reached,
+                proof,
+                rto_ms,
+            }) => {
                 let _ = rows::end(
                     store.pool(),
                     self.id,
@@ -526,12 +541,11 @@ impl RestoreTask {
 
     /// Restore, start, and register (or prove, for a drill). On failure:
     /// the failure, the RTO if the server came up, and the proof so far.
-    #[allow(clippy::type_complexity)]
     async fn restore_and_start(
         &mut self,
         ctx: &JobCtx,
         started: Instant,
-    ) -> Result<(String, RestoreState, String, String), (JobFailure, Option<i64>, String)> {
+    ) -> Result<RestoreDone, (JobFailure, Option<i64>, String)> {
         let fail = |e: String| (JobFailure::Failed(e), None, String::new());
         let data = self.server.data();
         // A new directory, owned by whoever runs the server.
@@ -631,12 +645,13 @@ impl RestoreTask {
             let proof = self.prove(&url).await;
             let _ = self.server.remove().await;
             return match proof {
-                Ok(text) => Ok((
-                    format!("drill passed: {text}"),
-                    RestoreState::Passed,
-                    reached_text,
-                    text,
-                )),
+                Ok(text) => Ok(RestoreDone {
+                    summary: format!("drill passed: {text}"),
+                    state: RestoreState::Passed,
+                    reached: reached_text,
+                    proof: text,
+                    rto_ms,
+                }),
                 Err(e) => Err((JobFailure::Failed(format!("drill failed: {e}")), Some(rto_ms), e)),
             };
         }
@@ -658,12 +673,13 @@ impl RestoreTask {
             .await
             .map_err(|e| fail(format!("the server is up but cannot be registered: {e}")))?;
         self.recovery.0.fleet.refresh(&self.recovery.0.registry).await;
-        Ok((
-            format!("restored into {} on port {}", self.new_db, self.server.port),
-            RestoreState::Ready,
-            reached_text,
-            String::new(),
-        ))
+        Ok(RestoreDone {
+            summary: format!("restored into {} on port {}", self.new_db, self.server.port),
+            state: RestoreState::Ready,
+            reached: reached_text,
+            proof: String::new(),
+            rto_ms,
+        })
     }
 
     /// Row counts of every table, and the proof query must answer true.

@@ -138,7 +138,7 @@ impl Restored {
                     PROMOTE_TIMEOUT.as_secs()
                 )));
             }
-            tokio::time::sleep(Duration::from_millis(200)).await;
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
 
