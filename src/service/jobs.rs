@@ -40,7 +40,21 @@ pub struct JobSpec {
     /// What it works on, for people: "public.orders, public.items".
     pub target: String,
     /// Tables it works on heavily: no two jobs hold the same one at once.
+    /// A name starting with [`GLOBAL_CLAIM`] is held across databases
+    /// (a pgBackRest stanza that several registered databases share).
     pub tables: Vec<String>,
+}
+
+/// The prefix of a claim that is not scoped to the job's database.
+pub const GLOBAL_CLAIM: &str = "global:";
+
+/// What a claim is keyed by: (database, name), or ("", name) for a global one.
+fn claim_key(database: &str, table: &str) -> (String, String) {
+    if table.starts_with(GLOBAL_CLAIM) {
+        (String::new(), table.to_string())
+    } else {
+        (database.to_string(), table.to_string())
+    }
 }
 
 /// How a job's work can end badly.
@@ -166,26 +180,22 @@ impl Jobs {
 
     /// Claim every table of `spec` at once, or none.
     fn try_claim(&self, spec: &JobSpec) -> bool {
-        let db = spec.database.clone().unwrap_or_default();
+        let db = spec.database.as_deref().unwrap_or_default();
         let mut busy = self.0.busy_tables.lock().expect("busy tables lock");
-        if spec
-            .tables
-            .iter()
-            .any(|t| busy.contains(&(db.clone(), t.clone())))
-        {
+        if spec.tables.iter().any(|t| busy.contains(&claim_key(db, t))) {
             return false;
         }
         for t in &spec.tables {
-            busy.insert((db.clone(), t.clone()));
+            busy.insert(claim_key(db, t));
         }
         true
     }
 
     fn release(&self, spec: &JobSpec) {
-        let db = spec.database.clone().unwrap_or_default();
+        let db = spec.database.as_deref().unwrap_or_default();
         if let Ok(mut busy) = self.0.busy_tables.lock() {
             for t in &spec.tables {
-                busy.remove(&(db.clone(), t.clone()));
+                busy.remove(&claim_key(db, t));
             }
         }
         self.0.table_free.notify_waiters();

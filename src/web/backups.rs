@@ -92,6 +92,8 @@ pub fn risk_row(state: &AppState, entry: &crate::service::registry::DbEntry, row
     );
     let mut history: Vec<&BackupRow> = rows.iter().filter(|b| b.state.is_good()).take(30).collect();
     history.reverse();
+    let rpo_measured = status::rpo_now(&health, facts.as_ref(), now());
+    let rto_measured = status::rto_now(&health, facts.as_ref());
     RiskRow {
         name: entry.name.to_string(),
         engine: entry.engine.label(),
@@ -128,35 +130,8 @@ pub fn risk_row(state: &AppState, entry: &crate::service::registry::DbEntry, row
             (Some(ms), None) => fmt_age(ms / 1000),
             (None, _) => "not measured".into(),
         },
-        rpo_measured: match facts.as_ref().map(|f| (&f.archiving, f.last_archived_at)) {
-            Some((Some(status::ArchivingState::Working), Some(at))) => {
-                format!("{} of WAL", fmt_age(now() - at))
-            }
-            _ => health
-                .last_good
-                .as_ref()
-                .map(|b| {
-                    format!(
-                        "{} since the last backup",
-                        fmt_age(now() - b.finished_at.unwrap_or(b.started_at))
-                    )
-                })
-                .or_else(|| {
-                    facts
-                        .as_ref()
-                        .and_then(|f| f.newest_physical)
-                        .map(|at| format!("{} since the last backup", fmt_age(now() - at)))
-                })
-                .unwrap_or_else(|| "everything".into()),
-        },
-        rto_measured: match facts.as_ref().and_then(|f| f.last_drill.as_ref()) {
-            Some(d) if d.ok => format!("{} (drill)", d.rto_s.map(fmt_age).unwrap_or_default()),
-            Some(_) => "drill failed".into(),
-            None => match health.last_verified.as_ref().and_then(|v| v.restore_ms) {
-                Some(ms) => format!("{} (restore)", fmt_age(ms / 1000)),
-                None => "not measured".into(),
-            },
-        },
+        rpo_measured,
+        rto_measured,
         sizes: spark(
             &history
                 .iter()

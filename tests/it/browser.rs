@@ -84,13 +84,20 @@ impl Drop for Driver {
 async fn wait_for_text(browser: &Client, css: &str, text: &str) {
     // Generous: a loaded two-core machine runs several browsers at once.
     let deadline = Instant::now() + Duration::from_secs(30);
+    let mut seen = String::new();
     loop {
         if let Ok(el) = browser.find(Locator::Css(css)).await
-            && el.text().await.is_ok_and(|t| t.contains(text))
+            && let Ok(t) = el.text().await
         {
-            return;
+            if t.contains(text) {
+                return;
+            }
+            seen = t;
         }
-        assert!(Instant::now() < deadline, "{css} never showed {text:?}");
+        assert!(
+            Instant::now() < deadline,
+            "{css} never showed {text:?}; it last showed {seen:?}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -176,7 +183,7 @@ async fn a_user_signs_in_through_the_form_and_sees_the_overview() {
     assert_eq!(loaded, json!(["object", "0px"]), "htmx and app.css are active");
 
     // Sign out through the real button.
-    click(&browser, "form[action='/logout'] button").await;
+    sign_out(&browser).await;
     wait_for_text(&browser, "h1", "Sign in").await;
     browser.close().await.unwrap();
 }
@@ -370,6 +377,22 @@ async fn a_dba_runs_vacuum_analyze_and_watches_it_finish() {
     browser.close().await.unwrap();
 }
 
+/// Sign out and wait for the sign-in page: a navigation started before the
+/// sign-out's answer arrives would race it (and land signed in as the
+/// previous user, or signed out after the next sign-in).
+async fn sign_out(browser: &Client) {
+    click(browser, "form[action='/logout'] button").await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let at_login = browser.current_url().await.is_ok_and(|u| u.path() == "/login");
+        if at_login && browser.find(Locator::Css("input[name=password]")).await.is_ok() {
+            return;
+        }
+        assert!(Instant::now() < deadline, "signing out never reached /login");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 async fn sign_in(browser: &Client, app: &TestApp, name: &str, next: &str) {
     browser
         .goto(&app.url(&format!("/login?next={}", next.replace('/', "%2F"))))
@@ -412,7 +435,7 @@ async fn a_lead_approves_a_migration_and_an_operator_applies_it() {
         browser.find(Locator::Css("form.decide")).await.is_err(),
         "no approve button on one's own request"
     );
-    click(&browser, "form[action='/logout'] button").await;
+    sign_out(&browser).await;
 
     // The lead reads the finding and approves with a comment.
     sign_in(&browser, &app, "lina", page).await;
@@ -445,7 +468,7 @@ async fn a_lead_approves_a_migration_and_an_operator_applies_it() {
             .is_err(),
         "a viewer cannot apply"
     );
-    click(&browser, "form[action='/logout'] button").await;
+    sign_out(&browser).await;
 
     // The operator applies it and watches the job finish.
     sign_in(&browser, &app, "omar", page).await;

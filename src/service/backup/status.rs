@@ -58,8 +58,14 @@ pub struct PitrFacts {
 /// WAL archiving as judged from the server.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ArchivingState {
-    /// Every finished segment is archived.
-    Working,
+    /// Every finished segment is archived. `unarchived_since`: WAL written
+    /// after the last archived segment (archived then, Unix seconds) waits
+    /// in the segment being written, archived when it fills or when
+    /// `archive_timeout_s` (0: never) passes.
+    Working {
+        unarchived_since: Option<i64>,
+        archive_timeout_s: i64,
+    },
     /// Off, failing, or stalled, with why.
     Broken(String),
     /// Finished segments wait unarchived since `since` (Unix seconds).
@@ -73,6 +79,52 @@ pub struct Drill {
     pub ok: bool,
     pub rto_s: Option<i64>,
     pub error: String,
+}
+
+/// The recovery point now, as a DBA reads it: how much would be lost if
+/// the server were lost now ("4s of WAL", "2h since the last backup").
+pub fn rpo_now(health: &BackupHealth, pitr: Option<&PitrFacts>, now: i64) -> String {
+    match pitr.and_then(|p| p.archiving.as_ref()) {
+        Some(ArchivingState::Working {
+            unarchived_since: None,
+            ..
+        }) => return "0s: all WAL archived".into(),
+        Some(ArchivingState::Working {
+            unarchived_since: Some(since),
+            ..
+        }) => return format!("{} of WAL", fmt_age(now - since)),
+        Some(ArchivingState::Behind { since }) => {
+            return format!("{} of WAL (archiving behind)", fmt_age(now - since));
+        }
+        _ => {}
+    }
+    let newest = [
+        health
+            .last_good
+            .as_ref()
+            .map(|b| b.finished_at.unwrap_or(b.started_at)),
+        pitr.and_then(|p| p.newest_physical),
+    ]
+    .into_iter()
+    .flatten()
+    .max();
+    match newest {
+        Some(at) => format!("{} since the last backup", fmt_age(now - at)),
+        None => "everything".into(),
+    }
+}
+
+/// The recovery time as measured: the last drill's, else the last
+/// verification's restore.
+pub fn rto_now(health: &BackupHealth, pitr: Option<&PitrFacts>) -> String {
+    match pitr.and_then(|p| p.last_drill.as_ref()) {
+        Some(d) if d.ok => format!("{} (drill)", d.rto_s.map(fmt_age).unwrap_or_default()),
+        Some(_) => "drill failed".into(),
+        None => match health.last_verified.as_ref().and_then(|v| v.restore_ms) {
+            Some(ms) => format!("{} (restore)", fmt_age(ms / 1000)),
+            None => "not measured".into(),
+        },
+    }
 }
 
 /// `backups` newest first (any state).
@@ -132,7 +184,40 @@ pub fn judge_with(
                 );
             }
         }
-        (Some(ArchivingState::Working), _) => {}
+        (
+            Some(ArchivingState::Working {
+                unarchived_since: Some(since),
+                archive_timeout_s,
+            }),
+            _,
+        ) => {
+            if let Some(rpo) = rpo
+                && now - since > rpo.as_secs() as i64
+            {
+                let advice = if *archive_timeout_s == 0 || *archive_timeout_s > rpo.as_secs() as i64 {
+                    format!(
+                        " (archive_timeout is {}: set it below the RPO)",
+                        if *archive_timeout_s == 0 {
+                            "off".to_string()
+                        } else {
+                            fmt_age(*archive_timeout_s)
+                        }
+                    )
+                } else {
+                    String::new()
+                };
+                lower(
+                    Level::Red,
+                    format!(
+                        "unarchived WAL: the segment being written holds up to {} of changes and is archived only when it fills; RPO is {}{advice}",
+                        fmt_age(now - since),
+                        fmt_duration(rpo)
+                    ),
+                    &mut reasons,
+                );
+            }
+        }
+        (Some(ArchivingState::Working { .. }), _) => {}
         (None, Some(at)) => {
             if let Some(rpo) = rpo
                 && now - at > rpo.as_secs() as i64
@@ -311,7 +396,10 @@ mod tests {
     #[test]
     fn pitr_judges_the_rpo_from_the_archive_and_the_rto_from_the_drill() {
         let facts = PitrFacts {
-            archiving: Some(ArchivingState::Working),
+            archiving: Some(ArchivingState::Working {
+                unarchived_since: None,
+                archive_timeout_s: 0,
+            }),
             newest_physical: Some(0),
             last_archived_at: Some(0),
             last_drill: Some(drill(true, 30)),

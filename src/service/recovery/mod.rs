@@ -23,7 +23,7 @@ use crate::service::Actor;
 use crate::service::backup::schedule::take_due_named;
 use crate::service::backup::status::{ArchivingState, Drill, PitrFacts};
 use crate::service::fleet::{Fleet, Member};
-use crate::service::jobs::{JobCtx, JobFailure, JobSpec, Jobs};
+use crate::service::jobs::{GLOBAL_CLAIM, JobCtx, JobFailure, JobSpec, Jobs};
 use crate::service::registry::{PhysicalRun, Registry};
 use crate::service::users::require;
 use crate::store::recovery::{self as rows, RestoreRow};
@@ -157,6 +157,20 @@ pub struct Status {
     pub facts: Result<Facts, String>,
     /// pgBackRest's retention settings, from its config file.
     pub retention: Vec<String>,
+}
+
+/// A job claim on a stanza, held across the databases that share it
+/// (one backup or expire of a stanza at a time, whichever database asks).
+fn stanza_claim(stanza: &Stanza, what: &str) -> String {
+    format!(
+        "{GLOBAL_CLAIM}pgbackrest-{what}:{}:{}",
+        stanza
+            .config
+            .as_deref()
+            .map(|c| c.display().to_string())
+            .unwrap_or_default(),
+        stanza.name
+    )
 }
 
 /// The `repo*-retention-*` lines of pgBackRest's config (given, or its default places).
@@ -373,7 +387,7 @@ impl Recovery {
             kind: JobKind::PhysicalBackup,
             database: Some(name.clone()),
             target: format!("{} backup of stanza {}", kind.as_str(), stanza.name),
-            tables: vec![format!("pgbackrest:{}", stanza.name)],
+            tables: vec![stanza_claim(&stanza, "backup")],
         };
         let this = self.clone();
         let member = m.clone();
@@ -417,7 +431,7 @@ impl Recovery {
             kind: JobKind::Expire,
             database: Some(m.entry.name.to_string()),
             target: format!("stanza {} (pgBackRest's retention)", stanza.name),
-            tables: vec![format!("pgbackrest:{}", stanza.name)],
+            tables: vec![stanza_claim(&stanza, "backup")],
         };
         let stanza = stanza.clone();
         self.submit(actor, spec, move |ctx| {
@@ -452,7 +466,7 @@ impl Recovery {
             kind,
             database: Some(name.clone()),
             target: format!("stanza {}: {what}", stanza.name),
-            tables: vec![format!("pgbackrest-admin:{}", stanza.name)],
+            tables: vec![stanza_claim(&stanza, "admin")],
         };
         let this = self.clone();
         let member = m.clone();
@@ -613,25 +627,43 @@ impl Recovery {
     }
 }
 
-/// Archiving as judged for the RPO: working while every finished segment
-/// is archived; behind (since the last archived one) when finished
-/// segments wait.
+/// Archiving as judged for the RPO: behind (since the last archived
+/// segment) when finished segments wait; else working, with unarchived
+/// WAL since the last archived segment when the segment being written
+/// holds more than its page header.
 fn archiving_state(f: &Facts) -> ArchivingState {
     let a = archiving_of(&Ok(f.clone()));
     if !a.ok {
         return ArchivingState::Broken(a.message);
     }
     let size = f.wal_segment_size.max(1024 * 1024);
-    let number = |w: &Option<String>| w.as_deref().and_then(|w| segment_parts(w, size)).map(|(_, n)| n);
-    match (
-        number(&f.last_archived_wal),
-        number(&f.current_wal),
-        f.last_archived_at,
-    ) {
+    // A backup history file ("….00000028.backup") names its segment first.
+    let number = |w: &Option<String>| {
+        w.as_deref()
+            .and_then(|w| segment_parts(w.get(..24)?, size))
+            .map(|(_, n)| n)
+    };
+    let done = number(&f.last_archived_wal);
+    let writing = number(&f.current_wal);
+    match (done, writing, f.last_archived_at) {
         (Some(done), Some(now_at), Some(since)) if now_at > done + 1 => ArchivingState::Behind { since },
-        _ => ArchivingState::Working,
+        (Some(_), Some(_), Some(since)) => ArchivingState::Working {
+            unarchived_since: f
+                .current_offset
+                .is_some_and(|o| o > WAL_PAGE_HEADER)
+                .then_some(since),
+            archive_timeout_s: f.archive_timeout_s,
+        },
+        _ => ArchivingState::Working {
+            unarchived_since: None,
+            archive_timeout_s: f.archive_timeout_s,
+        },
     }
 }
+
+/// The long page header at the start of every WAL segment
+/// (SizeOfXLogLongPHD): an offset past it means WAL was written there.
+const WAL_PAGE_HEADER: i64 = 40;
 
 /// Archiving as the page shows it.
 fn archiving_of(facts: &Result<Facts, String>) -> Archiving {

@@ -38,6 +38,11 @@ pub struct Facts {
     pub now: i64,
     /// The WAL segment being written now (`None` on a standby).
     pub current_wal: Option<String>,
+    /// How far into it WAL has been inserted, in bytes: a segment holds
+    /// unarchived writes once this is past its page header.
+    pub current_offset: Option<i64>,
+    /// `archive_timeout` in seconds (0: a segment is archived only when full).
+    pub archive_timeout_s: i64,
 }
 
 impl Facts {
@@ -58,6 +63,8 @@ struct Archiver {
     last_failed_at: Option<f64>,
     now: f64,
     current_wal: Option<String>,
+    current_offset: Option<i64>,
+    archive_timeout_s: i64,
 }
 
 pub(crate) async fn facts(conn: &mut PgConnection) -> EngineResult<Facts> {
@@ -76,7 +83,11 @@ pub(crate) async fn facts(conn: &mut PgConnection) -> EngineResult<Facts> {
                 CASE WHEN last_failed_time > COALESCE(last_archived_time, 'epoch') \
                      THEN extract(epoch FROM last_failed_time)::float8 END AS last_failed_at, \
                 extract(epoch FROM now())::float8 AS now, \
-                CASE WHEN pg_is_in_recovery() THEN NULL ELSE pg_walfile_name(pg_current_wal_lsn()) END AS current_wal \
+                CASE WHEN pg_is_in_recovery() THEN NULL \
+                     ELSE (pg_walfile_name_offset(pg_current_wal_insert_lsn())).file_name END AS current_wal, \
+                CASE WHEN pg_is_in_recovery() THEN NULL \
+                     ELSE (pg_walfile_name_offset(pg_current_wal_insert_lsn())).file_offset::int8 END AS current_offset, \
+                (SELECT setting::int8 FROM pg_settings WHERE name = 'archive_timeout') AS archive_timeout_s \
          FROM pg_stat_archiver",
     )
     .fetch_one(&mut *conn)
@@ -97,6 +108,8 @@ pub(crate) async fn facts(conn: &mut PgConnection) -> EngineResult<Facts> {
         last_failed_at: archiver.last_failed_at.map(|t| t as i64),
         now: archiver.now as i64,
         current_wal: archiver.current_wal,
+        current_offset: archiver.current_offset,
+        archive_timeout_s: archiver.archive_timeout_s,
     })
 }
 

@@ -37,6 +37,8 @@ pub struct Work {
     pub new_file_of: HashMap<u32, u32>,
     /// Files that received rows or pages.
     pub written: HashSet<u32>,
+    /// Files created (a new relation's first file has its oid's number).
+    pub created: HashSet<u32>,
     /// System catalog rows inserted, updated or deleted (not statistics).
     pub catalog_changed: bool,
     last_locked: Option<u32>,
@@ -55,6 +57,7 @@ impl Work {
         self.new_file_of
             .extend(other.new_file_of.iter().map(|(a, b)| (*a, *b)));
         self.written.extend(other.written.iter().copied());
+        self.created.extend(other.created.iter().copied());
         self.catalog_changed |= other.catalog_changed;
     }
 }
@@ -186,6 +189,7 @@ impl Segment {
                 if let Some((db, file)) = desc.split_whitespace().nth(1).and_then(rel_path) {
                     let w = self.work.entry(tx).or_default();
                     w.db = w.db.or(Some(db));
+                    w.created.insert(file);
                     if let Some(oid) = w.last_locked.take() {
                         w.new_file_of.insert(oid, file);
                     }
@@ -377,21 +381,40 @@ fn judge(c: &Commit, w: &Work, scope: Scope, names: &dyn Names) -> Vec<Event> {
     let mut seen = HashSet::new();
     let mut tables = Vec::new();
     let mut others = Vec::new();
+    let mut unrecorded = Vec::new();
     for oid in candidates {
         if !seen.insert(oid) || names.live(oid).is_some() {
             continue;
         }
-        if let Some((name, kind)) = names.recorded_oid(oid) {
-            if is_table(&kind) {
-                tables.push(name);
-            } else if kind == "i" {
-                others.push(name);
+        match names.recorded_oid(oid) {
+            Some((name, kind)) if is_table(&kind) => tables.push(name),
+            Some((name, kind)) if kind == "i" => others.push(name),
+            Some(_) => {}
+            // Only a permanent relation that existed before this
+            // transaction: locked here, files dropped at commit, not
+            // created here (a rewrite's transient heap is).
+            None if w.locked.contains(&oid)
+                && !w.created.contains(&oid)
+                && c.dropped_files.iter().any(|(d, _)| *d == db) =>
+            {
+                unrecorded.push(oid)
             }
+            None => {}
         }
     }
     if !tables.is_empty() || !others.is_empty() {
         let list = if tables.is_empty() { others } else { tables };
         out.push(event(EventKind::Drop, Some(list.join(", ")), None));
+        structural = true;
+    } else if let Some(first) = unrecorded.iter().min() {
+        // Created and dropped between two records of the catalog: still a
+        // drop, named by the oid it had (a table's comes before its
+        // toast table's and its indexes').
+        out.push(event(
+            EventKind::Drop,
+            Some(format!("oid {first} (not recorded by the panel)")),
+            None,
+        ));
         structural = true;
     }
 
@@ -644,6 +667,35 @@ mod tests {
         assert_eq!(
             got[4].at_us,
             commit_time("2026-12-06 21:43:14.411051 UTC").unwrap()
+        );
+    }
+
+    /// Names nothing: every relation was created after the panel's last record.
+    struct Unrecorded;
+    impl Names for Unrecorded {
+        fn live(&self, _: u32) -> Option<(String, String, u32)> {
+            None
+        }
+        fn recorded_file(&self, _: u32) -> Option<(u32, String, String)> {
+            None
+        }
+        fn recorded_oid(&self, _: u32) -> Option<(String, String)> {
+            None
+        }
+    }
+
+    #[test]
+    fn a_drop_the_panel_never_recorded_is_still_a_drop() {
+        let s = sample();
+        let drops: Vec<Event> = events(&[&s], scope(0, i64::MAX, 1000), &Unrecorded)
+            .into_iter()
+            .filter(|e| e.kind == EventKind::Drop)
+            .collect();
+        assert_eq!(drops.len(), 1, "{drops:?}");
+        assert_eq!(drops[0].xid, 733);
+        assert_eq!(
+            drops[0].relation.as_deref(),
+            Some("oid 16398 (not recorded by the panel)")
         );
     }
 
