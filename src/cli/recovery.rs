@@ -6,6 +6,7 @@ use clap::Subcommand;
 
 use super::{member_named, wait_for_job};
 use crate::config::Config;
+use crate::domain::JobKind;
 use crate::format::{fmt_bytes, fmt_time};
 use crate::service::recovery::{BackupType, Target, parse_time, rfc3339_us};
 use crate::service::{Actor, Services};
@@ -106,8 +107,18 @@ pub async fn recovery(config: &Config, cmd: RecoveryCommand) -> anyhow::Result<(
                 .await?;
             eprintln!("{kind} backup of {name} (job {job})");
             wait_for_job(jobs, job).await?;
-            let job = jobs.get(job).await?;
-            println!("{}", job.phase);
+            println!("{}", jobs.get(job).await?.phase);
+            // Retention (pgBackRest's expire) is a job the backup started in
+            // this process: wait for it too, or it dies with the process.
+            for j in jobs.list(Some(&name), None, 20).await? {
+                if j.kind != JobKind::Expire || j.id < job {
+                    continue;
+                }
+                match wait_for_job(jobs, j.id).await {
+                    Ok(()) => println!("expire job {}: {}", j.id, jobs.get(j.id).await?.phase),
+                    Err(e) => eprintln!("warning: the backup is taken, but pgBackRest's expire failed: {e}"),
+                }
+            }
         }
         RecoveryCommand::Timeline { name, from, to } => {
             let (_, m) = member_named(&services.fleet, &name)?;

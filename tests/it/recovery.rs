@@ -363,6 +363,28 @@ async fn the_catalog_shows_dependencies_and_targets_outside_the_window_are_refus
         .post_raw("/databases/shop/recovery/backups", &[("kind", "full")])
         .await;
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
+
+    // Two databases of one server share its stanza: backups asked for on
+    // both at once take turns (pgBackRest would refuse the second).
+    register(&app, &admin, &pg, "shop2", json!({})).await;
+    let mut jobs = Vec::new();
+    for name in ["shop", "shop2"] {
+        let r = api_post(
+            &app,
+            &operator,
+            &format!("/api/v1/databases/{name}/recovery/backups"),
+            json!({"type": "incr"}),
+        )
+        .await;
+        assert_eq!(r.status(), StatusCode::ACCEPTED);
+        jobs.push(r.json::<Value>().await.unwrap()["job_id"].as_i64().unwrap());
+    }
+    for job in jobs {
+        let done = app.job_finished(&operator, job).await;
+        assert_eq!(done["state"], "succeeded", "{done}");
+    }
+    let s = recovery(&app, &viewer, "shop2").await;
+    assert_eq!(s["backups"].as_array().unwrap().len(), 5, "{s}");
 }
 
 #[tokio::test]
@@ -557,13 +579,28 @@ async fn a_panel_killed_mid_restore_interrupts_it_and_removes_its_directory_at_t
         ],
         "",
     );
-    bin.cli(&["recovery", "backup", "shop", "--type", "full"], "");
+    let out = bin.cli(&["recovery", "backup", "shop", "--type", "full"], "");
+    // The CLI waits for the retention job its backup started.
+    let expire: i64 = out
+        .lines()
+        .find_map(|l| l.strip_prefix("expire job ")?.split(':').next()?.parse().ok())
+        .unwrap_or_else(|| panic!("no expire job in {out:?}"));
     let restores = pg.dir().join("restores").display().to_string();
     let env = [
         ("CUSTODIAN_RESTORE_DIR", restores.as_str()),
         ("CUSTODIAN_POLL_INTERVAL", "1s"),
     ];
     let (mut child, base) = bin.serve_with(&env);
+    let expire_path = format!("/api/v1/jobs/{expire}");
+    let job = eventually("the served panel to answer", || {
+        crate::helpers::served_get(&base, &admin, &expire_path)
+    })
+    .await;
+    assert_eq!(
+        (job["kind"].as_str(), job["state"].as_str()),
+        (Some("expire"), Some("succeeded")),
+        "{job}"
+    );
     let started = eventually("the served panel to start a restore", || async {
         crate::helpers::served_post(
             &base,

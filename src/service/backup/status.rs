@@ -430,6 +430,22 @@ mod tests {
         assert_eq!(h.level, Level::Red);
         assert!(h.reasons[0].contains("proof query returned false"));
 
+        // WAL waiting in the segment being written longer than the RPO.
+        let waiting = PitrFacts {
+            archiving: Some(ArchivingState::Working {
+                unarchived_since: Some(0),
+                archive_timeout_s: 0,
+            }),
+            ..facts.clone()
+        };
+        let h = judge_with(targets(), &[], 1_000, Duration::from_secs(86_400), Some(&waiting));
+        assert_eq!(h.level, Level::Red, "{:?}", h.reasons);
+        assert!(h.reasons[0].contains("archive_timeout is off"), "{:?}", h.reasons);
+        assert_eq!(rpo_now(&h, Some(&waiting), 1_000), "16m of WAL");
+        let h = judge_with(targets(), &[], 600, Duration::from_secs(86_400), Some(&waiting));
+        assert_eq!(h.level, Level::Green, "{:?}", h.reasons);
+        assert_eq!(rpo_now(&h, Some(&facts), 600), "0s: all WAL archived");
+
         let broken = PitrFacts {
             archiving: Some(ArchivingState::Broken("WAL archiving is failing: …".into())),
             ..facts

@@ -6,8 +6,12 @@
 //! measure the RTO and prove the data; and the timeline of what happened,
 //! read from the archived WAL.
 
+mod archiving;
+mod discard;
+mod physical;
 mod restore;
 mod run;
+mod task;
 mod timeline;
 
 use std::collections::HashMap;
@@ -15,20 +19,22 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex as StdMutex};
 use std::time::Duration;
 
-use crate::domain::{JobKind, RestoreState, Role};
-use crate::engine::pitr::pgbackrest::{Info, Stanza, run_as, segment_parts};
+use crate::domain::{JobKind, RestoreState};
+use crate::engine::pitr::pgbackrest::{Info, Stanza, run_as};
 use crate::engine::pitr::{Facts, RelationFile};
 use crate::error::{AppError, AppResult};
 use crate::service::Actor;
 use crate::service::backup::schedule::take_due_named;
-use crate::service::backup::status::{ArchivingState, Drill, PitrFacts};
+use crate::service::backup::status::{Drill, PitrFacts};
 use crate::service::fleet::{Fleet, Member};
-use crate::service::jobs::{GLOBAL_CLAIM, JobCtx, JobFailure, JobSpec, Jobs};
+use crate::service::jobs::{JobCtx, JobSpec, Jobs};
 use crate::service::registry::{PhysicalRun, Registry};
-use crate::service::users::require;
 use crate::store::recovery::{self as rows, RestoreRow};
-use crate::store::{Store, now, settings};
+use crate::store::{Store, settings};
 
+pub use archiving::{Archiving, Window};
+use archiving::{archiving_of, archiving_state, retention_of, window_of};
+pub use physical::{BackupType, Verified};
 pub use restore::{Target, rfc3339_us};
 pub use timeline::{Timeline, TimelineEvent};
 
@@ -81,65 +87,6 @@ struct Inner {
     segments: timeline::SegmentCache,
 }
 
-/// A physical backup's type.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum BackupType {
-    Full,
-    Diff,
-    Incr,
-}
-
-impl BackupType {
-    pub fn parse(s: &str) -> AppResult<BackupType> {
-        match s {
-            "full" => Ok(BackupType::Full),
-            "diff" => Ok(BackupType::Diff),
-            "incr" => Ok(BackupType::Incr),
-            other => Err(AppError::invalid(format!(
-                "backup type {other:?}: use full, diff or incr"
-            ))),
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            BackupType::Full => "full",
-            BackupType::Diff => "diff",
-            BackupType::Incr => "incr",
-        }
-    }
-}
-
-/// WAL archiving as the page and the API show it.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct Archiving {
-    pub ok: bool,
-    pub failing: bool,
-    pub last_archived_at: Option<i64>,
-    pub last_archived_wal: Option<String>,
-    pub message: String,
-    pub archive_mode: String,
-    pub archive_command: String,
-    pub failed_count: i64,
-}
-
-/// The restorable window: from the oldest backup's consistency point to
-/// the newest archived WAL (Unix seconds).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Window {
-    pub from: i64,
-    pub to: i64,
-}
-
-/// The last `pgbackrest verify`.
-#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct Verified {
-    pub at: i64,
-    pub ok: bool,
-    /// Its WARN and ERROR lines (gaps in the archive, damaged files).
-    pub findings: Vec<String>,
-}
-
 /// What the Backups tab and `GET …/recovery` show.
 #[derive(Clone, Debug)]
 pub struct Status {
@@ -157,39 +104,6 @@ pub struct Status {
     pub facts: Result<Facts, String>,
     /// pgBackRest's retention settings, from its config file.
     pub retention: Vec<String>,
-}
-
-/// A job claim on a stanza, held across the databases that share it
-/// (one backup or expire of a stanza at a time, whichever database asks).
-fn stanza_claim(stanza: &Stanza, what: &str) -> String {
-    format!(
-        "{GLOBAL_CLAIM}pgbackrest-{what}:{}:{}",
-        stanza
-            .config
-            .as_deref()
-            .map(|c| c.display().to_string())
-            .unwrap_or_default(),
-        stanza.name
-    )
-}
-
-/// The `repo*-retention-*` lines of pgBackRest's config (given, or its default places).
-fn retention_of(config: Option<&str>) -> Vec<String> {
-    let candidates: Vec<&str> = match config {
-        Some(c) => vec![c],
-        None => vec!["/etc/pgbackrest/pgbackrest.conf", "/etc/pgbackrest.conf"],
-    };
-    candidates
-        .iter()
-        .find_map(|p| std::fs::read_to_string(p).ok())
-        .map(|text| {
-            text.lines()
-                .map(str::trim)
-                .filter(|l| l.starts_with("repo") && l.contains("-retention-"))
-                .map(|l| l.chars().take(100).collect())
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 impl Recovery {
@@ -367,164 +281,6 @@ impl Recovery {
         self.0.jobs.submit(actor, spec, Box::new(work)).await
     }
 
-    /// Take a physical backup (operator). `fast`: start with an immediate
-    /// checkpoint (a backup someone asked for now); scheduled ones follow
-    /// pgBackRest's config.
-    pub async fn backup(
-        &self,
-        m: &Arc<Member>,
-        actor: &Actor,
-        kind: BackupType,
-        fast: bool,
-    ) -> AppResult<i64> {
-        require(actor, Role::Operator)?;
-        m.reachable()?;
-        let facts = Self::facts_of(m).await.map_err(AppError::invalid)?;
-        let stanza = Self::stanza_of(m, Some(&facts))?;
-        self.record_files(m).await;
-        let name = m.entry.name.to_string();
-        let spec = JobSpec {
-            kind: JobKind::PhysicalBackup,
-            database: Some(name.clone()),
-            target: format!("{} backup of stanza {}", kind.as_str(), stanza.name),
-            tables: vec![stanza_claim(&stanza, "backup")],
-        };
-        let this = self.clone();
-        let member = m.clone();
-        self.submit(actor, spec, move |ctx| {
-            Box::pin(async move {
-                let mut args = vec![
-                    format!("--type={}", kind.as_str()),
-                    "--log-level-console=detail".into(),
-                ];
-                args.push("--no-expire-auto".into());
-                if fast {
-                    args.push("--start-fast".into());
-                }
-                ctx.progress(Some(0.0), "waiting for the backup's checkpoint");
-                let lines = run::run(
-                    stanza.command("backup", &args),
-                    "pgbackrest backup",
-                    &ctx,
-                    (0.0, 0.97),
-                )
-                .await?;
-                let label = lines
-                    .iter()
-                    .find_map(|l| l.strip_prefix("new backup label = "))
-                    .unwrap_or("?")
-                    .to_string();
-                this.record_files(&member).await;
-                // Retention is pgBackRest's own: expire after each backup.
-                if let Err(e) = this.expire(&member, &Actor::system(), &stanza).await {
-                    ctx.log(&format!("expire not started: {e}")).await;
-                }
-                this.refresh(&member).await;
-                Ok(format!("{} backup {label}", kind.as_str()))
-            })
-        })
-        .await
-    }
-
-    async fn expire(&self, m: &Arc<Member>, actor: &Actor, stanza: &Stanza) -> AppResult<i64> {
-        let spec = JobSpec {
-            kind: JobKind::Expire,
-            database: Some(m.entry.name.to_string()),
-            target: format!("stanza {} (pgBackRest's retention)", stanza.name),
-            tables: vec![stanza_claim(&stanza, "backup")],
-        };
-        let stanza = stanza.clone();
-        self.submit(actor, spec, move |ctx| {
-            Box::pin(async move {
-                let lines = run::run(
-                    stanza.command("expire", &[]),
-                    "pgbackrest expire",
-                    &ctx,
-                    (0.0, 1.0),
-                )
-                .await?;
-                let removed = lines.iter().filter(|l| l.contains("expire")).count();
-                Ok(format!("expired by pgBackRest's retention ({removed} lines)"))
-            })
-        })
-        .await
-    }
-
-    /// `stanza-create`, `check` or `verify`, as a job (operator).
-    pub async fn stanza_job(&self, m: &Arc<Member>, actor: &Actor, kind: JobKind) -> AppResult<i64> {
-        require(actor, Role::Operator)?;
-        let (command, what) = match kind {
-            JobKind::StanzaCreate => ("stanza-create", "create the stanza"),
-            JobKind::StanzaCheck => ("check", "check archiving and the repository"),
-            JobKind::RepoVerify => ("verify", "verify the repository's backups and WAL"),
-            other => return Err(AppError::invalid(format!("{other} is not a stanza job"))),
-        };
-        let facts = Self::facts_of(m).await.ok();
-        let stanza = Self::stanza_of(m, facts.as_ref())?;
-        let name = m.entry.name.to_string();
-        let spec = JobSpec {
-            kind,
-            database: Some(name.clone()),
-            target: format!("stanza {}: {what}", stanza.name),
-            tables: vec![stanza_claim(&stanza, "admin")],
-        };
-        let this = self.clone();
-        let member = m.clone();
-        self.submit(actor, spec, move |ctx| {
-            Box::pin(async move {
-                let args: Vec<String> = if kind == JobKind::RepoVerify {
-                    vec!["--log-level-console=info".into()]
-                } else {
-                    Vec::new()
-                };
-                let result = run::run(
-                    stanza.command(command, &args),
-                    &format!("pgbackrest {command}"),
-                    &ctx,
-                    (0.0, 1.0),
-                )
-                .await;
-                if kind == JobKind::RepoVerify {
-                    let (ok, findings) = match &result {
-                        Ok(lines) => {
-                            let found: Vec<String> = lines
-                                .iter()
-                                .filter(|l| {
-                                    l.starts_with("WARN") || l.contains("missing") || l.contains("invalid")
-                                })
-                                .cloned()
-                                .collect();
-                            (found.is_empty(), found)
-                        }
-                        Err(JobFailure::Failed(e)) => (false, vec![e.clone()]),
-                        Err(JobFailure::Cancelled) => return Err(JobFailure::Cancelled),
-                    };
-                    let v = Verified {
-                        at: now(),
-                        ok,
-                        findings,
-                    };
-                    let _ = settings::put(
-                        this.0.store.pool(),
-                        &format!("recovery:verify:{name}"),
-                        &serde_json::to_string(&v).unwrap_or_default(),
-                    )
-                    .await;
-                    if !ok {
-                        return Err(JobFailure::Failed(format!(
-                            "verify found: {}",
-                            v.findings.join(" / ")
-                        )));
-                    }
-                }
-                result?;
-                this.refresh(&member).await;
-                Ok(format!("pgbackrest {command}: done"))
-            })
-        })
-        .await
-    }
-
     /// Refresh what judging needs (archiving, catalog, drills) for one database.
     async fn refresh(&self, m: &Arc<Member>) {
         let facts = Self::facts_of(m).await;
@@ -625,113 +381,4 @@ impl Recovery {
         }
         Ok(())
     }
-}
-
-/// Archiving as judged for the RPO: behind (since the last archived
-/// segment) when finished segments wait; else working, with unarchived
-/// WAL since the last archived segment when the segment being written
-/// holds more than its page header.
-fn archiving_state(f: &Facts) -> ArchivingState {
-    let a = archiving_of(&Ok(f.clone()));
-    if !a.ok {
-        return ArchivingState::Broken(a.message);
-    }
-    let size = f.wal_segment_size.max(1024 * 1024);
-    // A backup history file ("….00000028.backup") names its segment first.
-    let number = |w: &Option<String>| {
-        w.as_deref()
-            .and_then(|w| segment_parts(w.get(..24)?, size))
-            .map(|(_, n)| n)
-    };
-    let done = number(&f.last_archived_wal);
-    let writing = number(&f.current_wal);
-    match (done, writing, f.last_archived_at) {
-        (Some(done), Some(now_at), Some(since)) if now_at > done + 1 => ArchivingState::Behind { since },
-        (Some(_), Some(_), Some(since)) => ArchivingState::Working {
-            unarchived_since: f
-                .current_offset
-                .is_some_and(|o| o > WAL_PAGE_HEADER)
-                .then_some(since),
-            archive_timeout_s: f.archive_timeout_s,
-        },
-        _ => ArchivingState::Working {
-            unarchived_since: None,
-            archive_timeout_s: f.archive_timeout_s,
-        },
-    }
-}
-
-/// The long page header at the start of every WAL segment
-/// (SizeOfXLogLongPHD): an offset past it means WAL was written there.
-const WAL_PAGE_HEADER: i64 = 40;
-
-/// Archiving as the page shows it.
-fn archiving_of(facts: &Result<Facts, String>) -> Archiving {
-    let f = match facts {
-        Ok(f) => f,
-        Err(e) => {
-            return Archiving {
-                message: format!("cannot read the server's archiver: {e}"),
-                ..Archiving::default()
-            };
-        }
-    };
-    let base = Archiving {
-        last_archived_at: f.last_archived_at,
-        last_archived_wal: f.last_archived_wal.clone(),
-        archive_mode: f.archive_mode.clone(),
-        archive_command: f.archive_command.clone(),
-        failed_count: f.failed_count,
-        ..Archiving::default()
-    };
-    if !f.archiving_on() {
-        return Archiving {
-            message: format!(
-                "WAL archiving is off (archive_mode={}{}): point-in-time recovery cannot reach past the last backup",
-                f.archive_mode,
-                if f.archive_command.trim().is_empty() {
-                    ", no archive_command"
-                } else {
-                    ""
-                }
-            ),
-            ..base
-        };
-    }
-    if let Some(at) = f.last_failed_at {
-        return Archiving {
-            failing: true,
-            message: format!(
-                "WAL archiving is failing: {} could not be archived ({} ago, {} failures so far); check archive_command and pgBackRest's log",
-                f.last_failed_wal.clone().unwrap_or_else(|| "a segment".into()),
-                crate::format::fmt_age(f.now - at),
-                f.failed_count
-            ),
-            ..base
-        };
-    }
-    match (&f.last_archived_wal, f.last_archived_at) {
-        (Some(wal), Some(at)) => Archiving {
-            ok: true,
-            message: format!(
-                "archiving works: {wal} archived {} ago",
-                crate::format::fmt_age(f.now - at)
-            ),
-            ..base
-        },
-        _ => Archiving {
-            message: "no WAL archived yet: run check to archive one".into(),
-            ..base
-        },
-    }
-}
-
-/// From the oldest good backup's end to the newest archived WAL (or the
-/// newest backup's end, when nothing was archived after it).
-fn window_of(info: &Info, archiving: &Archiving) -> Option<Window> {
-    let good: Vec<_> = info.backups.iter().filter(|b| !b.error).collect();
-    let from = good.iter().map(|b| b.finished_at).min()?;
-    let newest = good.iter().map(|b| b.finished_at).max().unwrap_or(from);
-    let to = archiving.last_archived_at.unwrap_or(newest).max(newest);
-    Some(Window { from, to })
 }
