@@ -377,6 +377,43 @@ async fn a_dba_runs_vacuum_analyze_and_watches_it_finish() {
     browser.close().await.unwrap();
 }
 
+/// At a phone (390×844) and a laptop (1366×768) size: the page never
+/// scrolls sideways (wide tables scroll inside their own box). With
+/// CUSTODIAN_SCREENSHOTS=DIR, what shows with `at` scrolled into view is
+/// saved as DIR/NAME-WIDTH.png for a person to look at. The window is left
+/// at the laptop size.
+async fn at_both_sizes(browser: &Client, name: &str, at: &str) {
+    let dir = std::env::var("CUSTODIAN_SCREENSHOTS").ok();
+    for (w, h) in [(390, 844), (1366, 768)] {
+        browser.set_window_size(w, h).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let widths = browser
+            .execute(
+                "return [document.documentElement.scrollWidth, document.documentElement.clientWidth]",
+                vec![],
+            )
+            .await
+            .unwrap();
+        let (page, view) = (widths[0].as_i64().unwrap(), widths[1].as_i64().unwrap());
+        assert!(
+            page <= view,
+            "{name} at {w} px scrolls sideways: {page} px wide in {view}"
+        );
+        if let Some(dir) = &dir {
+            std::fs::create_dir_all(dir).unwrap();
+            browser
+                .execute(
+                    "document.querySelector(arguments[0]).scrollIntoView()",
+                    vec![json!(at)],
+                )
+                .await
+                .unwrap();
+            let png = browser.screenshot().await.unwrap();
+            std::fs::write(format!("{dir}/{name}-{w}.png"), png).unwrap();
+        }
+    }
+}
+
 /// Sign out and wait for the sign-in page: a navigation started before the
 /// sign-out's answer arrives would race it (and land signed in as the
 /// previous user, or signed out after the next sign-in).
@@ -626,9 +663,11 @@ async fn an_admin_finds_the_drop_on_the_timeline_and_restores_to_just_before_it(
 
     click(&browser, ".timeline-form button[type=submit]").await;
     wait_for_text(&browser, "table.timeline tr.event.drop", "public.orders").await;
+    at_both_sizes(&browser, "pitr-backups-tab", "#pitr").await;
     click(&browser, "table.timeline tr.event.drop a.button").await;
     wait_for_text(&browser, "h1", "Restore shop into a new server").await;
     wait_for_text(&browser, "main", "Just before: drop public.orders").await;
+    at_both_sizes(&browser, "pitr-restore-form", "h1").await;
     fill_in(&browser, "input[name=confirm]", "shop").await;
     click(&browser, "button[type=submit].danger").await;
     wait_for_text(&browser, ".job-head", "succeeded").await;
@@ -640,7 +679,21 @@ async fn an_admin_finds_the_drop_on_the_timeline_and_restores_to_just_before_it(
     assert_eq!(r["state"], "ready", "{s}");
     let url = restored_url(&pg, r["port"].as_i64().unwrap());
     assert_eq!(count_on(&url, "SELECT count(*) FROM orders").await, 300);
-    // The restored server's page is a click away, and it can be discarded there.
+    // The restored server is a database of the panel: its tables are browsed there.
+    browser.goto(&app.url("/databases/shop/backups")).await.unwrap();
+    wait_for_text(&browser, "table.restores", "ready").await;
+    at_both_sizes(&browser, "pitr-restored", "table.restores").await;
+    click(&browser, "table.restores a[href^='/databases/shop-pitr-']").await;
+    wait_for_text(&browser, "h1", "shop-pitr-").await;
+    let restored_page = browser.current_url().await.unwrap();
+    browser
+        .goto(&format!(
+            "{}/maintenance",
+            restored_page.as_str().trim_end_matches('/')
+        ))
+        .await
+        .unwrap();
+    wait_for_text(&browser, "main", "orders").await;
     browser.goto(&app.url("/databases/shop/backups")).await.unwrap();
     wait_for_text(&browser, "table.restores", "ready").await;
     click(&browser, "table.restores form[action$='/discard'] button").await;
