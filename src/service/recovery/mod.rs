@@ -82,10 +82,30 @@ struct Inner {
     config: RecoveryConfig,
     /// Per database: what judging its backups needs, refreshed in the background.
     facts: StdMutex<HashMap<String, PitrFacts>>,
-    /// Per database: the relation files last recorded.
-    recorded: StdMutex<HashMap<String, Vec<RelationFile>>>,
+    /// Per database: the relation files last recorded, and the catalog's
+    /// fingerprint they were read at.
+    recorded: StdMutex<HashMap<String, (String, Vec<RelationFile>)>>,
+    /// Per database: the last reading of the server and pgBackRest's catalog.
+    readings: StdMutex<HashMap<String, Arc<ReadingSlot>>>,
     segments: timeline::SegmentCache,
 }
+
+/// How long one reading of a server's archiving and pgBackRest's catalog
+/// serves every viewer: the database and the repository see one reading
+/// per this interval, however many people watch.
+const READING_SHARE: Duration = Duration::from_secs(3);
+
+/// What the server and pgBackRest said, once.
+struct Reading {
+    facts: Result<Facts, String>,
+    stanza: AppResult<Stanza>,
+    info: Info,
+    /// Why the catalog could not be read (pgBackRest missing, no stanza yet, …).
+    info_error: Option<String>,
+}
+
+/// One database's reading and when it was taken; single-flight.
+type ReadingSlot = tokio::sync::Mutex<Option<(std::time::Instant, Arc<Reading>)>>;
 
 /// What the Backups tab and `GET …/recovery` show.
 #[derive(Clone, Debug)]
@@ -122,6 +142,7 @@ impl Recovery {
             config,
             facts: StdMutex::default(),
             recorded: StdMutex::default(),
+            readings: StdMutex::default(),
             segments: timeline::SegmentCache::default(),
         }))
     }
@@ -152,9 +173,22 @@ impl Recovery {
         m.read(|db| async move { db.recovery_facts().await }).await
     }
 
-    /// The catalog, the window, archiving, restores: for the page and the API.
-    pub async fn status(&self, m: &Arc<Member>) -> AppResult<Status> {
-        let stanza_name = Self::stanza_name(m)?.to_string();
+    /// The server's archiving and pgBackRest's catalog: shared for
+    /// [`READING_SHARE`] unless `fresh` (actions judge on a new reading).
+    async fn reading(&self, m: &Member, fresh: bool) -> Arc<Reading> {
+        let slot = self
+            .0
+            .readings
+            .lock()
+            .map(|mut all| all.entry(m.entry.name.to_string()).or_default().clone())
+            .unwrap_or_default();
+        let mut taken = slot.lock().await;
+        if !fresh
+            && let Some((at, reading)) = taken.as_ref()
+            && at.elapsed() < READING_SHARE
+        {
+            return reading.clone();
+        }
         let facts = Self::facts_of(m).await;
         let stanza = Self::stanza_of(m, facts.as_ref().ok());
         let (info, info_error) = match &stanza {
@@ -168,25 +202,46 @@ impl Recovery {
             },
             Err(e) => (Info::default(), Some(e.to_string())),
         };
-        let archiving = archiving_of(&facts);
-        let window = window_of(&info, &archiving);
+        let reading = Arc::new(Reading {
+            facts,
+            stanza,
+            info,
+            info_error,
+        });
+        *taken = Some((std::time::Instant::now(), reading.clone()));
+        reading
+    }
+
+    /// The catalog, the window, archiving, restores: for the page and the
+    /// API, from the shared reading.
+    pub async fn status(&self, m: &Arc<Member>) -> AppResult<Status> {
+        self.status_read(m, false).await
+    }
+
+    /// [`Recovery::status`] from a new reading, for an action to judge on.
+    async fn status_fresh(&self, m: &Arc<Member>) -> AppResult<Status> {
+        self.status_read(m, true).await
+    }
+
+    async fn status_read(&self, m: &Arc<Member>, fresh: bool) -> AppResult<Status> {
+        let stanza_name = Self::stanza_name(m)?.to_string();
+        let reading = self.reading(m, fresh).await;
+        let archiving = archiving_of(&reading.facts);
+        let window = window_of(&reading.info, &archiving);
         let restores = rows::list(self.0.store.pool(), m.entry.name.as_str(), 50).await?;
         let verified = self.verified(m.entry.name.as_str()).await;
-        self.remember(m, &facts, &info, &restores);
-        if facts.is_ok() {
-            self.record_files(m).await;
-        }
+        self.remember(m, &reading.facts, reading.info.newest_good(), &restores);
         Ok(Status {
             stanza: stanza_name,
             config: m.entry.pitr.config.clone(),
-            run_as: stanza.ok().and_then(|s| s.run_as),
+            run_as: reading.stanza.as_ref().ok().and_then(|s| s.run_as.clone()),
             archiving,
             window,
-            info,
-            info_error,
+            info: reading.info.clone(),
+            info_error: reading.info_error.clone(),
             restores,
             verified,
-            facts,
+            facts: reading.facts.clone(),
             retention: retention_of(m.entry.pitr.config.as_deref()),
         })
     }
@@ -205,17 +260,17 @@ impl Recovery {
         )
     }
 
-    fn remember(&self, m: &Member, facts: &Result<Facts, String>, info: &Info, restores: &[RestoreRow]) {
+    fn remember(
+        &self,
+        m: &Member,
+        facts: &Result<Facts, String>,
+        newest_physical: Option<i64>,
+        restores: &[RestoreRow],
+    ) {
         let archiving = match facts {
             Ok(f) => Some(archiving_state(f)),
             Err(_) => None,
         };
-        let newest_physical = info
-            .backups
-            .iter()
-            .filter(|b| !b.error)
-            .map(|b| b.finished_at)
-            .max();
         let last_drill = restores
             .iter()
             .filter(|r| r.drill && matches!(r.state, RestoreState::Passed | RestoreState::Failed))
@@ -240,15 +295,28 @@ impl Recovery {
     }
 
     /// Record the database's relation files where they changed, so the
-    /// timeline can name a relation after it is dropped.
-    async fn record_files(&self, m: &Member) {
+    /// timeline can name a relation after it is dropped. `fingerprint`:
+    /// the catalog's as just read (see `Facts::relations`); the files are
+    /// read only when it differs from the one last recorded (`None`: always).
+    async fn record_files(&self, m: &Member, fingerprint: Option<&str>) {
+        let name = m.entry.name.to_string();
+        let known = self
+            .0
+            .recorded
+            .lock()
+            .ok()
+            .and_then(|r| r.get(&name).map(|(f, _)| f.clone()));
+        if let (Some(now), Some(known)) = (fingerprint, known.as_deref())
+            && now == known
+        {
+            return;
+        }
         let Ok(files) = m.read(|db| async move { db.relation_files().await }).await else {
             return;
         };
-        let name = m.entry.name.to_string();
         let changed: Vec<RelationFile> = {
             let recorded = self.0.recorded.lock().ok();
-            let before = recorded.as_ref().and_then(|r| r.get(&name));
+            let before = recorded.as_ref().and_then(|r| r.get(&name)).map(|(_, f)| f);
             match before {
                 Some(before) => files.iter().filter(|f| !before.contains(f)).cloned().collect(),
                 None => files.clone(),
@@ -261,7 +329,7 @@ impl Recovery {
             return;
         }
         if let Ok(mut r) = self.0.recorded.lock() {
-            r.insert(name, files);
+            r.insert(name, (fingerprint.unwrap_or_default().to_string(), files));
         }
     }
 
@@ -281,43 +349,22 @@ impl Recovery {
         self.0.jobs.submit(actor, spec, Box::new(work)).await
     }
 
-    /// Refresh what judging needs (archiving, catalog, drills) for one database.
+    /// Refresh what judging needs (archiving, catalog, drills) for one
+    /// database, and record its relation files if its catalog changed.
     async fn refresh(&self, m: &Arc<Member>) {
-        let facts = Self::facts_of(m).await;
-        let info = match Self::stanza_of(m, facts.as_ref().ok()) {
-            Ok(s) => s.info().await.ok(),
-            Err(_) => None,
-        };
+        let reading = self.reading(m, true).await;
         // A catalog that cannot be read now does not forget the backups it had.
-        let info = match info {
-            Some(info) => info,
-            None => {
-                let kept = self.pitr_facts(&m.entry).and_then(|f| f.newest_physical);
-                let mut info = Info::default();
-                if let Some(at) = kept {
-                    info.backups
-                        .push(crate::engine::pitr::pgbackrest::PhysicalBackup {
-                            label: String::new(),
-                            kind: String::new(),
-                            prior: None,
-                            started_at: at,
-                            finished_at: at,
-                            bytes: 0,
-                            repo_bytes: 0,
-                            wal_start: String::new(),
-                            wal_stop: String::new(),
-                            lsn_start: String::new(),
-                            lsn_stop: String::new(),
-                            error: false,
-                        });
-                }
-                info
-            }
+        let newest_physical = match &reading.info_error {
+            None => reading.info.newest_good(),
+            Some(_) => self.pitr_facts(&m.entry).and_then(|f| f.newest_physical),
         };
         let restores = rows::list(self.0.store.pool(), m.entry.name.as_str(), 50)
             .await
             .unwrap_or_default();
-        self.remember(m, &facts, &info, &restores);
+        self.remember(m, &reading.facts, newest_physical, &restores);
+        if let Ok(f) = &reading.facts {
+            self.record_files(m, Some(&f.relations)).await;
+        }
     }
 
     pub async fn get_restore(&self, id: i64) -> AppResult<RestoreRow> {
@@ -335,7 +382,6 @@ impl Recovery {
     pub fn spawn_background(&self, every: Duration) {
         let this = self.clone();
         tokio::spawn(async move {
-            let mut ticks: u64 = 0;
             loop {
                 this.sweep_interrupted().await;
                 this.discard_expired().await;
@@ -344,14 +390,10 @@ impl Recovery {
                         continue;
                     }
                     this.refresh(&m).await;
-                    if ticks.is_multiple_of(4) {
-                        this.record_files(&m).await;
-                    }
                     if let Err(e) = this.run_schedules(&m).await {
                         tracing::warn!(database = %m.entry.name, error = %e, "scheduled recovery work failed to start");
                     }
                 }
-                ticks += 1;
                 tokio::time::sleep(every).await;
             }
         });

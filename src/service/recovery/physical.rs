@@ -83,7 +83,7 @@ impl Recovery {
         m.reachable()?;
         let facts = Self::facts_of(m).await.map_err(AppError::invalid)?;
         let stanza = Self::stanza_of(m, Some(&facts))?;
-        self.record_files(m).await;
+        self.record_files(m, None).await;
         let name = m.entry.name.to_string();
         let spec = JobSpec {
             kind: JobKind::PhysicalBackup,
@@ -116,7 +116,6 @@ impl Recovery {
                     .find_map(|l| l.strip_prefix("new backup label = "))
                     .unwrap_or("?")
                     .to_string();
-                this.record_files(&member).await;
                 // Retention is pgBackRest's own: expire after each backup.
                 if let Err(e) = this.expire(&member, &Actor::system(), &stanza).await {
                     ctx.log(&format!("expire not started: {e}")).await;

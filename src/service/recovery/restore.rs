@@ -143,7 +143,7 @@ impl Recovery {
     /// A drill: restore to a random point inside the window, prove, discard.
     pub async fn drill(&self, m: &Arc<Member>, actor: &Actor) -> AppResult<(i64, i64)> {
         require(actor, Role::Operator)?;
-        let status = self.status(m).await?;
+        let status = self.status_fresh(m).await?;
         let w = status.window.ok_or_else(|| {
             AppError::conflict(format!("{} has no physical backup to drill from", m.entry.name))
         })?;
@@ -166,7 +166,7 @@ impl Recovery {
     ) -> AppResult<(i64, i64)> {
         m.reachable()?;
         let url = m.url().map_err(AppError::invalid)?;
-        let status = self.status(m).await?;
+        let status = self.status_fresh(m).await?;
         let facts = status.facts.clone().map_err(AppError::invalid)?;
         let window = status.window.ok_or_else(|| {
             AppError::conflict(format!(

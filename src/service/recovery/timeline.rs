@@ -113,7 +113,7 @@ impl Recovery {
         from_us: Option<i64>,
         to_us: Option<i64>,
     ) -> AppResult<Timeline> {
-        let status = self.status(m).await?;
+        let status = self.status_fresh(m).await?;
         let facts = status.facts.clone().map_err(AppError::invalid)?;
         let window = status.window.ok_or_else(|| {
             AppError::conflict("no physical backup yet: the timeline starts at the first one")

@@ -43,6 +43,9 @@ pub struct Facts {
     pub current_offset: Option<i64>,
     /// `archive_timeout` in seconds (0: a segment is archived only when full).
     pub archive_timeout_s: i64,
+    /// A fingerprint of the user relations and their files (count, sum of
+    /// files, newest oid): when it is unchanged, so is [`relation_files`].
+    pub relations: String,
 }
 
 impl Facts {
@@ -68,11 +71,13 @@ struct Archiver {
 }
 
 pub(crate) async fn facts(conn: &mut PgConnection) -> EngineResult<Facts> {
-    let row: (String, i32, i64, String, String, String) = sqlx::query_as(
+    let row: (String, i32, i64, String, String, String, String) = sqlx::query_as(
         "SELECT current_setting('data_directory'), current_setting('server_version_num')::int, \
                 (SELECT oid::int8 FROM pg_database WHERE datname = current_database()), \
                 current_setting('wal_segment_size'), current_setting('archive_mode'), \
-                current_setting('archive_command')",
+                current_setting('archive_command'), \
+                (SELECT count(*) || ':' || COALESCE(sum(relfilenode::int8), 0) || ':' || COALESCE(max(oid::int8), 0) \
+                 FROM pg_class WHERE oid >= 16384 AND relpersistence <> 't' AND relkind IN ('r', 'p', 'm', 'i', 't'))",
     )
     .fetch_one(&mut *conn)
     .await
@@ -110,6 +115,7 @@ pub(crate) async fn facts(conn: &mut PgConnection) -> EngineResult<Facts> {
         current_wal: archiver.current_wal,
         current_offset: archiver.current_offset,
         archive_timeout_s: archiver.archive_timeout_s,
+        relations: row.6,
     })
 }
 

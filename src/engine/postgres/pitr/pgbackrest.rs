@@ -208,6 +208,15 @@ pub struct Info {
 }
 
 impl Info {
+    /// When the newest good backup became consistent (Unix seconds).
+    pub fn newest_good(&self) -> Option<i64> {
+        self.backups
+            .iter()
+            .filter(|b| !b.error)
+            .map(|b| b.finished_at)
+            .max()
+    }
+
     pub fn parse(text: &str, stanza: &str) -> EngineResult<Info> {
         let v: Value = serde_json::from_str(text).map_err(|e| {
             EngineError::Tool(format!("pgbackrest info printed something that is not JSON: {e}"))
