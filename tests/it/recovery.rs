@@ -128,7 +128,7 @@ async fn a_dropped_table_is_found_on_the_timeline_and_restored_from_just_before(
 
     sql(
         &pg,
-        "INSERT INTO orders SELECT g, 'after the backup' FROM generate_series(1001, 1500) g",
+        "INSERT INTO orders SELECT g, 'after the backup' FROM generate_series(1001, 1500) g; CREATE TABLE late (id int)",
     )
     .await;
     tokio::time::sleep(Duration::from_millis(1100)).await;
@@ -141,6 +141,7 @@ async fn a_dropped_table_is_found_on_the_timeline_and_restored_from_just_before(
     .await;
     sql(&pg, "DROP TABLE orders").await;
     sql(&pg, "INSERT INTO events SELECT generate_series(1, 10)").await;
+    sql(&pg, "DROP TABLE late").await;
     archive_now(&pg).await;
 
     // The timeline lists the drop after T, named.
@@ -165,6 +166,14 @@ async fn a_dropped_table_is_found_on_the_timeline_and_restored_from_just_before(
         "{drop} after {from}"
     );
     let xid = drop["xid"].as_i64().unwrap();
+    // A table made after the backup is named too: the panel recorded it
+    // from its poll, seeing the catalog change.
+    assert!(
+        events
+            .iter()
+            .any(|e| e["kind"] == "drop" && e["relation"] == "public.late"),
+        "{timeline}"
+    );
 
     // Restore to just before it: a new server with the table and every row it had.
     let r = api_post(
@@ -652,6 +661,57 @@ async fn a_panel_killed_mid_restore_interrupts_it_and_removes_its_directory_at_t
     .expect("the restore marked interrupted within a minute");
     assert!(r["error"].as_str().unwrap().contains("panel stopped"), "{r}");
     assert!(!data.exists(), "its directory is removed");
+
+    // The served panel (its umask closes what it makes) restores to the
+    // latest in full, and reads the restored server it registered.
+    let (_, started) = crate::helpers::served_post(
+        &base,
+        &admin,
+        "/api/v1/databases/shop/recovery/restores",
+        json!({"target_time": null, "target_xid": null, "confirm": "shop"}),
+    )
+    .await
+    .expect("a restore started");
+    let id = started["restore_id"]
+        .as_i64()
+        .unwrap_or_else(|| panic!("{started}"));
+    let done = tokio::time::timeout(Duration::from_secs(300), async {
+        loop {
+            if let Some(r) =
+                crate::helpers::served_get(&base, &admin, &format!("/api/v1/recovery-restores/{id}")).await
+                && r["state"] != "restoring"
+            {
+                return r;
+            }
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+    })
+    .await
+    .expect("the restore ended within 5 minutes");
+    assert_eq!(done["state"], "ready", "{done}");
+    let name = done["database"].as_str().unwrap().to_string();
+    let db = eventually("the restored database to be checked", || async {
+        crate::helpers::served_get(&base, &admin, &format!("/api/v1/databases/{name}"))
+            .await
+            .filter(|d| d["reachable"] == true)
+    })
+    .await;
+    assert!(db["size_bytes"].as_i64().unwrap_or(0) > 50_000_000, "{db}");
+    let (status, _) = crate::helpers::served_post(
+        &base,
+        &admin,
+        &format!("/api/v1/recovery-restores/{id}/discard"),
+        json!({}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(status, StatusCode::ACCEPTED);
+    eventually("the restored server to be discarded", || async {
+        crate::helpers::served_get(&base, &admin, &format!("/api/v1/recovery-restores/{id}"))
+            .await
+            .filter(|r| r["state"] == "discarded")
+    })
+    .await;
     child.kill().unwrap();
     child.wait().unwrap();
 }

@@ -16,6 +16,37 @@ use crate::store::now;
 use crate::store::recovery::{self as rows, Ended, RestoreRow};
 
 impl Recovery {
+    /// Is `dir` one of restore_dir's own (a restore's home)?
+    fn owns(&self, dir: &str) -> bool {
+        let dir = std::path::Path::new(dir);
+        !dir.as_os_str().is_empty()
+            && dir.parent() == Some(self.restore_dir())
+            && dir
+                .components()
+                .all(|c| matches!(c, std::path::Component::RootDir | std::path::Component::Normal(_)))
+    }
+
+    /// Scratch directories of timeline requests a dead panel left behind
+    /// (an hour old: a running request's are younger).
+    pub(super) fn sweep_scratch(&self) {
+        let Ok(entries) = std::fs::read_dir(self.restore_dir()) else {
+            return;
+        };
+        for e in entries.flatten() {
+            let old = e
+                .metadata()
+                .and_then(|m| m.modified())
+                .is_ok_and(|t| t.elapsed().is_ok_and(|age| age.as_secs() > 3600));
+            if old
+                && e.file_name()
+                    .to_string_lossy()
+                    .starts_with(super::timeline::SCRATCH_PREFIX)
+            {
+                let _ = std::fs::remove_dir_all(e.path());
+            }
+        }
+    }
+
     /// Stop a restored server, delete its directory and unregister it
     /// (admin), as a job.
     pub async fn discard(&self, actor: &Actor, id: i64) -> AppResult<i64> {
@@ -42,7 +73,21 @@ impl Recovery {
         .await
     }
 
+    /// Discard as a job, once: a restore whose discard is under way (or
+    /// failed, until the panel restarts) is not discarded again.
     async fn discard_job(&self, actor: &Actor, row: RestoreRow) -> AppResult<i64> {
+        let first = self
+            .0
+            .discarding
+            .lock()
+            .map(|mut d| d.insert(row.id))
+            .unwrap_or(false);
+        if !first {
+            return Err(AppError::conflict(format!(
+                "restore {} is being discarded already (or its discard failed: see its job)",
+                row.id
+            )));
+        }
         let spec = JobSpec {
             kind: JobKind::Discard,
             database: Some(row.database_name.clone()),
@@ -56,6 +101,9 @@ impl Recovery {
                 this.remove_restored(&row)
                     .await
                     .map_err(|e| JobFailure::Failed(e.to_string()))?;
+                if let Ok(mut d) = this.0.discarding.lock() {
+                    d.remove(&row.id);
+                }
                 Ok(format!("discarded {} (restore #{})", row.new_database, row.id))
             })
         })
@@ -81,7 +129,7 @@ impl Recovery {
             }
             self.0.fleet.refresh(&self.0.registry).await;
         }
-        if !row.dir.is_empty() && row.dir.starts_with(&self.restore_dir().display().to_string()) {
+        if !row.dir.is_empty() && self.owns(&row.dir) {
             Self::server_of(row).remove().await.map_err(AppError::from)?;
         }
         rows::discarded(self.0.store.pool(), row.id).await?;
@@ -108,7 +156,7 @@ impl Recovery {
             if active {
                 continue;
             }
-            if !row.dir.is_empty() && row.dir.starts_with(&self.restore_dir().display().to_string()) {
+            if !row.dir.is_empty() && self.owns(&row.dir) {
                 let server = Self::server_of(&row);
                 server.stop().await;
                 if let Err(e) = cluster::remove_dir(&server.home).await {

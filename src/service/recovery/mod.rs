@@ -61,6 +61,19 @@ impl Target {
     }
 }
 
+/// A stanza as the panel tells stanzas apart: its config file and name.
+fn stanza_id(stanza: &Stanza) -> String {
+    format!(
+        "{}:{}",
+        stanza
+            .config
+            .as_deref()
+            .map(|c| c.display().to_string())
+            .unwrap_or_default(),
+        stanza.name
+    )
+}
+
 /// How the panel's recovery work is set up.
 #[derive(Clone, Debug)]
 pub struct RecoveryConfig {
@@ -88,6 +101,10 @@ struct Inner {
     /// Per database: the last reading of the server and pgBackRest's catalog.
     readings: StdMutex<HashMap<String, Arc<ReadingSlot>>>,
     segments: timeline::SegmentCache,
+    /// One timeline request decodes archived WAL at a time.
+    decoding: tokio::sync::Semaphore,
+    /// Restores whose discard job was started by this panel.
+    discarding: StdMutex<std::collections::HashSet<i64>>,
 }
 
 /// How long one reading of a server's archiving and pgBackRest's catalog
@@ -143,6 +160,8 @@ impl Recovery {
             facts: StdMutex::default(),
             recorded: StdMutex::default(),
             readings: StdMutex::default(),
+            decoding: tokio::sync::Semaphore::new(1),
+            discarding: StdMutex::default(),
             segments: timeline::SegmentCache::default(),
         }))
     }
@@ -318,7 +337,10 @@ impl Recovery {
             let recorded = self.0.recorded.lock().ok();
             let before = recorded.as_ref().and_then(|r| r.get(&name)).map(|(_, f)| f);
             match before {
-                Some(before) => files.iter().filter(|f| !before.contains(f)).cloned().collect(),
+                Some(before) => {
+                    let known: std::collections::HashSet<&RelationFile> = before.iter().collect();
+                    files.iter().filter(|f| !known.contains(f)).cloned().collect()
+                }
                 None => files.clone(),
             }
         };
@@ -382,6 +404,7 @@ impl Recovery {
     pub fn spawn_background(&self, every: Duration) {
         let this = self.clone();
         tokio::spawn(async move {
+            this.sweep_scratch();
             loop {
                 this.sweep_interrupted().await;
                 this.discard_expired().await;

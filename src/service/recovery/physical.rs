@@ -57,15 +57,7 @@ pub struct Verified {
 /// A job claim on a stanza, held across the databases that share it
 /// (one backup or expire of a stanza at a time, whichever database asks).
 fn stanza_claim(stanza: &Stanza, what: &str) -> String {
-    format!(
-        "{GLOBAL_CLAIM}pgbackrest-{what}:{}:{}",
-        stanza
-            .config
-            .as_deref()
-            .map(|c| c.display().to_string())
-            .unwrap_or_default(),
-        stanza.name
-    )
+    format!("{GLOBAL_CLAIM}pgbackrest-{what}:{}", super::stanza_id(stanza))
 }
 
 impl Recovery {

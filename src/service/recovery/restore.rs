@@ -174,10 +174,11 @@ impl Recovery {
                 m.entry.name, status.stanza
             ))
         })?;
+        let stanza = Self::stanza_of(m, Some(&facts))?;
         // The target's time: given, or the transaction's commit from the timeline.
         let at_us = match target {
             Target::Time(us) => Some(us),
-            Target::Xid(x) => self.0.segments.commit_time(&status.stanza, x),
+            Target::Xid(x) => self.0.segments.commit_time(&super::stanza_id(&stanza), x),
             Target::Latest => None,
         };
         if let Target::Time(us) = target {
@@ -218,7 +219,6 @@ impl Recovery {
                 window_text(&window)
             ))
         })?;
-        let stanza = Self::stanza_of(m, Some(&facts))?;
         let pg_ctl = server_program(facts.major, "pg_ctl").map_err(AppError::from)?;
         let new_db = new_name(&m.entry.name, if drill { "drill" } else { "pitr" });
         DatabaseName::parse(&new_db)?;
@@ -274,6 +274,7 @@ impl Recovery {
                 pg_ctl,
                 run_as: None,
             },
+            prepared: false,
         };
         let job = self
             .submit(actor, spec, move |ctx| Box::pin(task.run(ctx)))

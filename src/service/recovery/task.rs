@@ -31,8 +31,10 @@ fn pg_time(us: i64) -> String {
 }
 
 /// The restored server's URL: the original's user, password and database
-/// on 127.0.0.1:port, without the original's host or TLS settings.
-fn local_url(url: &SecretUrl, port: u16) -> AppResult<SecretUrl> {
+/// through its socket in `socket_dir` (a directory only its OS user and
+/// the panel reach: no one else can take its port and be asked for the
+/// password), without the original's host or TLS settings.
+fn local_url(url: &SecretUrl, port: u16, socket_dir: &std::path::Path) -> AppResult<SecretUrl> {
     let mut u =
         url::Url::parse(url.expose()).map_err(|_| AppError::invalid("the database's URL does not parse"))?;
     u.set_host(Some("127.0.0.1"))
@@ -50,9 +52,9 @@ fn local_url(url: &SecretUrl, port: u16) -> AppResult<SecretUrl> {
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
     u.set_query(None);
-    if !keep.is_empty() {
-        u.query_pairs_mut().extend_pairs(keep);
-    }
+    u.query_pairs_mut()
+        .append_pair("host", &socket_dir.display().to_string())
+        .extend_pairs(keep);
     Ok(SecretUrl::new(u.to_string()))
 }
 
@@ -77,6 +79,9 @@ pub(super) struct RestoreTask {
     pub(super) drill: bool,
     pub(super) new_db: String,
     pub(super) server: Restored,
+    /// Its home was made by this task (so a failure removes it; a home
+    /// that was there is another restore's).
+    pub(super) prepared: bool,
 }
 
 impl RestoreTask {
@@ -113,7 +118,9 @@ impl RestoreTask {
             }
             Err((failure, rto_ms, proof)) => {
                 // Nothing half-done stays: the server stopped, its directory gone.
-                let _ = self.server.remove().await;
+                if self.prepared {
+                    let _ = self.server.remove().await;
+                }
                 let message = match &failure {
                     JobFailure::Cancelled => "cancelled".to_string(),
                     JobFailure::Failed(e) => e.clone(),
@@ -148,38 +155,14 @@ impl RestoreTask {
     ) -> Result<RestoreDone, (JobFailure, Option<i64>, String)> {
         let fail = |e: String| (JobFailure::Failed(e), None, String::new());
         let data = self.server.data();
-        // A new directory, owned by whoever runs the server.
-        tokio::fs::create_dir_all(&data)
-            .await
-            .map_err(|e| fail(format!("cannot create {}: {e}", data.display())))?;
-        {
-            use std::os::unix::fs::PermissionsExt;
-            let _ = std::fs::set_permissions(&self.server.home, std::fs::Permissions::from_mode(0o755));
-            let _ = std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o700));
-        }
-        if let Some(user) = &self.server.run_as {
-            let ok = tokio::process::Command::new("chown")
-                .arg("-R")
-                .arg(user)
-                .arg(&self.server.home)
-                .status()
-                .await
-                .is_ok_and(|s| s.success());
-            if !ok {
-                return Err(fail(format!(
-                    "cannot give {} to {user}",
-                    self.server.home.display()
-                )));
-            }
-        }
+        // A new home, never one that is there already (another restore's).
+        self.server.prepare().map_err(|e| fail(e.to_string()))?;
+        self.prepared = true;
         let mut args = vec![
             format!("--pg1-path={}", data.display()),
             format!("--set={}", self.backup.label),
             "--archive-mode=off".to_string(),
-            format!(
-                "--tablespace-map-all={}",
-                self.server.home.join("tablespaces").display()
-            ),
+            format!("--tablespace-map-all={}", self.server.tablespaces().display()),
             "--log-level-console=detail".to_string(),
         ];
         match self.target {
@@ -211,7 +194,6 @@ impl RestoreTask {
         .await
         .map_err(|e| (e, None, String::new()))?;
         let restored_in = started.elapsed();
-        self.server.complete_config().map_err(|e| fail(e.to_string()))?;
         self.server.port = cluster::free_port().map_err(|e| fail(e.to_string()))?;
         let _ = rows::set_port(self.recovery.0.store.pool(), self.id, self.server.port as i64).await;
         ctx.progress(Some(0.65), "replaying WAL to the target");
@@ -239,7 +221,8 @@ impl RestoreTask {
                 .unwrap_or("(not in the log)")
         ))
         .await;
-        let url = local_url(&self.url, self.server.port).map_err(|e| fail(e.to_string()))?;
+        let url = local_url(&self.url, self.server.port, &self.server.socket_dir())
+            .map_err(|e| fail(e.to_string()))?;
         if self.drill {
             ctx.progress(Some(0.85), "proving the restored data");
             let proof = self.prove(&url).await;
@@ -300,9 +283,12 @@ impl RestoreTask {
                     let first = rows.first().and_then(|r| r.first().cloned().flatten());
                     match first.as_deref() {
                         Some("t") | Some("true") | Some("1") => Ok(true),
+                        // What it returned, cut short: viewers read it.
                         other => Err(format!(
                             "the proof query returned {} instead of true",
-                            other.unwrap_or("nothing")
+                            other
+                                .map(|v| format!("{:?}", v.chars().take(60).collect::<String>()))
+                                .unwrap_or_else(|| "nothing".into())
                         )),
                     }
                 }
@@ -334,11 +320,12 @@ mod tests {
         let u = local_url(
             &SecretUrl::new("postgres://app:pw@db.example:5432/orders?sslmode=require&application_name=x"),
             6543,
+            std::path::Path::new("/srv/restores/orders-pitr-1/run"),
         )
         .unwrap();
         assert_eq!(
             u.expose(),
-            "postgres://app:pw@127.0.0.1:6543/orders?application_name=x"
+            "postgres://app:pw@127.0.0.1:6543/orders?host=%2Fsrv%2Frestores%2Forders-pitr-1%2Frun&application_name=x"
         );
     }
 }

@@ -18,7 +18,7 @@ use crate::store::recovery as rows;
 /// Segments kept folded in memory.
 const CACHE_SEGMENTS: usize = 2048;
 
-/// (stanza, timeline, segment number).
+/// (stanza and its config, timeline, segment number).
 type SegmentKey = (String, u32, u64);
 /// The folded segments, and their keys oldest first (for eviction).
 type Cached = (HashMap<SegmentKey, Arc<Segment>>, VecDeque<SegmentKey>);
@@ -46,7 +46,8 @@ impl SegmentCache {
         }
     }
 
-    /// When transaction `xid` committed, if a folded segment of `stanza` saw it.
+    /// When transaction `xid` committed, if a folded segment of the stanza
+    /// (`stanza_id`) saw it.
     pub(super) fn commit_time(&self, stanza: &str, xid: i64) -> Option<i64> {
         let c = self.inner.lock().ok()?;
         c.0.iter()
@@ -54,6 +55,36 @@ impl SegmentCache {
             .flat_map(|(_, seg)| seg.commits.iter())
             .find(|commit| commit.xid as i64 == xid)
             .map(|commit| commit.at_us)
+    }
+}
+
+/// A scratch directory for archived WAL under restore_dir, given to the
+/// OS user pgBackRest runs as, removed when dropped (also when a request
+/// is abandoned half-way). Ones a dead panel left are swept at start.
+struct Scratch(std::path::PathBuf);
+
+/// The names scratch directories start with.
+pub(super) const SCRATCH_PREFIX: &str = ".wal-";
+
+impl Scratch {
+    fn new(restore_dir: &std::path::Path, user: Option<&str>) -> AppResult<Scratch> {
+        use std::os::unix::fs::DirBuilderExt;
+        let dir = restore_dir.join(format!("{SCRATCH_PREFIX}{}", uuid::Uuid::new_v4().simple()));
+        std::fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&dir)
+            .map_err(|e| AppError::invalid(format!("cannot create {}: {e}", dir.display())))?;
+        let scratch = Scratch(dir);
+        if let Some(user) = user {
+            crate::engine::pitr::cluster::give(&scratch.0, user).map_err(AppError::from)?;
+        }
+        Ok(scratch)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
     }
 }
 
@@ -151,19 +182,17 @@ impl Recovery {
             .ok_or_else(|| AppError::invalid("a backup in pgBackRest's catalog names no WAL start"))?;
 
         super::restore::prepare_dir(self.restore_dir(), stanza.run_as.as_deref())?;
-        let scratch = self
-            .restore_dir()
-            .join(format!(".wal-{}", uuid::Uuid::new_v4().simple()));
-        tokio::fs::create_dir_all(&scratch)
+        // One request decodes at a time: viewers asking at once wait, and
+        // find what the first one decoded in the cache.
+        let _turn = self
+            .0
+            .decoding
+            .acquire()
             .await
-            .map_err(|e| AppError::invalid(format!("cannot create {}: {e}", scratch.display())))?;
-        if let Some(user) = &stanza.run_as {
-            let _ = tokio::process::Command::new("chown")
-                .arg(user)
-                .arg(&scratch)
-                .status()
-                .await;
-        }
+            .map_err(|_| AppError::conflict("the panel is stopping"))?;
+        let scratch = Scratch::new(self.restore_dir(), stanza.run_as.as_deref())?;
+        let scratch_dir = scratch.0.clone();
+        let cache_id = super::stanza_id(&stanza);
         let mut segments: Vec<Arc<Segment>> = Vec::new();
         let mut decoded = 0u64;
         let mut truncated = false;
@@ -171,7 +200,7 @@ impl Recovery {
         let budget = self.0.config.timeline_wal_budget;
         let mut result = Ok(());
         for n in first..=last {
-            let key = (stanza.name.clone(), tli, n);
+            let key = (cache_id.clone(), tli, n);
             let seg = match self.0.segments.get(&key) {
                 Some(s) => s,
                 None => {
@@ -179,7 +208,9 @@ impl Recovery {
                         truncated = true;
                         break;
                     }
-                    match wal::decode_segment(&stanza, &waldump, &scratch, tli, n, wal_size).await {
+                    match wal::decode_segment(&stanza, &waldump, facts.major, &scratch_dir, tli, n, wal_size)
+                        .await
+                    {
                         Ok((seg, complete)) => {
                             decoded += wal_size as u64;
                             let seg = Arc::new(seg);
@@ -205,7 +236,7 @@ impl Recovery {
                 break;
             }
         }
-        let _ = tokio::fs::remove_dir_all(&scratch).await;
+        drop(scratch);
         result?;
 
         let naming = self.naming(m).await?;

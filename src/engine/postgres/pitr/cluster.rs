@@ -1,6 +1,13 @@
 //! A restored server: a new data directory started with the original
 //! server's own `pg_ctl` on a free local port, waited for until it has
 //! promoted, and stopped and deleted when discarded.
+//!
+//! Its home is the panel's own directory (which may run as root): the
+//! server's OS user owns only what is inside it (data/, tablespaces/, run/
+//! for the socket, server.log) and cannot put a link where the panel
+//! writes or reads. Settings that run commands on this machine are
+//! switched off on the command line, whatever the backup's configuration
+//! (a managed database's superuser wrote it) says.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -30,21 +37,49 @@ pub fn free_port() -> EngineResult<u16> {
         .port())
 }
 
-/// pg_ctl hands `-o` to a shell: paths in it hold safe characters only.
+/// pg_ctl hands `-o` to a shell: paths in it hold safe characters only,
+/// and short enough for the socket's path (`<home>/run/.s.PGSQL.<port>`
+/// within the 107 bytes a Unix socket's name may have).
 pub fn check_path(path: &Path) -> EngineResult<()> {
     let text = path.display().to_string();
     if text
         .chars()
         .all(|c| c.is_ascii_alphanumeric() || matches!(c, '/' | '.' | '_' | '-'))
-        && text.len() < 90
+        && text.len() <= 85
     {
         Ok(())
     } else {
         Err(EngineError::Invalid(format!(
-            "the restore directory {text} must be an absolute path of letters, digits, '/', '.', '_' and '-' under 90 characters (a server's socket lives there)"
+            "the restore directory {text} must be an absolute path of letters, digits, '/', '.', '_' and '-' of at most 85 characters (a server's socket lives there)"
         )))
     }
 }
+
+/// `chown` one path to `user`, never following a link.
+pub fn give(path: &Path, user: &str) -> EngineResult<()> {
+    let ok = std::process::Command::new("chown")
+        .arg("-h")
+        .arg(user)
+        .arg(path)
+        .status()
+        .is_ok_and(|s| s.success());
+    if ok {
+        Ok(())
+    } else {
+        Err(EngineError::Tool(format!(
+            "cannot give {} to the OS user {user}",
+            path.display()
+        )))
+    }
+}
+
+/// The pg_hba.conf of a restored server whose original kept its own
+/// elsewhere: the socket (in a directory only the server's OS user and
+/// the panel reach) trusts, TCP asks for a password.
+const HBA: &str = "# written by Custodian for a restored server\n\
+                   local all all trust\n\
+                   host all all 127.0.0.1/32 scram-sha-256\n\
+                   host all all ::1/128 scram-sha-256\n";
 
 impl Restored {
     pub fn data(&self) -> PathBuf {
@@ -55,43 +90,105 @@ impl Restored {
         self.home.join("server.log")
     }
 
-    /// The server's configuration files, where the original kept them
-    /// outside its data directory (Debian's /etc/postgresql): a minimal
-    /// postgresql.conf, and a pg_hba.conf that lets only local password
-    /// (or peer) logins in.
-    pub fn complete_config(&self) -> EngineResult<()> {
-        let data = self.data();
-        let write = |name: &str, text: &str| -> EngineResult<()> {
-            let path = data.join(name);
-            if !path.exists() {
-                std::fs::write(&path, text).map_err(|e| EngineError::local(&format!("writing {name}"), e))?;
-                if let Some(user) = &self.run_as {
-                    let _ = std::process::Command::new("chown").arg(user).arg(&path).status();
-                }
+    /// Where its Unix socket is.
+    pub fn socket_dir(&self) -> PathBuf {
+        self.home.join("run")
+    }
+
+    pub fn tablespaces(&self) -> PathBuf {
+        self.home.join("tablespaces")
+    }
+
+    /// Make its home, new (an existing one is refused, never reused): the
+    /// panel's, holding data/, tablespaces/ and run/ (mode 0700) and
+    /// server.log (0600), those owned by the server's OS user.
+    pub fn prepare(&self) -> EngineResult<()> {
+        use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+        check_path(&self.home)?;
+        let local = |what: &str, e: std::io::Error| EngineError::local(what, e);
+        std::fs::DirBuilder::new()
+            .mode(0o755)
+            .create(&self.home)
+            .map_err(|e| local(&format!("creating {}", self.home.display()), e))?;
+        // The panel's umask (077) would close it to the server's OS user.
+        std::fs::set_permissions(&self.home, std::fs::Permissions::from_mode(0o755))
+            .map_err(|e| local(&format!("opening {} to the server", self.home.display()), e))?;
+        let mut owned = Vec::new();
+        for dir in [self.data(), self.tablespaces(), self.socket_dir()] {
+            std::fs::DirBuilder::new()
+                .mode(0o700)
+                .create(&dir)
+                .map_err(|e| local(&format!("creating {}", dir.display()), e))?;
+            owned.push(dir);
+        }
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(self.log())
+            .map_err(|e| local("creating the server's log", e))?;
+        owned.push(self.log());
+        if let Some(user) = &self.run_as {
+            for path in &owned {
+                give(path, user)?;
             }
-            Ok(())
-        };
-        write(
-            "postgresql.conf",
-            "# written by Custodian for a restored server\n",
-        )?;
-        write(
-            "pg_hba.conf",
-            "# written by Custodian for a restored server\nlocal all all peer\nhost all all 127.0.0.1/32 scram-sha-256\n",
-        )?;
-        write("pg_ident.conf", "")?;
+        }
         Ok(())
+    }
+
+    /// The `-c` options naming its configuration files: the restored
+    /// ones where the data directory has them, else files the panel
+    /// writes into its home (the original kept its own elsewhere, as
+    /// Debian's /etc/postgresql): a minimal postgresql.conf, and a
+    /// pg_hba.conf that trusts the socket and asks TCP for a password.
+    fn config_options(&self) -> EngineResult<String> {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        let mut options = String::new();
+        for (name, key, text) in [
+            (
+                "postgresql.conf",
+                "config_file",
+                "# written by Custodian for a restored server\n",
+            ),
+            ("pg_hba.conf", "hba_file", HBA),
+            ("pg_ident.conf", "ident_file", ""),
+        ] {
+            // A link counts as there: the server reads it as its own user.
+            let restored = self.data().join(name);
+            let path = if restored.symlink_metadata().is_ok() {
+                restored
+            } else {
+                let ours = self.home.join(name);
+                let mut f = std::fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .mode(0o644)
+                    .open(&ours)
+                    .map_err(|e| EngineError::local(&format!("writing {name}"), e))?;
+                std::io::Write::write_all(&mut f, text.as_bytes())
+                    .and_then(|()| f.set_permissions(std::fs::Permissions::from_mode(0o644)))
+                    .map_err(|e| EngineError::local(&format!("writing {name}"), e))?;
+                ours
+            };
+            check_path(&path)?;
+            options.push_str(&format!(" -c {key}={}", path.display()));
+        }
+        Ok(options)
     }
 
     /// Start it and wait until it has promoted (with hot_standby off, it
     /// takes connections only then). Fails with the log's last lines.
     pub async fn start(&self) -> EngineResult<()> {
         check_path(&self.home)?;
+        // Commands the backup's configuration may carry are not run here.
         let options = format!(
-            "-c port={} -c listen_addresses=127.0.0.1 -c unix_socket_directories={} -c logging_collector=off \
-             -c archive_mode=off -c hot_standby=off -c shared_buffers=128MB -c cluster_name=custodian-restore",
+            "-c port={} -c listen_addresses=127.0.0.1 -c unix_socket_directories={} \
+             -c unix_socket_permissions=0700 -c logging_collector=off -c archive_mode=off -c hot_standby=off \
+             -c shared_buffers=128MB -c cluster_name=custodian-restore -c ssl=off \
+             -c recovery_end_command= -c archive_cleanup_command={}",
             self.port,
-            self.home.display()
+            self.socket_dir().display(),
+            self.config_options()?
         );
         let mut cmd = as_user(&self.pg_ctl, self.run_as.as_deref());
         cmd.arg("-D")
@@ -273,5 +370,6 @@ mod tests {
         assert!(check_path(Path::new("/srv/custodian/restores/app-pitr-20261206")).is_ok());
         assert!(check_path(Path::new("/tmp/a b")).is_err());
         assert!(check_path(Path::new("/tmp/$(reboot)")).is_err());
+        assert!(check_path(Path::new(&format!("/{}", "a".repeat(85)))).is_err());
     }
 }

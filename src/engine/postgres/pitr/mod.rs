@@ -119,21 +119,23 @@ pub(crate) async fn facts(conn: &mut PgConnection) -> EngineResult<Facts> {
     })
 }
 
-/// "16MB" → bytes (what `SHOW wal_segment_size` prints).
+/// "16MB" → bytes (what `SHOW wal_segment_size` prints), within what
+/// PostgreSQL allows (1 MB to 1 GB).
 fn parse_size(text: &str) -> i64 {
-    let digits: String = text.chars().take_while(|c| c.is_ascii_digit()).collect();
+    let digits: String = text.chars().take_while(|c| c.is_ascii_digit()).take(12).collect();
     let n: i64 = digits.parse().unwrap_or(16);
     let unit = text[digits.len()..].trim().to_ascii_uppercase();
-    n * match unit.as_str() {
+    let bytes = n.saturating_mul(match unit.as_str() {
         "KB" => 1024,
         "MB" => 1024 * 1024,
         "GB" => 1024 * 1024 * 1024,
         _ => 1,
-    }
+    });
+    bytes.clamp(1024 * 1024, 1024 * 1024 * 1024)
 }
 
 /// A relation of the managed database and the file that holds it now.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct RelationFile {
     pub relfilenode: i64,
     pub oid: i64,
@@ -200,5 +202,7 @@ mod tests {
     fn segment_sizes_parse() {
         assert_eq!(super::parse_size("16MB"), 16 * 1024 * 1024);
         assert_eq!(super::parse_size("1GB"), 1024 * 1024 * 1024);
+        assert_eq!(super::parse_size("64GB"), 1024 * 1024 * 1024);
+        assert_eq!(super::parse_size("99999999999999999999MB"), 1024 * 1024 * 1024);
     }
 }

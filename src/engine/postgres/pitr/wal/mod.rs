@@ -17,10 +17,16 @@ use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::process::Stdio;
 
-use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
 
 use super::pgbackrest::{Stanza, as_user, segment_name};
 use crate::engine::{EngineError, EngineResult};
+
+/// The resource managers whose records the timeline folds.
+const RMGRS: [&str; 6] = ["Heap", "Heap2", "Transaction", "Standby", "Storage", "XLOG"];
+
+/// The longest pg_waldump line read (longer ones are skipped).
+const MAX_LINE: u64 = 256 * 1024;
 
 /// Oids and files below this are the system catalogs'.
 const FIRST_NORMAL_OID: u32 = 16384;
@@ -206,7 +212,10 @@ impl Segment {
                     .unwrap_or("")
                     .trim()
                     .to_string();
-                let mut parts = desc["COMMIT".len()..].split("; ");
+                let Some(after) = desc.trim_start().strip_prefix("COMMIT") else {
+                    return;
+                };
+                let mut parts = after.split("; ");
                 let Some(at_us) = parts.next().and_then(commit_time) else {
                     return;
                 };
@@ -259,6 +268,7 @@ fn lsn_of(number: u64, wal_size: i64) -> String {
 pub async fn decode_segment(
     stanza: &Stanza,
     waldump: &Path,
+    major: u32,
     scratch: &Path,
     tli: u32,
     number: u64,
@@ -294,8 +304,16 @@ pub async fn decode_segment(
         .arg("-s")
         .arg(lsn_of(number, wal_size))
         .arg("-e")
-        .arg(lsn_of(number + 1, wal_size))
-        .stdout(Stdio::piped())
+        .arg(lsn_of(number + 1, wal_size));
+    // Only the records folded here (from PostgreSQL 15, -r may be given
+    // more than once): never logical messages, whose text anyone can
+    // choose (pg_logical_emit_message) and make look like other records.
+    if major >= 15 {
+        for rmgr in RMGRS {
+            cmd.arg("-r").arg(rmgr);
+        }
+    }
+    cmd.stdout(Stdio::piped())
         .stderr(Stdio::null())
         .kill_on_drop(true);
     let mut child = cmd
@@ -305,14 +323,31 @@ pub async fn decode_segment(
         .stdout
         .take()
         .ok_or_else(|| EngineError::internal("pg_waldump has no output"))?;
-    let mut lines = BufReader::new(stdout).lines();
+    let mut reader = BufReader::new(stdout);
     let mut segment = Segment::default();
-    while let Some(line) = lines
-        .next_line()
-        .await
-        .map_err(|e| EngineError::Tool(format!("reading pg_waldump: {e}")))?
-    {
-        segment.add_line(&line);
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        // A line is read whole up to a bound (a record's description is
+        // short); text that is not UTF-8 is read lossily, never an error.
+        let n = (&mut reader)
+            .take(MAX_LINE)
+            .read_until(b'\n', &mut line)
+            .await
+            .map_err(|e| EngineError::Tool(format!("reading pg_waldump: {e}")))?;
+        if n == 0 {
+            break;
+        }
+        if line.last() != Some(&b'\n') && n as u64 == MAX_LINE {
+            // Too long to be a record we fold: skip the rest of it.
+            let mut rest = Vec::new();
+            reader
+                .read_until(b'\n', &mut rest)
+                .await
+                .map_err(|e| EngineError::Tool(format!("reading pg_waldump: {e}")))?;
+            continue;
+        }
+        segment.add_line(String::from_utf8_lossy(&line).trim_end());
     }
     // pg_waldump ends with an error at the end of what it has; its output stands.
     let _ = child.wait().await;
