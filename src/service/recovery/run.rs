@@ -31,15 +31,25 @@ pub async fn run(
         let _ = stderr.read_to_string(&mut text).await;
         text
     });
-    let mut lines = BufReader::new(stdout).lines();
+    // Its output is drained by a task of its own, so pgBackRest never
+    // waits on a full pipe while a line is written to the job's log.
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        let mut lines = BufReader::new(stdout).lines();
+        while let Ok(Some(line)) = lines.next_line().await {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
     let mut info = Vec::new();
     let mut all = String::new();
     let mut cancelled = false;
     loop {
         tokio::select! {
-            line = lines.next_line() => {
+            line = rx.recv() => {
                 match line {
-                    Ok(Some(line)) => {
+                    Some(line) => {
                         if let Some(p) = progress_of(&line) {
                             ctx.progress(Some(range.0 + (range.1 - range.0) * p), &format!("{what}: {:.0}%", p * 100.0));
                         } else if line.contains(" INFO: ") || line.contains(" WARN: ") || line.contains(" ERROR: ") {
