@@ -20,6 +20,9 @@ pub struct Session {
     pub query_age_s: Option<f64>,
     /// How long the open transaction has run.
     pub xact_age_s: Option<f64>,
+    /// How long it has been in its state (for idle in transaction: how
+    /// long it has sat idle holding its transaction open).
+    pub state_age_s: Option<f64>,
     /// Sessions holding the lock this one waits for.
     pub blocked_by: Vec<i64>,
     /// The lock mode this session waits for, when blocked.

@@ -28,6 +28,9 @@ pub struct Filter {
     pub min_seconds: Option<f64>,
     pub user: Option<String>,
     pub text: Option<String>,
+    /// Show the panel's own connections too (hidden by default: they are
+    /// its catalog reads, not the database's work).
+    pub own: bool,
 }
 
 impl Filter {
@@ -43,16 +46,18 @@ impl Filter {
             let t = t.to_lowercase();
             s.query.as_deref().is_some_and(|q| q.to_lowercase().contains(&t))
         });
-        state_ok && age_ok && user_ok && text_ok
+        (self.own || !s.own) && state_ok && age_ok && user_ok && text_ok
     }
 }
 
 /// The figures above the table.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Summary {
-    /// Sessions of this database by state, most first.
+    /// Sessions of this database by state, most first (not the panel's own).
     pub by_state: Vec<(String, i64)>,
     pub total: i64,
+    /// The panel's own connections to this database (not in `total`).
+    pub own: i64,
     pub server_connections: Option<i64>,
     pub max_connections: Option<i64>,
     pub idle_in_transaction: i64,
@@ -64,7 +69,7 @@ pub struct Summary {
 
 pub fn summarize(sample: &ActivitySample) -> Summary {
     let mut by_state: BTreeMap<String, i64> = BTreeMap::new();
-    for s in &sample.sessions {
+    for s in sample.sessions.iter().filter(|s| !s.own) {
         *by_state
             .entry(s.state.clone().unwrap_or_else(|| "unknown".into()))
             .or_default() += 1;
@@ -80,12 +85,14 @@ pub fn summarize(sample: &ActivitySample) -> Summary {
             .max_by(|a, b| a.1.total_cmp(&b.1))
     };
     Summary {
-        total: sample.sessions.len() as i64,
+        total: sample.sessions.iter().filter(|s| !s.own).count() as i64,
+        own: sample.sessions.iter().filter(|s| s.own).count() as i64,
         server_connections: sample.server_connections,
         max_connections: sample.max_connections,
         idle_in_transaction: sample
             .sessions
             .iter()
+            .filter(|s| !s.own)
             .filter(|s| {
                 s.state
                     .as_deref()

@@ -262,7 +262,8 @@ async fn a_waiter_shows_blocked_by_the_holder_and_the_tree_starts_at_the_root() 
         .fetch_one(&mut holder)
         .await
         .unwrap();
-    sqlx::raw_sql("BEGIN; UPDATE accounts SET balance = 0 WHERE id = 1")
+    // Its last query takes 3 s: it then sits idle in its transaction.
+    sqlx::raw_sql("BEGIN; UPDATE accounts SET balance = 0 WHERE id = 1; SELECT pg_sleep(3)")
         .execute(&mut holder)
         .await
         .unwrap();
@@ -297,6 +298,30 @@ async fn a_waiter_shows_blocked_by_the_holder_and_the_tree_starts_at_the_root() 
         .expect("the waiter is in the tree");
     assert!(root < child, "the tree starts at the root blocker");
     assert!(tree[root..child].contains("root blocker"));
+    // The root blocker's age is its transaction's.
+    assert!(
+        tree[root..child].contains("in its transaction for "),
+        "{}",
+        &tree[root..child]
+    );
+    // Its row says how long it has sat idle in its transaction: 3 s less
+    // than the transaction, whose first 3 s were its last query.
+    let row = &page[page
+        .find(&format!("data-pid=\"{holder_pid}\""))
+        .expect("the holder's row")..];
+    let row = &row[..row.find("</tr>").unwrap()];
+    let cell = |label: &str| -> String {
+        let at = row.find(&format!("data-label=\"{label}\">")).unwrap() + label.len() + 14;
+        row[at..at + row[at..].find("</td>").unwrap()].trim().to_string()
+    };
+    let (xact, age) = (cell("Xact"), cell("Age"));
+    let idle = age
+        .strip_prefix("idle ")
+        .unwrap_or_else(|| panic!("the age cell says {age:?}"));
+    let secs = |t: &str| t.strip_suffix('s').and_then(|n| n.parse::<i64>().ok());
+    if let (Some(x), Some(i)) = (secs(&xact), secs(idle)) {
+        assert!(x - i >= 2, "idle {i}s of a {x}s transaction");
+    }
     assert!(tree[child..].contains("ShareLock"), "the lock mode waited for");
 
     // The root blocker runs no query: cancel would do nothing, and says so.
@@ -385,7 +410,15 @@ async fn refusals_are_clear_and_audited() {
         .await;
     assert_eq!(res.status(), StatusCode::FORBIDDEN);
     assert!(res.text().await.unwrap().contains("own connections"));
+    // Not listed by default (nor counted), listed when asked for: marked,
+    // with no buttons.
     let (_, page) = operator.text("/databases/shop/activity").await;
+    assert!(!page.contains(&format!("data-pid=\"{own}\"")));
+    assert!(
+        page.contains("of the panel&#x27;s own") || page.contains("of the panel's own"),
+        "counted apart"
+    );
+    let (_, page) = operator.text("/databases/shop/activity?own=true").await;
     let row = &page[page.find(&format!("data-pid=\"{own}\"")).unwrap()..];
     let row = &row[..row.find("</tr>").unwrap()];
     assert!(

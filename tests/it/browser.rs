@@ -300,6 +300,17 @@ async fn a_dba_cancels_a_runaway_query_in_two_clicks() {
     click(&browser, "button[type=submit].primary").await;
     let row = format!("tr[data-pid='{pid}']");
     wait_for_text(&browser, &row, "pg_sleep(600)").await;
+    // In an incident the row's buttons are on screen, on a laptop and a phone.
+    at_both_sizes(
+        &browser,
+        "activity",
+        &row,
+        &[
+            &format!("{row} form[action$='/cancel'] button"),
+            &format!("{row} a[href*='/terminate']"),
+        ],
+    )
+    .await;
 
     click(&browser, &format!("{row} form[action$='/cancel'] button")).await;
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -378,11 +389,12 @@ async fn a_dba_runs_vacuum_analyze_and_watches_it_finish() {
 }
 
 /// At a phone (390×844) and a laptop (1366×768) size: the page never
-/// scrolls sideways (wide tables scroll inside their own box). With
-/// CUSTODIAN_SCREENSHOTS=DIR, what shows with `at` scrolled into view is
-/// saved as DIR/NAME-WIDTH.png for a person to look at. The window is left
-/// at the laptop size.
-async fn at_both_sizes(browser: &Client, name: &str, at: &str) {
+/// scrolls sideways (wide tables scroll inside their own box), and each of
+/// `must_see` lies within the window's width (not past a table's edge).
+/// With CUSTODIAN_SCREENSHOTS=DIR, what shows with `at` scrolled into view
+/// is saved as DIR/NAME-WIDTH.png for a person to look at. The window is
+/// left at the laptop size.
+async fn at_both_sizes(browser: &Client, name: &str, at: &str, must_see: &[&str]) {
     let dir = std::env::var("CUSTODIAN_SCREENSHOTS").ok();
     for (w, h) in [(390, 844), (1366, 768)] {
         browser.set_window_size(w, h).await.unwrap();
@@ -399,6 +411,32 @@ async fn at_both_sizes(browser: &Client, name: &str, at: &str) {
             page <= view,
             "{name} at {w} px scrolls sideways: {page} px wide in {view}"
         );
+        for css in must_see {
+            let edges = browser
+                .execute(
+                    "const r = document.querySelector(arguments[0]).getBoundingClientRect(); \
+                     const box = document.querySelector(arguments[0]).closest('.table-wrap'); \
+                     const b = box ? box.getBoundingClientRect() : {left: 0, right: document.documentElement.clientWidth}; \
+                     return [r.left, r.right, Math.max(0, b.left), Math.min(b.right, document.documentElement.clientWidth)]",
+                    vec![json!(css)],
+                )
+                .await
+                .unwrap();
+            let e: Vec<f64> = edges
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_f64().unwrap())
+                .collect();
+            assert!(
+                e[0] >= e[2] - 0.5 && e[1] <= e[3] + 0.5,
+                "{name} at {w} px: {css} spans {:.0}–{:.0} px, outside the visible {:.0}–{:.0}",
+                e[0],
+                e[1],
+                e[2],
+                e[3]
+            );
+        }
         if let Some(dir) = &dir {
             std::fs::create_dir_all(dir).unwrap();
             browser
@@ -663,11 +701,17 @@ async fn an_admin_finds_the_drop_on_the_timeline_and_restores_to_just_before_it(
 
     click(&browser, ".timeline-form button[type=submit]").await;
     wait_for_text(&browser, "table.timeline tr.event.drop", "public.orders").await;
-    at_both_sizes(&browser, "pitr-backups-tab", "#pitr").await;
+    at_both_sizes(&browser, "pitr-backups-tab", "#pitr", &[]).await;
     click(&browser, "table.timeline tr.event.drop a.button").await;
     wait_for_text(&browser, "h1", "Restore shop into a new server").await;
     wait_for_text(&browser, "main", "Just before: drop public.orders").await;
-    at_both_sizes(&browser, "pitr-restore-form", "h1").await;
+    at_both_sizes(
+        &browser,
+        "pitr-restore-form",
+        "h1",
+        &["button[type=submit].danger"],
+    )
+    .await;
     fill_in(&browser, "input[name=confirm]", "shop").await;
     click(&browser, "button[type=submit].danger").await;
     wait_for_text(&browser, ".job-head", "succeeded").await;
@@ -682,7 +726,13 @@ async fn an_admin_finds_the_drop_on_the_timeline_and_restores_to_just_before_it(
     // The restored server is a database of the panel: its tables are browsed there.
     browser.goto(&app.url("/databases/shop/backups")).await.unwrap();
     wait_for_text(&browser, "table.restores", "ready").await;
-    at_both_sizes(&browser, "pitr-restored", "table.restores").await;
+    at_both_sizes(
+        &browser,
+        "pitr-restored",
+        "table.restores",
+        &["table.restores form[action$='/discard'] button"],
+    )
+    .await;
     click(&browser, "table.restores a[href^='/databases/shop-pitr-']").await;
     wait_for_text(&browser, "h1", "shop-pitr-").await;
     let restored_page = browser.current_url().await.unwrap();

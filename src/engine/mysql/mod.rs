@@ -237,6 +237,8 @@ async fn read_activity(conn: &mut MySqlConnection) -> EngineResult<ActivitySampl
                 .filter(|w| !w.is_empty()),
             query: row.try_get("info").map_err(get)?,
             xact_age_s: row.try_get("xact_age").map_err(get)?,
+            // The process list's TIME: seconds in the current command.
+            state_age_s: seconds.map(|s| s as f64),
             blocked_by: blocked_by
                 .unwrap_or_default()
                 .split(',')

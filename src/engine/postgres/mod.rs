@@ -44,7 +44,8 @@ pub const ACTIVITY_SQL: &str = "SELECT a.pid::int8 AS pid, a.usename::text AS us
                     CASE WHEN a.wait_event_type = 'Lock' THEN pg_blocking_pids(a.pid) ELSE '{}'::int[] END AS blocked_by, \
                     CASE WHEN a.wait_event_type = 'Lock' THEN \
                          (SELECT l.mode FROM pg_locks l WHERE l.pid = a.pid AND NOT l.granted LIMIT 1) END AS lock_mode, \
-                    current_setting('max_connections')::int8 AS max_conns \
+                    current_setting('max_connections')::int8 AS max_conns, \
+                    extract(epoch FROM now() - a.state_change)::float8 AS state_age \
              FROM pg_stat_activity a \
              WHERE a.backend_type = 'client backend' \
              ORDER BY a.query_start NULLS LAST, a.pid";
@@ -246,6 +247,7 @@ async fn read_activity(conn: &mut PgConnection) -> EngineResult<ActivitySample> 
             query: row.try_get(7).map_err(get)?,
             query_age_s: row.try_get(8).map_err(get)?,
             xact_age_s: row.try_get(9).map_err(get)?,
+            state_age_s: row.try_get(13).map_err(get)?,
             blocked_by: blocked_by.into_iter().map(i64::from).collect(),
             lock_mode: row.try_get(11).map_err(get)?,
         });

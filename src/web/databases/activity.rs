@@ -47,6 +47,9 @@ pub(super) struct ActivityQuery {
     every: Option<u64>,
     #[serde(default)]
     paused: bool,
+    /// Show the panel's own connections too.
+    #[serde(default)]
+    own: bool,
 }
 
 impl ActivityQuery {
@@ -66,6 +69,7 @@ impl ActivityQuery {
             min_seconds,
             user: text(&self.user),
             text: text(&self.q),
+            own: self.own,
         })
     }
 
@@ -89,6 +93,9 @@ impl ActivityQuery {
             }
         }
         q.append_pair("every", &self.interval().to_string());
+        if self.own {
+            q.append_pair("own", "true");
+        }
         if paused {
             q.append_pair("paused", "true");
         }
@@ -102,14 +109,15 @@ pub(super) struct Row {
     user: String,
     application: String,
     client: String,
-    database: String,
     state: String,
     wait_event: String,
     query_short: String,
     query_full: String,
+    /// What the age column says: the running query's age, or for a
+    /// session idle in a transaction how long it has sat idle.
     query_age: String,
     xact_age: String,
-    /// "", "warn" or "alert": the query age's colour.
+    /// "", "warn" or "alert": the age's colour.
     age_class: &'static str,
     blocked_by: String,
     lock_mode: String,
@@ -121,14 +129,24 @@ pub(super) struct Row {
 
 fn row(s: &Session, warn: f64, alert: f64, depth: usize) -> Row {
     let query = s.query.clone().unwrap_or_default();
-    let age = s.query_age_s.unwrap_or(0.0);
+    let idle_in_transaction = s
+        .state
+        .as_deref()
+        .is_some_and(|st| st.starts_with("idle in transaction"));
+    // Idle in a transaction: how long it has sat idle (holding its locks),
+    // not how long ago its last query started.
+    let shown_age = if idle_in_transaction {
+        s.state_age_s
+    } else {
+        s.query_age_s
+    };
+    let age = shown_age.unwrap_or(0.0);
     let short: String = query.chars().take(SHORT_QUERY).collect();
     Row {
         pid: s.pid,
         user: s.user.clone().unwrap_or_default(),
         application: s.application.clone().unwrap_or_default(),
         client: s.client.clone().unwrap_or_default(),
-        database: s.database.clone().unwrap_or_default(),
         state: s.state.clone().unwrap_or_default(),
         wait_event: s.wait_event.clone().unwrap_or_default(),
         query_short: if short.len() < query.len() {
@@ -136,9 +154,13 @@ fn row(s: &Session, warn: f64, alert: f64, depth: usize) -> Row {
         } else {
             short
         },
-        query_age: s.query_age_s.map(|a| fmt_age(a as i64)).unwrap_or_default(),
+        query_age: match shown_age {
+            Some(a) if idle_in_transaction => format!("idle {}", fmt_age(a as i64)),
+            Some(a) => fmt_age(a as i64),
+            None => String::new(),
+        },
         xact_age: s.xact_age_s.map(|a| fmt_age(a as i64)).unwrap_or_default(),
-        age_class: match s.query_age_s {
+        age_class: match shown_age {
             Some(_) if age >= alert => "alert",
             Some(_) if age >= warn => "warn",
             _ => "",
@@ -176,6 +198,8 @@ pub(super) struct ActivityFragment {
     tree: Vec<Row>,
     rows: Vec<Row>,
     hidden: usize,
+    /// The panel's own sessions are listed (the filter asks for them).
+    show_own: bool,
     taken: String,
     poll: Option<u64>,
     self_link: String,
@@ -220,6 +244,7 @@ async fn fragment(
         tree: Vec::new(),
         rows: Vec::new(),
         hidden: 0,
+        show_own: view.own,
         taken: String::new(),
         poll: (!view.paused).then(|| view.interval()),
         self_link: format!("/databases/{name}/activity?{}", view.link(view.paused)),
