@@ -73,6 +73,14 @@ impl ActivityQuery {
         })
     }
 
+    /// A filter is set (the page shows the filters open on a phone).
+    fn filtered(&self) -> bool {
+        [&self.state, &self.min, &self.user, &self.q]
+            .iter()
+            .any(|v| !v.trim().is_empty())
+            || self.own
+    }
+
     fn interval(&self) -> u64 {
         self.every
             .filter(|e| INTERVALS.contains(e))
