@@ -116,12 +116,14 @@ async fn a_running_query_is_shown_cancelled_and_terminated_from_the_page() {
         )
         .await;
     assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let again = res.text().await.unwrap();
+    // The form again, with the error beside it and what was typed.
     assert!(
-        res.text()
-            .await
-            .unwrap()
-            .contains(&format!("Type the pid ({pid})"))
+        again.contains(&format!("action=\"/databases/shop/activity/{pid}/terminate\""))
+            && again.contains("name=\"confirm\" value=\"12345\""),
+        "{again}"
     );
+    assert!(again.contains(&format!("Type the pid ({pid})")));
     assert!(!sleeper.is_finished());
     let res = operator
         .post(

@@ -314,6 +314,24 @@ async fn a_dba_cancels_a_runaway_query_in_two_clicks() {
     )
     .await;
 
+    // A mistyped confirmation shows the form again, the error beside it and
+    // what was typed still in the box.
+    click(&browser, &format!("{row} a[href*='/terminate']")).await;
+    wait_for_text(&browser, "h1", &format!("Terminate session {pid}?")).await;
+    fill_in(&browser, "input[name=confirm]", "1").await;
+    click(&browser, "button[type=submit].danger").await;
+    wait_for_text(&browser, ".flash.error", &format!("Type the pid ({pid})")).await;
+    let typed = browser
+        .find(Locator::Css("input[name=confirm]"))
+        .await
+        .unwrap()
+        .prop("value")
+        .await
+        .unwrap();
+    assert_eq!(typed.as_deref(), Some("1"), "the typed value is kept");
+    click(&browser, "a[href^='/databases/shop/activity']").await;
+    wait_for_text(&browser, &row, "pg_sleep(600)").await;
+
     click(&browser, &format!("{row} form[action$='/cancel'] button")).await;
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {

@@ -234,11 +234,23 @@ async fn a_blocked_vacuum_full_is_cancelled_from_the_job_page() {
         StatusCode::UNPROCESSABLE_ENTITY,
         "VACUUM FULL wants the name typed"
     );
+    let html = res.text().await.unwrap();
+    assert!(html.contains("locks the table against reads and writes"));
+    // The form comes back as it was sent: the table still selected, the
+    // action still chosen, the typed text still there.
     assert!(
-        res.text()
-            .await
-            .unwrap()
-            .contains("locks the table against reads and writes")
+        html.contains(&format!(
+            "value=\"oid:{table}\" aria-label=\"Select public.big\" checked"
+        )),
+        "the selection is kept"
+    );
+    assert!(
+        html.contains("<option value=\"vacuum_full\" selected>"),
+        "the action is kept"
+    );
+    assert!(
+        html.contains("name=\"confirm\" value=\"wrong\""),
+        "the typed text is kept"
     );
     let res = operator
         .post(

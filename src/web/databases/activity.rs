@@ -376,6 +376,9 @@ pub(super) struct TerminatePage {
     state: String,
     query: String,
     back: String,
+    /// Why the last attempt was refused, and what was typed.
+    error: Option<String>,
+    typed: String,
 }
 
 #[derive(Deserialize)]
@@ -402,6 +405,8 @@ pub(super) async fn terminate_page(
         state: found.state.unwrap_or_default(),
         query: found.query.unwrap_or_default(),
         back: q.back,
+        error: None,
+        typed: String::new(),
     })
 }
 
@@ -411,9 +416,29 @@ pub(super) async fn terminate(
     session: HttpSession,
     Db(m): Db,
     pid: Pid,
+    ctx: PageCtx,
     Form(form): Form<SignalForm>,
-) -> AppResult<Redirect> {
-    signal_route(&state, &me, &session, &m, pid, &form, Signal::Terminate).await
+) -> AppResult<Response> {
+    match signal_route(&state, &me, &session, &m, pid, &form, Signal::Terminate).await {
+        Ok(to) => Ok(to.into_response()),
+        // A wrong confirmation: the same page again, the error beside the
+        // box and what was typed in it.
+        Err(AppError::Invalid(why)) => {
+            let found = activity::session(&m, pid.get()).await?;
+            let page = TerminatePage {
+                ctx,
+                db: DbView::of(&m),
+                pid: pid.get(),
+                state: found.state.unwrap_or_default(),
+                query: found.query.unwrap_or_default(),
+                back: form.back.clone(),
+                error: Some(why),
+                typed: form.confirm.chars().take(20).collect(),
+            };
+            Ok((axum::http::StatusCode::UNPROCESSABLE_ENTITY, page).into_response())
+        }
+        Err(e) => Err(e),
+    }
 }
 
 #[derive(Deserialize)]

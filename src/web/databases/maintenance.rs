@@ -5,7 +5,7 @@
 use askama::Template;
 use askama_web::WebTemplate;
 use axum::extract::{Query, RawForm, State};
-use axum::response::Redirect;
+use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
 use super::DbView;
@@ -149,9 +149,36 @@ pub(super) struct MaintenancePage {
     indexes: Vec<IndexRow>,
     health: DatabaseHealth,
     error: Option<String>,
+    /// The form as it was sent when it was refused: why, and what was
+    /// chosen, selected and typed (kept, so nothing is lost).
+    refused: Option<String>,
+    chosen: Sent,
+}
+
+/// What the maintenance form sent.
+#[derive(Clone, Debug, Default)]
+pub(super) struct Sent {
+    action: String,
+    tables: Vec<String>,
+    whole: bool,
+    confirm: String,
 }
 
 impl MaintenancePage {
+    /// Was the table with this form key selected when the form was refused?
+    fn selected(&self, key: &str) -> bool {
+        self.chosen.tables.iter().any(|t| t == key)
+    }
+
+    /// Selected tables that are not on this page of the list (sent again, hidden).
+    fn selected_elsewhere(&self) -> Vec<&String> {
+        self.chosen
+            .tables
+            .iter()
+            .filter(|t| !self.tables.iter().any(|r| &r.key == *t))
+            .collect()
+    }
+
     /// A link to this tab with one thing changed.
     fn link(&self, sort: &str, descending: bool, page: i64) -> String {
         let mut q = form_urlencoded::Serializer::new(String::new());
@@ -191,6 +218,10 @@ pub(super) async fn page(
     Query(view): Query<MaintQuery>,
     ctx: PageCtx,
 ) -> AppResult<MaintenancePage> {
+    Ok(build(&m, view, ctx).await)
+}
+
+async fn build(m: &crate::service::fleet::Member, view: MaintQuery, ctx: PageCtx) -> MaintenancePage {
     let caps = m.capabilities();
     let tab = match view.tab.as_str() {
         "indexes" if caps.index_health => "indexes",
@@ -206,7 +237,7 @@ pub(super) async fn page(
         view_tab: tab,
         sort: sort.as_str(),
         descending,
-        actions: maintenance::actions(&m)
+        actions: maintenance::actions(m)
             .into_iter()
             .map(|a| (a.as_str(), a.label()))
             .collect(),
@@ -217,6 +248,8 @@ pub(super) async fn page(
         indexes: Vec::new(),
         health: DatabaseHealth::default(),
         error: None,
+        refused: None,
+        chosen: Sent::default(),
         view,
     };
     let search = Some(page.view.q.trim().to_string()).filter(|s| !s.is_empty());
@@ -231,7 +264,7 @@ pub(super) async fn page(
             limit: PAGE,
         }),
     };
-    match maintenance::figures(&m, of).await {
+    match maintenance::figures(m, of).await {
         Ok(Figures::Indexes(ix)) => page.indexes = ix.into_iter().map(index_row).collect(),
         Ok(Figures::Database(h)) => page.health = h,
         Ok(Figures::Tables(list)) => {
@@ -241,7 +274,7 @@ pub(super) async fn page(
         }
         Err(e) => page.error = Some(e),
     }
-    Ok(page)
+    page
 }
 
 /// Start a maintenance job from the form: `action`, any number of
@@ -251,13 +284,18 @@ pub(super) async fn run(
     State(state): State<AppState>,
     Operator(me): Operator,
     Db(m): Db,
+    ctx: PageCtx,
     RawForm(body): RawForm,
-) -> AppResult<Redirect> {
+) -> AppResult<Response> {
     let mut action = None;
     let mut req = Request::default();
+    let mut sent = Sent::default();
     for (k, v) in form_urlencoded::parse(&body) {
         match k.as_ref() {
-            "action" => action = Action::parse(&v),
+            "action" => {
+                action = Action::parse(&v);
+                sent.action = v.chars().take(40).collect();
+            }
             "tables" if !v.is_empty() => req.tables.push(v.into_owned()),
             "index" if !v.is_empty() => req.index = Some(v.into_owned()),
             "whole" => req.whole_database = !v.is_empty() && v != "false",
@@ -265,7 +303,34 @@ pub(super) async fn run(
             _ => {}
         }
     }
-    let action = action.ok_or_else(|| AppError::invalid("choose an action"))?;
-    let id = maintenance::start(&state.jobs, &m, &me.actor(), action, req).await?;
-    Ok(Redirect::to(&format!("/jobs/{id}")))
+    sent.tables = req.tables.iter().take(1000).cloned().collect();
+    sent.whole = req.whole_database;
+    sent.confirm = req
+        .confirm
+        .clone()
+        .unwrap_or_default()
+        .chars()
+        .take(200)
+        .collect();
+    let started = match action {
+        Some(action) => maintenance::start(&state.jobs, &m, &me.actor(), action, req).await,
+        None => Err(AppError::invalid("choose an action")),
+    };
+    match started {
+        Ok(id) => Ok(Redirect::to(&format!("/jobs/{id}")).into_response()),
+        // Refused: the page again with the reason beside the form, and
+        // what was chosen, selected and typed still there.
+        Err(AppError::Invalid(why) | AppError::Conflict(why)) if from_tables_form(&body) => {
+            let mut page = build(&m, MaintQuery::default(), ctx).await;
+            page.refused = Some(why);
+            page.chosen = sent;
+            Ok((axum::http::StatusCode::UNPROCESSABLE_ENTITY, page).into_response())
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Sent by the tables form (not the indexes tab's one-index REINDEX button).
+fn from_tables_form(body: &[u8]) -> bool {
+    !form_urlencoded::parse(body).any(|(k, _)| k == "index")
 }
