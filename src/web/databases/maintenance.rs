@@ -233,7 +233,7 @@ async fn build(m: &crate::service::fleet::Member, view: MaintQuery, ctx: PageCtx
     let page_no = view.page.unwrap_or(1).clamp(1, 1_000_000);
     let mut page = MaintenancePage {
         ctx,
-        db: DbView::of(&m),
+        db: DbView::of(m),
         view_tab: tab,
         sort: sort.as_str(),
         descending,
