@@ -560,6 +560,14 @@ async fn a_lead_approves_a_migration_and_an_operator_applies_it() {
         "CREATE INDEX without CONCURRENTLY locks writes on orders",
     )
     .await;
+    // The request card shows the lint summary beside Approve.
+    wait_for_text(&browser, "article.request .lint-summary", "Lint: ").await;
+    wait_for_text(
+        &browser,
+        "article.request .lint-summary",
+        "CREATE INDEX without CONCURRENTLY",
+    )
+    .await;
     fill_in(
         &browser,
         "form.decide input[name=comment]",
@@ -574,6 +582,17 @@ async fn a_lead_approves_a_migration_and_an_operator_applies_it() {
         "Approved by lina: “ok for this small table”",
     )
     .await;
+    // It says what it is now, and offers lina no second approval.
+    wait_for_text(
+        &browser,
+        "article.request h3",
+        "approved — ready to apply (by lina)",
+    )
+    .await;
+    assert!(
+        browser.find(Locator::Css("form.decide")).await.is_err(),
+        "no decision left for lina"
+    );
     assert!(
         browser
             .find(Locator::Css("form[action$='/apply']"))

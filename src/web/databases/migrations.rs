@@ -67,6 +67,72 @@ pub struct RequestView {
     pub r: Request,
     pub versions: String,
     pub at: String,
+    /// What the request's state means now: "approved — ready to apply
+    /// (by …)" once an open request has its approvals.
+    pub status: String,
+    /// The signed-in user may still approve or reject it (an approver who
+    /// neither asked for it nor decided on it yet).
+    pub mine_to_decide: bool,
+    /// Its migrations' lint findings, worst first: (severity, version, rule, message).
+    pub lint: Vec<(String, String, String, String)>,
+    pub lint_errors: usize,
+}
+
+impl RequestView {
+    fn of(r: Request, me: &str, can_approve: bool) -> RequestView {
+        let approved_by: Vec<&str> = r
+            .decisions
+            .iter()
+            .filter(|d| d.approve)
+            .map(|d| d.approver.as_str())
+            .collect();
+        let status = if r.state.is_open() && r.approvals >= r.approvals_required {
+            format!("approved — ready to apply (by {})", approved_by.join(", "))
+        } else if r.state.is_open() {
+            format!(
+                "waiting for approval ({} of {})",
+                r.approvals, r.approvals_required
+            )
+        } else {
+            r.state.to_string()
+        };
+        RequestView {
+            versions: r
+                .files
+                .iter()
+                .map(|f| f.version.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+            at: fmt_time(r.requested_at),
+            status,
+            mine_to_decide: can_approve
+                && r.state.is_open()
+                && r.requested_by != me
+                && !r.decisions.iter().any(|d| d.approver == me),
+            lint: Vec::new(),
+            lint_errors: 0,
+            r,
+        }
+    }
+
+    /// Its migrations' findings, from the pending list.
+    fn with_lint(mut self, pending: &[PendingView]) -> RequestView {
+        for f in &self.r.files {
+            if let Some(p) = pending.iter().find(|p| p.version == f.version) {
+                for x in &p.findings {
+                    self.lint.push((
+                        x.severity.as_str().to_string(),
+                        p.version.clone(),
+                        x.rule.clone(),
+                        x.message.clone(),
+                    ));
+                }
+            }
+        }
+        self.lint.sort_by_key(|(sev, ..)| sev != "error");
+        self.lint_errors = self.lint.iter().filter(|(sev, ..)| sev == "error").count();
+        self
+    }
 }
 
 fn pending_view(p: migrations::Pending) -> PendingView {
@@ -131,20 +197,7 @@ pub(super) async fn page(
         can_approve: me.user.can_approve,
         settings: requests::settings(&state.store, name.as_str()).await?,
     };
-    tab.requests = requests::list(&state.store, name.as_str())
-        .await?
-        .into_iter()
-        .map(|r| RequestView {
-            versions: r
-                .files
-                .iter()
-                .map(|f| f.version.as_str())
-                .collect::<Vec<_>>()
-                .join(", "),
-            at: fmt_time(r.requested_at),
-            r,
-        })
-        .collect();
+    let requests = requests::list(&state.store, name.as_str()).await?;
     match migrations::status(&m).await {
         Ok(s) => {
             tab.applied = s.applied;
@@ -155,6 +208,10 @@ pub(super) async fn page(
         }
         Err(e) => tab.error = Some(e.to_string()),
     }
+    tab.requests = requests
+        .into_iter()
+        .map(|r| RequestView::of(r, &tab.me, tab.can_approve).with_lint(&tab.pending))
+        .collect();
     Ok(tab)
 }
 
