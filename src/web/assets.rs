@@ -24,6 +24,11 @@ const ASSETS: &[Asset] = &[
         bytes: include_bytes!("../../static/app.css"),
     },
     Asset {
+        path: "favicon.svg",
+        content_type: "image/svg+xml",
+        bytes: include_bytes!("../../static/favicon.svg"),
+    },
+    Asset {
         path: "vendor/htmx/htmx.min.js",
         content_type: "text/javascript; charset=utf-8",
         bytes: include_bytes!("../../static/vendor/htmx/htmx.min.js"),
@@ -64,4 +69,9 @@ pub async fn serve(Path(path): Path<String>, headers: HeaderMap) -> Result<Respo
         h.insert(header::ETAG, v);
     }
     Ok(response)
+}
+
+/// `/favicon.ico`, which browsers ask for on their first page: the icon.
+pub async fn favicon(headers: HeaderMap) -> Result<Response, AppError> {
+    serve(Path("favicon.svg".to_string()), headers).await
 }

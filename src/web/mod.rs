@@ -146,6 +146,7 @@ pub fn router(state: AppState, sessions: SessionBackend) -> Router {
     let routes = Router::new()
         .route("/healthz", get(overview::healthz))
         .route("/static/{*path}", get(assets::serve))
+        .route("/favicon.ico", get(assets::favicon))
         .route("/metrics", get(metrics::metrics))
         .merge(login::router())
         .merge(overview::router())

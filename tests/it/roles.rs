@@ -40,6 +40,8 @@ const PAGES: &[(M, &str, u16, u16, u16, u16)] = &[
     (M::Get, "/healthz", 200, 200, 200, 200),
     (M::Get, "/static/app.css", 200, 200, 200, 200),
     (M::Get, "/static/vendor/htmx/htmx.min.js", 200, 200, 200, 200),
+    (M::Get, "/static/favicon.svg", 200, 200, 200, 200),
+    (M::Get, "/favicon.ico", 200, 200, 200, 200),
     (M::Get, "/login", 200, 303, 303, 303),
     (M::Post, "/login", 422, 422, 422, 422),
     (M::Get, "/setup", 404, 404, 404, 404),
