@@ -917,6 +917,18 @@ async fn ci_submits_a_migration_file_through_the_api() {
         body["findings"][0]["rule"], "require-concurrent-index-creation",
         "{body}"
     );
+    // The panel applies with the database's lock and statement timeouts:
+    // the lint does not ask the file for its own.
+    let rules: Vec<&str> = body["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|f| f["rule"].as_str())
+        .collect();
+    assert!(
+        !rules.contains(&"require-lock-timeout") && !rules.contains(&"require-statement-timeout"),
+        "{rules:?}"
+    );
     assert_eq!(
         std::fs::read_to_string(dir.path().join("V4__note_index.sql")).unwrap(),
         sql

@@ -16,6 +16,20 @@ use sha2::{Digest, Sha256};
 use crate::engine::history::{self, Applied};
 use crate::error::{AppError, AppResult};
 use crate::lint::{self, Finding};
+
+/// Rules the panel's own apply satisfies: it sets the database's
+/// lock_timeout and statement_timeout around every migration it runs.
+const COVERED_BY_APPLY: [&str; 2] = ["require-lock-timeout", "require-statement-timeout"];
+
+/// The lint of a migration the panel will apply: without the findings its
+/// own settings already answer (the CLI's `migrate lint` keeps them: a file
+/// run by another tool needs its own timeouts).
+fn lint_applied(engine: crate::engine::EngineKind, sql: &str, version: Option<&str>) -> Vec<Finding> {
+    lint::lint(engine, sql, version)
+        .into_iter()
+        .filter(|f| !COVERED_BY_APPLY.contains(&f.rule.as_str()))
+        .collect()
+}
 use crate::service::fleet::Member;
 use plan::Drift;
 
@@ -171,7 +185,7 @@ async fn compare(
                 .unwrap_or_default()
                 .to_string_lossy()
                 .into_owned(),
-            findings: lint::lint(member.entry.engine, &m.up.sql, version.as_deref()),
+            findings: lint_applied(member.entry.engine, &m.up.sql, version.as_deref()),
             sql: m.up.sql.clone(),
             has_down: m.down.is_some(),
         })
@@ -272,7 +286,7 @@ pub async fn submit(
             file: name.into(),
             checksum: checksum(sql),
             created: true,
-            findings: lint::lint(member.entry.engine, sql, version.as_deref()),
+            findings: lint_applied(member.entry.engine, sql, version.as_deref()),
         })
     })
     .await
