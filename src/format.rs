@@ -43,6 +43,20 @@ pub fn fmt_duration(d: std::time::Duration) -> String {
     }
 }
 
+/// Milliseconds as people read a setting: `250 ms`, `5 s`, `1.5 s`,
+/// `30 min`, `2 h`.
+pub fn fmt_ms(ms: i64) -> String {
+    match ms.max(0) {
+        m if m < 1000 => format!("{m} ms"),
+        m if m < 60_000 && m % 1000 == 0 => format!("{} s", m / 1000),
+        m if m < 60_000 => format!("{:.1} s", m as f64 / 1000.0),
+        m if m < 3_600_000 && m % 60_000 == 0 => format!("{} min", m / 60_000),
+        m if m < 3_600_000 => format!("{:.1} min", m as f64 / 60_000.0),
+        m if m % 3_600_000 == 0 => format!("{} h", m / 3_600_000),
+        m => format!("{:.1} h", m as f64 / 3_600_000.0),
+    }
+}
+
 /// Seconds as a short age: `45s`, `12m`, `3h`, `5d`.
 pub fn fmt_age(seconds: i64) -> String {
     match seconds.max(0) {
@@ -55,6 +69,15 @@ pub fn fmt_age(seconds: i64) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn settings_read_in_their_units() {
+        assert_eq!(super::fmt_ms(250), "250 ms");
+        assert_eq!(super::fmt_ms(5_000), "5 s");
+        assert_eq!(super::fmt_ms(1_500), "1.5 s");
+        assert_eq!(super::fmt_ms(1_800_000), "30 min");
+        assert_eq!(super::fmt_ms(7_200_000), "2 h");
+    }
+
     use super::*;
 
     #[test]

@@ -827,6 +827,16 @@ async fn migration_settings_set_approvals_and_timeouts_per_database() {
         current,
         json!({"approvals_required": 1, "lock_timeout_ms": 5000, "statement_timeout_ms": 1800000})
     );
+    // The page says them in units people read.
+    let (_, page) = app
+        .signed_in("reader", Role::Viewer)
+        .await
+        .text("/databases/shop/migrations")
+        .await;
+    assert!(
+        page.contains("lock timeout 5 s · statement timeout 30 min"),
+        "{page}"
+    );
     let put = |body: serde_json::Value| {
         let (url, admin) = (app.url(path), admin.clone());
         async move {
