@@ -129,7 +129,7 @@ impl Recovery {
             }
             self.0.fleet.refresh(&self.0.registry).await;
         }
-        if !row.dir.is_empty() && self.owns(&row.dir) {
+        if self.owns(&row.dir) {
             Self::server_of(row).remove().await.map_err(AppError::from)?;
         }
         rows::discarded(self.0.store.pool(), row.id).await?;
@@ -156,7 +156,7 @@ impl Recovery {
             if active {
                 continue;
             }
-            if !row.dir.is_empty() && self.owns(&row.dir) {
+            if self.owns(&row.dir) {
                 let server = Self::server_of(&row);
                 server.stop().await;
                 if let Err(e) = cluster::remove_dir(&server.home).await {

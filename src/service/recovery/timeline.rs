@@ -191,7 +191,6 @@ impl Recovery {
             .await
             .map_err(|_| AppError::conflict("the panel is stopping"))?;
         let scratch = Scratch::new(self.restore_dir(), stanza.run_as.as_deref())?;
-        let scratch_dir = scratch.0.clone();
         let cache_id = super::stanza_id(&stanza);
         let mut segments: Vec<Arc<Segment>> = Vec::new();
         let mut decoded = 0u64;
@@ -208,7 +207,7 @@ impl Recovery {
                         truncated = true;
                         break;
                     }
-                    match wal::decode_segment(&stanza, &waldump, facts.major, &scratch_dir, tli, n, wal_size)
+                    match wal::decode_segment(&stanza, &waldump, facts.major, &scratch.0, tli, n, wal_size)
                         .await
                     {
                         Ok((seg, complete)) => {
