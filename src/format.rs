@@ -57,6 +57,16 @@ pub fn fmt_ms(ms: i64) -> String {
     }
 }
 
+/// How long a step took, in milliseconds, as people read it: `0.4 s`,
+/// `72 s`, `3 min 5 s`.
+pub fn fmt_elapsed(ms: i64) -> String {
+    match ms.max(0) {
+        ms if ms < 10_000 => format!("{:.1} s", ms as f64 / 1000.0),
+        ms if ms < 120_000 => format!("{} s", ms / 1000),
+        ms => format!("{} min {} s", ms / 60_000, ms / 1000 % 60),
+    }
+}
+
 /// Seconds as a short age: `45s`, `12m`, `3h`, `5d`.
 pub fn fmt_age(seconds: i64) -> String {
     match seconds.max(0) {

@@ -150,6 +150,36 @@ text_enum! {
     }
 }
 
+impl JobKind {
+    /// What the job does, in the words people use ("VACUUM ANALYZE",
+    /// "Restore test"); the pages show this, the store and API `as_str`.
+    pub fn label(self) -> &'static str {
+        match self {
+            JobKind::Backup => "Backup",
+            JobKind::Verify => "Restore test",
+            JobKind::Restore => "Restore",
+            JobKind::Prune => "Prune old backups",
+            JobKind::Migrate => "Migrate",
+            JobKind::Vacuum => "VACUUM",
+            JobKind::VacuumAnalyze => "VACUUM ANALYZE",
+            JobKind::Analyze => "ANALYZE",
+            JobKind::VacuumFull => "VACUUM FULL",
+            JobKind::Reindex => "REINDEX",
+            JobKind::Optimize => "OPTIMIZE TABLE",
+            JobKind::Check => "CHECK TABLE",
+            JobKind::IntegrityCheck => "PRAGMA integrity_check",
+            JobKind::PhysicalBackup => "Physical backup (pgBackRest)",
+            JobKind::Expire => "Expire old backups (pgBackRest)",
+            JobKind::StanzaCreate => "Create stanza (pgBackRest)",
+            JobKind::StanzaCheck => "Check archiving (pgBackRest)",
+            JobKind::RepoVerify => "Verify repository (pgBackRest)",
+            JobKind::PitrRestore => "Point-in-time restore",
+            JobKind::Drill => "Recovery drill",
+            JobKind::Discard => "Discard restored server",
+        }
+    }
+}
+
 text_enum! {
     /// A point-in-time restore into a new server: restoring → ready (its
     /// server runs and is registered) → discarded; a drill ends passed or

@@ -247,16 +247,26 @@ pub struct DatabaseHealth {
 /// Receives (fraction done 0..1 if known, phase) as work goes on.
 pub type ProgressFn = Arc<dyn Fn(Option<f64>, &str) + Send + Sync>;
 
-/// How a running maintenance job talks to its job: progress out, cancel in.
+/// Receives a line for the job's log: what the engine reported.
+pub type LogFn = Arc<dyn Fn(String) + Send + Sync>;
+
+/// How a running maintenance job talks to its job: progress and the
+/// engine's own words out, cancel in.
 #[derive(Clone)]
 pub struct Control {
     pub progress: ProgressFn,
+    pub log: LogFn,
     pub cancel: watch::Receiver<bool>,
 }
 
 impl Control {
     pub fn report(&self, fraction: Option<f64>, phase: &str) {
         (self.progress)(fraction, phase)
+    }
+
+    /// A line for the job's log.
+    pub fn note(&self, line: impl Into<String>) {
+        (self.log)(line.into())
     }
 
     pub fn is_cancelled(&self) -> bool {

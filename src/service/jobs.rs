@@ -310,6 +310,16 @@ impl Jobs {
     async fn run_inner(&self, spec: &JobSpec, ctx: &JobCtx, work: Work) -> Result<String, JobFailure> {
         let store = &self.0.store;
         let slot = self.slot(spec.database.as_deref().unwrap_or(""));
+        if slot.available_permits() == 0 {
+            ctx.progress(
+                None,
+                &format!(
+                    "queued: waiting for a free slot ({} job{} at a time on this database)",
+                    self.0.per_database,
+                    if self.0.per_database == 1 { "" } else { "s" }
+                ),
+            );
+        }
         let _permit = tokio::select! {
             permit = slot.acquire_owned() => permit.map_err(|_| JobFailure::Failed("the job runner stopped".into()))?,
             _ = ctx.cancelled() => return Err(JobFailure::Cancelled),
@@ -321,7 +331,7 @@ impl Jobs {
             if self.try_claim(spec) {
                 break;
             }
-            ctx.progress(None, "waiting for another job on the same table");
+            ctx.progress(None, "queued: waiting for another job on the same table to end");
             tokio::select! {
                 _ = notified => {}
                 _ = ctx.cancelled() => return Err(JobFailure::Cancelled),

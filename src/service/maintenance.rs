@@ -155,16 +155,35 @@ pub async fn start(
         move |ctx: crate::service::jobs::JobCtx| -> crate::service::jobs::JobFuture {
             Box::pin(async move {
                 let reporter = ctx.clone();
+                // The engine's words go to the log in the order it said
+                // them, written by one task so a slow store never holds up
+                // the statement.
+                let (lines, mut heard) = tokio::sync::mpsc::unbounded_channel::<String>();
+                let writer = {
+                    let ctx = ctx.clone();
+                    tokio::spawn(async move {
+                        while let Some(line) = heard.recv().await {
+                            ctx.log(&line).await;
+                        }
+                    })
+                };
                 let control = Control {
                     progress: Arc::new(move |fraction, phase: &str| reporter.progress(fraction, phase)),
+                    log: Arc::new(move |line| {
+                        let _ = lines.send(line);
+                    }),
                     cancel: ctx.cancel_signal(),
                 };
                 let db = member.db().map_err(JobFailure::Failed)?;
                 ctx.log(&format!("{} on {}", action.label(), member.entry.name))
                     .await;
-                match db.maintain(action, &target, &control).await {
+                let outcome = db.maintain(action, &target, &control).await;
+                let cancelled = control.is_cancelled();
+                drop(control);
+                let _ = writer.await;
+                match outcome {
                     Ok(summary) => Ok(summary),
-                    Err(_) if control.is_cancelled() => Err(JobFailure::Cancelled),
+                    Err(_) if cancelled => Err(JobFailure::Cancelled),
                     Err(e) => Err(JobFailure::Failed(e.to_string())),
                 }
             })

@@ -28,6 +28,8 @@ pub struct BackupRow {
     pub verify_ok: Option<bool>,
     pub verify_error: Option<String>,
     pub restore_ms: Option<i64>,
+    /// The last restore test's whole time, checksum to scratch dropped.
+    pub verify_ms: Option<i64>,
 }
 
 impl BackupRow {
@@ -56,13 +58,14 @@ impl BackupRow {
             verify_ok: None,
             verify_error: None,
             restore_ms: None,
+            verify_ms: None,
         }
     }
 }
 
 const COLUMNS: &str = "id, database_name, job_id, state, engine, format, compression, location, bytes, sha256, \
     started_at, finished_at, duration_ms, tool_version, server_version, table_counts, error, verified_at, \
-    verify_ok, verify_error, restore_ms";
+    verify_ok, verify_error, restore_ms, verify_ms";
 
 pub async fn insert(
     pool: &Pool,
@@ -185,16 +188,18 @@ pub async fn record_verify(
     ok: bool,
     error: Option<&str>,
     restore_ms: Option<i64>,
+    verify_ms: i64,
 ) -> sqlx::Result<()> {
     on_pool!(pool, |p| sqlx::query(
         "UPDATE backups SET verified_at = $1, verify_ok = $2, verify_error = $3, \
-         restore_ms = COALESCE($4, restore_ms) WHERE id = $5"
+         restore_ms = COALESCE($4, restore_ms), verify_ms = $6 WHERE id = $5"
     )
     .bind(now())
     .bind(ok)
     .bind(error)
     .bind(restore_ms)
     .bind(id)
+    .bind(verify_ms)
     .execute(p)
     .await
     .map(|_| ()))

@@ -81,15 +81,17 @@ pub async fn list(
 /// queued → running; 0 rows if it was cancelled while queued.
 pub async fn start(pool: &Pool, id: i64) -> sqlx::Result<u64> {
     let at = now();
-    on_pool!(pool, |p| sqlx::query(
-        "UPDATE jobs SET state = 'running', started_at = $1, heartbeat_at = $1 \
+    on_pool!(pool, |p| {
+        sqlx::query(
+        "UPDATE jobs SET state = 'running', started_at = $1, heartbeat_at = $1, phase = 'starting', progress = NULL \
          WHERE id = $2 AND state = 'queued' AND NOT cancel_requested"
     )
     .bind(at)
     .bind(id)
     .execute(p)
     .await
-    .map(|r| r.rows_affected()))
+    .map(|r| r.rows_affected())
+    })
 }
 
 /// A running job's heartbeat and progress; returns whether a cancel was

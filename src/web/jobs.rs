@@ -30,6 +30,8 @@ const PAGE: i64 = 50;
 pub struct JobView {
     pub id: i64,
     pub kind: crate::domain::JobKind,
+    /// The action in words: "VACUUM ANALYZE", "REINDEX INDEX CONCURRENTLY".
+    pub what: String,
     pub database: String,
     pub target: String,
     pub requested_by: String,
@@ -53,8 +55,16 @@ impl JobView {
     /// The row as shown, with what the server may have done meanwhile.
     fn of(state: &AppState, j: JobRow) -> JobView {
         let server_check = maintenance::server_may_have_finished(&state.fleet, &j);
+        let engine = j
+            .database_name
+            .as_deref()
+            .and_then(|d| crate::domain::DatabaseName::parse(d).ok())
+            .and_then(|d| state.fleet.get(&d))
+            .map(|m| m.entry.engine);
+        let what = what(j.kind, engine, &j.target);
         JobView {
             server_check,
+            what,
             ..JobView::from(j)
         }
     }
@@ -74,6 +84,7 @@ impl From<JobRow> for JobView {
         JobView {
             server_check: None,
             id: j.id,
+            what: j.kind.label().to_string(),
             kind: j.kind,
             database: j.database_name.unwrap_or_default(),
             target: j.target,
@@ -92,6 +103,20 @@ impl From<JobRow> for JobView {
             state: j.state,
             active,
         }
+    }
+}
+
+/// A job's action in words. PostgreSQL's REINDEX runs CONCURRENTLY, on
+/// an index or table by table (see `engine::postgres::maintenance`).
+fn what(kind: crate::domain::JobKind, engine: Option<crate::engine::EngineKind>, target: &str) -> String {
+    use crate::domain::JobKind;
+    use crate::engine::EngineKind;
+    match (kind, engine) {
+        (JobKind::Reindex, Some(EngineKind::Postgres)) if target.starts_with("index ") => {
+            "REINDEX INDEX CONCURRENTLY".into()
+        }
+        (JobKind::Reindex, Some(EngineKind::Postgres)) => "REINDEX TABLE CONCURRENTLY".into(),
+        (kind, _) => kind.label().into(),
     }
 }
 

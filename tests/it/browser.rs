@@ -405,6 +405,9 @@ async fn a_dba_runs_vacuum_analyze_and_watches_it_finish() {
     wait_for_text(&browser, "#job .state", "succeeded").await;
     wait_for_text(&browser, "#job .percent", "100%").await;
     wait_for_text(&browser, "#job pre.log", "done: VACUUM ANALYZE public.orders").await;
+    // What VACUUM did, in the server's words and in the job's result.
+    wait_for_text(&browser, "#job pre.log", "tuples: 15000 removed").await;
+    wait_for_text(&browser, "#job .job-head", "15000 dead tuples removed").await;
     browser.close().await.unwrap();
 }
 

@@ -105,8 +105,14 @@ async fn vacuum_analyze_from_the_page_clears_dead_tuples_and_sets_last_vacuum() 
 
     let (_, log_page) = operator.text(&format!("/jobs/{id}")).await;
     assert!(
-        log_page.contains("done: VACUUM ANALYZE public.orders"),
-        "the log says what happened"
+        log_page.contains("done: VACUUM ANALYZE public.orders: 15000 dead tuples removed"),
+        "the log says what happened: {log_page}"
+    );
+    // The server's own words (VERBOSE), and the sizes around the statement.
+    assert!(log_page.contains("tuples: 15000 removed"), "{log_page}");
+    assert!(
+        log_page.contains("public.orders: ") && log_page.contains(" → "),
+        "{log_page}"
     );
     let rows: Vec<_> = app
         .audit()
@@ -267,7 +273,7 @@ async fn a_blocked_vacuum_full_is_cancelled_from_the_job_page() {
     eventually("VACUUM FULL to be waiting in the database", || async {
         let mut c = PgConnection::connect(&pg.url).await.ok()?;
         let n: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND query LIKE 'VACUUM FULL%' AND wait_event_type = 'Lock'",
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND query LIKE 'VACUUM (FULL%' AND wait_event_type = 'Lock'",
         )
         .fetch_one(&mut c)
         .await
@@ -283,7 +289,7 @@ async fn a_blocked_vacuum_full_is_cancelled_from_the_job_page() {
     eventually("the VACUUM FULL backend to be gone", || async {
         let mut c = PgConnection::connect(&pg.url).await.ok()?;
         let n: i64 =
-            sqlx::query_scalar("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND query LIKE 'VACUUM FULL%'")
+            sqlx::query_scalar("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND query LIKE 'VACUUM (FULL%'")
                 .fetch_one(&mut c)
                 .await
                 .ok()?;

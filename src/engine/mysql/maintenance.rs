@@ -170,7 +170,9 @@ pub async fn maintain(
             if kind.eq_ignore_ascii_case("error") {
                 return Err(EngineError::Refused(format!("{}: {text}", rel.display())));
             }
-            notes.push(format!("{}: {kind} {text}", rel.display()));
+            let note = format!("{}: {kind} {text}", rel.display());
+            control.note(note.clone());
+            notes.push(note);
         }
     }
     drop(conn);

@@ -6,13 +6,16 @@
 use std::time::Duration;
 
 use sqlx::{PgConnection, Row};
+use tracing::instrument::WithSubscriber;
 
 use super::Postgres;
+use super::notices::Notices;
 use crate::engine::maintenance::{
     Action, Control, DatabaseHealth, IndexHealth, Relation, TableHealth, TableList, TableQuery, TableSort,
     Target, cancelled, quote_pg,
 };
 use crate::engine::{EngineError, EngineResult};
+use crate::format::fmt_bytes;
 
 const USER_SCHEMAS: &str =
     "n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_toast%'";
@@ -310,16 +313,17 @@ async fn progress_of(db: &Postgres, pid: i32) -> Option<(String, Option<f64>)> {
     .flatten()
 }
 
-/// Is this relation still there, under this name? Checked right before the
-/// statement that names it.
-async fn still_there(conn: &mut PgConnection, rel: &Relation, kinds: &str) -> EngineResult<bool> {
+/// The relation's size on disk (with its indexes and TOAST for a table),
+/// or `None` when it is no longer there under this name. Read right before
+/// the statement that names it, and again after, for the log.
+async fn size_if_there(conn: &mut PgConnection, rel: &Relation, kinds: &str) -> EngineResult<Option<i64>> {
     sqlx::query_scalar(&format!(
-        "SELECT EXISTS (SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
-         WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ({kinds}))"
+        "SELECT pg_total_relation_size(c.oid) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+         WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ({kinds})"
     ))
     .bind(&rel.schema)
     .bind(&rel.name)
-    .fetch_one(&mut *conn)
+    .fetch_optional(&mut *conn)
     .await
     .map_err(EngineError::from)
 }
@@ -364,24 +368,28 @@ pub async fn maintain(
     };
     let pid = conn.id() as i32;
     let n = relations.len() as f64;
+    let (notices, heard) = Notices::start();
+    let mut total = Done::default();
     for (i, rel) in relations.iter().enumerate() {
         if control.is_cancelled() {
             return Err(cancelled());
         }
-        if !still_there(&mut conn, rel, kinds).await? {
+        let Some(before) = size_if_there(&mut conn, rel, kinds).await? else {
             return Err(EngineError::Invalid(format!(
                 "{} no longer exists",
                 rel.display()
             )));
-        }
+        };
         let quoted = format!("{}.{}", quote_pg(&rel.schema)?, quote_pg(&rel.name)?);
+        // VERBOSE: the server says what it did (pages and tuples removed,
+        // rows sampled, the index rebuilt), and the job's log keeps it.
         let sql = match (action, target) {
-            (Action::Reindex, Target::Index(_)) => format!("REINDEX INDEX CONCURRENTLY {quoted}"),
-            (Action::Reindex, _) => format!("REINDEX TABLE CONCURRENTLY {quoted}"),
-            (Action::Vacuum, _) => format!("VACUUM {quoted}"),
-            (Action::VacuumAnalyze, _) => format!("VACUUM (ANALYZE) {quoted}"),
-            (Action::Analyze, _) => format!("ANALYZE {quoted}"),
-            (Action::VacuumFull, _) => format!("VACUUM FULL {quoted}"),
+            (Action::Reindex, Target::Index(_)) => format!("REINDEX (VERBOSE) INDEX CONCURRENTLY {quoted}"),
+            (Action::Reindex, _) => format!("REINDEX (VERBOSE) TABLE CONCURRENTLY {quoted}"),
+            (Action::Vacuum, _) => format!("VACUUM (VERBOSE) {quoted}"),
+            (Action::VacuumAnalyze, _) => format!("VACUUM (VERBOSE, ANALYZE) {quoted}"),
+            (Action::Analyze, _) => format!("ANALYZE VERBOSE {quoted}"),
+            (Action::VacuumFull, _) => format!("VACUUM (FULL, VERBOSE) {quoted}"),
             (other, _) => {
                 return Err(EngineError::Invalid(format!(
                     "PostgreSQL has no {}",
@@ -397,7 +405,10 @@ pub async fn maintain(
         let mut cancel_asked = false;
         let mut cancel_sent = false;
         let result = {
-            let exec = sqlx::query(&sql).persistent(false).execute(&mut *conn);
+            let exec = sqlx::query(&sql)
+                .persistent(false)
+                .execute(&mut *conn)
+                .with_subscriber(notices.clone());
             tokio::pin!(exec);
             loop {
                 tokio::select! {
@@ -418,16 +429,142 @@ pub async fn maintain(
                 }
             }
         };
+        let said = heard.take();
+        for line in &said {
+            let mut lines = line.lines();
+            if let Some(first) = lines.next() {
+                control.note(first.to_string());
+            }
+            for more in lines {
+                control.note(format!("    {}", more.trim()));
+            }
+        }
         if let Err(e) = result {
             if cancel_asked {
                 return Err(cancelled());
             }
             return Err(EngineError::from_sqlx(e).context(rel.display()));
         }
+        let after = size_if_there(&mut conn, rel, kinds).await?.unwrap_or(before);
+        control.note(format!(
+            "{}: {} → {}{}",
+            rel.display(),
+            fmt_bytes(before),
+            fmt_bytes(after),
+            match before - after {
+                0 => String::new(),
+                d if d > 0 => format!(" ({} given back)", fmt_bytes(d)),
+                d => format!(" ({} more)", fmt_bytes(-d)),
+            }
+        ));
+        total.add(&said, before, after);
     }
     drop(conn);
-    Ok(match relations.as_slice() {
+    let what = match relations.as_slice() {
         [one] => format!("{} {}", action.label(), one.display()),
         many => format!("{} on {} tables", action.label(), many.len()),
+    };
+    Ok(match total.summary() {
+        s if s.is_empty() => what,
+        s => format!("{what}: {s}"),
     })
+}
+
+/// What a run did, summed over its relations from the server's VERBOSE
+/// messages and the sizes read around each statement.
+#[derive(Debug, Default, PartialEq)]
+struct Done {
+    tuples_removed: Option<i64>,
+    pages_removed: Option<i64>,
+    before: i64,
+    after: i64,
+}
+
+impl Done {
+    fn add(&mut self, said: &[String], before: i64, after: i64) {
+        for line in said.iter().flat_map(|m| m.lines()) {
+            let line = line.trim();
+            // VACUUM: "tuples: 5000 removed, …" and "pages: 0 removed, …";
+            // VACUUM FULL: "\"public.t\": found 5000 removable, …".
+            let tuples = count_before(line, "tuples: ", " removed")
+                .or_else(|| count_after(line, "found ", " removable"));
+            if let Some(t) = tuples {
+                *self.tuples_removed.get_or_insert(0) += t;
+            }
+            if let Some(p) = count_before(line, "pages: ", " removed") {
+                *self.pages_removed.get_or_insert(0) += p;
+            }
+        }
+        self.before += before;
+        self.after += after;
+    }
+
+    fn summary(&self) -> String {
+        let mut parts = Vec::new();
+        if let Some(t) = self.tuples_removed {
+            parts.push(format!("{t} dead tuples removed"));
+        }
+        if let Some(p) = self.pages_removed {
+            parts.push(format!("{p} pages removed"));
+        }
+        parts.push(format!("{} → {}", fmt_bytes(self.before), fmt_bytes(self.after)));
+        parts.join(", ")
+    }
+}
+
+/// "tuples: 5000 removed, …" → 5000: the number right after `head` at the
+/// start of the line, followed by `tail`.
+fn count_before(line: &str, head: &str, tail: &str) -> Option<i64> {
+    let rest = line.strip_prefix(head)?;
+    let (n, more) = rest.split_once(' ')?;
+    more.starts_with(tail.trim_start()).then_some(())?;
+    n.parse().ok()
+}
+
+/// "… found 5000 removable, …" → 5000: the number between `head` and
+/// `tail` anywhere in the line.
+fn count_after(line: &str, head: &str, tail: &str) -> Option<i64> {
+    let at = line.find(head)? + head.len();
+    let rest = &line[at..];
+    let end = rest.find(tail)?;
+    rest[..end].parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_run_sums_what_vacuum_and_vacuum_full_said() {
+        let mut done = Done::default();
+        // PostgreSQL 15's VACUUM (VERBOSE): one message, many lines.
+        let vacuum = "finished vacuuming \"db.public.t\": index scans: 1\n\
+                      pages: 3 removed, 42 remain, 45 scanned (100.00% of total)\n\
+                      tuples: 5000 removed, 5000 remain, 0 are dead but not yet removable"
+            .to_string();
+        done.add(&["vacuuming \"db.public.t\"".into(), vacuum], 400_000, 380_000);
+        // VACUUM (FULL, VERBOSE).
+        let full = "\"public.u\": found 120 removable, 880 nonremovable row versions in 9 pages".to_string();
+        done.add(&[full], 100_000, 60_000);
+        assert_eq!(done.tuples_removed, Some(5120));
+        assert_eq!(done.pages_removed, Some(3));
+        assert_eq!((done.before, done.after), (500_000, 440_000));
+        assert!(
+            done.summary()
+                .starts_with("5120 dead tuples removed, 3 pages removed, ")
+        );
+    }
+
+    #[test]
+    fn analyze_alone_reports_only_sizes() {
+        let mut done = Done::default();
+        done.add(
+            &["\"public.t\": scanned 45 of 45 pages, containing 5000 live rows and 0 dead rows".into()],
+            8192,
+            8192,
+        );
+        assert_eq!(done.tuples_removed, None);
+        assert_eq!(done.pages_removed, None);
+        assert!(!done.summary().contains("removed"));
+    }
 }

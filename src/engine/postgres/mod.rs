@@ -6,6 +6,7 @@ mod dump;
 mod maintenance;
 mod metrics;
 mod migrate;
+mod notices;
 pub mod pitr;
 
 use std::str::FromStr;

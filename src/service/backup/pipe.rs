@@ -40,6 +40,14 @@ fn engine(e: JobFailure) -> EngineError {
 
 const CHUNK: usize = 256 * 1024;
 
+/// `n` things over `took`, per second (0 for no time at all).
+pub(super) fn per_second(n: i64, took: std::time::Duration) -> i64 {
+    match took.as_secs_f64() {
+        s if s > 0.0 => (n as f64 / s).round() as i64,
+        _ => 0,
+    }
+}
+
 /// Copy `src` into `dst`, hashing what is written; reports progress.
 pub(super) async fn pump<R: AsyncRead + Unpin, W: AsyncWrite + Unpin + ?Sized>(
     mut src: R,
@@ -51,6 +59,7 @@ pub(super) async fn pump<R: AsyncRead + Unpin, W: AsyncWrite + Unpin + ?Sized>(
     let mut buf = vec![0u8; CHUNK];
     let mut total: u64 = 0;
     let mut last_report = Instant::now();
+    let began = Instant::now();
     loop {
         let n = tokio::select! {
             r = src.read(&mut buf) => r.map_err(|e| failed(format!("reading {what}: {e}")))?,
@@ -67,7 +76,11 @@ pub(super) async fn pump<R: AsyncRead + Unpin, W: AsyncWrite + Unpin + ?Sized>(
         if last_report.elapsed().as_millis() >= 500 {
             ctx.progress(
                 None,
-                &format!("{what}: {} written", crate::format::fmt_bytes(total as i64)),
+                &format!(
+                    "{what}: {} written, {}/s",
+                    crate::format::fmt_bytes(total as i64),
+                    crate::format::fmt_bytes(per_second(total as i64, began.elapsed()))
+                ),
             );
             last_report = Instant::now();
         }

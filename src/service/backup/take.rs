@@ -113,11 +113,21 @@ impl Take {
                 rows::mark_good(pool, self.backup_id, &finished)
                     .await
                     .map_err(failed)?;
+                let took = started.elapsed();
+                let rows: i64 = d.counts.values().sum();
+                ctx.log(&format!(
+                    "{rows} rows in {} tables, {} rows/s; {} written, {}/s",
+                    d.counts.len(),
+                    super::pipe::per_second(rows, took),
+                    crate::format::fmt_bytes(bytes as i64),
+                    crate::format::fmt_bytes(super::pipe::per_second(bytes as i64, took)),
+                ))
+                .await;
                 Ok(format!(
-                    "backup #{}: {} in {:.1}s, {} tables, sha256 {}",
+                    "backup #{}: {} in {}, {} tables ({rows} rows), sha256 {}",
                     self.backup_id,
                     crate::format::fmt_bytes(bytes as i64),
-                    started.elapsed().as_secs_f64(),
+                    crate::format::fmt_elapsed(took.as_millis() as i64),
                     d.counts.len(),
                     &sha256[..16]
                 ))

@@ -5,7 +5,7 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::pipe::{JobPipe, check_sum, failed, failure};
 use super::storage::BackupStorage;
@@ -14,6 +14,7 @@ use crate::config::SecretUrl;
 use crate::engine::ManagedDb;
 use crate::engine::dump::Counts;
 use crate::engine::dump::RestoreTo;
+use crate::format::fmt_elapsed as fmt_secs;
 use crate::service::jobs::{JobCtx, JobFailure};
 use crate::store::Store;
 use crate::store::backups::{self as rows, BackupRow};
@@ -63,22 +64,23 @@ impl Verify {
         self.parallel = parallel;
         let started = Instant::now();
         let outcome = self.check(&ctx).await;
+        let whole_ms = started.elapsed().as_millis() as i64;
         let pool = self.store.pool();
         match outcome {
             Ok((restore_ms, tables)) => {
-                rows::record_verify(pool, id, true, None, Some(restore_ms))
+                rows::record_verify(pool, id, true, None, Some(restore_ms), whole_ms)
                     .await
                     .map_err(failed)?;
                 Ok(format!(
-                    "backup #{id} verified: restored in {:.1}s, {tables} tables' row counts match ({:.1}s in all)",
-                    restore_ms as f64 / 1000.0,
-                    started.elapsed().as_secs_f64()
+                    "backup #{id} verified in {}: restored in {}, {tables} tables' row counts match",
+                    fmt_secs(whole_ms),
+                    fmt_secs(restore_ms),
                 ))
             }
             Err(JobFailure::Cancelled) => Err(JobFailure::Cancelled),
             Err(JobFailure::Failed(why)) => {
                 // A failed verification flags the backup.
-                rows::record_verify(pool, id, false, Some(&why), None)
+                rows::record_verify(pool, id, false, Some(&why), None, whole_ms)
                     .await
                     .map_err(failed)?;
                 Err(JobFailure::Failed(why))
@@ -123,21 +125,76 @@ impl Verify {
                 .await
                 .map_err(failure)?;
             let restore_ms = t.elapsed().as_millis() as i64;
-            ctx.log(&format!("restored in {:.1}s", restore_ms as f64 / 1000.0))
-                .await;
+            ctx.log(&format!("restored in {}", fmt_secs(restore_ms))).await;
             ctx.progress(Some(0.8), "counting rows in the restored copy");
             let actual = dumps.counts(&scratch).await.map_err(failure)?;
             compare(&expected, &actual).map_err(failed)?;
             Ok((restore_ms, expected.len()))
         }
         .await;
-        ctx.progress(Some(0.95), "dropping the scratch database");
-        if let Err(e) = dumps.drop_scratch(&self.url, &scratch_name, &scratch).await {
-            ctx.log(&format!("could not drop scratch database {scratch_name}: {e}"))
-                .await;
+        ctx.progress(
+            Some(0.95),
+            &format!("dropping the scratch database {scratch_name}"),
+        );
+        let t = Instant::now();
+        let dropping = dumps.drop_scratch(&self.url, &scratch_name, &scratch);
+        tokio::pin!(dropping);
+        // A drop that takes a while says what it waits on, from the
+        // server's own sessions (the activity sample), every few seconds.
+        let mut waited_on = None;
+        let dropped = loop {
+            tokio::select! {
+                r = &mut dropping => break r,
+                _ = tokio::time::sleep(Duration::from_secs(2)) => {
+                    if let Some(w) = drop_waits_on(&*self.db, &scratch_name).await {
+                        waited_on = Some(w);
+                    }
+                    ctx.progress(Some(0.95), &format!(
+                        "dropping the scratch database {scratch_name}: {} so far{}",
+                        fmt_secs(t.elapsed().as_millis() as i64),
+                        waited_on.as_deref().map(|w| format!(", waiting on {w}")).unwrap_or_default()
+                    ));
+                }
+            }
+        };
+        match dropped {
+            Ok(()) => {
+                ctx.log(&format!(
+                    "dropped the scratch database in {}{}",
+                    fmt_secs(t.elapsed().as_millis() as i64),
+                    waited_on
+                        .map(|w| format!(" (it waited on {w})"))
+                        .unwrap_or_default()
+                ))
+                .await
+            }
+            Err(e) => {
+                ctx.log(&format!("could not drop scratch database {scratch_name}: {e}"))
+                    .await
+            }
         }
         restored
     }
+}
+
+/// What the session dropping `scratch` waits on, in words, when it waits:
+/// PostgreSQL checkpoints before it drops a database, and waits for the
+/// sessions still connected to it.
+async fn drop_waits_on(db: &dyn ManagedDb, scratch: &str) -> Option<String> {
+    let sample = db.activity().await.ok()?;
+    let session = sample.sessions.into_iter().find(|s| {
+        s.query
+            .as_deref()
+            .is_some_and(|q| q.starts_with("DROP DATABASE") && q.contains(scratch))
+    })?;
+    let wait = session.wait_event?;
+    Some(match wait.as_str() {
+        w if w.contains("Checkpoint") => {
+            format!("a checkpoint ({w}): PostgreSQL writes out changed pages before it drops a database")
+        }
+        w if w.starts_with("Lock") => format!("a lock ({w}): a session is still using the scratch database"),
+        w => w.to_string(),
+    })
 }
 
 #[cfg(test)]

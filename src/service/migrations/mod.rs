@@ -24,7 +24,11 @@ const COVERED_BY_APPLY: [&str; 2] = ["require-lock-timeout", "require-statement-
 /// The lint of a migration the panel will apply: without the findings its
 /// own settings already answer (the CLI's `migrate lint` keeps them: a file
 /// run by another tool needs its own timeouts).
-fn lint_applied(engine: crate::engine::EngineKind, sql: &str, version: Option<&str>) -> Vec<Finding> {
+pub(super) fn lint_applied(
+    engine: crate::engine::EngineKind,
+    sql: &str,
+    version: Option<&str>,
+) -> Vec<Finding> {
     lint::lint(engine, sql, version)
         .into_iter()
         .filter(|f| !COVERED_BY_APPLY.contains(&f.rule.as_str()))

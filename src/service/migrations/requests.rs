@@ -81,6 +81,9 @@ pub async fn request(store: &Store, member: &Member, actor: &Actor, versions: &[
             let pending = status.pending.iter().find(|p| p.version == *v).ok_or_else(|| {
                 AppError::invalid(format!("{v:?} is not a pending migration of {database}"))
             })?;
+            if let Some(why) = blocked_by_lint(&pending.version, &pending.findings) {
+                return Err(AppError::invalid(why));
+            }
             files.push(Bound {
                 version: pending.version.clone(),
                 checksum: pending.checksum.clone(),
@@ -93,6 +96,26 @@ pub async fn request(store: &Store, member: &Member, actor: &Actor, versions: &[
         Ok(rows::insert(store.pool(), &database, RequestAction::Apply, &json, &actor.name).await?)
     })
     .await
+}
+
+/// An error-level lint finding blocks a migration until it is fixed, or the
+/// rule is disabled in the file (`-- squawk-ignore rule`), which changes
+/// its checksum and so voids any request bound to the old one.
+fn blocked_by_lint(version: &str, findings: &[crate::lint::Finding]) -> Option<String> {
+    let errors: Vec<String> = findings
+        .iter()
+        .filter(|f| f.severity == crate::lint::Severity::Error)
+        .map(|f| format!("{} (line {}): {}", f.rule, f.line, f.message))
+        .collect();
+    if errors.is_empty() {
+        return None;
+    }
+    Some(format!(
+        "version {version} has {} lint error(s), which block it until fixed or disabled in the file \
+         (-- squawk-ignore <rule>): {}",
+        errors.len(),
+        errors.join("; ")
+    ))
 }
 
 /// Ask for the newest applied version to be rolled back with its undo/down
@@ -275,13 +298,20 @@ pub async fn ready(store: &Store, member: &Member, id: i64) -> AppResult<Request
     let dir = member.entry.migrations_dir.clone().unwrap_or_default();
     let source = source::scan(std::path::Path::new(&dir))?;
     let rollback = request.action == RequestAction::Rollback;
+    let server_version = member.status().server.map(|s| s.version);
     for bound in &request.files {
-        let now = source
+        let script = source
             .migrations
             .iter()
             .find(|m| m.version.as_str() == bound.version)
-            .and_then(|m| if rollback { m.down.as_ref() } else { Some(&m.up) })
-            .map(|script| &script.checksum);
+            .and_then(|m| if rollback { m.down.as_ref() } else { Some(&m.up) });
+        if let Some(script) = script.filter(|s| s.checksum == bound.checksum) {
+            let findings = super::lint_applied(member.entry.engine, &script.sql, server_version.as_deref());
+            if let Some(why) = blocked_by_lint(&bound.version, &findings) {
+                return Err(AppError::conflict(why));
+            }
+        }
+        let now = script.map(|script| &script.checksum);
         if now != Some(&bound.checksum) {
             let why = format!(
                 "version {} changed after the request was made: its approvals are void; request it again",

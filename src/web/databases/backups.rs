@@ -72,10 +72,15 @@ impl BackupView {
                 Some(false) => "failed",
                 None => "",
             },
-            restore: b
-                .restore_ms
-                .map(|ms| format!("{:.1}s", ms as f64 / 1000.0))
-                .unwrap_or_default(),
+            restore: match (b.restore_ms, b.verify_ms) {
+                (Some(r), Some(v)) => format!(
+                    "{} (the test took {})",
+                    crate::format::fmt_elapsed(r),
+                    crate::format::fmt_elapsed(v)
+                ),
+                (Some(r), None) => crate::format::fmt_elapsed(r),
+                _ => String::new(),
+            },
             error: b.error.clone().unwrap_or_default(),
             tables: serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(&b.table_counts)
                 .map(|m| m.len())

@@ -6,7 +6,8 @@ use askama::Template;
 use askama_web::WebTemplate;
 use axum::Form;
 use axum::extract::State;
-use axum::response::Redirect;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 use tower_sessions::Session as HttpSession;
 
@@ -16,10 +17,11 @@ use crate::engine::history::Applied;
 use crate::error::{AppError, AppResult};
 use crate::format::fmt_time;
 use crate::lint::Finding;
+use crate::service::fleet::Member;
 use crate::service::migrations::requests::{self, Request};
 use crate::service::migrations::{self, DriftView};
 use crate::web::AppState;
-use crate::web::auth::{Admin, Operator, Viewer};
+use crate::web::auth::{Admin, CurrentUser, Operator, Viewer};
 use crate::web::page::{PageCtx, flash};
 use crate::web::path::Db;
 
@@ -41,6 +43,9 @@ pub struct PendingView {
     pub warnings: usize,
     pub lines: Vec<SqlLine>,
     pub findings: Vec<Finding>,
+    /// PostgreSQL refuses one of its statements inside a transaction
+    /// (CONCURRENTLY): apply runs it statement by statement, autocommit.
+    pub outside_transaction: bool,
 }
 
 #[derive(Template, WebTemplate)]
@@ -61,6 +66,39 @@ pub struct MigrationsTab {
     me: String,
     can_approve: bool,
     settings: requests::Settings,
+    /// A form the server refused, shown again beside that form.
+    refused: Option<Refused>,
+}
+
+/// A refused form: which one, why, and what was typed into it.
+#[derive(Default)]
+pub struct Refused {
+    /// "request", "decide", "apply" or "rollback".
+    pub form: &'static str,
+    /// The request a decide or apply was about.
+    pub request: i64,
+    pub why: String,
+    pub comment: String,
+    pub version: String,
+    pub confirm: String,
+}
+
+impl MigrationsTab {
+    /// Pending migrations with lint errors (which block a request).
+    fn blocked(&self) -> usize {
+        self.pending.iter().filter(|p| p.errors > 0).count()
+    }
+
+    /// The refusal of `form` (one not about a request), if that was it.
+    fn refused_form(&self, form: &str) -> Option<&Refused> {
+        self.refused.as_ref().filter(|r| r.on(form, 0))
+    }
+}
+
+impl Refused {
+    fn on(&self, form: &str, request: i64) -> bool {
+        self.form == form && self.request == request
+    }
 }
 
 pub struct RequestView {
@@ -135,7 +173,7 @@ impl RequestView {
     }
 }
 
-fn pending_view(p: migrations::Pending) -> PendingView {
+fn pending_view(engine: crate::engine::EngineKind, p: migrations::Pending) -> PendingView {
     let mark = |n: usize| {
         let on_line = p.findings.iter().filter(|f| f.line == n);
         let mut worst = "";
@@ -168,6 +206,8 @@ fn pending_view(p: migrations::Pending) -> PendingView {
         file: p.file,
         checksum: p.checksum.chars().take(12).collect(),
         has_down: p.has_down,
+        outside_transaction: engine == crate::engine::EngineKind::Postgres
+            && crate::sqltext::postgres::needs_no_transaction(&p.sql),
         warnings: p.findings.len() - errors,
         errors,
         lines,
@@ -181,10 +221,15 @@ pub(super) async fn page(
     Db(m): Db,
     ctx: PageCtx,
 ) -> AppResult<MigrationsTab> {
+    build(&state, &me, &m, ctx).await
+}
+
+/// The tab as the signed-in user sees it.
+async fn build(state: &AppState, me: &CurrentUser, m: &Member, ctx: PageCtx) -> AppResult<MigrationsTab> {
     let name = &m.entry.name;
     let mut tab = MigrationsTab {
         ctx,
-        db: DbView::of(&m),
+        db: DbView::of(m),
         dir: m.entry.migrations_dir.clone().unwrap_or_default(),
         error: None,
         applied: vec![],
@@ -196,12 +241,14 @@ pub(super) async fn page(
         me: me.user.name.to_string(),
         can_approve: me.user.can_approve,
         settings: requests::settings(&state.store, name.as_str()).await?,
+        refused: None,
     };
     let requests = requests::list(&state.store, name.as_str()).await?;
-    match migrations::status(&m).await {
+    let engine = m.entry.engine;
+    match migrations::status(m).await {
         Ok(s) => {
             tab.applied = s.applied;
-            tab.pending = s.pending.into_iter().map(pending_view).collect();
+            tab.pending = s.pending.into_iter().map(|p| pending_view(engine, p)).collect();
             tab.drift = s.drift;
             tab.problems = s.problems;
             tab.stale = s.stale;
@@ -213,6 +260,31 @@ pub(super) async fn page(
         .map(|r| RequestView::of(r, &tab.me, tab.can_approve).with_lint(&tab.pending))
         .collect();
     Ok(tab)
+}
+
+/// A refusal the user can act on (bad input, a conflict, not theirs to
+/// do) shows the tab again with the reason beside the form and what was
+/// typed; anything else is the error page.
+async fn refused(
+    state: &AppState,
+    me: &CurrentUser,
+    m: &Member,
+    ctx: PageCtx,
+    e: AppError,
+    form: Refused,
+) -> AppResult<Response> {
+    let status = match &e {
+        AppError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
+        AppError::Conflict(_) => StatusCode::CONFLICT,
+        AppError::Forbidden { .. } => StatusCode::FORBIDDEN,
+        _ => return Err(e),
+    };
+    let mut tab = build(state, me, m, ctx).await?;
+    tab.refused = Some(Refused {
+        why: e.to_string(),
+        ..form
+    });
+    Ok((status, tab).into_response())
 }
 
 #[derive(Deserialize)]
@@ -227,20 +299,28 @@ pub(super) async fn request(
     Operator(me): Operator,
     session: HttpSession,
     Db(m): Db,
+    ctx: PageCtx,
     Form(form): Form<RequestForm>,
-) -> AppResult<Redirect> {
+) -> AppResult<Response> {
     let name = &m.entry.name;
     let versions: Vec<String> = form.versions.split_whitespace().map(str::to_string).collect();
-    let id = requests::request(&state.store, &m, &me.actor(), &versions).await?;
+    let id = match requests::request(&state.store, &m, &me.actor(), &versions).await {
+        Ok(id) => id,
+        Err(e) => {
+            let form = Refused {
+                form: "request",
+                ..Refused::default()
+            };
+            return refused(&state, &me, &m, ctx, e, form).await;
+        }
+    };
     flash(
         &session,
         "ok",
         format!("Request {id} made: an approver must approve it before it can be applied."),
     )
     .await?;
-    Ok(Redirect::to(&format!(
-        "/databases/{name}/migrations#request-{id}"
-    )))
+    Ok(Redirect::to(&format!("/databases/{name}/migrations#request-{id}")).into_response())
 }
 
 #[derive(Deserialize)]
@@ -257,24 +337,40 @@ pub(super) async fn decide(
     Viewer(me): Viewer,
     session: HttpSession,
     Db(m): Db,
+    ctx: PageCtx,
     id: RequestId,
     Form(form): Form<DecisionForm>,
-) -> AppResult<Redirect> {
+) -> AppResult<Response> {
     let name = &m.entry.name;
     let id = requests::of_database(&state.store, name.as_str(), id.get())
         .await?
         .id;
     let approve = match form.decision.as_str() {
-        "approve" => true,
-        "reject" => false,
-        _ => return Err(AppError::invalid("choose approve or reject")),
+        "approve" => Ok(true),
+        "reject" => Ok(false),
+        _ => Err(AppError::invalid("choose approve or reject")),
     };
-    requests::decide(&state.store, &me.actor(), id, approve, &form.comment).await?;
+    let decided = match approve {
+        Ok(approve) => requests::decide(&state.store, &me.actor(), id, approve, &form.comment)
+            .await
+            .map(|()| approve),
+        Err(e) => Err(e),
+    };
+    let approve = match decided {
+        Ok(approve) => approve,
+        Err(e) => {
+            let form = Refused {
+                form: "decide",
+                request: id,
+                comment: form.comment.chars().take(2000).collect(),
+                ..Refused::default()
+            };
+            return refused(&state, &me, &m, ctx, e, form).await;
+        }
+    };
     let verb = if approve { "approved" } else { "rejected" };
     flash(&session, "ok", format!("Request {id} {verb}.")).await?;
-    Ok(Redirect::to(&format!(
-        "/databases/{name}/migrations#request-{id}"
-    )))
+    Ok(Redirect::to(&format!("/databases/{name}/migrations#request-{id}")).into_response())
 }
 
 /// Operator: apply an approved request as a job.
@@ -282,13 +378,23 @@ pub(super) async fn apply(
     State(state): State<AppState>,
     Operator(me): Operator,
     Db(m): Db,
+    ctx: PageCtx,
     id: RequestId,
-) -> AppResult<Redirect> {
+) -> AppResult<Response> {
     let id = requests::of_database(&state.store, m.entry.name.as_str(), id.get())
         .await?
         .id;
-    let job = requests::apply(&state.jobs, &state.store, &m, &me.actor(), id).await?;
-    Ok(Redirect::to(&format!("/jobs/{job}")))
+    match requests::apply(&state.jobs, &state.store, &m, &me.actor(), id).await {
+        Ok(job) => Ok(Redirect::to(&format!("/jobs/{job}")).into_response()),
+        Err(e) => {
+            let form = Refused {
+                form: "apply",
+                request: id,
+                ..Refused::default()
+            };
+            refused(&state, &me, &m, ctx, e, form).await
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -305,19 +411,30 @@ pub(super) async fn rollback(
     Operator(me): Operator,
     session: HttpSession,
     Db(m): Db,
+    ctx: PageCtx,
     Form(form): Form<RollbackForm>,
-) -> AppResult<Redirect> {
+) -> AppResult<Response> {
     let name = &m.entry.name;
-    let id = requests::request_rollback(&state.store, &m, &me.actor(), &form.version, &form.confirm).await?;
+    let id =
+        match requests::request_rollback(&state.store, &m, &me.actor(), &form.version, &form.confirm).await {
+            Ok(id) => id,
+            Err(e) => {
+                let typed = Refused {
+                    form: "rollback",
+                    version: form.version.chars().take(100).collect(),
+                    confirm: form.confirm.chars().take(100).collect(),
+                    ..Refused::default()
+                };
+                return refused(&state, &me, &m, ctx, e, typed).await;
+            }
+        };
     flash(
         &session,
         "ok",
         format!("Rollback request {id} made: it needs approval like any other."),
     )
     .await?;
-    Ok(Redirect::to(&format!(
-        "/databases/{name}/migrations#request-{id}"
-    )))
+    Ok(Redirect::to(&format!("/databases/{name}/migrations#request-{id}")).into_response())
 }
 
 #[derive(Deserialize)]
