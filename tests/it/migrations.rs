@@ -14,6 +14,9 @@ use crate::helpers::{TestApp, TestDb, api_get, api_post};
 const V1: &str = "CREATE TABLE orders (id bigint PRIMARY KEY, customer_id bigint);\n";
 const V2: &str = "ALTER TABLE orders ADD COLUMN note text;\n";
 const V3: &str = "CREATE INDEX orders_customer_idx ON orders (customer_id);\n";
+/// V3 with its lint error disabled in the file, as a team does for a small
+/// table: a request may be made for it.
+const V3_ALLOWED: &str = "-- squawk-ignore require-concurrent-index-creation\nCREATE INDEX orders_customer_idx ON orders (customer_id);\n";
 
 fn history_row(version: &str, description: &str, sql: &str) -> String {
     format!(
@@ -200,7 +203,7 @@ async fn shop_with_pending(app: &TestApp) -> (TestDb, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("V1__create_orders.sql"), V1).unwrap();
     std::fs::write(dir.path().join("V2__add_note.sql"), V2).unwrap();
-    std::fs::write(dir.path().join("V3__index_orders.sql"), V3).unwrap();
+    std::fs::write(dir.path().join("V3__index_orders.sql"), V3_ALLOWED).unwrap();
     pg.exec(&format!(
         "{}; {V1} {}",
         custodian::service::demo::HISTORY_TABLE_SQL,
@@ -210,6 +213,43 @@ async fn shop_with_pending(app: &TestApp) -> (TestDb, tempfile::TempDir) {
     app.register_with_migrations("shop", &pg.url, Some(dir.path()))
         .await;
     (pg, dir)
+}
+
+#[tokio::test]
+async fn an_error_level_finding_blocks_a_request_until_it_is_disabled_in_the_file() {
+    let app = TestApp::spawn().await;
+    let (_pg, dir) = shop_with_pending(&app).await;
+    std::fs::write(dir.path().join("V3__index_orders.sql"), V3).unwrap();
+    let operator = app.token_for("oscar", Role::Operator).await;
+    let requests = "/api/v1/databases/shop/migrations/requests";
+    let res = api_post(&app, &operator, requests, json!({"versions": ["2", "3"]})).await;
+    assert_eq!(res.status(), 422);
+    let body = res.text().await.unwrap();
+    assert!(
+        body.contains("version 3 has 1 lint error(s)") && body.contains("require-concurrent-index-creation"),
+        "{body}"
+    );
+
+    // In the browser: the button is disabled and says why; a request sent
+    // anyway gets the tab again with the reason beside the form.
+    let web = app.signed_in("otto", Role::Operator).await;
+    let (_, html) = web.text("/databases/shop/migrations").await;
+    assert!(html.contains("lint errors, which block a request"), "{html}");
+    let res = web
+        .post("/databases/shop/migrations/requests", &[("versions", "2 3")])
+        .await;
+    assert_eq!(res.status(), 422);
+    let html = res.text().await.unwrap();
+    assert!(html.contains("field-error") && html.contains("version 3 has 1 lint error(s)"));
+    assert!(
+        html.contains("<h2>Pending (2)</h2>"),
+        "the tab, not an error page"
+    );
+
+    // Disabled in the file: the request goes through.
+    std::fs::write(dir.path().join("V3__index_orders.sql"), V3_ALLOWED).unwrap();
+    let res = api_post(&app, &operator, requests, json!({"versions": ["2", "3"]})).await;
+    assert_eq!(res.status(), 201);
 }
 
 #[tokio::test]
@@ -435,7 +475,7 @@ async fn apply(app: &TestApp, token: &str, id: i64) -> serde_json::Value {
 #[tokio::test]
 async fn an_approved_request_applies_and_writes_history() {
     let app = TestApp::spawn().await;
-    let (pg, _dir, id, operator, lead) = approved(&app, &[("2", V2), ("3", V3)]).await;
+    let (pg, _dir, id, operator, lead) = approved(&app, &[("2", V2), ("3", V3_ALLOWED)]).await;
     let res = api_post(
         &app,
         &lead,
@@ -465,7 +505,7 @@ async fn an_approved_request_applies_and_writes_history() {
             "1:alice:true:{},2:oscar:true:{},3:oscar:true:{}",
             checksum(V1),
             checksum(V2),
-            checksum(V3)
+            checksum(V3_ALLOWED)
         )
     );
     let request: serde_json::Value = api_get(&app, &operator, &format!("/api/v1/migration-requests/{id}"))
@@ -500,7 +540,7 @@ async fn an_approved_request_applies_and_writes_history() {
 async fn a_migration_failing_halfway_leaves_nothing_and_stops() {
     let app = TestApp::spawn().await;
     let broken = "ALTER TABLE orders ADD COLUMN half text;\nSELECT no_such_column FROM orders;\n";
-    let (pg, _dir, id, operator, _) = approved(&app, &[("2", broken), ("3", V3)]).await;
+    let (pg, _dir, id, operator, _) = approved(&app, &[("2", broken), ("3", V3_ALLOWED)]).await;
     let job = apply(&app, &operator, id).await;
     assert_eq!(job["state"], "failed", "{job}");
     assert!(
@@ -746,7 +786,7 @@ async fn the_demo_database_applies_its_pending_migrations() {
 #[tokio::test]
 async fn rollback_runs_the_down_file_after_approval_and_is_refused_without_one() {
     let app = TestApp::spawn().await;
-    let (pg, dir, id, operator, lead) = approved(&app, &[("2", V2), ("3", V3)]).await;
+    let (pg, dir, id, operator, lead) = approved(&app, &[("2", V2), ("3", V3_ALLOWED)]).await;
     std::fs::write(
         dir.path().join("U3__step.sql"),
         "DROP INDEX CONCURRENTLY orders_customer_idx;\n",
