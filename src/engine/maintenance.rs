@@ -146,6 +146,12 @@ pub struct TableHealth {
     /// MySQL/MariaDB: storage engine and reclaimable space.
     pub storage_engine: Option<String>,
     pub data_free: Option<i64>,
+    /// PostgreSQL: `autovacuum_enabled = false` on the table.
+    pub autovacuum_disabled: bool,
+    /// PostgreSQL: the table's estimated bloat, the space VACUUM FULL or
+    /// pg_repack would give back (from pg_stats widths and reltuples, no
+    /// scan); `None` before the table is analyzed.
+    pub bloat_bytes: Option<i64>,
 }
 
 impl TableHealth {
@@ -208,6 +214,9 @@ pub struct TableList {
     pub rows: Vec<TableHealth>,
     /// Tables matching the search, across all pages.
     pub total: i64,
+    /// PostgreSQL: why autovacuum cannot run on this server at all
+    /// (`autovacuum = off`, or `track_counts = off`, which it needs).
+    pub autovacuum_off: Option<String>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]

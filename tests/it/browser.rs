@@ -397,7 +397,61 @@ async fn a_dba_runs_vacuum_analyze_and_watches_it_finish() {
     click(&browser, "button[type=submit].primary").await;
     wait_for_text(&browser, "table.maint", "public.orders").await;
 
+    at_both_sizes(
+        &browser,
+        "maintenance",
+        "table.maint",
+        &["form.maint-form button[type=submit].primary"],
+    )
+    .await;
+    // The VACUUM FULL warning and confirmation show only once it is chosen.
+    let warning = "form.maint-form .vacuum-full-warning";
+    let shown = |b: &Client, css: &'static str| {
+        let b = b.clone();
+        async move {
+            b.find(Locator::Css(css))
+                .await
+                .unwrap()
+                .is_displayed()
+                .await
+                .unwrap()
+        }
+    };
+    assert!(
+        !shown(&browser, warning).await,
+        "no VACUUM FULL warning for other actions"
+    );
     click(&browser, "input[name=tables][aria-label='Select public.orders']").await;
+    let action = browser.find(Locator::Css("select[name=action]")).await.unwrap();
+    action.select_by_value("vacuum_full").await.unwrap();
+    assert!(
+        shown(&browser, warning).await,
+        "the warning once VACUUM FULL is chosen"
+    );
+    // A wrong name: the page again, the reason beside the form, the table
+    // still selected and the typed name still there.
+    fill_in(&browser, "input[name=confirm]", "order").await;
+    click(&browser, "form.maint-form button[type=submit].primary").await;
+    wait_for_text(&browser, "#maint-refused", "type \"orders\" to confirm").await;
+    let typed = browser
+        .find(Locator::Css("input[name=confirm]"))
+        .await
+        .unwrap()
+        .prop("value")
+        .await
+        .unwrap();
+    assert_eq!(typed.as_deref(), Some("order"));
+    let still = browser
+        .find(Locator::Css(
+            "input[name=tables][aria-label='Select public.orders']",
+        ))
+        .await
+        .unwrap()
+        .prop("checked")
+        .await
+        .unwrap();
+    assert_eq!(still.as_deref(), Some("true"), "the selection is kept");
+    assert!(shown(&browser, warning).await);
     let action = browser.find(Locator::Css("select[name=action]")).await.unwrap();
     action.select_by_value("vacuum_analyze").await.unwrap();
     click(&browser, "form.maint-form button[type=submit].primary").await;

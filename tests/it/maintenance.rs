@@ -70,6 +70,12 @@ async fn vacuum_analyze_from_the_page_clears_dead_tuples_and_sets_last_vacuum() 
     .await;
     assert!(page.contains("needs vacuum"), "flagged past its threshold");
     assert!(page.contains("never analyzed"));
+    assert!(
+        page.contains(
+            "title=\"autovacuum_enabled = false on this table: only manual VACUUM cleans it\">autovacuum off<"
+        ),
+        "the table's own autovacuum_enabled = false is flagged"
+    );
     let (dead, last_vacuum, _) = stat(&mut direct, "orders").await;
     assert_eq!((dead, last_vacuum), (15000, None));
 
@@ -715,3 +721,66 @@ async fn an_unknown_job_kind_in_the_store_is_an_error_not_a_panic(store: StoreCh
     );
 }
 on_both_stores!(an_unknown_job_kind_in_the_store_is_an_error_not_a_panic);
+
+#[tokio::test]
+async fn bloat_is_estimated_and_wraparound_and_settings_read_in_words() {
+    let pg = TestDb::postgres().await;
+    let mut direct = PgConnection::connect(&pg.url).await.unwrap();
+    // Nine rows in ten deleted and vacuumed: the space stays in the file
+    // (VACUUM only truncates empty pages at the end), which only VACUUM
+    // FULL or pg_repack gives back.
+    sqlx::raw_sql(
+        "CREATE TABLE events (id int PRIMARY KEY, pad text); \
+         INSERT INTO events SELECT g, repeat('x', 80) FROM generate_series(1, 100000) g; \
+         CREATE TABLE fresh (id int PRIMARY KEY, pad text); \
+         INSERT INTO fresh SELECT g, repeat('x', 80) FROM generate_series(1, 100000) g; \
+         DELETE FROM events WHERE id % 10 <> 0",
+    )
+    .execute(&mut direct)
+    .await
+    .unwrap();
+    for sql in ["VACUUM ANALYZE events", "VACUUM ANALYZE fresh"] {
+        sqlx::raw_sql(sql).execute(&mut direct).await.unwrap();
+    }
+    let (truth,): (i64,) = sqlx::query_as("SELECT pg_relation_size('events')")
+        .fetch_one(&mut direct)
+        .await
+        .unwrap();
+    let (_app, operator, _) = watched(&pg.url, "shop").await;
+    let (_, page) = operator
+        .text("/databases/shop/maintenance?sort=name&dir=asc")
+        .await;
+    let row = |name: &str| {
+        let at = page
+            .find(&format!(">public.{name}"))
+            .unwrap_or_else(|| panic!("{name} listed: {page}"));
+        let end = page[at..].find("</tr>").unwrap() + at;
+        page[at..end].to_string()
+    };
+    let events = row("events");
+    let fresh = row("fresh");
+    assert!(events.contains(">bloated<"), "{events}");
+    assert!(!fresh.contains(">bloated<"), "{fresh}");
+    // The estimate: about 90% of the file (between 80 and 95%).
+    let bloat = events.split("data-label=\"Bloat (est.)\">").nth(1).unwrap();
+    let pct: f64 = bloat
+        .split('(')
+        .nth(1)
+        .unwrap()
+        .split('%')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((80.0..=95.0).contains(&pct), "{bloat} of {truth} bytes");
+
+    let (_, db) = operator.text("/databases/shop/maintenance?tab=database").await;
+    assert!(
+        db.contains("Share of the limit") && db.contains("<meter"),
+        "xid age as a share"
+    );
+    assert!(
+        db.contains("uses maintenance_work_mem"),
+        "autovacuum_work_mem = -1 in words"
+    );
+}

@@ -54,7 +54,9 @@ pub async fn tables(conn: &mut PgConnection, q: &TableQuery) -> EngineResult<Tab
                 s.vacuum_count, s.autovacuum_count, s.analyze_count, s.autoanalyze_count, \
                 COALESCE(s.n_dead_tup > {VACUUM_THRESHOLD}, false), \
                 (s.last_analyze IS NULL AND s.last_autoanalyze IS NULL), \
-                count(*) OVER () \
+                count(*) OVER (), \
+                EXISTS (SELECT 1 FROM unnest(c.reloptions) o \
+                        WHERE lower(o) ~ '^autovacuum_enabled=(false|off|no|0|f|n)$') \
          FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
          LEFT JOIN pg_stat_user_tables s ON s.relid = c.oid \
          WHERE c.relkind IN ('r', 'm', 'p') AND {USER_SCHEMAS} \
@@ -94,9 +96,89 @@ pub async fn tables(conn: &mut PgConnection, q: &TableQuery) -> EngineResult<Tab
             never_analyzed: r.try_get(18).map_err(EngineError::from)?,
             storage_engine: None,
             data_free: None,
+            autovacuum_disabled: r.try_get(20).map_err(EngineError::from)?,
+            bloat_bytes: None,
         });
     }
+    // Bloat for the rows shown only (at most one page), from the planner's
+    // statistics: never a scan of the table.
+    let oids: Vec<i64> = list.rows.iter().filter_map(|t| t.oid).collect();
+    let facts: Vec<BloatFacts> = sqlx::query_as(BLOAT_SQL)
+        .bind(&oids)
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(EngineError::from)?;
+    for f in facts {
+        if let Some(t) = list.rows.iter_mut().find(|t| t.oid == Some(f.oid)) {
+            t.bloat_bytes = f.estimate();
+        }
+    }
+    let (autovacuum, track_counts): (String, String) =
+        sqlx::query_as("SELECT current_setting('autovacuum'), current_setting('track_counts')")
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(EngineError::from)?;
+    list.autovacuum_off = if autovacuum != "on" {
+        Some(
+            "autovacuum = off on this server: no table is vacuumed or analyzed unless someone runs it".into(),
+        )
+    } else if track_counts != "on" {
+        Some("track_counts = off on this server: autovacuum cannot tell which tables need it".into())
+    } else {
+        None
+    };
     Ok(list)
+}
+
+/// What the bloat estimate needs of one table: its block size, size on
+/// disk, row estimate, fillfactor, and from pg_stats the average width of
+/// a row's values and whether any are NULL (`None` before ANALYZE).
+const BLOAT_SQL: &str = "SELECT c.oid::int8 AS oid, current_setting('block_size')::int8 AS block_size, \
+        pg_relation_size(c.oid) AS bytes, c.reltuples::float8 AS reltuples, c.relnatts::int8 AS columns, \
+        COALESCE((SELECT substring(o FROM 'fillfactor=([0-9]+)')::int8 FROM unnest(c.reloptions) o \
+                  WHERE o LIKE 'fillfactor=%' LIMIT 1), 100) AS fillfactor, \
+        (SELECT sum((1 - s.null_frac) * s.avg_width)::float8 FROM pg_stats s \
+          WHERE s.schemaname = n.nspname AND s.tablename = c.relname AND NOT s.inherited) AS data_width, \
+        COALESCE((SELECT bool_or(s.null_frac > 0) FROM pg_stats s \
+          WHERE s.schemaname = n.nspname AND s.tablename = c.relname AND NOT s.inherited), false) AS has_nulls \
+     FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+     WHERE c.oid = ANY($1) AND c.relkind IN ('r', 'm')";
+
+#[derive(sqlx::FromRow)]
+struct BloatFacts {
+    oid: i64,
+    block_size: i64,
+    bytes: i64,
+    reltuples: f64,
+    columns: i64,
+    fillfactor: i64,
+    data_width: Option<f64>,
+    has_nulls: bool,
+}
+
+impl BloatFacts {
+    /// The space beyond what the live rows need at the table's fillfactor:
+    /// a 23-byte tuple header (and null bitmap), data, aligned to 8, a
+    /// 4-byte line pointer, on pages of block_size less their 24-byte
+    /// header (the estimate pgHero and check_postgres make, table side).
+    fn estimate(&self) -> Option<i64> {
+        let width = self.data_width?;
+        if self.reltuples < 0.0 || self.block_size <= 0 {
+            return None;
+        }
+        let align = |n: f64| (n / 8.0).ceil() * 8.0;
+        let bitmap = if self.has_nulls {
+            (self.columns as f64 / 8.0).ceil()
+        } else {
+            0.0
+        };
+        let tuple = align(align(23.0 + bitmap) + width) + 4.0;
+        let usable = (self.block_size - 24) as f64 * self.fillfactor.clamp(10, 100) as f64 / 100.0;
+        let per_page = (usable / tuple).floor().max(1.0);
+        let needed = (self.reltuples / per_page).ceil() as i64;
+        let pages = self.bytes / self.block_size;
+        Some((pages - needed).max(0) * self.block_size)
+    }
 }
 
 /// pg_index with sizes and scans: invalid (a failed CONCURRENTLY build),

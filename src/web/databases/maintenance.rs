@@ -44,22 +44,46 @@ pub(super) struct TableRow {
     live: String,
     dead: String,
     dead_pct: String,
-    vacuum: String,
-    autovacuum: String,
-    analyze: String,
-    autoanalyze: String,
+    vacuum: When,
+    autovacuum: When,
+    analyze: When,
+    autoanalyze: When,
     needs_vacuum: bool,
     never_analyzed: bool,
     storage_engine: String,
     data_free: String,
+    autovacuum_disabled: bool,
+    /// Estimated bloat: "10.6 MB (87%)"; empty before ANALYZE.
+    bloat: String,
+    /// Worth a VACUUM FULL / pg_repack: over a fifth of the table and 1 MB.
+    bloated: bool,
 }
 
-fn when(t: Option<i64>, count: Option<i64>) -> String {
-    match (t, count) {
-        (Some(t), Some(c)) => format!("{} ({c}×)", fmt_time(t)),
-        (Some(t), None) => fmt_time(t),
-        (None, Some(c)) if c > 0 => format!("({c}×)"),
-        _ => "never".into(),
+/// When something last ran, as an age ("12m ago, 3×") with the time
+/// itself for a tooltip: short enough that the table fits a laptop.
+pub(super) struct When {
+    short: String,
+    full: String,
+}
+
+fn when(t: Option<i64>, count: Option<i64>) -> When {
+    let times = match count {
+        Some(c) if c > 0 => format!(", {c}×"),
+        _ => String::new(),
+    };
+    match t {
+        Some(t) => When {
+            short: format!("{} ago{times}", crate::format::fmt_age(crate::store::now() - t)),
+            full: fmt_time(t),
+        },
+        None if !times.is_empty() => When {
+            short: format!("earlier{times}"),
+            full: "counted since the statistics were reset".into(),
+        },
+        None => When {
+            short: "never".into(),
+            full: String::new(),
+        },
     }
 }
 
@@ -68,7 +92,18 @@ fn opt_bytes(v: Option<i64>) -> String {
 }
 
 fn table_row(t: TableHealth) -> TableRow {
+    let share = match (t.bloat_bytes, t.table_bytes) {
+        (Some(b), Some(size)) if size > 0 => Some(b as f64 * 100.0 / size as f64),
+        _ => None,
+    };
     TableRow {
+        bloat: match (t.bloat_bytes, share) {
+            (Some(b), Some(p)) => format!("{} ({p:.0}%)", fmt_bytes(b)),
+            (Some(b), None) => fmt_bytes(b),
+            _ => String::new(),
+        },
+        bloated: matches!((t.bloat_bytes, share), (Some(b), Some(p)) if b >= 1_000_000 && p >= 20.0),
+        autovacuum_disabled: t.autovacuum_disabled,
         key: match t.oid {
             Some(oid) => format!("oid:{oid}"),
             None => format!("{}.{}", t.schema, t.name),
@@ -148,11 +183,143 @@ pub(super) struct MaintenancePage {
     pages: i64,
     indexes: Vec<IndexRow>,
     health: DatabaseHealth,
+    /// The autovacuum settings with what each value means.
+    settings: Vec<SettingRow>,
+    /// Transaction-id ages as a share of the wraparound limit.
+    xid_ages: Vec<AgeRow>,
+    oldest_tables: Vec<AgeRow>,
+    /// Why autovacuum cannot run on this server, when it cannot.
+    autovacuum_off: Option<String>,
     error: Option<String>,
     /// The form as it was sent when it was refused: why, and what was
     /// chosen, selected and typed (kept, so nothing is lost).
     refused: Option<String>,
     chosen: Sent,
+}
+
+/// One autovacuum setting: its value in units people read, and what it
+/// means when the raw value does not say (`-1`, `0`, `off`).
+pub(super) struct SettingRow {
+    name: String,
+    value: String,
+    meaning: String,
+    /// Turns autovacuum (or part of it) off.
+    danger: bool,
+}
+
+/// `value` is "setting unit" as pg_settings gives it; `all` the others, to
+/// name what a `-1` falls back to.
+fn setting_row(name: &str, value: &str, all: &[(String, String)]) -> SettingRow {
+    let raw = value.split_once(' ').map_or(value, |(r, _)| r);
+    let shown = |name: &str| {
+        all.iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| readable(v))
+            .unwrap_or_default()
+    };
+    let fallback = |other: &str| format!("uses {other} ({})", shown(other));
+    let (meaning, danger) = match (name, raw) {
+        ("autovacuum", "off") => ("autovacuum is off on this server: no table is vacuumed or analyzed unless someone runs it; transaction-id wraparound still forces an anti-wraparound vacuum".to_string(), true),
+        ("track_counts", "off") => ("autovacuum cannot tell which tables need it".to_string(), true),
+        ("autovacuum_work_mem", "-1") => (fallback("maintenance_work_mem"), false),
+        ("autovacuum_vacuum_cost_limit", "-1") => (fallback("vacuum_cost_limit"), false),
+        ("autovacuum_vacuum_cost_delay", "-1") => (fallback("vacuum_cost_delay"), false),
+        ("log_autovacuum_min_duration", "-1") => ("autovacuum runs are not logged".to_string(), false),
+        ("log_autovacuum_min_duration", "0") => ("every autovacuum run is logged".to_string(), false),
+        ("autovacuum_vacuum_insert_threshold", "-1") => ("inserts alone never trigger a vacuum".to_string(), false),
+        ("vacuum_cost_delay", "0") => ("a manual VACUUM is not throttled".to_string(), false),
+        ("autovacuum_freeze_max_age", _) => (
+            format!(
+                "an anti-wraparound vacuum is forced at this age ({:.1}% of the limit)",
+                raw.parse::<f64>().unwrap_or(0.0) * 100.0 / XID_LIMIT as f64
+            ),
+            false,
+        ),
+        _ => (String::new(), false),
+    };
+    SettingRow {
+        name: name.to_string(),
+        value: readable(value),
+        meaning,
+        danger,
+    }
+}
+
+/// "65536 kB" → "64 MB", "2000 ms" → "2 s": a pg_settings value and unit
+/// as people read them; anything else as it is.
+fn readable(value: &str) -> String {
+    let Some((raw, unit)) = value.split_once(' ') else {
+        return value.to_string();
+    };
+    let Ok(n) = raw.parse::<i64>() else {
+        return value.to_string();
+    };
+    if n < 0 {
+        return raw.to_string();
+    }
+    let kib = |k: i64| match k {
+        k if k >= 1024 * 1024 && k % (1024 * 1024) == 0 => format!("{} GB", k / (1024 * 1024)),
+        k if k >= 1024 && k % 1024 == 0 => format!("{} MB", k / 1024),
+        k => format!("{k} kB"),
+    };
+    match unit {
+        "kB" => kib(n),
+        "8kB" => kib(n * 8),
+        "MB" => kib(n * 1024),
+        "ms" => crate::format::fmt_ms(n),
+        "s" => crate::format::fmt_ms(n * 1000),
+        "min" => crate::format::fmt_ms(n * 60_000),
+        _ => value.to_string(),
+    }
+}
+
+/// Transaction ids wrap around at 2^31: PostgreSQL stops accepting writes
+/// a few million before.
+const XID_LIMIT: i64 = 1 << 31;
+
+/// A transaction-id age beside its share of the wraparound limit.
+pub(super) struct AgeRow {
+    name: String,
+    age: String,
+    /// 0–100.
+    pct: f64,
+    level: &'static str,
+}
+
+impl AgeRow {
+    fn of(name: &str, age: i64) -> AgeRow {
+        let pct = (age as f64 * 100.0 / XID_LIMIT as f64).clamp(0.0, 100.0);
+        AgeRow {
+            name: name.to_string(),
+            age: group_thousands(age),
+            pct,
+            level: match pct {
+                p if p >= 50.0 => "red",
+                p if p >= 25.0 => "amber",
+                _ => "green",
+            },
+        }
+    }
+
+    fn pct_text(&self) -> String {
+        match self.pct {
+            p if p > 0.0 && p < 0.1 => "< 0.1%".into(),
+            p => format!("{p:.1}%"),
+        }
+    }
+}
+
+/// 123456789 → "123,456,789".
+fn group_thousands(n: i64) -> String {
+    let digits = n.unsigned_abs().to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    if n < 0 { format!("-{out}") } else { out }
 }
 
 /// What the maintenance form sent.
@@ -247,6 +414,10 @@ async fn build(m: &crate::service::fleet::Member, view: MaintQuery, ctx: PageCtx
         pages: 1,
         indexes: Vec::new(),
         health: DatabaseHealth::default(),
+        settings: Vec::new(),
+        xid_ages: Vec::new(),
+        oldest_tables: Vec::new(),
+        autovacuum_off: None,
         error: None,
         refused: None,
         chosen: Sent::default(),
@@ -266,8 +437,23 @@ async fn build(m: &crate::service::fleet::Member, view: MaintQuery, ctx: PageCtx
     };
     match maintenance::figures(m, of).await {
         Ok(Figures::Indexes(ix)) => page.indexes = ix.into_iter().map(index_row).collect(),
-        Ok(Figures::Database(h)) => page.health = h,
+        Ok(Figures::Database(h)) => {
+            page.settings = h
+                .settings
+                .iter()
+                .map(|(k, v)| setting_row(k, v, &h.settings))
+                .collect();
+            page.autovacuum_off = page
+                .settings
+                .iter()
+                .find(|r| r.danger && (r.name == "autovacuum" || r.name == "track_counts"))
+                .map(|r| r.meaning.clone());
+            page.xid_ages = h.xid_ages.iter().map(|(n, a)| AgeRow::of(n, *a)).collect();
+            page.oldest_tables = h.oldest_tables.iter().map(|(n, a)| AgeRow::of(n, *a)).collect();
+            page.health = h;
+        }
         Ok(Figures::Tables(list)) => {
+            page.autovacuum_off = list.autovacuum_off;
             page.total = list.total;
             page.pages = ((list.total + PAGE - 1) / PAGE).max(1);
             page.tables = list.rows.into_iter().map(table_row).collect();
