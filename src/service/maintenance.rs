@@ -178,6 +178,15 @@ pub async fn start(
                 ctx.log(&format!("{} on {}", action.label(), member.entry.name))
                     .await;
                 let outcome = db.maintain(action, &target, &control).await;
+                if outcome.is_ok() && !member.capabilities().file {
+                    // Sizes changed (VACUUM FULL, REINDEX): the next
+                    // reading of the database's figures now, not at the
+                    // next poll. One check, single-flight per database.
+                    let member = member.clone();
+                    tokio::spawn(async move {
+                        member.check().await;
+                    });
+                }
                 let cancelled = control.is_cancelled();
                 drop(control);
                 let _ = writer.await;

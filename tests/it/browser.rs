@@ -274,6 +274,10 @@ async fn a_newcomer_sees_the_demo_and_adds_their_postgres() {
         "a size is shown: {card}"
     );
     assert!(card.contains(" / "), "connections used / max: {card}");
+    // So do the schemas, without a reload, saying how old they are.
+    wait_for_text(&browser, "#db-schemas", "public").await;
+    wait_for_text(&browser, "#db-schemas .as-of", "as of").await;
+    at_both_sizes(&browser, "database", "#db-figures", &["#db-status"]).await;
     browser.close().await.unwrap();
 }
 

@@ -190,6 +190,8 @@ pub(super) struct MaintenancePage {
     oldest_tables: Vec<AgeRow>,
     /// Why autovacuum cannot run on this server, when it cannot.
     autovacuum_off: Option<String>,
+    /// When the figures were read (live, time-boxed).
+    read_at: String,
     error: Option<String>,
     /// The form as it was sent when it was refused: why, and what was
     /// chosen, selected and typed (kept, so nothing is lost).
@@ -418,6 +420,7 @@ async fn build(m: &crate::service::fleet::Member, view: MaintQuery, ctx: PageCtx
         xid_ages: Vec::new(),
         oldest_tables: Vec::new(),
         autovacuum_off: None,
+        read_at: fmt_time(crate::store::now()),
         error: None,
         refused: None,
         chosen: Sent::default(),
