@@ -151,6 +151,16 @@ pub async fn first_since(pool: &Pool, database: &str, at: i64) -> sqlx::Result<O
         .await)
 }
 
+/// When a database's oldest kept sample was taken (raw or rolled up).
+pub async fn oldest_at(pool: &Pool, database: &str) -> sqlx::Result<Option<i64>> {
+    on_pool!(pool, |p| sqlx::query_scalar(
+        "SELECT MIN(at) FROM metric_samples WHERE database_name = $1"
+    )
+    .bind(database)
+    .fetch_one(p)
+    .await)
+}
+
 /// A database's newest raw sample (for an instance that does not sample).
 pub async fn newest(pool: &Pool, database: &str) -> sqlx::Result<Option<SampleRow>> {
     let sql = format!(

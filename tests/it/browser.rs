@@ -792,6 +792,34 @@ async fn a_dba_acknowledges_and_silences_an_alert_then_reads_a_weeks_charts() {
         .await
         .unwrap();
     wait_for_text(&browser, "figure.chart figcaption", "Connections by state").await;
+    // A few seconds of samples: it opens on the hour, the x-axis starting
+    // at the first sample, lines drawn, and no axis reading "0s / 0s / 0s".
+    wait_for_text(&browser, "nav.ranges a[aria-current='page']", "1h").await;
+    let drawn = browser
+        .find_all(Locator::Css("svg.chart g.series polyline"))
+        .await
+        .unwrap();
+    assert!(!drawn.is_empty(), "three samples draw lines, not dots");
+    // Every chart's three y-axis labels differ.
+    let axes = browser
+        .execute(
+            "return [...document.querySelectorAll('svg.chart')].map(svg => \
+               [svg.getAttribute('aria-label'), \
+                [...svg.querySelectorAll('g.axis text.y')].map(t => t.textContent)])",
+            vec![],
+        )
+        .await
+        .unwrap();
+    for chart in axes.as_array().unwrap() {
+        let labels: std::collections::BTreeSet<&str> = chart[1]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| l.as_str().unwrap())
+            .collect();
+        assert_eq!(labels.len(), 3, "{chart}");
+    }
+    at_both_sizes(&browser, "monitoring", ".charts", &["figure.chart"]).await;
     click(&browser, "nav.ranges a[href$='range=7d']").await;
     wait_for_text(&browser, "nav.ranges a[aria-current='page']", "7d").await;
     let charts = browser.find_all(Locator::Css("svg.chart")).await.unwrap();

@@ -42,6 +42,16 @@ impl Range {
         }
     }
 
+    /// The shortest range that holds everything sampled since `oldest`:
+    /// a new database opens on the last hour, not a day of empty chart.
+    pub fn fitting(oldest: Option<i64>, now: i64) -> Range {
+        let age = oldest.map_or(0, |o| now - o);
+        Range::ALL
+            .into_iter()
+            .find(|r| r.seconds() >= age)
+            .unwrap_or(Range::Month)
+    }
+
     /// Seconds per point: at most a few hundred points per line.
     pub fn step(self) -> i64 {
         match self {
@@ -74,18 +84,22 @@ impl Scale {
             Scale::PerSecond => format!("{v:.0}/s"),
             Scale::Percent => format!("{v:.1}%"),
             Scale::Bytes => fmt_bytes(v as i64),
-            Scale::Seconds => crate::format::fmt_age(v as i64),
+            Scale::Seconds if v == 0.0 => "0s".into(),
+            Scale::Seconds if v < 10.0 && v.fract() != 0.0 => format!("{v:.1}s"),
+            Scale::Seconds => crate::format::fmt_age(v.round() as i64),
         }
     }
 }
 
 /// SVG size (the viewBox) and the plot area inside it.
-pub const WIDTH: f64 = 640.0;
-pub const HEIGHT: f64 = 170.0;
-const LEFT: f64 = 56.0;
-const RIGHT: f64 = 8.0;
-const TOP: f64 = 8.0;
-const BOTTOM: f64 = 22.0;
+/// Narrow enough that 12-unit axis text reads at 13–15 px on a laptop and
+/// about 9 px on a phone.
+pub const WIDTH: f64 = 440.0;
+pub const HEIGHT: f64 = 150.0;
+const LEFT: f64 = 62.0;
+const RIGHT: f64 = 10.0;
+const TOP: f64 = 10.0;
+const BOTTOM: f64 = 26.0;
 
 /// One line: its points split where samples are missing (the database was
 /// down, the panel was stopped), so a gap shows as a gap.
@@ -193,16 +207,47 @@ const SPECS: &[Spec] = &[
     },
 ];
 
-/// Every chart of a database over `range`, ending at `now`. Charts with no
-/// figures at all (an engine without that view) are left out.
-pub async fn charts(store: &Store, database: &str, range: Range, now: i64) -> anyhow::Result<Vec<Chart>> {
+/// Every chart of a database over `range`, ending at `now`, its samples
+/// taken every `sample_every` seconds. The x-axis starts at the first
+/// sample in the range (a database sampled for ten minutes fills the
+/// chart, not its last pixel). Charts with no figures at all (an engine
+/// without that view) are left out.
+pub async fn charts(
+    store: &Store,
+    database: &str,
+    range: Range,
+    now: i64,
+    sample_every: i64,
+) -> anyhow::Result<Vec<Chart>> {
     let since = now - range.seconds();
-    let rows = samples::series(store.pool(), database, since, range.step()).await?;
+    // Buckets fine enough that a few minutes of samples draw a line: about
+    // 150 points over what there is, never finer than the samples.
+    let oldest = samples::oldest_at(store.pool(), database).await?;
+    let start = oldest.map_or(since, |o| o.max(since)).min(now - 60);
+    let step = bucket(now - start, sample_every, range);
+    let rows = samples::series(store.pool(), database, start, step).await?;
+    let start = rows.first().map_or(start, |r| r.at.max(since)).min(now - 60);
+    let gap = 2 * step.max(sample_every);
     Ok(SPECS
         .iter()
-        .map(|spec| draw(spec, &rows, since, now, range.step()))
+        .map(|spec| draw(spec, &rows, start, now, gap))
         .filter(|c| !c.is_empty())
         .collect())
+}
+
+/// Seconds per point for `span` seconds of samples taken every
+/// `sample_every`: about 150 points, at least one sample apart, at most
+/// the range's own step.
+fn bucket(span: i64, sample_every: i64, range: Range) -> i64 {
+    (span / 150).clamp(sample_every.max(1), range.step().max(sample_every.max(1)))
+}
+
+/// The range a database's charts open on: the shortest holding its data.
+pub async fn fitting_range(store: &Store, database: &str, now: i64) -> anyhow::Result<Range> {
+    Ok(Range::fitting(
+        samples::oldest_at(store.pool(), database).await?,
+        now,
+    ))
 }
 
 /// A database's figures over the last `range`, bucketed as its chart is:
@@ -225,16 +270,21 @@ fn nice_ceiling(v: f64) -> f64 {
         .unwrap_or(10.0 * power)
 }
 
-fn draw(spec: &Spec, rows: &[SampleRow], since: i64, now: i64, step: i64) -> Chart {
+/// `gap`: samples further apart than this are drawn as a break.
+fn draw(spec: &Spec, rows: &[SampleRow], since: i64, now: i64, gap: i64) -> Chart {
     let (left, right, top, bottom) = (LEFT, WIDTH - RIGHT, TOP, HEIGHT - BOTTOM);
     let max = rows
         .iter()
         .flat_map(|r| spec.lines.iter().filter_map(|(_, _, pick)| pick(r)))
         .fold(0.0f64, f64::max);
-    let ymax = if spec.scale == Scale::Percent {
-        100.0
-    } else {
-        nice_ceiling(max)
+    let ymax = match spec.scale {
+        Scale::Percent => 100.0,
+        // Whole seconds at least: the axis reads 0s / 0.5s / 1s, never
+        // "0s / 0s / 0s".
+        Scale::Seconds => nice_ceiling(max.max(1.0)),
+        // Whole things: 0 / 1 / 2 connections, never half a one.
+        Scale::Count => nice_ceiling(max.max(2.0)),
+        _ => nice_ceiling(max),
     };
     let span = (now - since).max(1) as f64;
     let x = |t: i64| left + (t - since) as f64 / span * (right - left);
@@ -254,7 +304,7 @@ fn draw(spec: &Spec, rows: &[SampleRow], since: i64, now: i64, step: i64) -> Cha
                     continue;
                 };
                 // A missing bucket (or more) starts a new run.
-                if previous.is_none_or(|p| r.at - p > 2 * step) {
+                if previous.is_none_or(|p| r.at - p > gap) {
                     runs.push(Vec::new());
                 }
                 if let Some(run) = runs.last_mut() {
@@ -280,7 +330,8 @@ fn draw(spec: &Spec, rows: &[SampleRow], since: i64, now: i64, step: i64) -> Cha
             let v = ymax * i as f64 / 2.0;
             Tick {
                 at: y(v),
-                label: spec.scale.show(v),
+                // Round ticks read without a trailing ".0": "10 MB", "0/s".
+                label: spec.scale.show(v).replacen(".0", "", 1),
                 anchor: "end",
             }
         })
@@ -289,12 +340,14 @@ fn draw(spec: &Spec, rows: &[SampleRow], since: i64, now: i64, step: i64) -> Cha
         .map(|i| {
             let t = since + (now - since) * i / 3;
             let label = fmt_time(t);
-            // "2026-11-25 07:41:00 UTC": the day for long ranges, the time for short.
-            let label = if now - since > 2 * 86_400 {
-                label.get(5..10).unwrap_or("").to_string()
-            } else {
-                label.get(11..16).unwrap_or("").to_string()
-            };
+            // "2026-11-25 07:41:00 UTC": the day for long ranges, the time
+            // for short ones (with seconds when the chart spans minutes).
+            let label = match now - since {
+                s if s > 2 * 86_400 => label.get(5..10).unwrap_or(""),
+                s if s < 600 => label.get(11..19).unwrap_or(""),
+                _ => label.get(11..16).unwrap_or(""),
+            }
+            .to_string();
             let anchor = match i {
                 0 => "start",
                 3 => "end",
@@ -350,6 +403,58 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_new_database_opens_on_the_range_that_holds_its_data() {
+        assert_eq!(Range::fitting(None, 10_000), Range::Hour);
+        assert_eq!(Range::fitting(Some(10_000 - 300), 10_000), Range::Hour);
+        assert_eq!(Range::fitting(Some(10_000 - 7200), 10_000), Range::Day);
+        assert_eq!(Range::fitting(Some(0), 40 * 86_400), Range::Month);
+    }
+
+    #[test]
+    fn a_short_longest_running_axis_reads_in_seconds() {
+        let row = |at: i64, v: f64| SampleRow {
+            at,
+            longest_query_s: Some(v),
+            ..SampleRow::default()
+        };
+        let longest = SPECS.iter().find(|s| s.title == "Longest running").unwrap();
+        let chart = draw(longest, &[row(0, 0.2), row(30, 0.3)], 0, 60, 60);
+        let labels: Vec<&str> = chart.y_ticks.iter().map(|t| t.label.as_str()).collect();
+        assert_eq!(labels, ["0s", "0.5s", "1s"]);
+    }
+
+    #[test]
+    fn three_samples_draw_a_line() {
+        let row = |at: i64, v: f64| SampleRow {
+            at,
+            commits_ps: Some(v),
+            ..SampleRow::default()
+        };
+        let tps = &SPECS[1];
+        let chart = draw(
+            tps,
+            &[row(1000, 1.0), row(1030, 4.0), row(1060, 2.0)],
+            1000,
+            1060,
+            60,
+        );
+        assert_eq!(chart.lines[0].runs.len(), 1);
+        assert_eq!(chart.lines[0].runs[0].split(' ').count(), 3);
+        // From the left edge of the plot to the right.
+        assert!(chart.lines[0].runs[0].starts_with(&format!("{LEFT:.1},")));
+    }
+
+    #[test]
+    fn buckets_follow_what_there_is() {
+        // Five minutes of 30 s samples on the hour: one point per sample.
+        assert_eq!(bucket(300, 30, Range::Hour), 30);
+        // Seconds apart (a test's 1 s samples): one per second.
+        assert_eq!(bucket(60, 1, Range::Hour), 1);
+        // A full day: the day's five minutes.
+        assert_eq!(bucket(86_400, 30, Range::Day), 300);
+    }
+
+    #[test]
     fn ceilings_are_round() {
         assert_eq!(nice_ceiling(0.0), 1.0);
         assert_eq!(nice_ceiling(3.0), 5.0);
@@ -373,7 +478,7 @@ mod tests {
             row(360, 1.0),
             row(390, 2.0),
         ];
-        let chart = draw(&SPECS[0], &rows, 0, 3600, 30);
+        let chart = draw(&SPECS[0], &rows, 0, 3600, 60);
         let active = &chart.lines[0];
         assert_eq!(active.points, 5);
         assert_eq!(active.runs.len(), 2);

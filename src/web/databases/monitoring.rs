@@ -69,8 +69,13 @@ pub(super) async fn page(
     ctx: PageCtx,
 ) -> AppResult<MonitoringTab> {
     let name = &m.entry.name;
-    let range = Range::parse(&q.range).unwrap_or(Range::Day);
-    let charts = charts::charts(&state.store, name.as_str(), range, now()).await?;
+    let at = now();
+    let range = match Range::parse(&q.range) {
+        Some(r) => r,
+        None => charts::fitting_range(&state.store, name.as_str(), at).await?,
+    };
+    let every = state.config.sample_interval.as_secs() as i64;
+    let charts = charts::charts(&state.store, name.as_str(), range, at, every).await?;
     let board = alerts::board(&state.store, Some(name.as_str()), 0).await?;
     let rules = alerts::settings(&state.monitor, name.as_str())
         .await?
