@@ -239,6 +239,11 @@ pub async fn charts(
 /// `sample_every`: about 150 points, at least one sample apart, at most
 /// the range's own step.
 fn bucket(span: i64, sample_every: i64, range: Range) -> i64 {
+    // The range's own step (the API's buckets too) while it gives a line
+    // of ten points or more.
+    if span / range.step() >= 10 {
+        return range.step();
+    }
     (span / 150).clamp(sample_every.max(1), range.step().max(sample_every.max(1)))
 }
 
@@ -450,8 +455,9 @@ mod tests {
         assert_eq!(bucket(300, 30, Range::Hour), 30);
         // Seconds apart (a test's 1 s samples): one per second.
         assert_eq!(bucket(60, 1, Range::Hour), 1);
-        // A full day: the day's five minutes.
+        // A full day, or two hours of it: the day's five minutes.
         assert_eq!(bucket(86_400, 30, Range::Day), 300);
+        assert_eq!(bucket(7200, 30, Range::Day), 300);
     }
 
     #[test]

@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use custodian::domain::Role;
+use custodian::service::monitoring::charts;
 use custodian::store::metrics::{self as samples, SampleRow};
 use custodian::store::now;
 use reqwest::StatusCode;
@@ -210,7 +211,7 @@ async fn charts_are_svg_with_one_point_per_bucket_of_the_range(store: StoreChoic
     assert!(hour.windows(2).all(|w| w[0].0 < w[1].0), "x grows with time");
     assert!(
         hour.iter()
-            .all(|(x, y)| (0.0..=640.0).contains(x) && (0.0..=170.0).contains(y))
+            .all(|(x, y)| (0.0..=charts::WIDTH).contains(x) && (0.0..=charts::HEIGHT).contains(y))
     );
 
     let (_, html) = viewer.text("/databases/charted/monitoring?range=24h").await;
@@ -245,7 +246,7 @@ async fn charts_are_svg_with_one_point_per_bucket_of_the_range(store: StoreChoic
         "one point per five-minute bucket"
     );
 
-    // A range nobody asked for falls back to the day; the API agrees with the chart.
+    // The API agrees with the chart.
     let token = app.token_for("ci", Role::Viewer).await;
     let v: Value = api_get(&app, &token, "/api/v1/databases/charted/samples?range=24h")
         .await
