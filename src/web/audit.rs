@@ -106,7 +106,10 @@ struct RowView {
     via: String,
     action: String,
     target: String,
+    /// Where the target is: a job's page, a database's, a request's.
+    target_link: Option<String>,
     database: String,
+    database_link: Option<String>,
     outcome: String,
     detail: String,
     client: String,
@@ -114,16 +117,73 @@ struct RowView {
 
 impl From<AuditRow> for RowView {
     fn from(r: AuditRow) -> Self {
+        let database = r.database_name.unwrap_or_default();
+        let target_link = link_of(&r.target, &database);
         RowView {
             at: fmt_time(r.at),
             actor: r.actor,
             via: r.via,
             action: r.action,
             target: r.target,
-            database: r.database_name.unwrap_or_default(),
+            target_link,
+            database_link: db_link(&database),
+            database,
             outcome: r.outcome,
             detail: r.detail,
             client: r.client_addr,
+        }
+    }
+}
+
+/// The page an audit target is about, when it has one: `job:N`, a
+/// migration request, or the database itself.
+fn link_of(target: &str, database: &str) -> Option<String> {
+    if let Some(id) = target.strip_prefix("job:") {
+        return id.parse::<i64>().ok().map(|id| format!("/jobs/{id}"));
+    }
+    if target.starts_with("request ") && !database.is_empty() {
+        let id = target.trim_start_matches("request ").parse::<i64>().ok()?;
+        return Some(format!("{}/migrations#request-{id}", db_link(database)?));
+    }
+    if !database.is_empty() && target == database {
+        return db_link(database);
+    }
+    None
+}
+
+/// A registered database's page; `None` for a name that is not one.
+fn db_link(database: &str) -> Option<String> {
+    crate::domain::DatabaseName::parse(database)
+        .ok()
+        .map(|d| format!("/databases/{d}"))
+}
+
+/// What a job's audit rows are about, in words: "VACUUM FULL public.big on
+/// shop" (the detail only names the kind's code, and job.end only the
+/// outcome).
+async fn describe_jobs(state: &AppState, rows: &mut [RowView]) {
+    let mut seen: std::collections::HashMap<i64, Option<String>> = std::collections::HashMap::new();
+    for r in rows.iter_mut() {
+        let Some(id) = r.target.strip_prefix("job:").and_then(|i| i.parse::<i64>().ok()) else {
+            continue;
+        };
+        if !seen.contains_key(&id) {
+            let what = state.jobs.get(id).await.ok().map(|j| {
+                let on = j
+                    .database_name
+                    .as_deref()
+                    .map(|d| format!(" on {d}"))
+                    .unwrap_or_default();
+                format!("{} {}{on}", j.kind.label(), j.target)
+            });
+            seen.insert(id, what);
+        }
+        if let Some(Some(what)) = seen.get(&id) {
+            r.detail = match r.action.as_str() {
+                "job.start" => what.clone(),
+                _ if r.detail.is_empty() => what.clone(),
+                _ => format!("{what}: {}", r.detail),
+            };
         }
     }
 }
@@ -146,11 +206,13 @@ async fn page(
     Query(q): Query<AuditQuery>,
 ) -> AppResult<AuditPage> {
     let result = audit::search(&state.store, q.filter()?).await?;
+    let mut rows: Vec<RowView> = result.rows.into_iter().map(RowView::from).collect();
+    describe_jobs(&state, &mut rows).await;
     Ok(AuditPage {
         ctx,
         older: result.older.map(|id| q.link(Some(id), None)),
         newer: result.newer.map(|id| q.link(None, Some(id))),
-        rows: result.rows.into_iter().map(RowView::from).collect(),
+        rows,
         actions: ACTIONS,
         q,
     })

@@ -466,6 +466,22 @@ async fn a_dba_runs_vacuum_analyze_and_watches_it_finish() {
     // What VACUUM did, in the server's words and in the job's result.
     wait_for_text(&browser, "#job pre.log", "tuples: 15000 removed").await;
     wait_for_text(&browser, "#job .job-head", "15000 dead tuples removed").await;
+    at_both_sizes(&browser, "job", "#job", &["#job pre.log"]).await;
+    let job_url = browser.current_url().await.unwrap();
+
+    // The audit log says what the job was and links to it.
+    browser.goto(&app.url("/audit")).await.unwrap();
+    wait_for_text(&browser, "table.audit", "VACUUM ANALYZE public.orders on shop").await;
+    let link = browser
+        .find(Locator::Css("table.audit td.target a[href^='/jobs/']"))
+        .await
+        .unwrap()
+        .attr("href")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(link, job_url.path());
+    at_both_sizes(&browser, "audit", "table.audit", &["table.audit td.detail"]).await;
     browser.close().await.unwrap();
 }
 
