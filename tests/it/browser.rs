@@ -518,12 +518,18 @@ async fn at_both_sizes(browser: &Client, name: &str, at: &str, must_see: &[&str]
                 .execute(
                     "const w = document.documentElement.clientWidth; \
                      return [...document.querySelectorAll('body *')] \
-                       .filter(e => e.getBoundingClientRect().right > w + 0.5 && !e.closest('.table-wrap')) \
-                       .slice(0, 8).map(e => e.tagName + '.' + e.className + ' ' + Math.round(e.getBoundingClientRect().right));",
+                       .filter(e => e.getBoundingClientRect().right > w + 0.5 && (e.matches('.table-wrap, nav.tabs, nav.nav') || !e.closest('.table-wrap, nav.tabs, nav.nav'))) \
+                       .slice(0, 8).map(e => e.tagName + '.' + e.className + ' ' + Math.round(e.getBoundingClientRect().right) + ' in ' + e.parentElement.tagName + '.' + e.parentElement.className);",
                     vec![],
                 )
                 .await
                 .unwrap();
+            if let Ok(dir) = std::env::var("CUSTODIAN_SCREENSHOTS") {
+                let _ = std::fs::create_dir_all(&dir);
+                if let Ok(png) = browser.screenshot().await {
+                    let _ = std::fs::write(format!("{dir}/{name}-{w}-FAILED.png"), png);
+                }
+            }
             panic!("{name} at {w} px scrolls sideways: {page} px wide in {view}: {wide}");
         }
         for css in must_see {
@@ -931,5 +937,89 @@ async fn an_admin_finds_the_drop_on_the_timeline_and_restores_to_just_before_it(
     wait_for_text(&browser, "table.restores", "ready").await;
     click(&browser, "table.restores form[action$='/discard'] button").await;
     wait_for_text(&browser, ".job-head", "succeeded").await;
+    browser.close().await.unwrap();
+}
+
+/// Every page a signed-in admin can open, at a phone and a laptop size: none
+/// scrolls sideways, and with CUSTODIAN_SCREENSHOTS set each is saved for a
+/// person to look at (scripts/test leaves them in target/screenshots).
+#[tokio::test]
+async fn every_page_fits_a_phone_and_a_laptop() {
+    let pg = crate::helpers::TestDb::postgres().await;
+    pg.exec(
+        "CREATE TABLE orders (id bigint PRIMARY KEY, customer_id bigint, note text); \
+         CREATE INDEX orders_customer_idx ON orders (customer_id); \
+         INSERT INTO orders SELECT g, g % 100, repeat('x', 40) FROM generate_series(1, 5000) g",
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("V1__notes.sql"),
+        "CREATE TABLE order_notes (id bigint PRIMARY KEY, body text);\n",
+    )
+    .unwrap();
+    let app = TestApp::spawn_with(crate::helpers::StoreChoice::Sqlite, |c| c.demo = true).await;
+    app.create_user("root", Role::Admin).await;
+    app.register_with_migrations("shop", &pg.url, Some(dir.path()))
+        .await;
+    let token = app.token_for("bot", Role::Operator).await;
+    let res = crate::helpers::api_post(
+        &app,
+        &token,
+        "/api/v1/databases/shop/maintenance",
+        json!({"action": "analyze", "tables": ["public.orders"]}),
+    )
+    .await;
+    assert!(res.status().is_success(), "{}", res.status());
+    let job: serde_json::Value = res.json().await.unwrap();
+    let job = job["id"].as_i64().or(job["job_id"].as_i64()).expect("a job id");
+    app.job_finished(&token, job).await;
+
+    let driver = Driver::start().await;
+    let browser = driver.browser().await;
+    sign_in(&browser, &app, "root", "/").await;
+    wait_for_text(&browser, "h1", "Overview").await;
+    let pages: &[(&str, &str)] = &[
+        ("page-overview", "/"),
+        ("page-databases", "/databases"),
+        ("page-servers", "/servers"),
+        ("page-database-new", "/databases/new"),
+        ("page-database", "/databases/shop"),
+        ("page-database-edit", "/databases/shop/edit"),
+        ("page-activity", "/databases/shop/activity"),
+        ("page-top-queries", "/databases/shop/activity/top"),
+        ("page-maintenance-tables", "/databases/shop/maintenance"),
+        (
+            "page-maintenance-indexes",
+            "/databases/shop/maintenance?tab=indexes",
+        ),
+        (
+            "page-maintenance-database",
+            "/databases/shop/maintenance?tab=database",
+        ),
+        ("page-database-backups", "/databases/shop/backups"),
+        ("page-monitoring", "/databases/shop/monitoring"),
+        ("page-migrations", "/databases/shop/migrations"),
+        ("page-demo", "/databases/demo"),
+        ("page-demo-maintenance", "/databases/demo/maintenance"),
+        ("page-backups", "/backups"),
+        ("page-alerts", "/alerts"),
+        ("page-jobs", "/jobs"),
+        ("page-audit", "/audit"),
+        ("page-users", "/users"),
+        ("page-account", "/account"),
+    ];
+    let job_page = format!("/jobs/{job}");
+    for (name, path) in pages.iter().copied().chain([("page-job", job_page.as_str())]) {
+        browser.goto(&app.url(path)).await.unwrap();
+        browser
+            .wait()
+            .for_element(Locator::Css("h1"))
+            .await
+            .unwrap_or_else(|e| panic!("{path} has no heading: {e}"));
+        at_both_sizes(&browser, name, "h1", &[]).await;
+    }
+    sign_out(&browser).await;
+    at_both_sizes(&browser, "page-login", "h1", &["button[type=submit]"]).await;
     browser.close().await.unwrap();
 }
