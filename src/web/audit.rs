@@ -167,7 +167,7 @@ async fn describe_jobs(state: &AppState, rows: &mut [RowView]) {
         let Some(id) = r.target.strip_prefix("job:").and_then(|i| i.parse::<i64>().ok()) else {
             continue;
         };
-        if !seen.contains_key(&id) {
+        if let std::collections::hash_map::Entry::Vacant(slot) = seen.entry(id) {
             let what = state.jobs.get(id).await.ok().map(|j| {
                 let on = j
                     .database_name
@@ -176,7 +176,7 @@ async fn describe_jobs(state: &AppState, rows: &mut [RowView]) {
                     .unwrap_or_default();
                 format!("{} {}{on}", j.kind.label(), j.target)
             });
-            seen.insert(id, what);
+            slot.insert(what);
         }
         if let Some(Some(what)) = seen.get(&id) {
             r.detail = match r.action.as_str() {

@@ -190,6 +190,14 @@ async fn a_postgres_backup_is_verified_by_a_real_restore_and_restores_into_a_new
         )
         .await;
     assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    // The form again, the reason beside it, the choice and the typed name kept.
+    let html = res.text().await.unwrap();
+    assert!(html.contains("id=\"restore-refused\""), "{html}");
+    assert!(html.contains("value=\"original\" checked"), "{html}");
+    assert!(html.contains("value=\"nope\""), "{html}");
+    // The restore test's whole time beside the restore's.
+    let (_, page) = admin.text("/databases/shop/backups").await;
+    assert!(page.contains("(the test took "), "{page}");
 
     let actions: Vec<String> = app
         .audit()

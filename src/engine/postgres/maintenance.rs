@@ -486,6 +486,7 @@ pub async fn maintain(
         // sent again at the next tick rather than forgotten.
         let mut cancel_asked = false;
         let mut cancel_sent = false;
+        let mut last_phase: Option<String> = None;
         let result = {
             let exec = sqlx::query(&sql)
                 .persistent(false)
@@ -500,6 +501,13 @@ pub async fn maintain(
                             cancel_sent = cancel_backend(db, pid).await;
                         }
                         if let Some((phase, fraction)) = progress_of(db, pid).await {
+                            // Each new phase (REINDEX CONCURRENTLY's build,
+                            // validate, swap…; VACUUM's heap and index
+                            // passes) goes to the log as it starts.
+                            if last_phase.as_deref() != Some(phase.as_str()) {
+                                control.note(format!("{}: {phase}", rel.display()));
+                                last_phase = Some(phase.clone());
+                            }
                             let done = base + fraction.unwrap_or(0.0).clamp(0.0, 1.0) / n;
                             control.report(Some(done), &format!("{} {}: {phase}", action.label(), rel.display()));
                         }

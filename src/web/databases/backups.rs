@@ -174,6 +174,10 @@ pub(super) struct RestorePage {
     backup: BackupView,
     /// A file database restores into a new file only.
     file: bool,
+    /// The form as sent, when it was refused: why, and what was chosen
+    /// and typed.
+    error: Option<String>,
+    sent: RestoreForm,
 }
 
 pub(super) async fn restore_page(
@@ -193,10 +197,12 @@ pub(super) async fn restore_page(
         file: m.capabilities().file,
         db: DbView::of(&m),
         backup: BackupView::of(&backup, &state.backups),
+        error: None,
+        sent: RestoreForm::default(),
     })
 }
 
-#[derive(Deserialize)]
+#[derive(Default, Deserialize)]
 pub(super) struct RestoreForm {
     /// "new" or "original".
     #[serde(default)]
@@ -212,14 +218,40 @@ pub(super) async fn restore(
     Admin(me): Admin,
     Db(m): Db,
     id: BackupId,
+    ctx: PageCtx,
     Form(form): Form<RestoreForm>,
-) -> AppResult<Redirect> {
+) -> AppResult<axum::response::Response> {
+    use axum::response::IntoResponse;
     let into = match form.into.as_str() {
         "original" => RestoreInto::Original {
-            confirm: form.confirm,
+            confirm: form.confirm.clone(),
         },
-        _ => RestoreInto::New(form.new_name),
+        _ => RestoreInto::New(form.new_name.clone()),
     };
-    let job = state.backups.restore(&m, &me.actor(), id.get(), into).await?;
-    Ok(Redirect::to(&format!("/jobs/{job}")))
+    match state.backups.restore(&m, &me.actor(), id.get(), into).await {
+        Ok(job) => Ok(Redirect::to(&format!("/jobs/{job}")).into_response()),
+        // Refused: the form again, the reason beside it, what was chosen
+        // and typed still there.
+        Err(e @ (AppError::Invalid(_) | AppError::Conflict(_))) => {
+            let status = match e {
+                AppError::Conflict(_) => axum::http::StatusCode::CONFLICT,
+                _ => axum::http::StatusCode::UNPROCESSABLE_ENTITY,
+            };
+            let backup = state.backups.get(id.get()).await?;
+            let page = RestorePage {
+                ctx,
+                file: m.capabilities().file,
+                db: DbView::of(&m),
+                backup: BackupView::of(&backup, &state.backups),
+                error: Some(e.to_string()),
+                sent: RestoreForm {
+                    into: form.into.chars().take(20).collect(),
+                    new_name: form.new_name.chars().take(100).collect(),
+                    confirm: form.confirm.chars().take(100).collect(),
+                },
+            };
+            Ok((status, page).into_response())
+        }
+        Err(e) => Err(e),
+    }
 }
