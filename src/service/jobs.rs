@@ -88,8 +88,19 @@ impl JobCtx {
 
     /// Append a line to the job's log (timestamped).
     pub async fn log(&self, line: &str) {
+        self.log_lines(&[line]).await
+    }
+
+    /// Append lines to the job's log in one write, each timestamped. A
+    /// line break inside a line (a table's name may hold one) is indented
+    /// under it, so nothing can pass for a line of its own.
+    pub async fn log_lines<S: AsRef<str>>(&self, lines: &[S]) {
         let stamp = crate::format::fmt_time(now());
-        if let Err(e) = rows::append_log(self.store.pool(), self.id, &format!("{stamp}  {line}\n")).await {
+        let text: String = lines
+            .iter()
+            .map(|l| format!("{stamp}  {}\n", l.as_ref().replace(['\r', '\n'], "\n      ")))
+            .collect();
+        if let Err(e) = rows::append_log(self.store.pool(), self.id, &text).await {
             tracing::warn!(job = self.id, error = %e, "cannot write the job log");
         }
     }
@@ -338,6 +349,9 @@ impl Jobs {
             }
         }
         let result = async {
+            // In memory first: a heartbeat landing after the start then
+            // writes "starting", never the stale "queued".
+            ctx.progress(Some(0.0), "starting");
             match rows::start(store.pool(), ctx.id).await {
                 Ok(1) => {}
                 Ok(_) => return Err(JobFailure::Cancelled),

@@ -162,8 +162,11 @@ pub async fn start(
                 let writer = {
                     let ctx = ctx.clone();
                     tokio::spawn(async move {
-                        while let Some(line) = heard.recv().await {
-                            ctx.log(&line).await;
+                        // What has queued up goes in one write.
+                        let mut batch = Vec::new();
+                        while heard.recv_many(&mut batch, 200).await > 0 {
+                            ctx.log_lines(&batch).await;
+                            batch.clear();
                         }
                     })
                 };
@@ -228,6 +231,24 @@ pub fn action_of(kind: JobKind) -> Option<Action> {
         JobKind::IntegrityCheck => Action::IntegrityCheck,
         _ => return None,
     })
+}
+
+/// A job's action in words: "VACUUM ANALYZE", and PostgreSQL's REINDEX as
+/// it runs (CONCURRENTLY, on an index or table by table).
+pub fn what(fleet: &Fleet, job: &JobRow) -> String {
+    let engine = job
+        .database_name
+        .as_deref()
+        .and_then(|d| crate::domain::DatabaseName::parse(d).ok())
+        .and_then(|d| fleet.get(&d))
+        .map(|m| m.entry.engine);
+    match (job.kind, engine) {
+        (JobKind::Reindex, Some(crate::engine::EngineKind::Postgres)) if job.target.starts_with("index ") => {
+            "REINDEX INDEX CONCURRENTLY".into()
+        }
+        (JobKind::Reindex, Some(crate::engine::EngineKind::Postgres)) => "REINDEX TABLE CONCURRENTLY".into(),
+        (kind, _) => kind.label().into(),
+    }
 }
 
 /// What an interrupted job's server may have done without the panel.

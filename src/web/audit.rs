@@ -112,6 +112,8 @@ struct RowView {
     database_link: Option<String>,
     outcome: String,
     detail: String,
+    /// The detail as the row records it, when the page shows it in words.
+    recorded: String,
     client: String,
 }
 
@@ -129,6 +131,7 @@ impl From<AuditRow> for RowView {
             database_link: db_link(&database),
             database,
             outcome: r.outcome,
+            recorded: String::new(),
             detail: r.detail,
             client: r.client_addr,
         }
@@ -179,6 +182,7 @@ async fn describe_jobs(state: &AppState, rows: &mut [RowView]) {
             slot.insert(what);
         }
         if let Some(Some(what)) = seen.get(&id) {
+            r.recorded = r.detail.clone();
             r.detail = match r.action.as_str() {
                 "job.start" => what.clone(),
                 _ if r.detail.is_empty() => what.clone(),

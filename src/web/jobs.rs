@@ -55,13 +55,7 @@ impl JobView {
     /// The row as shown, with what the server may have done meanwhile.
     fn of(state: &AppState, j: JobRow) -> JobView {
         let server_check = maintenance::server_may_have_finished(&state.fleet, &j);
-        let engine = j
-            .database_name
-            .as_deref()
-            .and_then(|d| crate::domain::DatabaseName::parse(d).ok())
-            .and_then(|d| state.fleet.get(&d))
-            .map(|m| m.entry.engine);
-        let what = what(j.kind, engine, &j.target);
+        let what = maintenance::what(&state.fleet, &j);
         JobView {
             server_check,
             what,
@@ -103,20 +97,6 @@ impl From<JobRow> for JobView {
             state: j.state,
             active,
         }
-    }
-}
-
-/// A job's action in words. PostgreSQL's REINDEX runs CONCURRENTLY, on
-/// an index or table by table (see `engine::postgres::maintenance`).
-fn what(kind: crate::domain::JobKind, engine: Option<crate::engine::EngineKind>, target: &str) -> String {
-    use crate::domain::JobKind;
-    use crate::engine::EngineKind;
-    match (kind, engine) {
-        (JobKind::Reindex, Some(EngineKind::Postgres)) if target.starts_with("index ") => {
-            "REINDEX INDEX CONCURRENTLY".into()
-        }
-        (JobKind::Reindex, Some(EngineKind::Postgres)) => "REINDEX TABLE CONCURRENTLY".into(),
-        (kind, _) => kind.label().into(),
     }
 }
 

@@ -69,6 +69,18 @@ impl PageCtx {
         path: &str,
         need_csrf: bool,
     ) -> AppResult<PageCtx> {
+        PageCtx::load_with(session, user, path, need_csrf, true).await
+    }
+
+    /// [`PageCtx::load`], taking the queued messages only when
+    /// `take_flashes` (not for a page refreshing part of itself).
+    pub async fn load_with(
+        session: Option<&Session>,
+        user: Option<&CurrentUser>,
+        path: &str,
+        need_csrf: bool,
+        take_flashes: bool,
+    ) -> AppResult<PageCtx> {
         let (csrf, flashes) = match session {
             Some(session) => {
                 let csrf = if need_csrf {
@@ -78,7 +90,11 @@ impl PageCtx {
                 };
                 // `remove` marks the session modified (a store write), so
                 // only remove when there is something to show.
-                let flashes = match session.get::<Vec<Flash>>(keys::FLASH).await? {
+                let queued = match take_flashes {
+                    true => session.get::<Vec<Flash>>(keys::FLASH).await?,
+                    false => None,
+                };
+                let flashes = match queued {
                     Some(queued) => {
                         session.remove_value(keys::FLASH).await?;
                         queued
@@ -121,14 +137,19 @@ where
         let user =
             <CurrentUser as axum::extract::OptionalFromRequestParts<S>>::from_request_parts(parts, state)
                 .await?;
+        // A page refreshing part of itself (htmx polling, not a boosted
+        // navigation) leaves queued messages for the next page the user
+        // opens: the poll's swap never shows them.
+        let poll = parts.headers.contains_key("hx-request") && !parts.headers.contains_key("hx-boosted");
         let session = parts.extensions.get::<Session>().cloned();
         // Only a signed-in session gets a session token: a visitor's page
         // must not create a session (a row in the store) for one.
-        let mut ctx = PageCtx::load(
+        let mut ctx = PageCtx::load_with(
             session.as_ref(),
             user.as_ref(),
             request_path(parts),
             user.is_some(),
+            !poll,
         )
         .await?;
         // The sign-in and setup pages' forms carry a stateless token.

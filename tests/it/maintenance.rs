@@ -287,6 +287,19 @@ async fn a_blocked_vacuum_full_is_cancelled_from_the_job_page() {
         (n == 1).then_some(())
     })
     .await;
+    // The job says what it waits on, and behind whom.
+    let reader_pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
+        .fetch_one(&mut reader)
+        .await
+        .unwrap();
+    let page = eventually("the job page to name the blocker", || async {
+        let (_, page) = operator.text(&format!("/jobs/{id}")).await;
+        (page.contains(&format!("for a lock held by pid {reader_pid}"))
+            && page.contains("VACUUM FULL public.big: waiting"))
+        .then_some(page)
+    })
+    .await;
+    assert!(page.contains("<pre class=\"log\">"), "{page}");
 
     let res = operator.post(&format!("/jobs/{id}/cancel"), &[]).await;
     assert_eq!(res.status(), StatusCode::SEE_OTHER);

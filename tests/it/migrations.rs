@@ -246,6 +246,29 @@ async fn an_error_level_finding_blocks_a_request_until_it_is_disabled_in_the_fil
         "the tab, not an error page"
     );
 
+    // A request bound to such a file some other way (made before this
+    // rule, or by a direct write) cannot be approved, by the API either.
+    let files = json!([{"version": "3", "checksum": checksum(V3)}]).to_string();
+    let sneaked = custodian::store::migrations::insert(
+        app.state.store.pool(),
+        "shop",
+        custodian::store::migrations::RequestAction::Apply,
+        &files,
+        "oscar",
+    )
+    .await
+    .unwrap();
+    let lead = app.approver_token("lena", Role::Viewer).await;
+    let res = api_post(
+        &app,
+        &lead,
+        &format!("/api/v1/migration-requests/{sneaked}/approve"),
+        json!({"comment": "looks fine"}),
+    )
+    .await;
+    assert_eq!(res.status(), 409);
+    assert!(res.text().await.unwrap().contains("lint error"));
+
     // Disabled in the file: the request goes through.
     std::fs::write(dir.path().join("V3__index_orders.sql"), V3_ALLOWED).unwrap();
     let res = api_post(&app, &operator, requests, json!({"versions": ["2", "3"]})).await;

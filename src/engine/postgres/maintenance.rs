@@ -130,11 +130,12 @@ pub async fn tables(conn: &mut PgConnection, q: &TableQuery) -> EngineResult<Tab
     Ok(list)
 }
 
-/// What the bloat estimate needs of one table: its block size, size on
-/// disk, row estimate, fillfactor, and from pg_stats the average width of
+/// What the bloat estimate needs of one table: its block size, its pages
+/// and rows as the last VACUUM/ANALYZE counted them (the same moment, so a
+/// table that grew since is not called bloated), fillfactor, and from pg_stats the average width of
 /// a row's values and whether any are NULL (`None` before ANALYZE).
 const BLOAT_SQL: &str = "SELECT c.oid::int8 AS oid, current_setting('block_size')::int8 AS block_size, \
-        pg_relation_size(c.oid) AS bytes, c.reltuples::float8 AS reltuples, c.relnatts::int8 AS columns, \
+        c.relpages::int8 * current_setting('block_size')::int8 AS bytes, c.reltuples::float8 AS reltuples, c.relnatts::int8 AS columns, \
         COALESCE((SELECT substring(o FROM 'fillfactor=([0-9]+)')::int8 FROM unnest(c.reloptions) o \
                   WHERE o LIKE 'fillfactor=%' LIMIT 1), 100) AS fillfactor, \
         (SELECT sum((1 - s.null_frac) * s.avg_width)::float8 FROM pg_stats s \
@@ -395,6 +396,24 @@ async fn progress_of(db: &Postgres, pid: i32) -> Option<(String, Option<f64>)> {
     .flatten()
 }
 
+/// What the job's own backend waits on when it waits for a lock: the
+/// sessions holding it (pg_blocking_pids, only while it waits). `None`
+/// when it is not waiting for a lock, or nothing could be read.
+async fn lock_wait_of(db: &Postgres, pid: i32) -> Option<Vec<i64>> {
+    let mut conn = db.lease().await.ok()?;
+    let blockers: Option<Vec<i32>> = sqlx::query_scalar(
+        "SELECT CASE WHEN wait_event_type = 'Lock' THEN pg_blocking_pids(pid) END \
+         FROM pg_stat_activity WHERE pid = $1",
+    )
+    .bind(pid)
+    .fetch_optional(&mut *conn)
+    .await
+    .ok()
+    .flatten()
+    .flatten();
+    blockers.map(|b| b.into_iter().map(i64::from).collect())
+}
+
 /// The relation's size on disk (with its indexes and TOAST for a table),
 /// or `None` when it is no longer there under this name. Read right before
 /// the statement that names it, and again after, for the log.
@@ -452,6 +471,7 @@ pub async fn maintain(
     let n = relations.len() as f64;
     let (notices, heard) = Notices::start();
     let mut total = Done::default();
+    let mut skipped: Vec<String> = Vec::new();
     for (i, rel) in relations.iter().enumerate() {
         if control.is_cancelled() {
             return Err(cancelled());
@@ -487,6 +507,8 @@ pub async fn maintain(
         let mut cancel_asked = false;
         let mut cancel_sent = false;
         let mut last_phase: Option<String> = None;
+        let mut waiting_since: Option<std::time::Instant> = None;
+        let mut told_wait = false;
         let result = {
             let exec = sqlx::query(&sql)
                 .persistent(false)
@@ -499,6 +521,33 @@ pub async fn maintain(
                     _ = tokio::time::sleep(Duration::from_millis(500)) => {
                         if cancel_asked && !cancel_sent {
                             cancel_sent = cancel_backend(db, pid).await;
+                        }
+                        // Waiting for a lock: say on what and behind whom.
+                        match lock_wait_of(db, pid).await {
+                            Some(blockers) => {
+                                let since = *waiting_since.get_or_insert_with(std::time::Instant::now);
+                                let who = match blockers.as_slice() {
+                                    [] => "another session".to_string(),
+                                    [one] => format!("pid {one}"),
+                                    many => format!(
+                                        "pids {}",
+                                        many.iter().map(i64::to_string).collect::<Vec<_>>().join(", ")
+                                    ),
+                                };
+                                let words = format!(
+                                    "{} {}: waiting {}s for a lock held by {who} (see the activity page)",
+                                    action.label(),
+                                    rel.display(),
+                                    since.elapsed().as_secs()
+                                );
+                                if !told_wait {
+                                    control.note(format!("{}: waiting for a lock held by {who}", rel.display()));
+                                    told_wait = true;
+                                }
+                                control.report(Some(base), &words);
+                                continue;
+                            }
+                            None => waiting_since = None,
                         }
                         if let Some((phase, fraction)) = progress_of(db, pid).await {
                             // Each new phase (REINDEX CONCURRENTLY's build,
@@ -520,13 +569,29 @@ pub async fn maintain(
             }
         };
         let said = heard.take();
-        for line in &said {
-            let mut lines = line.lines();
-            if let Some(first) = lines.next() {
+        // A few tables: everything the server said. Many (the whole
+        // database): the lines that count what was removed, so the log
+        // stays readable and small.
+        let everything = relations.len() <= 5;
+        for m in &said {
+            if m.warning {
+                control.note(format!("WARNING: {}", m.text));
+                // "skipping "t" --- only table or database owner can
+                // vacuum it": the statement succeeds having done nothing.
+                if m.text.contains("skipping") {
+                    skipped.push(m.text.clone());
+                }
+                continue;
+            }
+            let mut lines = m.text.lines();
+            if let Some(first) = lines.next().filter(|_| everything) {
                 control.note(first.to_string());
             }
             for more in lines {
-                control.note(format!("    {}", more.trim()));
+                let more = more.trim();
+                if everything || more.starts_with("tuples:") || more.starts_with("pages:") {
+                    control.note(format!("    {more}"));
+                }
             }
         }
         if let Err(e) = result {
@@ -547,9 +612,16 @@ pub async fn maintain(
                 d => format!(" ({} more)", fmt_bytes(-d)),
             }
         ));
-        total.add(&said, before, after);
+        let texts: Vec<String> = said.into_iter().filter(|m| !m.warning).map(|m| m.text).collect();
+        total.add(&texts, before, after);
     }
     drop(conn);
+    if !skipped.is_empty() {
+        return Err(EngineError::Refused(format!(
+            "the server did not do it: {}",
+            skipped.join("; ")
+        )));
+    }
     let what = match relations.as_slice() {
         [one] => format!("{} {}", action.label(), one.display()),
         many => format!("{} on {} tables", action.label(), many.len()),

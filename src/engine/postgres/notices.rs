@@ -18,13 +18,21 @@ use tracing::{Dispatch, Event, Metadata, Subscriber};
 
 const TARGET: &str = "sqlx::postgres::notice";
 
+/// One message: the server's words, and whether it was a WARNING (or
+/// worse) rather than INFO/NOTICE.
+#[derive(Clone, Debug)]
+pub struct Said {
+    pub text: String,
+    pub warning: bool,
+}
+
 /// The messages seen so far, oldest first.
 #[derive(Clone, Default)]
-pub struct Heard(Arc<Mutex<Vec<String>>>);
+pub struct Heard(Arc<Mutex<Vec<Said>>>);
 
 impl Heard {
     /// The messages since the last take.
-    pub fn take(&self) -> Vec<String> {
+    pub fn take(&self) -> Vec<Said> {
         self.0
             .lock()
             .map(|mut v| std::mem::take(&mut *v))
@@ -69,9 +77,16 @@ impl Visit for Message {
 }
 
 impl Subscriber for Notices {
-    fn register_callsite(&self, _: &'static Metadata<'static>) -> Interest {
-        // Decided per event in `enabled`, by the target.
-        Interest::sometimes()
+    fn register_callsite(&self, meta: &'static Metadata<'static>) -> Interest {
+        // The notices' callsite is decided per event (this collector wants
+        // it while it is the default); every other callsite keeps the
+        // answer of the subscriber in place, so filtered-out events stay
+        // cheap after a job.
+        if meta.target() == TARGET {
+            Interest::sometimes()
+        } else {
+            self.inner.register_callsite(meta)
+        }
     }
 
     fn max_level_hint(&self) -> Option<tracing::level_filters::LevelFilter> {
@@ -86,13 +101,18 @@ impl Subscriber for Notices {
         if event.metadata().target() != TARGET {
             return self.inner.event(event);
         }
+        let warning = *event.metadata().level() <= tracing::Level::WARN;
+        if warning && self.inner.enabled(event.metadata()) {
+            // A WARNING still reaches the panel's own log, as before.
+            self.inner.event(event);
+        }
         let mut m = Message(None);
         event.record(&mut m);
         if let (Some(text), Ok(mut heard)) = (m.0, self.heard.0.lock()) {
-            // Bounded: a VERBOSE run over thousands of tables still keeps
-            // only what the job log can show.
-            if heard.len() < 10_000 {
-                heard.push(text);
+            // Bounded: taken after each statement, and one statement's
+            // messages are kept to what a job log can show.
+            if heard.len() < 1000 {
+                heard.push(Said { text, warning });
             }
         }
     }

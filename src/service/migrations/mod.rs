@@ -71,6 +71,9 @@ pub struct Pending {
     pub sql: String,
     pub has_down: bool,
     pub findings: Vec<Finding>,
+    /// PostgreSQL refuses one of its statements inside a transaction
+    /// (CONCURRENTLY): apply runs the file statement by statement.
+    pub outside_transaction: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -190,6 +193,8 @@ async fn compare(
                 .to_string_lossy()
                 .into_owned(),
             findings: lint_applied(member.entry.engine, &m.up.sql, version.as_deref()),
+            outside_transaction: member.entry.engine == crate::engine::EngineKind::Postgres
+                && crate::sqltext::postgres::needs_no_transaction(&m.up.sql),
             sql: m.up.sql.clone(),
             has_down: m.down.is_some(),
         })

@@ -118,6 +118,39 @@ fn blocked_by_lint(version: &str, findings: &[crate::lint::Finding]) -> Option<S
     ))
 }
 
+/// Why an apply request cannot be approved: one of its files, as bound,
+/// has an error-level finding. `None` when none has (or the database or
+/// its files cannot be read: apply checks again and refuses then).
+async fn lint_block(fleet: &crate::service::fleet::Fleet, row: &RequestRow) -> AppResult<Option<String>> {
+    let Ok(name) = crate::domain::DatabaseName::parse(&row.database_name) else {
+        return Ok(None);
+    };
+    let Some(member) = fleet.get(&name) else {
+        return Ok(None);
+    };
+    let files: Vec<Bound> = serde_json::from_str(&row.files).unwrap_or_default();
+    let dir = member.entry.migrations_dir.clone().unwrap_or_default();
+    let Ok(source) = source::scan(std::path::Path::new(&dir)) else {
+        return Ok(None);
+    };
+    let server_version = member.status().server.map(|s| s.version);
+    for bound in &files {
+        let script = source
+            .migrations
+            .iter()
+            .find(|m| m.version.as_str() == bound.version)
+            .map(|m| &m.up)
+            .filter(|s| s.checksum == bound.checksum);
+        if let Some(script) = script {
+            let findings = super::lint_applied(member.entry.engine, &script.sql, server_version.as_deref());
+            if let Some(why) = blocked_by_lint(&bound.version, &findings) {
+                return Ok(Some(why));
+            }
+        }
+    }
+    Ok(None)
+}
+
 /// Ask for the newest applied version to be rolled back with its undo/down
 /// file; `confirm` must repeat the version (typed by the user).
 pub async fn request_rollback(
@@ -173,7 +206,14 @@ pub async fn request_rollback(
 }
 
 /// Approve or reject an open request.
-pub async fn decide(store: &Store, actor: &Actor, id: i64, approve: bool, comment: &str) -> AppResult<()> {
+pub async fn decide(
+    store: &Store,
+    fleet: &crate::service::fleet::Fleet,
+    actor: &Actor,
+    id: i64,
+    approve: bool,
+    comment: &str,
+) -> AppResult<()> {
     let target = format!("request {id}");
     let row = rows::get(store.pool(), id).await?;
     let database = row.as_ref().map(|r| r.database_name.clone());
@@ -211,6 +251,13 @@ pub async fn decide(store: &Store, actor: &Actor, id: i64, approve: bool, commen
         }
         if comment.len() > 2000 {
             return Err(AppError::invalid("a comment is at most 2000 characters"));
+        }
+        let blocked = match approve && row.action == RequestAction::Apply {
+            true => lint_block(fleet, &row).await?,
+            false => None,
+        };
+        if let Some(why) = blocked {
+            return Err(AppError::conflict(why));
         }
         if !rows::decide(store.pool(), id, &actor.name, approve, comment.trim()).await? {
             return Err(AppError::conflict("you have already decided on this request"));
@@ -305,7 +352,10 @@ pub async fn ready(store: &Store, member: &Member, id: i64) -> AppResult<Request
             .iter()
             .find(|m| m.version.as_str() == bound.version)
             .and_then(|m| if rollback { m.down.as_ref() } else { Some(&m.up) });
-        if let Some(script) = script.filter(|s| s.checksum == bound.checksum) {
+        // An undo file is not blocked: dropping what the migration added
+        // is its whole point (the drop rules are errors), and a rollback is
+        // wanted most when there is no time to edit files.
+        if let Some(script) = script.filter(|s| s.checksum == bound.checksum && !rollback) {
             let findings = super::lint_applied(member.entry.engine, &script.sql, server_version.as_deref());
             if let Some(why) = blocked_by_lint(&bound.version, &findings) {
                 return Err(AppError::conflict(why));

@@ -288,7 +288,10 @@ fn draw(spec: &Spec, rows: &[SampleRow], since: i64, now: i64, gap: i64) -> Char
         // "0s / 0s / 0s".
         Scale::Seconds => nice_ceiling(max.max(1.0)),
         // Whole things: 0 / 1 / 2 connections, never half a one.
-        Scale::Count => nice_ceiling(max.max(2.0)),
+        Scale::Count => match nice_ceiling(max.max(2.0)) {
+            5.0 => 6.0,
+            c => c,
+        },
         _ => nice_ceiling(max),
     };
     let span = (now - since).max(1) as f64;
@@ -489,7 +492,8 @@ mod tests {
         assert_eq!(active.points, 5);
         assert_eq!(active.runs.len(), 2);
         assert_eq!(active.runs[0].split(' ').count(), 3);
-        // Values scale into the plot area, the top being the round maximum (5).
-        assert!(active.runs[0].ends_with(&format!("{:.1}", HEIGHT - BOTTOM - 0.6 * (HEIGHT - BOTTOM - TOP))));
+        // Values scale into the plot area, the top being the round maximum
+        // (6 connections: ticks 0 / 3 / 6, never half a connection).
+        assert!(active.runs[0].ends_with(&format!("{:.1}", HEIGHT - BOTTOM - 0.5 * (HEIGHT - BOTTOM - TOP))));
     }
 }

@@ -80,7 +80,15 @@ async fn approve(
     id: RequestId,
     Json(body): Json<Comment>,
 ) -> AppResult<Json<Done>> {
-    requests::decide(&state.store, &me.actor(), id.get(), true, &body.comment).await?;
+    requests::decide(
+        &state.store,
+        &state.fleet,
+        &me.actor(),
+        id.get(),
+        true,
+        &body.comment,
+    )
+    .await?;
     Ok(Json(Done { ok: true }))
 }
 
@@ -90,7 +98,15 @@ async fn reject(
     id: RequestId,
     Json(body): Json<Comment>,
 ) -> AppResult<Json<Done>> {
-    requests::decide(&state.store, &me.actor(), id.get(), false, &body.comment).await?;
+    requests::decide(
+        &state.store,
+        &state.fleet,
+        &me.actor(),
+        id.get(),
+        false,
+        &body.comment,
+    )
+    .await?;
     Ok(Json(Done { ok: true }))
 }
 

@@ -72,7 +72,7 @@ impl BackupView {
                 Some(false) => "failed",
                 None => "",
             },
-            restore: match (b.restore_ms, b.verify_ms) {
+            restore: match (b.restore_ms, b.verify_ms.filter(|_| b.verify_ok == Some(true))) {
                 (Some(r), Some(v)) => format!(
                     "{} (the test took {})",
                     crate::format::fmt_elapsed(r),

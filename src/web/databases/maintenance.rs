@@ -55,7 +55,8 @@ pub(super) struct TableRow {
     autovacuum_disabled: bool,
     /// Estimated bloat: "10.6 MB (87%)"; empty before ANALYZE.
     bloat: String,
-    /// Worth a VACUUM FULL / pg_repack: over a fifth of the table and 1 MB.
+    /// Worth a VACUUM FULL / pg_repack: over 30% of the table and 1 MB (the
+    /// estimate ignores padding between columns, so it errs high).
     bloated: bool,
 }
 
@@ -73,7 +74,7 @@ fn when(t: Option<i64>, count: Option<i64>) -> When {
     };
     match t {
         Some(t) => When {
-            short: format!("{} ago{times}", crate::format::fmt_age(crate::store::now() - t)),
+            short: format!("{} ago{times}", crate::format::fmt_age(crate::clock::now() - t)),
             full: fmt_time(t),
         },
         None if !times.is_empty() => When {
@@ -102,7 +103,7 @@ fn table_row(t: TableHealth) -> TableRow {
             (Some(b), None) => fmt_bytes(b),
             _ => String::new(),
         },
-        bloated: matches!((t.bloat_bytes, share), (Some(b), Some(p)) if b >= 1_000_000 && p >= 20.0),
+        bloated: matches!((t.bloat_bytes, share), (Some(b), Some(p)) if b >= 1_000_000 && p >= 30.0),
         autovacuum_disabled: t.autovacuum_disabled,
         key: match t.oid {
             Some(oid) => format!("oid:{oid}"),
@@ -420,7 +421,7 @@ async fn build(m: &crate::service::fleet::Member, view: MaintQuery, ctx: PageCtx
         xid_ages: Vec::new(),
         oldest_tables: Vec::new(),
         autovacuum_off: None,
-        read_at: fmt_time(crate::store::now()),
+        read_at: fmt_time(crate::clock::now()),
         error: None,
         refused: None,
         chosen: Sent::default(),

@@ -173,7 +173,7 @@ impl RequestView {
     }
 }
 
-fn pending_view(engine: crate::engine::EngineKind, p: migrations::Pending) -> PendingView {
+fn pending_view(p: migrations::Pending) -> PendingView {
     let mark = |n: usize| {
         let on_line = p.findings.iter().filter(|f| f.line == n);
         let mut worst = "";
@@ -206,8 +206,7 @@ fn pending_view(engine: crate::engine::EngineKind, p: migrations::Pending) -> Pe
         file: p.file,
         checksum: p.checksum.chars().take(12).collect(),
         has_down: p.has_down,
-        outside_transaction: engine == crate::engine::EngineKind::Postgres
-            && crate::sqltext::postgres::needs_no_transaction(&p.sql),
+        outside_transaction: p.outside_transaction,
         warnings: p.findings.len() - errors,
         errors,
         lines,
@@ -244,11 +243,10 @@ async fn build(state: &AppState, me: &CurrentUser, m: &Member, ctx: PageCtx) -> 
         refused: None,
     };
     let requests = requests::list(&state.store, name.as_str()).await?;
-    let engine = m.entry.engine;
     match migrations::status(m).await {
         Ok(s) => {
             tab.applied = s.applied;
-            tab.pending = s.pending.into_iter().map(|p| pending_view(engine, p)).collect();
+            tab.pending = s.pending.into_iter().map(pending_view).collect();
             tab.drift = s.drift;
             tab.problems = s.problems;
             tab.stale = s.stale;
@@ -351,9 +349,16 @@ pub(super) async fn decide(
         _ => Err(AppError::invalid("choose approve or reject")),
     };
     let decided = match approve {
-        Ok(approve) => requests::decide(&state.store, &me.actor(), id, approve, &form.comment)
-            .await
-            .map(|()| approve),
+        Ok(approve) => requests::decide(
+            &state.store,
+            &state.fleet,
+            &me.actor(),
+            id,
+            approve,
+            &form.comment,
+        )
+        .await
+        .map(|()| approve),
         Err(e) => Err(e),
     };
     let approve = match decided {
