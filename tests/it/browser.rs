@@ -972,7 +972,7 @@ async fn every_page_fits_a_phone_and_a_laptop() {
     .await;
     assert!(res.status().is_success(), "{}", res.status());
     let job: serde_json::Value = res.json().await.unwrap();
-    let job = job["id"].as_i64().or(job["job_id"].as_i64()).expect("a job id");
+    let job = job["job_id"].as_i64().expect("a job id");
     app.job_finished(&token, job).await;
 
     let driver = Driver::start().await;

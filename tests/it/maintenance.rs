@@ -797,3 +797,44 @@ async fn bloat_is_estimated_and_wraparound_and_settings_read_in_words() {
         "autovacuum_work_mem = -1 in words"
     );
 }
+
+#[tokio::test]
+async fn a_vacuum_the_server_skips_fails_the_job_and_says_why() {
+    let pg = TestDb::postgres().await;
+    // The panel connects as a role that does not own the table: PostgreSQL
+    // answers VACUUM with a WARNING ("skipping … only table or database
+    // owner can vacuum it") and succeeds having done nothing.
+    let role = format!("custodian_nonowner_{}", &pg.name[pg.name.len() - 8..]);
+    pg.exec(&format!(
+        "CREATE TABLE owned (id int); INSERT INTO owned SELECT generate_series(1, 100); \
+         CREATE ROLE {role} LOGIN; GRANT SELECT ON owned TO {role}"
+    ))
+    .await;
+    let url = pg.url.replacen("postgres@", &format!("{role}@"), 1);
+    let app = TestApp::spawn().await;
+    app.register("shop", &url).await;
+    let token = app.token_for("bot", Role::Operator).await;
+    let res = reqwest::Client::new()
+        .post(app.url("/api/v1/databases/shop/maintenance"))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({"action": "vacuum", "tables": ["public.owned"]}))
+        .send()
+        .await
+        .unwrap();
+    let started: serde_json::Value = res.json().await.unwrap();
+    let id = started["job_id"].as_i64().expect("a job id");
+    let job = app.job_finished(&token, id).await;
+    pg.exec(&format!("DROP OWNED BY {role}; DROP ROLE {role}")).await;
+    assert_eq!(job["state"], "failed", "{job}");
+    assert!(
+        job["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("the server did not do it"),
+        "{job}"
+    );
+    assert!(
+        job["log"].as_str().unwrap_or_default().contains("WARNING:"),
+        "{job}"
+    );
+}

@@ -65,9 +65,15 @@ async fn start(
 struct JobJson {
     id: i64,
     kind: crate::domain::JobKind,
+    /// The action in words: "VACUUM ANALYZE", "REINDEX INDEX CONCURRENTLY".
+    what: String,
     state: crate::domain::JobState,
     progress: Option<f64>,
+    /// What it is doing now, or when it has ended, what it did.
+    phase: String,
     error: Option<String>,
+    /// The job's log: the engine's own words, timestamped.
+    log: String,
 }
 
 async fn show(State(state): State<AppState>, Viewer(_): Viewer, id: JobId) -> AppResult<Json<JobJson>> {
@@ -76,9 +82,12 @@ async fn show(State(state): State<AppState>, Viewer(_): Viewer, id: JobId) -> Ap
     Ok(Json(JobJson {
         id: job.id,
         kind: job.kind,
+        what: maintenance::what(&state.fleet, &job),
         state: job.state,
         progress: job.progress,
+        phase: job.phase,
         error,
+        log: job.log,
     }))
 }
 
