@@ -4,17 +4,18 @@
 use askama::Template;
 use askama_web::WebTemplate;
 use axum::extract::{Path, State};
-use axum::response::Redirect;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Form, Router};
 use serde::Deserialize;
 use tower_sessions::Session;
 
 use crate::domain::{Password, Role, Username};
-use crate::error::AppResult;
+use crate::error::{AppError, AppResult};
 use crate::service::users::{self, NewUser};
 use crate::web::AppState;
-use crate::web::auth::{Admin, keys};
+use crate::web::auth::{Admin, CurrentUser, keys};
 use crate::web::page::{PageCtx, flash, fmt_time};
 
 pub fn router() -> Router<AppState> {
@@ -41,9 +42,43 @@ struct UsersPage {
     ctx: PageCtx,
     users: Vec<UserView>,
     roles: [Role; 3],
+    /// A refused form, shown again beside that form with what was typed.
+    refused: Option<Refused>,
+}
+
+/// Which form was refused, why, and what was typed (never a password).
+#[derive(Default)]
+struct Refused {
+    /// "create", or the user a row's form was about.
+    form: String,
+    why: String,
+    name: String,
+    role: String,
+    approver: bool,
+    /// Sent by htmx (which swaps an error fragment in), not a plain form.
+    htmx: bool,
+}
+
+impl UsersPage {
+    /// The refusal of `form`, if that was the one.
+    fn refused_on(&self, form: &str) -> Option<&Refused> {
+        self.refused.as_ref().filter(|r| r.form == form)
+    }
+
+    /// The role the add-user form shows selected.
+    fn chosen_role(&self, role: &Role) -> bool {
+        match self.refused_on("create") {
+            Some(r) if !r.role.is_empty() => r.role == role.as_str(),
+            _ => *role == Role::Viewer,
+        }
+    }
 }
 
 async fn list(State(state): State<AppState>, Admin(me): Admin, ctx: PageCtx) -> AppResult<UsersPage> {
+    build(&state, &me, ctx).await
+}
+
+async fn build(state: &AppState, me: &CurrentUser, ctx: PageCtx) -> AppResult<UsersPage> {
     let users = users::list(&state.store)
         .await?
         .into_iter()
@@ -60,7 +95,35 @@ async fn list(State(state): State<AppState>, Admin(me): Admin, ctx: PageCtx) -> 
         ctx,
         users,
         roles: Role::ALL,
+        refused: None,
     })
+}
+
+/// A refusal the admin can act on (a bad name, a short password, a name
+/// taken, the last admin): the page again with the reason beside the form;
+/// anything else is the error page.
+async fn refused(
+    state: &AppState,
+    me: &CurrentUser,
+    ctx: PageCtx,
+    e: AppError,
+    form: Refused,
+) -> AppResult<Response> {
+    // An htmx request gets the error fragment for its flash area instead.
+    if form.htmx {
+        return Err(e);
+    }
+    let status = match &e {
+        AppError::Invalid(_) | AppError::BadRequest(_) => StatusCode::UNPROCESSABLE_ENTITY,
+        AppError::Conflict(_) => StatusCode::CONFLICT,
+        _ => return Err(e),
+    };
+    let mut page = build(state, me, ctx).await?;
+    page.refused = Some(Refused {
+        why: e.to_string(),
+        ..form
+    });
+    Ok((status, page).into_response())
 }
 
 /// A checkbox is present when ticked and absent otherwise.
@@ -89,17 +152,37 @@ async fn create(
     State(state): State<AppState>,
     Admin(me): Admin,
     session: Session,
+    ctx: PageCtx,
+    headers: axum::http::HeaderMap,
     Form(form): Form<CreateForm>,
-) -> AppResult<Redirect> {
-    let new = NewUser {
-        name: Username::parse(&form.name)?,
-        password: Password::new(form.password)?,
-        role: form.role.parse()?,
-        can_approve: ticked(&form.approver),
-    };
-    let user = users::create(&state.store, &me.actor(), new).await?;
-    flash(&session, "ok", format!("Created {} ({}).", user.name, user.role)).await?;
-    Ok(Redirect::to("/users"))
+) -> AppResult<Response> {
+    let made = async {
+        let new = NewUser {
+            name: Username::parse(&form.name)?,
+            password: Password::new(form.password.clone())?,
+            role: form.role.parse()?,
+            can_approve: ticked(&form.approver),
+        };
+        users::create(&state.store, &me.actor(), new).await
+    }
+    .await;
+    match made {
+        Ok(user) => {
+            flash(&session, "ok", format!("Created {} ({}).", user.name, user.role)).await?;
+            Ok(Redirect::to("/users").into_response())
+        }
+        Err(e) => {
+            let typed = Refused {
+                form: "create".into(),
+                name: form.name.chars().take(64).collect(),
+                role: form.role.chars().take(20).collect(),
+                approver: ticked(&form.approver),
+                htmx: headers.contains_key("hx-request"),
+                ..Refused::default()
+            };
+            refused(&state, &me, ctx, e, typed).await
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -113,12 +196,28 @@ async fn set_role(
     State(state): State<AppState>,
     Admin(me): Admin,
     session: Session,
+    ctx: PageCtx,
+    headers: axum::http::HeaderMap,
     Path(name): Path<String>,
     Form(form): Form<RoleForm>,
-) -> AppResult<Redirect> {
+) -> AppResult<Response> {
     let name = path_user(&name)?;
-    let role: Role = form.role.parse()?;
-    let user = users::set_role(&state.store, &me.actor(), &name, role, ticked(&form.approver)).await?;
+    let changed = async {
+        let role: Role = form.role.parse()?;
+        users::set_role(&state.store, &me.actor(), &name, role, ticked(&form.approver)).await
+    }
+    .await;
+    let user = match changed {
+        Ok(user) => user,
+        Err(e) => {
+            let typed = Refused {
+                form: name.to_string(),
+                htmx: headers.contains_key("hx-request"),
+                ..Refused::default()
+            };
+            return refused(&state, &me, ctx, e, typed).await;
+        }
+    };
     let approver = if user.can_approve { ", approver" } else { "" };
     flash(
         &session,
@@ -126,7 +225,7 @@ async fn set_role(
         format!("{} is now {}{approver}.", user.name, user.role),
     )
     .await?;
-    Ok(Redirect::to("/users"))
+    Ok(Redirect::to("/users").into_response())
 }
 
 async fn disable(
@@ -170,13 +269,29 @@ async fn reset_password(
     State(state): State<AppState>,
     Admin(me): Admin,
     session: Session,
+    ctx: PageCtx,
+    headers: axum::http::HeaderMap,
     Path(name): Path<String>,
     Form(form): Form<PasswordForm>,
-) -> AppResult<Redirect> {
+) -> AppResult<Response> {
     let name = path_user(&name)?;
-    let password = Password::new(form.password)?;
     let revoke = ticked(&form.revoke_tokens);
-    let changed = users::reset_password(&state.store, &me.actor(), &name, &password, revoke).await?;
+    let changed = async {
+        let password = Password::new(form.password)?;
+        users::reset_password(&state.store, &me.actor(), &name, &password, revoke).await
+    }
+    .await;
+    let changed = match changed {
+        Ok(changed) => changed,
+        Err(e) => {
+            let typed = Refused {
+                form: name.to_string(),
+                htmx: headers.contains_key("hx-request"),
+                ..Refused::default()
+            };
+            return refused(&state, &me, ctx, e, typed).await;
+        }
+    };
     // An admin setting their own password keeps this session.
     if changed.user_id == me.user.id {
         session.insert(keys::EPOCH, changed.session_epoch).await?;
@@ -186,5 +301,5 @@ async fn reset_password(
         message.push_str(&format!(" API tokens revoked: {}.", changed.tokens_revoked));
     }
     flash(&session, "ok", message).await?;
-    Ok(Redirect::to("/users"))
+    Ok(Redirect::to("/users").into_response())
 }

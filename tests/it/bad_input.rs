@@ -234,6 +234,33 @@ async fn unknown_routes_are_404_pages_or_json() {
 }
 
 #[tokio::test]
+async fn a_refused_user_form_comes_back_with_the_reason_and_what_was_typed() {
+    let app = TestApp::spawn().await;
+    let admin = app.signed_in("root", Role::Admin).await;
+    let res = admin
+        .post(
+            "/users",
+            &[
+                ("name", "Bad Name"),
+                ("password", "long-enough-pw"),
+                ("role", "operator"),
+                ("approver", "on"),
+            ],
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let html = res.text().await.unwrap();
+    assert!(html.contains("id=\"create-refused\""), "{html}");
+    assert!(html.contains("value=\"Bad Name\""), "the typed name is kept");
+    assert!(
+        html.contains("<option value=\"operator\" selected>"),
+        "the role is kept"
+    );
+    assert!(!html.contains("long-enough-pw"), "never the password");
+    assert!(html.contains("<h1>Users</h1>"), "the page, not an error page");
+}
+
+#[tokio::test]
 async fn htmx_requests_get_a_fragment_for_the_flash_area() {
     let app = TestApp::spawn().await;
     let admin = app.signed_in("root", Role::Admin).await;
