@@ -43,6 +43,9 @@ struct AccountPage {
     tokens: Vec<TokenView>,
     /// A token just created: shown this once.
     new_token: Option<(String, String)>,
+    /// Why the password form was refused, shown beside it (passwords are
+    /// never sent back).
+    password_refused: Option<String>,
 }
 
 async fn page(
@@ -69,6 +72,7 @@ async fn page(
         can_approve: me.user.can_approve,
         tokens,
         new_token,
+        password_refused: None,
     })
 }
 
@@ -94,25 +98,42 @@ async fn change_password(
     State(state): State<AppState>,
     Viewer(me): Viewer,
     session: Session,
+    ctx: PageCtx,
+    headers: axum::http::HeaderMap,
     Form(form): Form<PasswordForm>,
-) -> AppResult<Redirect> {
-    if form.password != form.confirm {
-        return Err(AppError::invalid("the two new passwords differ"));
-    }
-    let current = Password::attempt(form.current)?;
-    let new = Password::new(form.password)?;
+) -> AppResult<axum::response::Response> {
+    use axum::response::IntoResponse;
     let revoke = form
         .revoke_tokens
         .as_deref()
         .is_some_and(|v| !v.is_empty() && v != "false");
-    let changed = users::change_own_password(&state.store, &me.actor(), &current, &new, revoke).await?;
+    let changed = async {
+        if form.password != form.confirm {
+            return Err(AppError::invalid("the two new passwords differ"));
+        }
+        let current = Password::attempt(form.current)?;
+        let new = Password::new(form.password)?;
+        users::change_own_password(&state.store, &me.actor(), &current, &new, revoke).await
+    }
+    .await;
+    let changed = match changed {
+        Ok(changed) => changed,
+        // The account page again, the reason beside the form (not for
+        // htmx, which swaps in its error fragment).
+        Err(e @ (AppError::Invalid(_) | AppError::BadRequest(_))) if !headers.contains_key("hx-request") => {
+            let mut page = page(&state, &me, ctx, None).await?;
+            page.password_refused = Some(e.to_string());
+            return Ok((axum::http::StatusCode::UNPROCESSABLE_ENTITY, page).into_response());
+        }
+        Err(e) => return Err(e),
+    };
     session.insert(keys::EPOCH, changed.session_epoch).await?;
     let mut message = "Your password has been changed; your other sessions have been signed out.".to_string();
     if revoke {
         message.push_str(&format!(" API tokens revoked: {}.", changed.tokens_revoked));
     }
     flash(&session, "ok", message).await?;
-    Ok(Redirect::to("/account"))
+    Ok(Redirect::to("/account").into_response())
 }
 
 #[derive(Deserialize)]

@@ -258,6 +258,25 @@ async fn a_refused_user_form_comes_back_with_the_reason_and_what_was_typed() {
     );
     assert!(!html.contains("long-enough-pw"), "never the password");
     assert!(html.contains("<h1>Users</h1>"), "the page, not an error page");
+
+    // Your own password: the account page again, the reason beside the form.
+    let res = admin
+        .post(
+            "/account/password",
+            &[
+                ("current", "not-my-password"),
+                ("password", "another-long-pw"),
+                ("confirm", "another-long-pw"),
+            ],
+        )
+        .await;
+    assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let html = res.text().await.unwrap();
+    assert!(
+        html.contains("id=\"password-refused\"") && html.contains("the current password is wrong"),
+        "{html}"
+    );
+    assert!(!html.contains("not-my-password"), "never a password");
 }
 
 #[tokio::test]
