@@ -160,9 +160,15 @@ struct AlertsPage {
     webhooks: Vec<WebhookView>,
     deliveries: Vec<DeliveryLine>,
     silence_choices: &'static [(&'static str, &'static str)],
+    /// A refused webhook form: why, and the name, URL and format typed.
+    webhook_refused: Option<(String, WebhookForm)>,
 }
 
 async fn page(State(state): State<AppState>, Viewer(_): Viewer, ctx: PageCtx) -> AppResult<AlertsPage> {
+    build(&state, ctx).await
+}
+
+async fn build(state: &AppState, ctx: PageCtx) -> AppResult<AlertsPage> {
     let board = alerts::board(&state.store, None, 100).await?;
     let now = board.as_of;
     Ok(AlertsPage {
@@ -177,6 +183,7 @@ async fn page(State(state): State<AppState>, Viewer(_): Viewer, ctx: PageCtx) ->
             .map(|d| DeliveryLine::of(d, now))
             .collect(),
         silence_choices: SILENCE_CHOICES,
+        webhook_refused: None,
     })
 }
 
@@ -271,9 +278,11 @@ async fn end_silence(
     Ok(Redirect::to("/alerts"))
 }
 
-#[derive(Deserialize)]
+#[derive(Default, Deserialize)]
 struct WebhookForm {
+    #[serde(default)]
     name: String,
+    #[serde(default)]
     url: String,
     #[serde(default)]
     format: String,
@@ -283,11 +292,33 @@ async fn add_webhook(
     State(state): State<AppState>,
     Admin(me): Admin,
     session: Session,
+    ctx: PageCtx,
+    headers: axum::http::HeaderMap,
     Form(form): Form<WebhookForm>,
-) -> AppResult<Redirect> {
-    notify::add_webhook(&state.monitor, &me.actor(), &form.name, &form.url, &form.format).await?;
-    flash(&session, "ok", format!("Webhook {} added.", form.name.trim())).await?;
-    Ok(Redirect::to("/alerts"))
+) -> AppResult<axum::response::Response> {
+    use axum::response::IntoResponse;
+    match notify::add_webhook(&state.monitor, &me.actor(), &form.name, &form.url, &form.format).await {
+        Ok(_) => {
+            flash(&session, "ok", format!("Webhook {} added.", form.name.trim())).await?;
+            Ok(Redirect::to("/alerts").into_response())
+        }
+        // The page again, the reason beside the form, what was typed kept.
+        Err(e @ (AppError::Invalid(_) | AppError::Conflict(_))) if !headers.contains_key("hx-request") => {
+            let status = match e {
+                AppError::Conflict(_) => axum::http::StatusCode::CONFLICT,
+                _ => axum::http::StatusCode::UNPROCESSABLE_ENTITY,
+            };
+            let mut page = build(&state, ctx).await?;
+            let typed = WebhookForm {
+                name: form.name.chars().take(64).collect(),
+                url: form.url.chars().take(2000).collect(),
+                format: form.format.chars().take(20).collect(),
+            };
+            page.webhook_refused = Some((e.to_string(), typed));
+            Ok((status, page).into_response())
+        }
+        Err(e) => Err(e),
+    }
 }
 
 async fn remove_webhook(

@@ -105,6 +105,13 @@ async fn bad_alert_input_is_refused_and_webhook_urls_stay_secret() {
             )
             .await;
         assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY, "{why}");
+        // The alerts page again, the reason beside the form, what was typed kept.
+        let html = res.text().await.unwrap();
+        assert!(
+            html.contains("id=\"webhook-refused\"")
+                && html.contains("name=\"name\" required maxlength=\"64\" value=\"bad\""),
+            "{why}: {html}"
+        );
     }
     let res = admin
         .post(
