@@ -53,6 +53,42 @@ pub(super) struct MonitoringTab {
     /// Admins get the rules as a form.
     admin: bool,
     silence_choices: &'static [(&'static str, &'static str)],
+    /// A refused rule form: its rule, why, and the threshold and "for" typed.
+    rule_refused: Option<(String, String, String, String)>,
+}
+
+impl MonitoringTab {
+    /// Why this rule's form was refused, if it was.
+    fn refused_why(&self, key: &str) -> Option<&str> {
+        self.rule_refused
+            .as_ref()
+            .filter(|r| r.0 == key)
+            .map(|r| r.1.as_str())
+    }
+
+    /// Why a form naming no rule shown here was refused.
+    fn refused_elsewhere(&self) -> Option<&str> {
+        self.rule_refused
+            .as_ref()
+            .filter(|x| !self.rules.iter().any(|r| r.key == x.0))
+            .map(|x| x.1.as_str())
+    }
+
+    /// The threshold to show in the rule's box: as typed when refused.
+    fn threshold_of<'a>(&'a self, r: &'a RuleLine) -> &'a str {
+        match &self.rule_refused {
+            Some(x) if x.0 == r.key => &x.2,
+            _ => &r.threshold,
+        }
+    }
+
+    /// The "for" seconds to show: as typed when refused.
+    fn for_of(&self, r: &RuleLine) -> String {
+        match &self.rule_refused {
+            Some(x) if x.0 == r.key => x.3.clone(),
+            _ => r.for_seconds.to_string(),
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -66,6 +102,15 @@ pub(super) async fn page(
     Viewer(_): Viewer,
     Db(m): Db,
     Query(q): Query<RangeQuery>,
+    ctx: PageCtx,
+) -> AppResult<MonitoringTab> {
+    build(&state, &m, &q, ctx).await
+}
+
+async fn build(
+    state: &AppState,
+    m: &crate::service::fleet::Member,
+    q: &RangeQuery,
     ctx: PageCtx,
 ) -> AppResult<MonitoringTab> {
     let name = &m.entry.name;
@@ -112,6 +157,7 @@ pub(super) async fn page(
         alerts: board.open.iter().map(AlertLine::from).collect(),
         rules,
         silence_choices: SILENCE_CHOICES,
+        rule_refused: None,
     })
 }
 
@@ -133,29 +179,51 @@ pub(super) async fn set_rule(
     Admin(me): Admin,
     session: Session,
     Db(m): Db,
+    ctx: PageCtx,
+    headers: axum::http::HeaderMap,
     Form(form): Form<RuleForm>,
-) -> AppResult<Redirect> {
+) -> AppResult<axum::response::Response> {
+    use axum::response::IntoResponse;
     let name = &m.entry.name;
-    let threshold = match form.threshold.trim() {
-        "" => None,
-        t => Some(
-            t.parse::<f64>()
-                .map_err(|_| AppError::invalid(format!("the threshold {t:?} is not a number")))?,
-        ),
-    };
-    let for_seconds = match form.for_seconds.trim() {
-        "" => 0,
-        t => t
-            .parse::<i64>()
-            .map_err(|_| AppError::invalid(format!("\"for\" {t:?} is not a whole number of seconds")))?,
-    };
-    let setting = Setting {
-        enabled: form.enabled.is_some(),
-        threshold,
-        for_seconds,
-    };
-    alerts::set_rule(&state.store, &me.actor(), name, &form.rule, setting).await?;
-    let title = rules::find(&form.rule).map(|r| r.title).unwrap_or("");
-    flash(&session, "ok", format!("{title}: saved for {name}.")).await?;
-    Ok(Redirect::to(&format!("/databases/{name}/monitoring")))
+    let saved = async {
+        let threshold = match form.threshold.trim() {
+            "" => None,
+            t => Some(
+                t.parse::<f64>()
+                    .map_err(|_| AppError::invalid(format!("the threshold {t:?} is not a number")))?,
+            ),
+        };
+        let for_seconds = match form.for_seconds.trim() {
+            "" => 0,
+            t => t
+                .parse::<i64>()
+                .map_err(|_| AppError::invalid(format!("\"for\" {t:?} is not a whole number of seconds")))?,
+        };
+        let setting = Setting {
+            enabled: form.enabled.is_some(),
+            threshold,
+            for_seconds,
+        };
+        alerts::set_rule(&state.store, &me.actor(), name, &form.rule, setting).await
+    }
+    .await;
+    match saved {
+        Ok(()) => {
+            let title = rules::find(&form.rule).map(|r| r.title).unwrap_or("");
+            flash(&session, "ok", format!("{title}: saved for {name}.")).await?;
+            Ok(Redirect::to(&format!("/databases/{name}/monitoring")).into_response())
+        }
+        // The tab again, the reason beside that rule, what was typed kept.
+        Err(e @ AppError::Invalid(_)) if !headers.contains_key("hx-request") => {
+            let mut tab = build(&state, &m, &RangeQuery { range: String::new() }, ctx).await?;
+            tab.rule_refused = Some((
+                form.rule.chars().take(64).collect(),
+                e.to_string(),
+                form.threshold.chars().take(40).collect(),
+                form.for_seconds.chars().take(40).collect(),
+            ));
+            Ok((axum::http::StatusCode::UNPROCESSABLE_ENTITY, tab).into_response())
+        }
+        Err(e) => Err(e),
+    }
 }

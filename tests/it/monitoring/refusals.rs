@@ -48,6 +48,12 @@ async fn bad_alert_input_is_refused_and_webhook_urls_stay_secret() {
     ] {
         let res = admin.post(rules, &fields).await;
         assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY, "{why}");
+        // The tab again with the reason beside the rules, not an error page.
+        let html = res.text().await.unwrap();
+        assert!(
+            html.contains("field-error") && html.contains("Alert rules"),
+            "{why}: {html}"
+        );
     }
     let res = admin
         .post("/databases/nosuch/monitoring/rules", &[("rule", "long_query")])
