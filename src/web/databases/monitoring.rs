@@ -147,7 +147,7 @@ async fn build(
     Ok(MonitoringTab {
         admin: ctx.user.as_ref().is_some_and(|u| u.is_admin()),
         ctx,
-        db: DbView::of(&m),
+        db: DbView::of(m),
         range: range.key(),
         ranges: Range::ALL.map(Range::key),
         charts,
