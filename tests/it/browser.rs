@@ -786,6 +786,14 @@ async fn a_dba_acknowledges_and_silences_an_alert_then_reads_a_weeks_charts() {
     click(&browser, "#fleet a[href='/alerts']").await;
     wait_for_text(&browser, "table.alerts", "Database unreachable").await;
     wait_for_text(&browser, "table.alerts", "legacy does not answer").await;
+    // In an incident, on a phone too: Acknowledge is on screen.
+    at_both_sizes(
+        &browser,
+        "alerts",
+        "table.alerts",
+        &["table.alerts form[action$='/ack'] button"],
+    )
+    .await;
 
     click(&browser, "table.alerts form[action$='/ack'] button").await;
     wait_for_text(&browser, "#flash", "Acknowledged").await;
