@@ -2,6 +2,7 @@
 //! neither: how a migration splits into statements per dialect, and which
 //! statements cannot run inside a transaction.
 
+pub mod locks;
 pub mod mysql;
 pub mod postgres;
 

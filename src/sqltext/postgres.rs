@@ -14,6 +14,24 @@ pub fn statements(sql: &str) -> Vec<String> {
         .collect()
 }
 
+/// The statements of a migration with the 1-based line each starts on.
+pub fn statements_with_lines(sql: &str) -> Vec<(String, usize)> {
+    let parse = squawk_syntax::SourceFile::parse(sql);
+    parse
+        .tree()
+        .stmts()
+        .map(|s| {
+            let node = s.syntax();
+            // The statement's first token, past leading comments and space.
+            let text = node.text().to_string();
+            let skip = text.len() - text.trim_start().len();
+            let at = usize::from(node.text_range().start()) + skip;
+            let line = sql[..at.min(sql.len())].matches('\n').count() + 1;
+            (text.trim().to_string(), line)
+        })
+        .collect()
+}
+
 /// Does this migration hold a statement PostgreSQL refuses inside a
 /// transaction block (CREATE/DROP INDEX CONCURRENTLY, REINDEX
 /// CONCURRENTLY, VACUUM, CREATE/DROP DATABASE, ALTER SYSTEM)?
