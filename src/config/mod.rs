@@ -61,6 +61,7 @@ const ENV_KEYS: &[&str] = &[
     "restore_keep",
     "timeline_min_rows",
     "timeline_wal_budget",
+    "gate_max_xact_age",
 ];
 
 /// The panel's configuration. Only `Deserialize`: it holds secrets (the
@@ -168,6 +169,10 @@ pub struct Config {
     pub timeline_min_rows: i64,
     /// WAL bytes one timeline request may decode.
     pub timeline_wal_budget: u64,
+    /// The live gate before a migration: a transaction open longer than
+    /// this on the database makes the verdict "wait".
+    #[serde(with = "humantime_serde")]
+    pub gate_max_xact_age: Duration,
     /// Databases declared here rather than in the browser; read-only there.
     pub databases: Vec<DeclaredDatabase>,
 }
@@ -249,6 +254,7 @@ impl Default for Config {
             restore_keep: Duration::from_secs(24 * 3600),
             timeline_min_rows: 1000,
             timeline_wal_budget: 256 * 1024 * 1024,
+            gate_max_xact_age: Duration::from_secs(60),
             databases: Vec::new(),
         }
     }

@@ -13,6 +13,7 @@
 mod activity;
 pub mod dump;
 mod error;
+pub mod gate;
 pub mod history;
 mod kind;
 pub mod maintenance;
@@ -193,6 +194,14 @@ pub trait ManagedDb: Send + Sync {
     /// is worked on. Returns a one-line summary.
     async fn maintain(&self, _action: Action, _target: &Target, _control: &Control) -> EngineResult<String> {
         Err(self.unsupported("maintenance"))
+    }
+
+    /// What the live gate needs before a migration: each wanted relation's
+    /// size and the sessions in its way, the transactions open longer than
+    /// `max_xact_age_s`, the worst replica lag. Read-only, time-boxed by
+    /// the caller.
+    async fn gate(&self, _wanted: &[gate::Wanted], _max_xact_age_s: f64) -> EngineResult<gate::GateFacts> {
+        Err(self.unsupported("the live gate"))
     }
 
     /// Apply one migration and record it in Custodian's history, under an

@@ -15,6 +15,21 @@ pub const ROW_EXCLUSIVE: Mode = "RowExclusiveLock";
 pub const ROW_SHARE: Mode = "RowShareLock";
 pub const ACCESS_SHARE: Mode = "AccessShareLock";
 
+/// A mode as the documentation names it: "ACCESS EXCLUSIVE".
+pub fn named(mode: Mode) -> &'static str {
+    match mode {
+        ACCESS_EXCLUSIVE => "ACCESS EXCLUSIVE",
+        EXCLUSIVE => "EXCLUSIVE",
+        SHARE_ROW_EXCLUSIVE => "SHARE ROW EXCLUSIVE",
+        SHARE => "SHARE",
+        SHARE_UPDATE_EXCLUSIVE => "SHARE UPDATE EXCLUSIVE",
+        ROW_EXCLUSIVE => "ROW EXCLUSIVE",
+        ROW_SHARE => "ROW SHARE",
+        ACCESS_SHARE => "ACCESS SHARE",
+        _ => "unknown",
+    }
+}
+
 /// The modes that conflict with `mode` (PostgreSQL's table, "Conflicting
 /// Lock Modes"): a session holding one of these makes `mode` wait.
 pub fn conflicts(mode: Mode) -> &'static [Mode] {
@@ -217,7 +232,10 @@ mod tests {
 
     #[test]
     fn statements_take_the_locks_postgres_documents() {
-        assert_eq!(lock_of("ALTER TABLE orders ADD COLUMN note text"), t(ACCESS_EXCLUSIVE, "orders"));
+        assert_eq!(
+            lock_of("ALTER TABLE orders ADD COLUMN note text"),
+            t(ACCESS_EXCLUSIVE, "orders")
+        );
         assert_eq!(
             lock_of("alter table if exists only public.orders alter column id type bigint"),
             t(ACCESS_EXCLUSIVE, "public.orders")
@@ -227,10 +245,15 @@ mod tests {
             t(SHARE_UPDATE_EXCLUSIVE, "orders")
         );
         assert_eq!(
-            lock_of("ALTER TABLE orders ADD CONSTRAINT fk FOREIGN KEY (c) REFERENCES customers (id) NOT VALID"),
+            lock_of(
+                "ALTER TABLE orders ADD CONSTRAINT fk FOREIGN KEY (c) REFERENCES customers (id) NOT VALID"
+            ),
             t(SHARE_ROW_EXCLUSIVE, "orders")
         );
-        assert_eq!(lock_of("CREATE INDEX i ON orders (customer_id)"), t(SHARE, "orders"));
+        assert_eq!(
+            lock_of("CREATE INDEX i ON orders (customer_id)"),
+            t(SHARE, "orders")
+        );
         assert_eq!(
             lock_of("CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS i ON ONLY \"Odd Name\" USING btree (a)"),
             t(SHARE_UPDATE_EXCLUSIVE, "\"Odd Name\"")

@@ -1144,3 +1144,41 @@ async fn concurrent_submissions_of_one_new_file_create_it_once() {
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
 }
+
+#[tokio::test]
+async fn the_live_gate_names_the_session_in_the_way() {
+    use sqlx::Connection;
+    let app = TestApp::spawn().await;
+    let (pg, _dir, id, operator, _) = approved(&app, &[("2", V2)]).await;
+    let gate = format!("/api/v1/migration-requests/{id}/gate");
+    let v: serde_json::Value = api_get(&app, &operator, &gate).await.json().await.unwrap();
+    assert_eq!(v["verdict"], "go", "{v}");
+    assert_eq!(v["statements"][0]["lock"], "ACCESS EXCLUSIVE", "{v}");
+    assert_eq!(v["statements"][0]["table"], "public.orders", "{v}");
+    assert_eq!(v["statements"][0]["migration"], "2", "{v}");
+    assert_eq!(v["statements"][0]["line"], 1, "{v}");
+    assert!(v["statements"][0]["table_bytes"].as_i64().is_some(), "{v}");
+
+    // Someone updates a row and leaves the transaction open: the ALTER
+    // would wait for them, and every query on orders behind the ALTER.
+    let mut other = sqlx::PgConnection::connect(&pg.url).await.unwrap();
+    sqlx::raw_sql("INSERT INTO orders VALUES (1, 1); BEGIN; UPDATE orders SET customer_id = 2 WHERE id = 1")
+        .execute(&mut other)
+        .await
+        .unwrap();
+    let pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
+        .fetch_one(&mut other)
+        .await
+        .unwrap();
+    let v: serde_json::Value = api_get(&app, &operator, &gate).await.json().await.unwrap();
+    assert_eq!(v["verdict"], "wait", "{v}");
+    let blockers = v["statements"][0]["blockers"].as_array().unwrap();
+    assert!(blockers.iter().any(|b| b["pid"] == pid as i64), "{v}");
+    assert!(
+        v["reasons"][0].as_str().unwrap().contains(&format!("pid {pid} ")),
+        "the reason names the pid: {v}"
+    );
+    sqlx::raw_sql("ROLLBACK").execute(&mut other).await.unwrap();
+    let v: serde_json::Value = api_get(&app, &operator, &gate).await.json().await.unwrap();
+    assert_eq!(v["verdict"], "go", "{v}");
+}

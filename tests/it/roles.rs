@@ -165,6 +165,7 @@ const API: &[(M, &str, u16, u16, u16, u16)] = &[
     (M::Get, "/api/v1/databases/demo/migrations/settings", 401, 200, 200, 200),
     (M::Put, "/api/v1/databases/demo/migrations/settings", 401, 403, 403, 422),
     (M::Get, "/api/v1/migration-requests/999", 401, 404, 404, 404),
+    (M::Get, "/api/v1/migration-requests/999/gate", 401, 404, 404, 404),
     (M::Post, "/api/v1/migration-requests/999/approve", 401, 404, 404, 404),
     (M::Post, "/api/v1/migration-requests/999/reject", 401, 404, 404, 404),
     (M::Post, "/api/v1/migration-requests/999/apply", 401, 403, 404, 404),

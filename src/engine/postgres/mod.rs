@@ -3,6 +3,7 @@
 //! which is enough to count them); all work on PostgreSQL 10 and later.
 
 mod dump;
+mod gate;
 mod maintenance;
 mod metrics;
 mod migrate;
@@ -505,5 +506,13 @@ impl ManagedDb for Postgres {
 
     async fn maintain(&self, action: Action, target: &Target, control: &Control) -> EngineResult<String> {
         maintenance::maintain(self, action, target, control).await
+    }
+
+    async fn gate(
+        &self,
+        wanted: &[super::gate::Wanted],
+        max_xact_age_s: f64,
+    ) -> EngineResult<super::gate::GateFacts> {
+        gate::read(&mut *self.lease().await?, wanted, max_xact_age_s).await
     }
 }

@@ -4,6 +4,7 @@
 //! approvals ([`requests`]), and the job that applies one (`apply.rs`).
 
 mod apply;
+pub mod gate;
 pub mod plan;
 pub mod requests;
 pub mod source;

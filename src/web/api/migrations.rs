@@ -26,6 +26,7 @@ pub fn router() -> Router<AppState> {
             get(settings).put(set_settings),
         )
         .route("/migration-requests/{id}", get(show))
+        .route("/migration-requests/{id}/gate", get(gate))
         .route("/migration-requests/{id}/approve", post(approve))
         .route("/migration-requests/{id}/reject", post(reject))
         .route("/migration-requests/{id}/apply", post(apply))
@@ -57,6 +58,23 @@ async fn create(
 ) -> AppResult<(StatusCode, Json<Created>)> {
     let id = requests::request(&state.store, &m, &me.actor(), &body.versions).await?;
     Ok((StatusCode::CREATED, Json(Created { id })))
+}
+
+/// The live gate for a request: what the database is doing now to the
+/// tables its statements lock, and a verdict (go, wait, blocked).
+async fn gate(
+    State(state): State<AppState>,
+    Viewer(_): Viewer,
+    id: RequestId,
+) -> AppResult<Json<crate::service::migrations::gate::Gate>> {
+    let gate = crate::service::migrations::gate::of_request(
+        &state.store,
+        &state.fleet,
+        id.get(),
+        state.config.gate_max_xact_age,
+    )
+    .await?;
+    Ok(Json(gate))
 }
 
 async fn show(State(state): State<AppState>, Viewer(_): Viewer, id: RequestId) -> AppResult<Json<Request>> {
