@@ -28,8 +28,23 @@ pub enum MigrateCommand {
     },
     /// Apply NAME's approved request (the oldest open one with its
     /// approvals), here, waiting for the job; with approvals set to 0 for
-    /// the database, request and apply every pending migration.
-    Apply { name: String },
+    /// the database, request and apply every pending migration. A blocked
+    /// live gate refuses unless --override-gate gives a reason (audited).
+    Apply {
+        name: String,
+        /// Apply although the live gate says blocked, for this reason.
+        #[arg(long, value_name = "REASON")]
+        override_gate: Option<String>,
+    },
+    /// The live gate for NAME's pending migrations: the lock each statement
+    /// takes, the table's size, the sessions in the way, and a verdict (go,
+    /// wait, blocked). Exits 0 on go, 1 on wait or blocked.
+    Gate {
+        name: String,
+        /// Output format: text or json.
+        #[arg(long, default_value = "text", value_parser = ["text", "json"])]
+        format: String,
+    },
     /// Submit migration files (e.g. from CI) into NAME's migrations
     /// directory; each is linted, none overwrites a different file.
     Submit {
@@ -66,7 +81,8 @@ fn parse_engine(s: &str) -> Result<EngineKind, String> {
 pub async fn migrate(config: &Config, cmd: MigrateCommand) -> anyhow::Result<()> {
     match cmd {
         MigrateCommand::Status { name, format } => status(config, &name, format == "json").await,
-        MigrateCommand::Apply { name } => apply(config, &name).await,
+        MigrateCommand::Apply { name, override_gate } => apply(config, &name, override_gate).await,
+        MigrateCommand::Gate { name, format } => gate(config, &name, format == "json").await,
         MigrateCommand::Submit { name, files } => submit(config, &name, &files).await,
         MigrateCommand::Approvals { name, count } => approvals(config, &name, count).await,
         MigrateCommand::Lint { .. } => unreachable!("migrate lint runs before the configuration is loaded"),
@@ -171,14 +187,56 @@ async fn status(config: &Config, name: &str, json: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `migrate gate NAME`: the live gate for the pending migrations.
+async fn gate(config: &Config, name: &str, json: bool) -> anyhow::Result<()> {
+    let services = Services::open(config).await?;
+    services.connect().await?;
+    let (name, member) = member_named(&services.fleet, name)?;
+    let status = migrations::status_now(&member).await?;
+    let scripts: Vec<(String, String)> = status
+        .pending
+        .iter()
+        .map(|p| (p.version.clone(), p.sql.clone()))
+        .collect();
+    let gate = migrations::gate::of_scripts(&member, &scripts, config.gate_max_xact_age).await?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&gate)?);
+    } else {
+        println!("{name}: {:?}", gate.verdict);
+        for why in &gate.reasons {
+            println!("  {why}");
+        }
+        for s in &gate.statements {
+            println!(
+                "  {} line {}: {} on {}{}",
+                s.migration,
+                s.line,
+                s.lock,
+                s.table,
+                s.table_bytes
+                    .map(|b| format!(" ({})", crate::format::fmt_bytes(b)))
+                    .unwrap_or_default()
+            );
+        }
+    }
+    if gate.verdict != migrations::gate::Verdict::Go {
+        anyhow::bail!("the live gate says {:?}", gate.verdict);
+    }
+    Ok(())
+}
+
 /// `migrate apply NAME`: which request runs is the service's rule
 /// ([`requests::apply_next`]); nothing unapproved runs.
-async fn apply(config: &Config, name: &str) -> anyhow::Result<()> {
+async fn apply(config: &Config, name: &str, override_gate: Option<String>) -> anyhow::Result<()> {
     let services = Services::open(config).await?;
     services.connect().await?;
     let (name, member) = member_named(&services.fleet, name)?;
     let Services { jobs, store, .. } = &services;
-    let Some(started) = requests::apply_next(jobs, store, &member, &Actor::cli()).await? else {
+    let check = requests::GateCheck {
+        max_xact_age: config.gate_max_xact_age,
+        override_reason: override_gate,
+    };
+    let Some(started) = requests::apply_next(jobs, store, &member, &Actor::cli(), &check).await? else {
         println!("{name}: nothing pending");
         return Ok(());
     };

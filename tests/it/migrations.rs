@@ -1146,9 +1146,12 @@ async fn concurrent_submissions_of_one_new_file_create_it_once() {
 }
 
 #[tokio::test]
-async fn the_live_gate_names_the_session_in_the_way() {
+async fn the_live_gate_names_the_session_in_the_way_and_a_blocked_one_needs_an_override() {
     use sqlx::Connection;
-    let app = TestApp::spawn().await;
+    let app = TestApp::spawn_with(crate::helpers::StoreChoice::Sqlite, |c| {
+        c.gate_max_xact_age = std::time::Duration::from_secs(2);
+    })
+    .await;
     let (pg, _dir, id, operator, _) = approved(&app, &[("2", V2)]).await;
     let gate = format!("/api/v1/migration-requests/{id}/gate");
     let v: serde_json::Value = api_get(&app, &operator, &gate).await.json().await.unwrap();
@@ -1166,19 +1169,63 @@ async fn the_live_gate_names_the_session_in_the_way() {
         .execute(&mut other)
         .await
         .unwrap();
-    let pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
+    let pid: i64 = sqlx::query_scalar::<_, i32>("SELECT pg_backend_pid()")
         .fetch_one(&mut other)
         .await
-        .unwrap();
+        .unwrap()
+        .into();
     let v: serde_json::Value = api_get(&app, &operator, &gate).await.json().await.unwrap();
-    assert_eq!(v["verdict"], "wait", "{v}");
+    assert_ne!(v["verdict"], "go", "{v}");
     let blockers = v["statements"][0]["blockers"].as_array().unwrap();
-    assert!(blockers.iter().any(|b| b["pid"] == pid as i64), "{v}");
+    assert!(blockers.iter().any(|b| b["pid"] == pid), "{v}");
     assert!(
         v["reasons"][0].as_str().unwrap().contains(&format!("pid {pid} ")),
         "the reason names the pid: {v}"
     );
+
+    // Idle in its transaction past gate_max_xact_age: waiting will not end
+    // it. Blocked, and apply refuses without an override.
+    let v = crate::helpers::eventually("the gate to say blocked", || async {
+        let v: serde_json::Value = api_get(&app, &operator, &gate).await.json().await.ok()?;
+        (v["verdict"] == "blocked").then_some(v)
+    })
+    .await;
+    assert!(
+        v["reasons"][0]
+            .as_str()
+            .unwrap()
+            .contains("idle in a transaction"),
+        "{v}"
+    );
+    let apply_url = format!("/api/v1/migration-requests/{id}/apply");
+    let res = api_post(&app, &operator, &apply_url, json!({})).await;
+    assert_eq!(res.status(), 409);
+    assert!(res.text().await.unwrap().contains("the live gate says blocked"));
+    let (app_name_in_page, page) = {
+        let web = app.signed_in("otto", Role::Operator).await;
+        let (_, page) = web.text("/databases/shop/migrations").await;
+        (page.contains("Live gate"), page)
+    };
+    assert!(app_name_in_page && page.contains("override_reason"), "{page}");
+
+    // Overridden with a reason (audited); the blocker ends, the ALTER runs.
+    let res = api_post(
+        &app,
+        &operator,
+        &apply_url,
+        json!({"override_reason": "the batch job is ours; ending it now"}),
+    )
+    .await;
+    assert_eq!(res.status(), 202);
     sqlx::raw_sql("ROLLBACK").execute(&mut other).await.unwrap();
-    let v: serde_json::Value = api_get(&app, &operator, &gate).await.json().await.unwrap();
-    assert_eq!(v["verdict"], "go", "{v}");
+    let job = res.json::<serde_json::Value>().await.unwrap()["job_id"]
+        .as_i64()
+        .unwrap();
+    assert_eq!(app.job_finished(&operator, job).await["state"], "succeeded");
+    let audit = app.audit().await;
+    assert!(
+        audit.iter().any(|r| r.action == "migration.apply"
+            && r.detail.contains("live gate overridden: the batch job is ours")),
+        "the override is in the audit log"
+    );
 }

@@ -35,6 +35,7 @@ pub async fn apply_next(
     store: &Store,
     member: &Arc<Member>,
     actor: &Actor,
+    check: &GateCheck,
 ) -> AppResult<Option<Started>> {
     let name = &member.entry.name;
     // Newest first: the oldest ready one is the last.
@@ -60,8 +61,16 @@ pub async fn apply_next(
             requests::request(store, member, actor, &versions).await?
         }
     };
-    let job = apply(jobs, store, member, actor, id).await?;
+    let job = apply(jobs, store, member, actor, id, check).await?;
     Ok(Some(Started { request: id, job }))
+}
+
+/// What the live gate needs at apply time: its transaction-age limit, and
+/// the operator's reason when they override a blocked verdict.
+#[derive(Clone, Debug, Default)]
+pub struct GateCheck {
+    pub max_xact_age: std::time::Duration,
+    pub override_reason: Option<String>,
 }
 
 /// Apply an approved request as a job (operator): one migration at a time,
@@ -73,18 +82,42 @@ pub async fn apply(
     member: &Arc<Member>,
     actor: &Actor,
     id: i64,
+    check: &GateCheck,
 ) -> AppResult<i64> {
     let database = member.entry.name.to_string();
     let target = format!("request {id}");
+    let override_reason = check
+        .override_reason
+        .as_deref()
+        .map(str::trim)
+        .filter(|r| !r.is_empty());
+    let detail = override_reason
+        .map(|r| {
+            format!(
+                "live gate overridden: {}",
+                r.chars().take(500).collect::<String>()
+            )
+        })
+        .unwrap_or_default();
     let event = Event {
         action: crate::domain::AuditAction::MigrationApply,
         target: &target,
         database: Some(&database),
-        detail: "",
+        detail: &detail,
     };
     audited(store, actor, event, async {
         require(actor, Role::Operator)?;
         let request = ready(store, member, id).await?;
+        // The live gate: a blocked verdict (a session must be ended first,
+        // or the database cannot be read) stops the apply unless the
+        // operator overrides it with a reason, kept in the audit log.
+        let gate = super::gate::of_bound(member, &request, check.max_xact_age).await?;
+        if gate.verdict == super::gate::Verdict::Blocked && override_reason.is_none() {
+            return Err(AppError::conflict(format!(
+                "the live gate says blocked: {}. Apply with an override reason to go anyway.",
+                gate.reasons.join("; ")
+            )));
+        }
         if !rows::transition(store.pool(), id, RequestState::Open, RequestState::Running, None).await? {
             return Err(AppError::conflict(format!(
                 "request {id} is already being applied"

@@ -92,6 +92,16 @@ pub async fn of_request(store: &Store, fleet: &Fleet, id: i64, max_xact_age: Dur
     let member = fleet
         .get(&name)
         .ok_or_else(|| AppError::not_found(format!("{name} is not registered")))?;
+    of_bound(&member, &request, max_xact_age).await
+}
+
+/// The gate for `request`'s files, as its database's directory holds them
+/// now, on `member`.
+pub async fn of_bound(
+    member: &Member,
+    request: &requests::Request,
+    max_xact_age: Duration,
+) -> AppResult<Gate> {
     let dir = member.entry.migrations_dir.clone().unwrap_or_default();
     let source = source::scan(std::path::Path::new(&dir))?;
     let rollback = request.action == RequestAction::Rollback;
@@ -107,7 +117,7 @@ pub async fn of_request(store: &Store, fleet: &Fleet, id: i64, max_xact_age: Dur
             Some((b.version.clone(), script.sql.clone()))
         })
         .collect();
-    of_scripts(&member, &scripts, max_xact_age).await
+    of_scripts(member, &scripts, max_xact_age).await
 }
 
 /// The gate for `scripts` (version, SQL) on `member` now.

@@ -5,7 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
-pub use super::apply::{Started, apply, apply_next};
+pub use super::apply::{GateCheck, Started, apply, apply_next};
 use super::{source, status_now};
 use crate::domain::Role;
 use crate::error::{AppError, AppResult};

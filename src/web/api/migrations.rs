@@ -133,11 +133,27 @@ struct Started {
     job_id: i64,
 }
 
+#[derive(Default, Deserialize)]
+struct ApplyBody {
+    /// Apply although the live gate says blocked, for this reason (audited).
+    #[serde(default)]
+    override_reason: Option<String>,
+}
+
 async fn apply(
     State(state): State<AppState>,
     Operator(me): Operator,
     id: RequestId,
+    body: axum::body::Bytes,
 ) -> AppResult<(StatusCode, Json<Started>)> {
+    // The body is optional: none, or `{"override_reason": "..."}`.
+    let body: ApplyBody = if body.iter().all(u8::is_ascii_whitespace) {
+        ApplyBody::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|e| {
+            crate::error::AppError::invalid(format!("the body must be {{\"override_reason\": \"...\"}}: {e}"))
+        })?
+    };
     let id = id.get();
     let request = requests::get(&state.store, id).await?;
     let m = member(
@@ -145,7 +161,11 @@ async fn apply(
         &crate::domain::DatabaseName::from_path(&request.database)?,
     )
     .await?;
-    let job_id = requests::apply(&state.jobs, &state.store, &m, &me.actor(), id).await?;
+    let check = requests::GateCheck {
+        max_xact_age: state.config.gate_max_xact_age,
+        override_reason: body.override_reason,
+    };
+    let job_id = requests::apply(&state.jobs, &state.store, &m, &me.actor(), id, &check).await?;
     Ok((StatusCode::ACCEPTED, Json(Started { job_id })))
 }
 

@@ -84,6 +84,15 @@ pub struct Refused {
 }
 
 impl MigrationsTab {
+    /// A gate's verdict as its word: go, wait or blocked.
+    fn verdict_of(&self, g: &migrations::gate::Gate) -> &'static str {
+        match g.verdict {
+            migrations::gate::Verdict::Go => "go",
+            migrations::gate::Verdict::Wait => "wait",
+            migrations::gate::Verdict::Blocked => "blocked",
+        }
+    }
+
     /// Pending migrations with lint errors (which block a request).
     fn blocked(&self) -> usize {
         self.pending.iter().filter(|p| p.errors > 0).count()
@@ -114,6 +123,9 @@ pub struct RequestView {
     /// Its migrations' lint findings, worst first: (severity, version, rule, message).
     pub lint: Vec<(String, String, String, String)>,
     pub lint_errors: usize,
+    /// The live gate, for an open request (what the database is doing now
+    /// to the tables it locks).
+    pub gate: Option<migrations::gate::Gate>,
 }
 
 impl RequestView {
@@ -149,6 +161,7 @@ impl RequestView {
                 && !r.decisions.iter().any(|d| d.approver == me),
             lint: Vec::new(),
             lint_errors: 0,
+            gate: None,
             r,
         }
     }
@@ -257,6 +270,13 @@ async fn build(state: &AppState, me: &CurrentUser, m: &Member, ctx: PageCtx) -> 
         .into_iter()
         .map(|r| RequestView::of(r, &tab.me, tab.can_approve).with_lint(&tab.pending))
         .collect();
+    // The live gate of the open requests (a few: each is a handful of
+    // time-boxed catalog reads).
+    for q in tab.requests.iter_mut().filter(|q| q.r.state.is_open()).take(3) {
+        q.gate = migrations::gate::of_bound(m, &q.r, state.config.gate_max_xact_age)
+            .await
+            .ok();
+    }
     Ok(tab)
 }
 
@@ -379,17 +399,29 @@ pub(super) async fn decide(
 }
 
 /// Operator: apply an approved request as a job.
+#[derive(Default, Deserialize)]
+pub(super) struct ApplyForm {
+    /// Apply although the live gate says blocked, for this reason.
+    #[serde(default)]
+    override_reason: String,
+}
+
 pub(super) async fn apply(
     State(state): State<AppState>,
     Operator(me): Operator,
     Db(m): Db,
     ctx: PageCtx,
     id: RequestId,
+    Form(form): Form<ApplyForm>,
 ) -> AppResult<Response> {
     let id = requests::of_database(&state.store, m.entry.name.as_str(), id.get())
         .await?
         .id;
-    match requests::apply(&state.jobs, &state.store, &m, &me.actor(), id).await {
+    let check = requests::GateCheck {
+        max_xact_age: state.config.gate_max_xact_age,
+        override_reason: Some(form.override_reason).filter(|r| !r.trim().is_empty()),
+    };
+    match requests::apply(&state.jobs, &state.store, &m, &me.actor(), id, &check).await {
         Ok(job) => Ok(Redirect::to(&format!("/jobs/{job}")).into_response()),
         Err(e) => {
             let form = Refused {
