@@ -340,6 +340,13 @@ async fn migrate_apply_respects_approvals_and_status_shows_the_result() {
     assert!(ok, "{err}");
     assert!(out.contains("V2__customer.sql: submitted"), "{out}");
     assert!(migrations.path().join("V2__customer.sql").exists());
+    // The live gate for what is pending: the ALTER's lock on orders, go.
+    let (ok, out, err) = custodian(dir, &["migrate", "gate", "shop", "--format", "json"], "");
+    assert!(ok, "{out} {err}");
+    let gate: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(gate["verdict"], "go", "{gate}");
+    assert_eq!(gate["statements"][0]["lock"], "ACCESS EXCLUSIVE", "{gate}");
+    assert_eq!(gate["statements"][0]["table"], "public.orders", "{gate}");
     let (ok, out, _) = custodian(dir, &["migrate", "apply", "shop"], "");
     assert!(ok && out.contains("applied 2"), "{out}");
 }
