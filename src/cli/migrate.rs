@@ -234,6 +234,7 @@ async fn apply(config: &Config, name: &str, override_gate: Option<String>) -> an
     let Services { jobs, store, .. } = &services;
     let check = requests::GateCheck {
         max_xact_age: config.gate_max_xact_age,
+        lock_retries: config.lock_retries,
         override_reason: override_gate,
     };
     let Some(started) = requests::apply_next(jobs, store, &member, &Actor::cli(), &check).await? else {

@@ -62,6 +62,7 @@ const ENV_KEYS: &[&str] = &[
     "timeline_min_rows",
     "timeline_wal_budget",
     "gate_max_xact_age",
+    "lock_retries",
 ];
 
 /// The panel's configuration. Only `Deserialize`: it holds secrets (the
@@ -173,6 +174,9 @@ pub struct Config {
     /// this on the database makes the verdict "wait".
     #[serde(with = "humantime_serde")]
     pub gate_max_xact_age: Duration,
+    /// A migration that times out waiting for a lock (lock_timeout) is
+    /// rolled back and tried again this many times, with backoff.
+    pub lock_retries: u32,
     /// Databases declared here rather than in the browser; read-only there.
     pub databases: Vec<DeclaredDatabase>,
 }
@@ -255,6 +259,7 @@ impl Default for Config {
             timeline_min_rows: 1000,
             timeline_wal_budget: 256 * 1024 * 1024,
             gate_max_xact_age: Duration::from_secs(60),
+            lock_retries: 5,
             databases: Vec::new(),
         }
     }

@@ -26,6 +26,10 @@ pub enum EngineError {
     Unreachable(String),
     #[error("{0}")]
     TimedOut(String),
+    /// PostgreSQL gave up waiting for a lock (lock_timeout, SQLSTATE
+    /// 55P03): nothing was done, and trying again later may work.
+    #[error("{0}")]
+    LockTimeout(String),
     #[error("{0}")]
     Invalid(String),
     #[error("{0}")]
@@ -42,6 +46,8 @@ pub type EngineResult<T> = Result<T, EngineError>;
 
 /// SQLSTATE of a statement cancelled by statement_timeout (PostgreSQL).
 const QUERY_CANCELED: &str = "57014";
+/// SQLSTATE of a lock not obtained within lock_timeout (PostgreSQL).
+const LOCK_NOT_AVAILABLE: &str = "55P03";
 
 impl EngineError {
     /// A bug of ours: logged here, once, with its detail.
@@ -77,6 +83,9 @@ impl EngineError {
             E::Database(db) if db.code().as_deref() == Some(QUERY_CANCELED) => {
                 EngineError::TimedOut(db.message().to_string())
             }
+            E::Database(db) if db.code().as_deref() == Some(LOCK_NOT_AVAILABLE) => {
+                EngineError::LockTimeout(db.message().to_string())
+            }
             E::Database(db) => EngineError::Refused(db.message().to_string()),
             E::Configuration(e) => EngineError::Invalid(format!("bad connection settings: {e}")),
             // Something at that address that does not speak the engine's
@@ -97,6 +106,7 @@ impl EngineError {
             E::Refused(m) => E::Refused(format!("{what}: {m}")),
             E::Unreachable(m) => E::Unreachable(format!("{what}: {m}")),
             E::TimedOut(m) => E::TimedOut(format!("{what}: {m}")),
+            E::LockTimeout(m) => E::LockTimeout(format!("{what}: {m}")),
             E::Invalid(m) => E::Invalid(format!("{what}: {m}")),
             E::Tool(m) => E::Tool(format!("{what}: {m}")),
             E::Local(m) => E::Local(format!("{what}: {m}")),

@@ -881,7 +881,9 @@ async fn rollback_runs_the_down_file_after_approval_and_is_refused_without_one()
 
 #[tokio::test]
 async fn migration_settings_set_approvals_and_timeouts_per_database() {
-    let app = TestApp::spawn().await;
+    // No retries: the first lock timeout ends the job (retries have a test
+    // of their own).
+    let app = TestApp::spawn_with(crate::helpers::StoreChoice::Sqlite, |c| c.lock_retries = 0).await;
     let (pg, _dir, id, operator, _) = approved(&app, &[("2", V2)]).await;
     let admin = app.token_for("ada", Role::Admin).await;
     let path = "/api/v1/databases/shop/migrations/settings";
@@ -1228,4 +1230,70 @@ async fn the_live_gate_names_the_session_in_the_way_and_a_blocked_one_needs_an_o
             && r.detail.contains("live gate overridden: the batch job is ours")),
         "the override is in the audit log"
     );
+}
+
+#[tokio::test]
+async fn an_apply_that_keeps_losing_the_lock_retries_then_stops_cleanly_naming_the_blocker() {
+    use sqlx::Connection;
+    let app = TestApp::spawn_with(crate::helpers::StoreChoice::Sqlite, |c| {
+        c.lock_retries = 2;
+    })
+    .await;
+    let (pg, _dir, id, operator, _) = approved(&app, &[("2", V2)]).await;
+    let admin = app.token_for("root", Role::Admin).await;
+    let res = reqwest::Client::new()
+        .put(app.url("/api/v1/databases/shop/migrations/settings"))
+        .bearer_auth(&admin)
+        .json(&json!({"approvals_required": 1, "lock_timeout_ms": 200, "statement_timeout_ms": 60000}))
+        .send()
+        .await
+        .unwrap();
+    assert!(res.status().is_success(), "{}", res.status());
+
+    let mut other = sqlx::PgConnection::connect(&pg.url).await.unwrap();
+    sqlx::raw_sql("INSERT INTO orders VALUES (1, 1); BEGIN; UPDATE orders SET customer_id = 2 WHERE id = 1")
+        .execute(&mut other)
+        .await
+        .unwrap();
+    let pid: i64 = sqlx::query_scalar::<_, i32>("SELECT pg_backend_pid()")
+        .fetch_one(&mut other)
+        .await
+        .unwrap()
+        .into();
+    let res = api_post(
+        &app,
+        &operator,
+        &format!("/api/v1/migration-requests/{id}/apply"),
+        json!({}),
+    )
+    .await;
+    assert_eq!(res.status(), 202, "the gate says wait, not blocked");
+    let job = res.json::<serde_json::Value>().await.unwrap()["job_id"]
+        .as_i64()
+        .unwrap();
+    let done = app.job_finished(&operator, job).await;
+    assert_eq!(done["state"], "failed", "{done}");
+    let error = done["error"].as_str().unwrap();
+    assert!(error.contains("gave up after 3 attempt(s)"), "{error}");
+    assert!(
+        error.contains(&format!("pid {pid} (postgres)")),
+        "the blocker, named: {error}"
+    );
+    let log = done["log"].as_str().unwrap();
+    assert_eq!(
+        log.matches("timed out waiting for a lock").count(),
+        2,
+        "each retry in the log: {log}"
+    );
+
+    // Nothing half-applied: no column, no failed history row.
+    let (columns, failed): (i64, i64) = sqlx::query_as(
+        "SELECT (SELECT count(*) FROM information_schema.columns WHERE table_name = 'orders' AND column_name = 'note'), \
+                (SELECT count(*) FROM custodian_schema_history WHERE version = '2')",
+    )
+    .fetch_one(&mut sqlx::PgConnection::connect(&pg.url).await.unwrap())
+    .await
+    .unwrap();
+    assert_eq!((columns, failed), (0, 0));
+    sqlx::raw_sql("ROLLBACK").execute(&mut other).await.unwrap();
 }

@@ -79,7 +79,17 @@ async fn apply_locked(conn: &mut PgConnection, run: &MigrationRun) -> EngineResu
             transactional,
         }),
         Err(e) => {
-            let error = EngineError::from_sqlx(e);
+            let error = match EngineError::from_sqlx(e) {
+                // In a transaction, a lock timeout left nothing behind: no
+                // failed history row, and trying again later may work.
+                EngineError::LockTimeout(m) if transactional => return Err(EngineError::LockTimeout(m)),
+                // Outside one, the statements before it stay applied: not
+                // something to simply try again.
+                EngineError::LockTimeout(m) => EngineError::Refused(format!(
+                    "{m} (outside a transaction: the statements before it stay applied)"
+                )),
+                other => other,
+            };
             if run.rollback {
                 return Err(error);
             }

@@ -4,6 +4,8 @@
 
 use std::sync::Arc;
 
+use crate::engine::EngineError;
+
 use super::requests::{self, Bound, RequestAction, RequestState, Settings, ready, settings};
 use super::{source, status_now};
 use crate::domain::Role;
@@ -65,12 +67,24 @@ pub async fn apply_next(
     Ok(Some(Started { request: id, job }))
 }
 
+/// How long to wait before attempt `n + 1`: 1, 2, 4, 8… seconds (at most
+/// 30), plus up to half again at random, so two panels or two jobs do not
+/// retry in step.
+fn backoff(n: u32) -> std::time::Duration {
+    let base = 1000u64 << n.saturating_sub(1).min(5);
+    let base = base.min(30_000);
+    let jitter = (uuid::Uuid::new_v4().as_u128() % (base as u128 / 2 + 1)) as u64;
+    std::time::Duration::from_millis(base + jitter)
+}
+
 /// What the live gate needs at apply time: its transaction-age limit, and
 /// the operator's reason when they override a blocked verdict.
 #[derive(Clone, Debug, Default)]
 pub struct GateCheck {
     pub max_xact_age: std::time::Duration,
     pub override_reason: Option<String>,
+    /// Times a migration that timed out waiting for a lock is tried again.
+    pub lock_retries: u32,
 }
 
 /// Apply an approved request as a job (operator): one migration at a time,
@@ -139,6 +153,7 @@ pub async fn apply(
         };
         let limits = settings(store, &database).await?;
         let (store2, member2, by) = (store.clone(), member.clone(), actor.name.clone());
+        let check2 = check.clone();
         let work: Work = Box::new(move |ctx: JobCtx| -> JobFuture {
             Box::pin(async move {
                 let result = run_files(
@@ -148,6 +163,7 @@ pub async fn apply(
                     &by,
                     request.action == RequestAction::Rollback,
                     limits,
+                    &check2,
                 )
                 .await;
                 let (state, error) = match &result {
@@ -183,6 +199,7 @@ async fn run_files(
     by: &str,
     rollback: bool,
     limits: Settings,
+    check: &GateCheck,
 ) -> Result<String, JobFailure> {
     let db = member.db().map_err(JobFailure::Failed)?;
     let dir = member.entry.migrations_dir.clone().unwrap_or_default();
@@ -225,7 +242,51 @@ async fn run_files(
             statement_timeout_ms: limits.statement_timeout_ms as u64,
             rollback,
         };
-        match db.apply_migration(&run).await {
+        // A lock timeout rolled the migration back whole: wait, with
+        // backoff and jitter, and try again, a few times, saying each
+        // time who holds the lock; then stop, naming them.
+        let mut attempt: u32 = 0;
+        let outcome = loop {
+            attempt += 1;
+            match db.apply_migration(&run).await {
+                Err(EngineError::LockTimeout(why)) => {
+                    let who =
+                        super::gate::in_the_way(member, &run.version, &run.sql, check.max_xact_age).await;
+                    let who = who
+                        .map(|w| format!("; it kept losing to {w}"))
+                        .unwrap_or_default();
+                    if attempt > check.lock_retries {
+                        break Err(EngineError::LockTimeout(format!(
+                            "gave up after {attempt} attempt(s) waiting for a lock ({why}){who}"
+                        )));
+                    }
+                    let wait = backoff(attempt);
+                    ctx.log(&format!(
+                        "version {}: attempt {attempt} of {} timed out waiting for a lock ({why}){who}; rolled back, trying again in {:.1} s",
+                        bound.version,
+                        check.lock_retries + 1,
+                        wait.as_secs_f64()
+                    ))
+                    .await;
+                    ctx.progress(
+                        None,
+                        &format!(
+                            "version {}: waiting for a lock, attempt {} of {} in {:.0} s",
+                            bound.version,
+                            attempt + 1,
+                            check.lock_retries + 1,
+                            wait.as_secs_f64()
+                        ),
+                    );
+                    tokio::select! {
+                        _ = tokio::time::sleep(wait) => {}
+                        _ = ctx.cancelled() => return Err(JobFailure::Cancelled),
+                    }
+                }
+                other => break other,
+            }
+        };
+        match outcome {
             Ok(RunOutcome::Done {
                 execution_ms,
                 transactional,

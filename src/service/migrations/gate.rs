@@ -179,6 +179,34 @@ pub async fn of_scripts(
     Ok(judge(&statements, &facts, max_age_s))
 }
 
+/// Who is in the way of one migration's locks now, in words ("pid 4121
+/// (app), in a transaction for 14m: UPDATE orders …"), for a job that
+/// timed out waiting; `None` when nobody is (any more) or it cannot tell.
+pub async fn in_the_way(member: &Member, version: &str, sql: &str, max_xact_age: Duration) -> Option<String> {
+    let gate = of_scripts(member, &[(version.to_string(), sql.to_string())], max_xact_age)
+        .await
+        .ok()?;
+    let b = gate.statements.iter().flat_map(|s| s.blockers.iter()).next()?;
+    let table = gate
+        .statements
+        .iter()
+        .find(|s| s.blockers.iter().any(|x| x.pid == b.pid))
+        .map(|s| s.table.clone())
+        .unwrap_or_default();
+    Some(format!(
+        "pid {} ({}) on {table}, in a transaction for {}{}",
+        b.pid,
+        b.user.as_deref().unwrap_or("?"),
+        b.xact_age_s
+            .map(|a| fmt_age(a as i64))
+            .unwrap_or_else(|| "?".into()),
+        b.query
+            .as_deref()
+            .map(|q| format!(": {}", q.chars().take(120).collect::<String>()))
+            .unwrap_or_default()
+    ))
+}
+
 /// The verdict from what was read.
 fn judge(statements: &[(String, usize, Wanted)], facts: &GateFacts, max_age_s: f64) -> Gate {
     let mut blocked = Vec::new();

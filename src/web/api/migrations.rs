@@ -163,6 +163,7 @@ async fn apply(
     .await?;
     let check = requests::GateCheck {
         max_xact_age: state.config.gate_max_xact_age,
+        lock_retries: state.config.lock_retries,
         override_reason: body.override_reason,
     };
     let job_id = requests::apply(&state.jobs, &state.store, &m, &me.actor(), id, &check).await?;

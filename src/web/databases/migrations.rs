@@ -419,6 +419,7 @@ pub(super) async fn apply(
         .id;
     let check = requests::GateCheck {
         max_xact_age: state.config.gate_max_xact_age,
+        lock_retries: state.config.lock_retries,
         override_reason: Some(form.override_reason).filter(|r| !r.trim().is_empty()),
     };
     match requests::apply(&state.jobs, &state.store, &m, &me.actor(), id, &check).await {
