@@ -1149,7 +1149,6 @@ async fn concurrent_submissions_of_one_new_file_create_it_once() {
 
 #[tokio::test]
 async fn the_live_gate_names_the_session_in_the_way_and_a_blocked_one_needs_an_override() {
-    use sqlx::Connection;
     let app = TestApp::spawn_with(crate::helpers::StoreChoice::Sqlite, |c| {
         c.gate_max_xact_age = std::time::Duration::from_secs(2);
     })
@@ -1166,16 +1165,7 @@ async fn the_live_gate_names_the_session_in_the_way_and_a_blocked_one_needs_an_o
 
     // Someone updates a row and leaves the transaction open: the ALTER
     // would wait for them, and every query on orders behind the ALTER.
-    let mut other = sqlx::PgConnection::connect(&pg.url).await.unwrap();
-    sqlx::raw_sql("INSERT INTO orders VALUES (1, 1); BEGIN; UPDATE orders SET customer_id = 2 WHERE id = 1")
-        .execute(&mut other)
-        .await
-        .unwrap();
-    let pid: i64 = sqlx::query_scalar::<_, i32>("SELECT pg_backend_pid()")
-        .fetch_one(&mut other)
-        .await
-        .unwrap()
-        .into();
+    let (mut other, pid) = holding_a_row_lock_on_orders(&pg).await;
     let v: serde_json::Value = api_get(&app, &operator, &gate).await.json().await.unwrap();
     assert_ne!(v["verdict"], "go", "{v}");
     let blockers = v["statements"][0]["blockers"].as_array().unwrap();
@@ -1250,16 +1240,7 @@ async fn an_apply_that_keeps_losing_the_lock_retries_then_stops_cleanly_naming_t
         .unwrap();
     assert!(res.status().is_success(), "{}", res.status());
 
-    let mut other = sqlx::PgConnection::connect(&pg.url).await.unwrap();
-    sqlx::raw_sql("INSERT INTO orders VALUES (1, 1); BEGIN; UPDATE orders SET customer_id = 2 WHERE id = 1")
-        .execute(&mut other)
-        .await
-        .unwrap();
-    let pid: i64 = sqlx::query_scalar::<_, i32>("SELECT pg_backend_pid()")
-        .fetch_one(&mut other)
-        .await
-        .unwrap()
-        .into();
+    let (mut other, pid) = holding_a_row_lock_on_orders(&pg).await;
     let res = api_post(
         &app,
         &operator,
@@ -1296,4 +1277,20 @@ async fn an_apply_that_keeps_losing_the_lock_retries_then_stops_cleanly_naming_t
     .unwrap();
     assert_eq!((columns, failed), (0, 0));
     sqlx::raw_sql("ROLLBACK").execute(&mut other).await.unwrap();
+}
+
+/// A session that updated a row of orders and left its transaction open,
+/// and its pid: every lock stronger than ROW EXCLUSIVE waits for it.
+async fn holding_a_row_lock_on_orders(pg: &TestDb) -> (sqlx::PgConnection, i64) {
+    use sqlx::Connection;
+    let mut other = sqlx::PgConnection::connect(&pg.url).await.unwrap();
+    sqlx::raw_sql("INSERT INTO orders VALUES (1, 1); BEGIN; UPDATE orders SET customer_id = 2 WHERE id = 1")
+        .execute(&mut other)
+        .await
+        .unwrap();
+    let pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
+        .fetch_one(&mut other)
+        .await
+        .unwrap();
+    (other, pid.into())
 }

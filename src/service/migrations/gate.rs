@@ -12,7 +12,7 @@ use serde::Serialize;
 use super::requests::{self, RequestAction};
 use super::source;
 use crate::engine::EngineKind;
-use crate::engine::gate::{GateFacts, Holder, Wanted};
+use crate::engine::gate::{GateFacts, Wanted};
 use crate::error::{AppError, AppResult};
 use crate::format::fmt_age;
 use crate::service::fleet::{Fleet, Member};
@@ -30,32 +30,9 @@ pub enum Verdict {
     Blocked,
 }
 
-/// A session in a statement's way.
-#[derive(Clone, Debug, Serialize)]
-pub struct Blocker {
-    pub pid: i64,
-    pub user: Option<String>,
-    pub state: Option<String>,
-    pub xact_age_s: Option<f64>,
-    pub query: Option<String>,
-    /// The conflicting lock it holds, or waits for (`granted` false).
-    pub mode: Option<String>,
-    pub granted: bool,
-}
-
-impl From<&Holder> for Blocker {
-    fn from(h: &Holder) -> Self {
-        Blocker {
-            pid: h.pid,
-            user: h.user.clone(),
-            state: h.state.clone(),
-            xact_age_s: h.xact_age_s,
-            query: h.query.clone(),
-            mode: h.mode.clone(),
-            granted: h.granted,
-        }
-    }
-}
+/// A session in a statement's way: its pid, user, state, transaction age,
+/// query, and the conflicting lock it holds (or waits for: `granted` false).
+pub use crate::engine::gate::Holder as Blocker;
 
 /// One lock-taking statement of a migration, and what is in its way.
 #[derive(Clone, Debug, Serialize)]
@@ -247,7 +224,7 @@ fn judge(statements: &[(String, usize, Wanted)], facts: &GateFacts, max_age_s: f
             table,
             table_bytes: rel.bytes,
             table_rows: rel.rows,
-            blockers: rel.holders.iter().map(Blocker::from).collect(),
+            blockers: rel.holders.clone(),
         });
     }
     for h in &facts.long_transactions {
@@ -275,7 +252,7 @@ fn judge(statements: &[(String, usize, Wanted)], facts: &GateFacts, max_age_s: f
         verdict,
         reasons: blocked,
         statements: out,
-        long_transactions: facts.long_transactions.iter().map(Blocker::from).collect(),
+        long_transactions: facts.long_transactions.clone(),
         replica_lag_s: facts.replica_lag_s,
     }
 }
@@ -283,7 +260,7 @@ fn judge(statements: &[(String, usize, Wanted)], facts: &GateFacts, max_age_s: f
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::gate::RelationFacts;
+    use crate::engine::gate::{Holder, RelationFacts};
 
     fn holder(pid: i64, state: &str, age: f64, granted: bool) -> Holder {
         Holder {
