@@ -59,6 +59,18 @@ struct Refused {
     htmx: bool,
 }
 
+impl Refused {
+    /// A refused form of one user's row (role, password): nothing typed is
+    /// sent back.
+    fn row(name: &Username, headers: &axum::http::HeaderMap) -> Refused {
+        Refused {
+            form: name.to_string(),
+            htmx: headers.contains_key("hx-request"),
+            ..Refused::default()
+        }
+    }
+}
+
 impl UsersPage {
     /// The refusal of `form`, if that was the one.
     fn refused_on(&self, form: &str) -> Option<&Refused> {
@@ -210,12 +222,7 @@ async fn set_role(
     let user = match changed {
         Ok(user) => user,
         Err(e) => {
-            let typed = Refused {
-                form: name.to_string(),
-                htmx: headers.contains_key("hx-request"),
-                ..Refused::default()
-            };
-            return refused(&state, &me, ctx, e, typed).await;
+            return refused(&state, &me, ctx, e, Refused::row(&name, &headers)).await;
         }
     };
     let approver = if user.can_approve { ", approver" } else { "" };
@@ -284,12 +291,7 @@ async fn reset_password(
     let changed = match changed {
         Ok(changed) => changed,
         Err(e) => {
-            let typed = Refused {
-                form: name.to_string(),
-                htmx: headers.contains_key("hx-request"),
-                ..Refused::default()
-            };
-            return refused(&state, &me, ctx, e, typed).await;
+            return refused(&state, &me, ctx, e, Refused::row(&name, &headers)).await;
         }
     };
     // An admin setting their own password keeps this session.

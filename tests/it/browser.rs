@@ -325,13 +325,7 @@ async fn a_dba_cancels_a_runaway_query_in_two_clicks() {
     fill_in(&browser, "input[name=confirm]", "1").await;
     click(&browser, "button[type=submit].danger").await;
     wait_for_text(&browser, ".flash.error", &format!("Type the pid ({pid})")).await;
-    let typed = browser
-        .find(Locator::Css("input[name=confirm]"))
-        .await
-        .unwrap()
-        .prop("value")
-        .await
-        .unwrap();
+    let typed = value_of(&browser, "input[name=confirm]").await;
     assert_eq!(typed.as_deref(), Some("1"), "the typed value is kept");
     click(&browser, "a[href^='/databases/shop/activity']").await;
     wait_for_text(&browser, &row, "pg_sleep(600)").await;
@@ -437,13 +431,7 @@ async fn a_dba_runs_vacuum_analyze_and_watches_it_finish() {
     fill_in(&browser, "input[name=confirm]", "order").await;
     click(&browser, "form.maint-form button[type=submit].primary").await;
     wait_for_text(&browser, "#maint-refused", "type \"orders\" to confirm").await;
-    let typed = browser
-        .find(Locator::Css("input[name=confirm]"))
-        .await
-        .unwrap()
-        .prop("value")
-        .await
-        .unwrap();
+    let typed = value_of(&browser, "input[name=confirm]").await;
     assert_eq!(typed.as_deref(), Some("order"));
     let still = browser
         .find(Locator::Css(
@@ -587,6 +575,17 @@ async fn sign_out(browser: &Client) {
         assert!(Instant::now() < deadline, "signing out never reached /login");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// What an input holds now (typed, or put back by the server).
+async fn value_of(browser: &Client, css: &str) -> Option<String> {
+    browser
+        .find(Locator::Css(css))
+        .await
+        .unwrap()
+        .prop("value")
+        .await
+        .unwrap()
 }
 
 async fn sign_in(browser: &Client, app: &TestApp, name: &str, next: &str) {
